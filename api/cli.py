@@ -1,7 +1,227 @@
-"""The `smartgate` command line: serve, migrate, keys, and the sub-commands of each area."""
+"""The `smartgate` command line: serve, migrate, keys, demo data, and the sub-commands of each area."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from typing import Annotated, NoReturn
+
 import typer
 
-app = typer.Typer(help="smartgate: the digital platform of a smart road border gate.", no_args_is_help=True)
+app = typer.Typer(
+    help="smartgate: the digital platform of a smart road border gate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data for the embedded platform.", no_args_is_help=True)
+declarations_app = typer.Typer(help="Declaration housekeeping.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(demo_app, name="demo")
+app.add_typer(declarations_app, name="declarations")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line error and exit non-zero."""
+    typer.echo(f"smartgate: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from services.kernel.settings import KernelSettings
+
+    try:
+        return KernelSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"invalid settings: {first['msg']}", 2)
+
+
+def _sessions(settings):  # type: ignore[no-untyped-def]
+    from services.kernel.database import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.resolved_database_url))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema of every service (Alembic)."""
+    from sqlalchemy.exc import OperationalError
+
+    from services.kernel.migrate import upgrade
+
+    settings = _settings()
+    try:
+        upgrade(settings.resolved_database_url)
+    except OperationalError as exc:
+        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 3)
+    typer.echo(f"database at head: {_redacted(settings.resolved_database_url)}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+) -> None:
+    """Run the platform (all services in one process) with uvicorn."""
+    import uvicorn
+
+    from api.app import configure_process, create_app
+    from services.kernel.migrate import current_heads
+
+    settings = _settings()
+    configure_process(settings)
+    url = settings.resolved_database_url
+    if not _is_migrated(url, current_heads(url)):
+        fail("the database is not migrated; run `smartgate migrate` first", 3)
+    typer.echo(f"smartgate on http://{host}:{port} (docs at /docs), database {_redacted(url)}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+def _is_migrated(url: str, heads: set[str]) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.kernel.database import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+    return heads <= rows
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="trader | officer | gate | engineer | admin")],
+    org: Annotated[str | None, typer.Option(help="Organisation name (trader keys; created if missing)")] = None,
+    label: Annotated[str, typer.Option(help="Free text to recognise the key")] = "",
+) -> None:
+    """Create an API key and print it (it is shown only this once)."""
+    from services.kernel.auth import Role, create_key, get_or_create_organisation
+    from services.kernel.database import unit_of_work
+
+    try:
+        the_role = Role(role)
+    except ValueError:
+        fail(f"unknown role '{role}'; choose one of: {', '.join(r.value for r in Role)}", 2)
+    if the_role is Role.trader and not org:
+        fail("a trader key needs --org NAME", 2)
+    if the_role is not Role.trader and org:
+        fail("only trader keys belong to an organisation; drop --org", 2)
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as session:
+        organisation = get_or_create_organisation(session, name=org) if org else None
+        row, clear = create_key(
+            session, secret_key=settings.secret_key, role=the_role, organisation=organisation, label=label
+        )
+        key_id = row.id
+    typer.echo(json.dumps({"key_id": key_id, "role": the_role.value, "organisation": org, "api_key": clear}))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id printed at creation")]) -> None:
+    """Revoke an API key by its id."""
+    from services.kernel.auth import revoke_key
+    from services.kernel.database import unit_of_work
+
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as session:
+        if not revoke_key(session, key_id=key_id):
+            fail(f"no active key with id '{key_id}'", 4)
+    typer.echo(f"revoked {key_id}")
+
+
+@demo_app.command("seed")
+def demo_seed() -> None:
+    """Create the demo organisation, a trader, an officer and a gate key (development only); print the keys."""
+    from services.kernel.auth import ApiKey, Role, create_key, get_or_create_organisation, hash_key
+    from services.kernel.database import unit_of_work
+
+    settings = _settings()
+    if settings.environment != "development":
+        fail("demo data is for development only", 2)
+    keys_file = settings.var_dir / "demo-keys.json"
+    saved: dict[str, str] = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    with unit_of_work(_sessions(settings)) as session:
+        orgs = {
+            "trader": get_or_create_organisation(session, name="Lao Cai Fruit Export JSC", tax_id="0100233488"),
+            "trader_b": get_or_create_organisation(session, name="Hekou Border Trading Co.", tax_id=None),
+        }
+        for name, role in (
+            ("trader", Role.trader),
+            ("trader_b", Role.trader),
+            ("officer", Role.officer),
+            ("gate", Role.gate),
+            ("admin", Role.admin),
+        ):
+            clear = saved.get(name)
+            if clear:
+                row = session.query(ApiKey).filter_by(key_hash=hash_key(settings.secret_key, clear)).one_or_none()
+                if row is not None and row.revoked_at is None:
+                    continue
+            _, saved[name] = create_key(
+                session,
+                secret_key=settings.secret_key,
+                role=role,
+                organisation=orgs.get(name),
+                label=f"demo {name}",
+            )
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text(json.dumps(saved, indent=2))
+    os.chmod(keys_file, 0o600)
+    env_file = settings.var_dir / "demo.env"
+    env_file.write_text("".join(f"export {name.upper()}_KEY={key}\n" for name, key in saved.items()))
+    typer.echo("demo API keys (also in var/demo.env; `source var/demo.env` to use them in a shell):")
+    for name, key in saved.items():
+        typer.echo(f"  {name:9s} {key}")
+
+
+@declarations_app.command("expire")
+def declarations_expire() -> None:
+    """Expire declarations not presented at the gate within the configured days (what the scheduler runs)."""
+    from services.declarations.service import expire_stale
+    from services.kernel.database import unit_of_work, utcnow
+
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as session:
+        expired = expire_stale(session, now=utcnow(), days=settings.declaration_expiry_days)
+    typer.echo(json.dumps({"expired": expired}))
+
+
+def main() -> None:
+    """Entry point that turns stray exceptions into a one-line error."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _mount_optional() -> None:
+    """Mount the library CLIs that are installed (each keeps its heavy imports inside its commands)."""
+    for module, name in (("simulator.cli", "sim"), ("ocr.cli", "ocr"), ("ledger.cli", "ledger")):
+        try:
+            sub = __import__(module, fromlist=["app"]).app
+        except ImportError:
+            continue
+        app.add_typer(sub, name=name)
+
+
+_mount_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

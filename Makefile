@@ -1,0 +1,65 @@
+# smartgate — one command surface: make run | test | lint | bench | loadtest | sim
+# Works on a fresh Debian/Ubuntu machine with Python 3.11+: every target sets up what it needs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS ?= ledger,ocr,sim,distributed,dev
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export SMARTGATE_VAR_DIR ?= var
+
+.PHONY: help setup system-deps run test lint format bench loadtest sim migrate clean
+
+help:
+	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
+	@echo "make test      set up, lint, and run the whole test suite (PostgreSQL too when SMARTGATE_TEST_DATABASE_URL is set)"
+	@echo "make lint      ruff format --check, ruff check, mypy on the libraries"
+	@echo "make bench     run the benchmarks under benchmarks/"
+	@echo "make loadtest  a bounded locust run against a local platform"
+	@echo "make sim       run the baseline gate scenario"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "smartgate needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+setup: system-deps $(STAMP)
+
+migrate: setup
+	$(BIN)/smartgate migrate
+
+run: setup
+	$(BIN)/smartgate migrate
+	$(BIN)/smartgate demo seed
+	$(BIN)/smartgate serve --host $(HOST) --port $(PORT)
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy ledger ocr simulator
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+loadtest: setup
+	$(BIN)/python loadtests/run.py
+
+sim: setup
+	$(BIN)/smartgate sim run simulator/scenarios/baseline-2025.yaml --replications 10 --days 1 --out out/baseline-2025
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache out

@@ -1,0 +1,119 @@
+"""The embedded platform: every service and the gateway concerns in one FastAPI process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from services.declarations import service as declarations_service
+from services.declarations.endpoints import router as declarations_router
+from services.kernel.database import unit_of_work, utcnow
+from services.kernel.errors import install_error_handlers, problem
+from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
+from services.kernel.runtime import Runtime
+from services.kernel.settings import KernelSettings, get_settings
+
+logger = logging.getLogger("smartgate.app")
+
+DESCRIPTION = """
+smartgate is the digital platform of the Kim Thành (Lào Cai, VN) ↔ Bắc Sơn (Hà Khẩu, CN) road border gate.
+
+Authenticate with `Authorization: Bearer <api key>` (`smartgate keys create --role trader --org NAME`).
+Every error is RFC 9457 `application/problem+json`; every response carries `X-Request-ID`.
+"""
+
+
+class ExpiryScheduler:
+    """Expires declarations whose goods never reached the gate, periodically, in the background."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> list[str]:
+        """One pass; returns the expired ids."""
+        with unit_of_work(self.runtime.sessions) as session:
+            expired = declarations_service.expire_stale(
+                session, now=utcnow(), days=self.runtime.settings.declaration_expiry_days
+            )
+        if expired:
+            self.runtime.relay.notify()
+            logger.info("declarations expired", extra={"count": len(expired)})
+        return expired
+
+    def start(self) -> None:
+        """Run every `expiry_check_seconds` until stop()."""
+        self._thread = threading.Thread(target=self._loop, name="expiry", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.runtime.settings.expiry_check_seconds):
+            try:
+                self.run_once()
+            except Exception:
+                logger.exception("expiry pass failed")
+
+
+def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the one-process app; background workers start with the app's lifespan."""
+    settings = settings or get_settings()
+    runtime = runtime or Runtime.build(settings)
+    scheduler = ExpiryScheduler(runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.relay.start()
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
+            runtime.relay.stop()
+
+    app = FastAPI(
+        title="smartgate",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.expiry = scheduler
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", tags=["health"], summary="Process is up")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Ready to serve", responses={503: {"description": "not ready"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported, not raised
+            return problem(503, "Not ready", f"database unreachable: {type(exc).__name__}")
+        return JSONResponse({"status": "ready", "database": runtime.engine.dialect.name})
+
+    app.include_router(declarations_router)
+    return app
+
+
+def configure_process(settings: KernelSettings) -> None:
+    """Process-wide set-up done once by `smartgate serve` (not at import time)."""
+    configure_logging(settings.log_level, json_logs=settings.log_json)

@@ -1,0 +1,227 @@
+"""HTTP endpoints of the declarations service: parse, authorise, delegate to service.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from services.declarations import repository, service
+from services.declarations.models import Declaration as DeclarationRow
+from services.declarations.schemas import (
+    EXAMPLE,
+    CancelIn,
+    Declaration,
+    DeclarationIn,
+    DeclarationPage,
+    History,
+    Kind,
+    ListStatus,
+    Transition,
+    VersionOut,
+)
+from services.kernel.auth import Role
+from services.kernel.deps import CurrentPrincipal, CurrentTrader, SessionDep
+from services.kernel.errors import PreconditionFailed, Unprocessable
+from services.kernel.idempotency import (
+    IdempotencyRecord,
+    find_record,
+    replay_or_conflict,
+    request_fingerprint,
+    validate_key,
+)
+from services.kernel.outbox import canonical_sha256
+from services.kernel.schemas import Problem
+
+router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (401, 403, 404, 409, 422)
+}
+
+
+def to_json(decl: DeclarationRow) -> dict[str, Any]:
+    """The API view of a stored declaration (shape: the `Declaration` schema; the body is returned as stored)."""
+    return {
+        "id": decl.id,
+        "number": decl.number,
+        "status": decl.status,
+        "kind": decl.kind,
+        "border_gate": decl.border_gate,
+        "organisation_id": decl.organisation_id,
+        "version": decl.version,
+        "etag": service.etag(decl),
+        "body_sha256": decl.body_sha256,
+        "body": decl.body,
+        "created_at": decl.created_at.isoformat(),
+        "updated_at": decl.updated_at.isoformat(),
+        "submitted_at": decl.submitted_at.isoformat() if decl.submitted_at else None,
+        "allowed_actions": service.allowed_actions(decl.status),
+    }
+
+
+def _respond(decl: DeclarationRow, status_code: int = 200, **headers: str) -> JSONResponse:
+    return JSONResponse(to_json(decl), status_code=status_code, headers={"ETag": service.etag(decl), **headers})
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Declaration,
+    responses={**PROBLEMS, 400: {"model": Problem}, 413: {"model": Problem}},
+    summary="File a declaration",
+)
+def create_declaration(
+    session: SessionDep,
+    principal: CurrentTrader,
+    body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": EXAMPLE}})],
+    idempotency_key: Annotated[str | None, Header(description="Unique per intended declaration")] = None,
+    submit: Annotated[bool, Query(description="Submit at once instead of keeping a draft")] = False,
+) -> JSONResponse:
+    """File a declaration as a draft (or submit it with `?submit=true`). Requires `Idempotency-Key`: a retry with
+    the same key and body returns the first response; the same key with another body is 422."""
+    key = validate_key(idempotency_key)
+    scope = principal.organisation_id or principal.key_id
+    fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", canonical_sha256(
+        body.model_dump(mode="json")).encode())  # fmt: skip
+    existing = find_record(session, scope=scope, key=key)
+    if existing is not None:
+        return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
+    # Claim the key first: a concurrent duplicate blocks here (PostgreSQL) or queued before us (SQLite).
+    record = IdempotencyRecord(
+        scope=scope, key=key, request_sha256=fingerprint, status_code=0, response_body={}, location=None
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = find_record(session, scope=scope, key=key)
+        if existing is None:
+            raise
+        return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
+    decl = service.create(session, principal=principal, body=body, submit=submit)
+    location = f"/api/v1/declarations/{decl.id}"
+    response = _respond(decl, 201, Location=location)
+    record.status_code = 201
+    record.response_body = to_json(decl)
+    record.location = location
+    return response
+
+
+def _replay(record: IdempotencyRecord) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"}
+    if record.location:
+        headers["Location"] = record.location
+    if etag := record.response_body.get("etag"):
+        headers["ETag"] = etag
+    return JSONResponse(record.response_body, status_code=record.status_code, headers=headers)
+
+
+@router.get("", response_model=DeclarationPage, responses=PROBLEMS, summary="List declarations")
+def list_declarations(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: ListStatus | None = None,
+    kind: Kind | None = None,
+    gate: Annotated[str | None, Query(max_length=12)] = None,
+    created_from: dt.datetime | None = None,
+    created_to: dt.datetime | None = None,
+    hs_prefix: Annotated[str | None, Query(pattern=r"^\d{1,8}$")] = None,
+    container: Annotated[str | None, Query(max_length=13)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSONResponse:
+    """Declarations newest first; traders see their organisation's, officers all. Paginate with `cursor`."""
+    if principal.role is not Role.trader:
+        principal.require(Role.officer, Role.admin)
+    for name, value in (("created_from", created_from), ("created_to", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise Unprocessable(f"{name} must carry a UTC offset", errors=[{"pointer": "", "in": "query",
+                                "code": "datetime.timezone", "detail": name}])  # fmt: skip
+    filt = repository.ListFilter(
+        organisation_id=principal.organisation_id if principal.role is Role.trader else None,
+        status=status,
+        kind=kind.value if kind else None,
+        border_gate=gate,
+        created_from=created_from,
+        created_to=created_to,
+        hs_prefix=hs_prefix,
+        container=container.replace(" ", "").upper() if container else None,
+    )
+    rows = repository.list_page(session, filt, limit=limit, cursor=cursor)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONResponse(
+        {
+            "items": [to_json(d) for d in rows],
+            "next_cursor": repository.encode_cursor(rows[-1]) if more and rows else None,
+        }
+    )
+
+
+@router.get("/{declaration_id}", response_model=Declaration, responses=PROBLEMS, summary="Get a declaration")
+def get_declaration(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
+    """One declaration with its `ETag` (needed to amend it)."""
+    return _respond(service.get_visible(session, principal=principal, declaration_id=declaration_id))
+
+
+@router.get("/{declaration_id}/history", response_model=History, responses=PROBLEMS, summary="History")
+def get_history(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> History:
+    """Every state change (with actor and time) and every body version."""
+    decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    return History(
+        id=decl.id,
+        number=decl.number,
+        transitions=[Transition.model_validate(t) for t in repository.transitions(session, decl.id)],
+        versions=[VersionOut.model_validate(v) for v in repository.versions(session, decl.id)],
+    )
+
+
+@router.post("/{declaration_id}/submit", response_model=Declaration, responses=PROBLEMS, summary="Submit a draft")
+def submit_declaration(
+    declaration_id: str,
+    session: SessionDep,
+    principal: CurrentTrader,
+    _body: Annotated[dict[str, Any] | None, Body(openapi_examples={"empty": {"value": {}}})] = None,
+) -> JSONResponse:
+    """Register a draft with customs: it gets its registration number (e.g. `KT-2026-000123`)."""
+    return _respond(service.submit(session, principal=principal, declaration_id=declaration_id))
+
+
+@router.post(
+    "/{declaration_id}/amend",
+    response_model=Declaration,
+    responses={**PROBLEMS, 412: {"model": Problem}, 428: {"model": Problem}},
+    summary="Amend (replace the body)",
+)
+def amend_declaration(
+    declaration_id: str,
+    session: SessionDep,
+    principal: CurrentTrader,
+    body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": EXAMPLE}})],
+    if_match: Annotated[str | None, Header(description="The ETag you last read")] = None,
+) -> JSONResponse:
+    """Replace the body with a new version (the old one is kept). `If-Match` is required; a stale one is 412."""
+    try:
+        decl = service.amend(session, principal=principal, declaration_id=declaration_id, body=body, if_match=if_match)
+    except StaleDataError as exc:
+        session.rollback()
+        raise PreconditionFailed("the declaration changed while you amended it; fetch it again") from exc
+    return _respond(decl)
+
+
+@router.post("/{declaration_id}/cancel", response_model=Declaration, responses=PROBLEMS, summary="Cancel a declaration")
+def cancel_declaration(
+    declaration_id: str,
+    body: CancelIn,
+    session: SessionDep,
+    principal: CurrentTrader,
+    response: Response,
+) -> JSONResponse:
+    """Cancel with a reason; not possible once the goods are released."""
+    return _respond(service.cancel(session, principal=principal, declaration_id=declaration_id, reason=body.reason))

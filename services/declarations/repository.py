@@ -1,0 +1,150 @@
+"""Queries of the declarations service (business rules live in service.py)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Select, delete, exists, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.declarations.models import (
+    Declaration,
+    DeclarationContainer,
+    DeclarationHsCode,
+    DeclarationSequence,
+    DeclarationTransition,
+    DeclarationVersion,
+)
+from services.kernel.errors import Unprocessable
+
+
+@dataclass(slots=True)
+class ListFilter:
+    """What a list request asks for."""
+
+    organisation_id: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    border_gate: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    hs_prefix: str | None = None
+    container: str | None = None
+
+
+def get(session: Session, declaration_id: str, *, organisation_id: str | None = None) -> Declaration | None:
+    """A declaration by id, optionally only if it belongs to `organisation_id`."""
+    stmt = select(Declaration).where(Declaration.id == declaration_id)
+    if organisation_id is not None:
+        stmt = stmt.where(Declaration.organisation_id == organisation_id)
+    return session.scalar(stmt)
+
+
+def encode_cursor(decl: Declaration) -> str:
+    """An opaque cursor pointing after `decl` in newest-first order."""
+    raw = json.dumps([decl.created_at.isoformat(), decl.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """Parse a cursor, or 422 if it was not made by us."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, decl_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return dt.datetime.fromisoformat(created), str(decl_id)
+    except (ValueError, TypeError) as exc:
+        raise Unprocessable("invalid cursor; pass back the next_cursor of a previous page") from exc
+
+
+def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | None) -> list[Declaration]:
+    """Up to `limit` + 1 declarations, newest first (the extra one tells whether another page exists)."""
+    stmt: Select[tuple[Declaration]] = select(Declaration)
+    if filt.organisation_id is not None:
+        stmt = stmt.where(Declaration.organisation_id == filt.organisation_id)
+    if filt.status:
+        stmt = stmt.where(Declaration.status == filt.status)
+    if filt.kind:
+        stmt = stmt.where(Declaration.kind == filt.kind)
+    if filt.border_gate:
+        stmt = stmt.where(Declaration.border_gate == filt.border_gate)
+    if filt.created_from:
+        stmt = stmt.where(Declaration.created_at >= filt.created_from)
+    if filt.created_to:
+        stmt = stmt.where(Declaration.created_at < filt.created_to)
+    if filt.hs_prefix:
+        stmt = stmt.where(
+            exists().where(
+                DeclarationHsCode.declaration_id == Declaration.id,
+                DeclarationHsCode.hs_code.startswith(filt.hs_prefix, autoescape=True),
+            )
+        )
+    if filt.container:
+        stmt = stmt.where(
+            exists().where(
+                DeclarationContainer.declaration_id == Declaration.id,
+                DeclarationContainer.number == filt.container,
+            )
+        )
+    if cursor:
+        created, decl_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Declaration.created_at, Declaration.id) < tuple_(created, decl_id))
+    stmt = stmt.order_by(Declaration.created_at.desc(), Declaration.id.desc()).limit(limit + 1)
+    return list(session.scalars(stmt))
+
+
+def replace_lookups(session: Session, decl: Declaration, *, containers: list[str], hs_codes: list[str]) -> None:
+    """Point the container and HS lookups at the current body."""
+    session.execute(delete(DeclarationContainer).where(DeclarationContainer.declaration_id == decl.id))
+    session.execute(delete(DeclarationHsCode).where(DeclarationHsCode.declaration_id == decl.id))
+    session.add_all(DeclarationContainer(declaration_id=decl.id, number=n) for n in sorted(set(containers)))
+    session.add_all(DeclarationHsCode(declaration_id=decl.id, hs_code=h) for h in sorted(set(hs_codes)))
+
+
+def next_number(session: Session, *, prefix: str, year: int) -> int:
+    """Atomically take the next registration number for (prefix, year)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(DeclarationSequence)
+        .values(prefix=prefix, year=year, last_value=1)
+        .on_conflict_do_update(
+            index_elements=["prefix", "year"], set_={"last_value": DeclarationSequence.last_value + 1}
+        )
+        .returning(DeclarationSequence.last_value)
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def transitions(session: Session, declaration_id: str) -> list[DeclarationTransition]:
+    """State changes, oldest first."""
+    return list(
+        session.scalars(
+            select(DeclarationTransition)
+            .where(DeclarationTransition.declaration_id == declaration_id)
+            .order_by(DeclarationTransition.id)
+        )
+    )
+
+
+def versions(session: Session, declaration_id: str) -> list[DeclarationVersion]:
+    """Body versions, oldest first."""
+    return list(
+        session.scalars(
+            select(DeclarationVersion)
+            .where(DeclarationVersion.declaration_id == declaration_id)
+            .order_by(DeclarationVersion.version)
+        )
+    )
+
+
+def stale(session: Session, *, statuses: tuple[str, ...], submitted_before: dt.datetime) -> list[Declaration]:
+    """Declarations in `statuses` registered before the cut-off (candidates for expiry)."""
+    return list(
+        session.scalars(
+            select(Declaration).where(Declaration.status.in_(statuses), Declaration.submitted_at < submitted_before)
+        )
+    )

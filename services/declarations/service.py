@@ -1,0 +1,271 @@
+"""The declaration lifecycle: create, submit, amend, cancel, and the system transitions other services drive."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.declarations import repository
+from services.declarations.events import VERBS
+from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
+from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
+from services.declarations.schemas import DeclarationIn, Status
+from services.kernel.auth import Principal, Role
+from services.kernel.database import utcnow
+from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
+from services.kernel.outbox import canonical_sha256, record_event
+
+# (state, action) -> next state. Actions a trader may take, and those the platform takes.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (Status.draft, "submit"): Status.submitted,
+    (Status.draft, "amend"): Status.draft,
+    (Status.draft, "cancel"): Status.cancelled,
+    (Status.submitted, "amend"): Status.submitted,
+    (Status.submitted, "cancel"): Status.cancelled,
+    (Status.submitted, "clear"): Status.cleared,
+    (Status.submitted, "expire"): Status.expired,
+    (Status.cleared, "cancel"): Status.cancelled,
+    (Status.cleared, "release"): Status.released,
+    (Status.cleared, "expire"): Status.expired,
+    (Status.released, "exit"): Status.exited,
+}
+TRADER_ACTIONS = ("submit", "amend", "cancel")
+EXPIRABLE = (Status.submitted.value, Status.cleared.value)
+
+# Registration-number prefixes by border gate (VNACCS numbers are per customs branch).
+GATE_PREFIXES = {"KIMTHANH": "KT"}
+
+
+def allowed_actions(status: str, *, trader_only: bool = True) -> list[str]:
+    """The actions possible from `status` (by default only those a trader may take)."""
+    actions = [a for (s, a) in TRANSITIONS if s == status]
+    return [a for a in actions if a in TRADER_ACTIONS] if trader_only else actions
+
+
+def etag(decl: Declaration) -> str:
+    """Strong ETag of the declaration's current state."""
+    return f'"{decl.row_version}-{decl.body_sha256[:12]}"'
+
+
+def _body_document(body: DeclarationIn) -> dict[str, Any]:
+    return body.model_dump(mode="json")
+
+
+def _record(
+    session: Session,
+    decl: Declaration,
+    *,
+    action: str,
+    from_status: str | None,
+    actor: str,
+    reason: str | None,
+) -> None:
+    now = utcnow()
+    session.add(
+        DeclarationTransition(
+            declaration_id=decl.id,
+            action=action,
+            from_status=from_status,
+            to_status=decl.status,
+            actor=actor,
+            reason=reason,
+            version=decl.version,
+            at=now,
+        )
+    )
+    record_event(
+        session,
+        type=VERBS[action],
+        subject=decl.id,
+        payload={
+            "declaration_id": decl.id,
+            "number": decl.number,
+            "organisation_id": decl.organisation_id,
+            "status": decl.status,
+            "version": decl.version,
+            "body_sha256": decl.body_sha256,
+            "actor": actor,
+            "reason": reason,
+            "at": now.isoformat(),
+        },
+    )
+
+
+def _require_trader_of(principal: Principal) -> str:
+    principal.require(Role.trader)
+    if principal.organisation_id is None:
+        raise Forbidden("this trader key is not bound to an organisation")
+    return principal.organisation_id
+
+
+def create(session: Session, *, principal: Principal, body: DeclarationIn, submit: bool = False) -> Declaration:
+    """File a new declaration as a draft (and submit it at once if asked)."""
+    organisation_id = _require_trader_of(principal)
+    document = _body_document(body)
+    now = utcnow()
+    decl = Declaration(
+        organisation_id=organisation_id,
+        status=Status.draft.value,
+        kind=body.kind.value,
+        border_gate=body.border_gate,
+        version=1,
+        body=document,
+        body_sha256=canonical_sha256(document),
+        created_by=principal.actor,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(decl)
+    session.flush()
+    session.add(
+        DeclarationVersion(
+            declaration_id=decl.id,
+            version=1,
+            body=document,
+            body_sha256=decl.body_sha256,
+            actor=principal.actor,
+        )
+    )
+    repository.replace_lookups(
+        session,
+        decl,
+        containers=[c.number for c in body.containers],
+        hs_codes=[i.hs_code for i in body.items],
+    )
+    _record(session, decl, action="create", from_status=None, actor=principal.actor, reason=None)
+    if submit:
+        _submit(session, decl, actor=principal.actor)
+    return decl
+
+
+def get_visible(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
+    """A declaration the caller may see: traders only their organisation's; officers and admins all."""
+    if principal.role is Role.trader:
+        decl = repository.get(session, declaration_id, organisation_id=principal.organisation_id or "")
+    else:
+        principal.require(Role.officer, Role.admin)
+        decl = repository.get(session, declaration_id)
+    if decl is None:
+        raise DeclarationNotFound(declaration_id)
+    return decl
+
+
+def _owned(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
+    organisation_id = _require_trader_of(principal)
+    decl = repository.get(session, declaration_id, organisation_id=organisation_id)
+    if decl is None:
+        raise DeclarationNotFound(declaration_id)
+    return decl
+
+
+def _check(decl: Declaration, action: str, *, trader_only: bool = True) -> str:
+    target = TRANSITIONS.get((decl.status, action))
+    if target is None:
+        raise IllegalTransition(
+            action=action, status=decl.status, allowed=allowed_actions(decl.status, trader_only=trader_only)
+        )
+    return target
+
+
+def _submit(session: Session, decl: Declaration, *, actor: str) -> None:
+    from_status = decl.status
+    decl.status = _check(decl, "submit")
+    now = utcnow()
+    if decl.number is None:
+        prefix = GATE_PREFIXES.get(decl.border_gate, decl.border_gate[:2])
+        seq = repository.next_number(session, prefix=prefix, year=now.year)
+        decl.number = f"{prefix}-{now.year}-{seq:06d}"
+    decl.submitted_at = now
+    decl.updated_at = now
+    session.flush()
+    _record(session, decl, action="submit", from_status=from_status, actor=actor, reason=None)
+
+
+def submit(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
+    """Register a draft: it gets its number and goes to customs."""
+    decl = _owned(session, principal=principal, declaration_id=declaration_id)
+    _submit(session, decl, actor=principal.actor)
+    return decl
+
+
+def amend(
+    session: Session, *, principal: Principal, declaration_id: str, body: DeclarationIn, if_match: str | None
+) -> Declaration:
+    """Replace the body with a new version; the caller must prove it saw the current one (If-Match)."""
+    decl = _owned(session, principal=principal, declaration_id=declaration_id)
+    if not if_match:
+        raise PreconditionRequired("amend requires If-Match with the ETag of the version you are replacing")
+    if if_match.strip() != etag(decl):
+        raise PreconditionFailed(
+            "the declaration changed since you read it; fetch it again and re-apply your amendment",
+            current_etag=etag(decl),
+        )
+    _check(decl, "amend")
+    document = _body_document(body)
+    decl.version += 1
+    decl.body = document
+    decl.body_sha256 = canonical_sha256(document)
+    decl.kind = body.kind.value
+    decl.border_gate = body.border_gate
+    decl.updated_at = utcnow()
+    session.add(
+        DeclarationVersion(
+            declaration_id=decl.id,
+            version=decl.version,
+            body=document,
+            body_sha256=decl.body_sha256,
+            actor=principal.actor,
+        )
+    )
+    repository.replace_lookups(
+        session,
+        decl,
+        containers=[c.number for c in body.containers],
+        hs_codes=[i.hs_code for i in body.items],
+    )
+    # The UPDATE carries "WHERE row_version = <read value>": of two racing amends, one finds no row.
+    session.flush()
+    _record(session, decl, action="amend", from_status=decl.status, actor=principal.actor, reason=None)
+    return decl
+
+
+def cancel(session: Session, *, principal: Principal, declaration_id: str, reason: str) -> Declaration:
+    """Cancel (invalidate) a declaration on the trader's request; never after release (UCC Art. 174)."""
+    decl = _owned(session, principal=principal, declaration_id=declaration_id)
+    return transition(session, decl=decl, action="cancel", actor=principal.actor, reason=reason, trader_only=True)
+
+
+def transition(
+    session: Session,
+    *,
+    decl: Declaration,
+    action: str,
+    actor: str,
+    reason: str | None = None,
+    trader_only: bool = False,
+) -> Declaration:
+    """Apply a state change and record it with its event (used by other workflows: clear, release, exit...)."""
+    from_status = decl.status
+    decl.status = _check(decl, action, trader_only=trader_only)
+    decl.updated_at = utcnow()
+    session.flush()
+    _record(session, decl, action=action, from_status=from_status, actor=actor, reason=reason)
+    return decl
+
+
+def expire_stale(session: Session, *, now: dt.datetime, days: int) -> list[str]:
+    """Expire declarations registered more than `days` ago whose goods never reached the gate."""
+    cut_off = now - dt.timedelta(days=days)
+    expired = []
+    for decl in repository.stale(session, statuses=EXPIRABLE, submitted_before=cut_off):
+        transition(
+            session,
+            decl=decl,
+            action="expire",
+            actor="system:expiry",
+            reason=f"goods not presented at the gate within {days} days of registration",
+        )
+        expired.append(decl.id)
+    return expired

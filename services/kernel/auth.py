@@ -1,0 +1,140 @@
+"""API keys and roles: keys are random, shown once, stored as an HMAC; a trader key is bound to one organisation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from services.kernel.database import Base, UTCDateTime, new_id, utcnow
+from services.kernel.errors import Forbidden, Unauthorized
+
+KEY_PREFIX = "sg_"
+
+
+class Role(enum.StrEnum):
+    """What a key may do."""
+
+    trader = "trader"
+    officer = "officer"
+    gate = "gate"
+    engineer = "engineer"
+    admin = "admin"
+
+
+class Organisation(Base):
+    """A trading firm or broker that files declarations."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tax_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key; only its HMAC is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key id, its role and (for traders) the organisation."""
+
+    key_id: str
+    role: Role
+    organisation_id: str | None
+    label: str = ""
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in history and events."""
+        return f"{self.role.value}:{self.key_id}"
+
+    def require(self, *roles: Role) -> Principal:
+        """Raise 403 unless the caller has one of `roles`."""
+        if self.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"role '{self.role.value}' may not do this; requires one of: {allowed}")
+        return self
+
+
+def hash_key(secret_key: str, api_key: str) -> str:
+    """HMAC-SHA256 of a key under the deployment secret: a stolen table alone can't be replayed."""
+    return hmac.new(secret_key.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+
+
+def get_or_create_organisation(session: Session, *, name: str, tax_id: str | None = None) -> Organisation:
+    """The organisation called `name`, created if it does not exist."""
+    org = session.scalar(select(Organisation).where(Organisation.name == name))
+    if org is None:
+        org = Organisation(name=name, tax_id=tax_id)
+        session.add(org)
+        session.flush()
+    return org
+
+
+def create_key(
+    session: Session,
+    *,
+    secret_key: str,
+    role: Role,
+    organisation: Organisation | None = None,
+    label: str = "",
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its clear text (shown once, never stored)."""
+    if role is Role.trader and organisation is None:
+        raise ValueError("a trader key must belong to an organisation (--org)")
+    if role is not Role.trader and organisation is not None:
+        raise ValueError("only trader keys belong to an organisation")
+    key_id = secrets.token_hex(6)
+    clear = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        id=key_id,
+        key_hash=hash_key(secret_key, clear),
+        role=role.value,
+        organisation_id=organisation.id if organisation else None,
+        label=label,
+    )
+    session.add(row)
+    session.flush()
+    return row, clear
+
+
+def revoke_key(session: Session, *, key_id: str) -> bool:
+    """Revoke a key by id; False if there is no such active key."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    return True
+
+
+def authenticate(session: Session, *, secret_key: str, authorization: str | None) -> Principal:
+    """The principal behind an `Authorization: Bearer` header, or 401."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header (expected 'Bearer <api key>')")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX):
+        raise Unauthorized("invalid Authorization header (expected 'Bearer <api key>')")
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret_key, token)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("unknown or revoked API key")
+    return Principal(key_id=row.id, role=Role(row.role), organisation_id=row.organisation_id, label=row.label)

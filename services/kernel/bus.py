@@ -1,0 +1,140 @@
+"""The event bus interface, its in-process implementation, the outbox relay and the idempotent-consumer helper."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.kernel.database import unit_of_work
+from services.kernel.outbox import Event, ProcessedEvent, as_event, mark_published, pending_events
+
+logger = logging.getLogger("smartgate.bus")
+
+Handler = Callable[[Event], None]
+
+
+class EventBus(Protocol):
+    """Where the relay publishes; the NATS JetStream bus implements the same two methods."""
+
+    def publish(self, event: Event) -> None:
+        """Deliver one event (raise to have it retried)."""
+
+    def subscribe(self, pattern: str, handler: Handler, *, name: str) -> None:
+        """Call `handler` for every event whose type matches the glob `pattern`."""
+
+
+class InProcessBus:
+    """Delivers events synchronously to subscribers in this process (the embedded default)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[tuple[str, str, Handler]] = []
+
+    def subscribe(self, pattern: str, handler: Handler, *, name: str) -> None:
+        """Register a handler for event types matching `pattern` (e.g. 'declaration.*' or '*')."""
+        self._subscribers.append((pattern, name, handler))
+
+    def publish(self, event: Event) -> None:
+        """Call every matching handler; the first failure propagates so the relay retries the event."""
+        for pattern, _name, handler in self._subscribers:
+            if fnmatch.fnmatchcase(event.type, pattern):
+                handler(event)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the bus, in order, at least once."""
+
+    def __init__(self, factory: sessionmaker[Session], bus: EventBus, *, interval_seconds: float = 0.2) -> None:
+        self.factory = factory
+        self.bus = bus
+        self.interval = interval_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run_once(self, *, limit: int = 500) -> int:
+        """Publish pending events; stop at the first failure so order is kept. Returns how many were published."""
+        with self._lock, unit_of_work(self.factory) as session:
+            rows = pending_events(session, limit=limit)
+            done: list[int] = []
+            for row in rows:
+                try:
+                    self.bus.publish(as_event(row))
+                except Exception:
+                    logger.exception("event delivery failed; will retry", extra={"event_id": row.id})
+                    break
+                done.append(row.seq)
+            mark_published(session, done)
+            return len(done)
+
+    def drain(self) -> int:
+        """Publish until nothing is pending (tests and shutdown)."""
+        total = 0
+        while (n := self.run_once()) > 0:
+            total += n
+        return total
+
+    def notify(self) -> None:
+        """Wake the relay now rather than at the next tick (called after a commit that wrote events)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in a background thread until stop()."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread after publishing what is pending."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                while self.run_once() > 0 and not self._stop.is_set():
+                    pass
+            except Exception:
+                logger.exception("outbox relay pass failed")
+        try:
+            self.drain()
+        except Exception:
+            logger.exception("outbox relay final drain failed")
+
+
+def idempotent(factory: sessionmaker[Session], consumer: str, handle: Callable[[Session, Event], None]) -> Handler:
+    """Wrap `handle(session, event)` so each event changes state at most once for `consumer`.
+
+    The dedupe row and the handler's writes commit together, so a crash between them cannot
+    lose an effect or apply it twice.
+    """
+
+    def handler(event: Event) -> None:
+        try:
+            with unit_of_work(factory) as session:
+                if session.get(ProcessedEvent, (consumer, event.id)) is not None:
+                    return
+                session.add(ProcessedEvent(consumer=consumer, event_id=event.id))
+                session.flush()
+                handle(session, event)
+        except IntegrityError:
+            # Either a concurrent delivery of the same event won the race (its effect stands),
+            # or the handler itself broke a constraint, which must surface.
+            with unit_of_work(factory) as session:
+                if session.get(ProcessedEvent, (consumer, event.id)) is None:
+                    raise
+            logger.info("duplicate delivery ignored", extra={"consumer": consumer, "event_id": event.id})
+
+    return handler

@@ -1,0 +1,177 @@
+"""One error base rendered as RFC 9457 problem+json, and the handlers that render every error that way."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("smartgate.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """An expected failure with an HTTP status, a short title and a human-readable detail."""
+
+    status: int = 400
+    title: str = "Bad request"
+    type_slug: str = "bad-request"
+
+    def __init__(self, detail: str = "", *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class NotFound(AppError):
+    status, title, type_slug = 404, "Not found", "not-found"
+
+
+class Unauthorized(AppError):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required", **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="smartgate"'}, **extra)
+
+
+class Forbidden(AppError):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class Conflict(AppError):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailed(AppError):
+    status, title, type_slug = 412, "Precondition failed", "precondition-failed"
+
+
+class PreconditionRequired(AppError):
+    status, title, type_slug = 428, "Precondition required", "precondition-required"
+
+
+class Unprocessable(AppError):
+    status, title, type_slug = 422, "Unprocessable content", "validation"
+
+
+class PayloadTooLarge(AppError):
+    status, title, type_slug = 413, "Content too large", "too-large"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_slug: str = "about:blank",
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": type_slug if type_slug == "about:blank" else f"https://smartgate.example/problems/{type_slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
+    """Turn a pydantic error location into an RFC 6901 JSON Pointer (dropping the 'body' prefix)."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts) if parts else ""
+
+
+_PYDANTIC_CODES = {
+    "missing": "required",
+    "extra_forbidden": "unknown_field",
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+    "too_short": "too_few_items",
+    "too_long": "too_many_items",
+    "json_invalid": "json.invalid",
+    "model_attributes_type": "type.object",
+    "dict_type": "type.object",
+    "list_type": "type.array",
+}
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors as `{pointer, code, detail}` items with stable codes."""
+    out = []
+    for err in errors:
+        kind = str(err.get("type", "invalid"))
+        code = _PYDANTIC_CODES.get(kind, kind)
+        where = err.get("loc", ())
+        section = where[0] if where else "body"
+        item = {"pointer": pointer(where), "code": code, "detail": str(err.get("msg", "invalid"))}
+        if section != "body":
+            item["in"] = section
+        out.append(item)
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error — ours, the framework's and unexpected ones — as problem+json."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_slug=exc.type_slug,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(list(exc.errors()))
+        return problem(
+            422,
+            "Validation failed",
+            f"{len(errors)} problem(s) in the request",
+            type_slug="validation",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return problem(
+            exc.status_code,
+            titles.get(exc.status_code, "HTTP error"),
+            detail,
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex
+        logger.exception("unhandled error", extra={"error_id": error_id})
+        return problem(
+            500,
+            "Internal server error",
+            "An unexpected error occurred; quote the error id when reporting it.",
+            instance=request.url.path,
+            error_id=error_id,
+        )

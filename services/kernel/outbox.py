@@ -1,0 +1,116 @@
+"""Transactional outbox: events are rows written in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from services.kernel.database import Base, UTCDateTime, new_id, utcnow
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxEvent(Base):
+    """An event waiting to be (or already) published to the bus."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_unpublished", "published_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ProcessedEvent(Base):
+    """Which consumer has already handled which event: the dedupe that makes at-least-once safe."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A domain event as it travels on the bus."""
+
+    id: str
+    type: str
+    subject: str
+    payload: dict[str, Any]
+    occurred_at: dt.datetime
+    seq: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (used by the NATS bus and by tests)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "subject": self.subject,
+            "payload": self.payload,
+            "occurred_at": self.occurred_at.isoformat(),
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        """Parse the wire form."""
+        return cls(
+            id=data["id"],
+            type=data["type"],
+            subject=data["subject"],
+            payload=data["payload"],
+            occurred_at=dt.datetime.fromisoformat(data["occurred_at"]),
+            seq=int(data.get("seq", 0)),
+        )
+
+
+def canonical_sha256(document: Any) -> str:
+    """SHA-256 of the RFC 8785 canonical JSON of `document` (hex)."""
+    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+
+
+def record_event(session: Session, *, type: str, subject: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add an event to the current transaction; it is published only if the transaction commits."""
+    row = OutboxEvent(id=new_id(), type=type, subject=subject, payload=payload, occurred_at=utcnow())
+    session.add(row)
+    return row
+
+
+def pending_events(session: Session, *, limit: int = 500) -> list[OutboxEvent]:
+    """Unpublished events, oldest first; on PostgreSQL locked so that two relays never take the same rows."""
+    stmt = select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.seq).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def mark_published(session: Session, seqs: list[int]) -> None:
+    """Record that these events reached the bus."""
+    if seqs:
+        session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs)).values(published_at=utcnow()))
+
+
+def as_event(row: OutboxEvent) -> Event:
+    """The bus form of an outbox row."""
+    return Event(
+        id=row.id,
+        type=row.type,
+        subject=row.subject,
+        payload=row.payload,
+        occurred_at=row.occurred_at,
+        seq=row.seq,
+    )

@@ -1,0 +1,46 @@
+"""What a running process holds: settings, engine, session factories, bus and relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.kernel.bus import EventBus, InProcessBus, OutboxRelay
+from services.kernel.database import make_engine, make_sessionmaker, reader
+from services.kernel.settings import KernelSettings
+
+
+@dataclass
+class Runtime:
+    """The shared state of one process (stored on `app.state.runtime`)."""
+
+    settings: KernelSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    bus: EventBus
+    relay: OutboxRelay
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: KernelSettings, *, bus: EventBus | None = None) -> Runtime:
+        """Engine, sessions and an in-process bus for `settings`."""
+        engine = make_engine(settings.resolved_database_url)
+        sessions = make_sessionmaker(engine)
+        the_bus = bus or InProcessBus()
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            read_sessions=make_sessionmaker(reader(engine)),
+            bus=the_bus,
+            relay=OutboxRelay(sessions, the_bus, interval_seconds=settings.relay_interval_seconds),
+        )
+
+    def close(self) -> None:
+        """Stop the relay and release connections."""
+        self.relay.stop()
+        self.engine.dispose()

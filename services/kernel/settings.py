@@ -1,0 +1,61 @@
+"""Settings shared by every deployable: read from the environment with the `SMARTGATE_` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "development-secret-change-me"
+
+
+class KernelSettings(BaseSettings):
+    """Base settings; each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTGATE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = DEV_SECRET
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 1024 * 1024
+    relay_interval_seconds: float = 0.2
+    expiry_check_seconds: float = 300.0
+    declaration_expiry_days: int = 15
+    gate_code: str = "KIMTHANH"
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets(self) -> KernelSettings:
+        """Outside development a placeholder secret is a deployment mistake, not a default."""
+        if self.environment != "development" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError(
+                "SMARTGATE_SECRET_KEY must be set to a random value of at least 32 characters "
+                f"when SMARTGATE_ENVIRONMENT={self.environment}"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file under var_dir."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.var_dir / 'smartgate.db').as_posix()}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for plain `postgresql://` URLs (SQLAlchemy would otherwise pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> KernelSettings:
+    """The process-wide settings, read once."""
+    return KernelSettings()

@@ -1,0 +1,153 @@
+"""Shared fixtures: a freshly migrated database per test (SQLite always, PostgreSQL when a URL is given), the app."""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from services.kernel.auth import Role, create_key, get_or_create_organisation
+from services.kernel.database import unit_of_work
+from services.kernel.migrate import upgrade
+from services.kernel.runtime import Runtime
+from services.kernel.settings import KernelSettings, normalise_database_url
+
+PG_ENV = "SMARTGATE_TEST_DATABASE_URL"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pg_server_url() -> str | None:
+    """The PostgreSQL URL given for tests, if any."""
+    url = os.environ.get(PG_ENV)
+    return normalise_database_url(url) if url else None
+
+
+def _admin_engine(url: str):  # type: ignore[no-untyped-def]
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Migrate once per backend into a template that every test copies (migrations run for real, once)."""
+    made: dict[str, str] = {}
+    sqlite_file = tmp_path_factory.mktemp("template") / "template.db"
+    sqlite_url = f"sqlite:///{sqlite_file}"
+    upgrade(sqlite_url)
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    made["sqlite"] = str(sqlite_file)
+    pg = pg_server_url()
+    template_name = None
+    if pg:
+        template_name = f"sg_tmpl_{uuid.uuid4().hex[:10]}"
+        admin = _admin_engine(pg)
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{template_name}"'))
+        template_url = make_url(pg).set(database=template_name).render_as_string(hide_password=False)
+        upgrade(template_url)
+        made["postgresql"] = template_name
+    yield made
+    if pg and template_name:
+        with _admin_engine(pg).connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{template_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, _templates: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of the parametrised backend, dropped after the test."""
+    if request.param == "sqlite":
+        target = tmp_path / "smartgate.db"
+        shutil.copyfile(_templates["sqlite"], target)
+        yield f"sqlite:///{target}"
+        return
+    pg = pg_server_url()
+    if not pg:
+        pytest.skip(f"PostgreSQL variant: set {PG_ENV} (.ci/run does)")
+    name = f"sg_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(pg)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_templates["postgresql"]}"'))
+    yield make_url(pg).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> KernelSettings:
+    """Test settings pointing at the fresh database."""
+    return KernelSettings(
+        environment="test",
+        database_url=database_url,
+        secret_key=secrets.token_urlsafe(40),
+        var_dir=tmp_path / "var",
+        log_json=False,
+        relay_interval_seconds=0.05,
+        expiry_check_seconds=3600,
+    )
+
+
+@pytest.fixture
+def runtime(settings: KernelSettings) -> Iterator[Runtime]:
+    """Engine, sessions, bus and relay for the test database."""
+    rt = Runtime.build(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(settings: KernelSettings, runtime: Runtime):  # type: ignore[no-untyped-def]
+    """The one-process app on the test database."""
+    from api.app import create_app
+
+    return create_app(settings, runtime=runtime)
+
+
+@pytest.fixture
+def client(app) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """An HTTP client for the app, with its lifespan (relay, scheduler) running."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+class Keys:
+    """Makes API keys in the test database and the headers that carry them."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def make(self, role: str, org: str | None = None) -> dict[str, str]:
+        """Headers with a new key of `role` (traders bound to organisation `org`)."""
+        with unit_of_work(self.runtime.sessions) as session:
+            organisation = get_or_create_organisation(session, name=org) if org else None
+            _, clear = create_key(
+                session, secret_key=self.runtime.settings.secret_key, role=Role(role), organisation=organisation
+            )
+        return {"Authorization": f"Bearer {clear}"}
+
+
+@pytest.fixture
+def keys(runtime: Runtime) -> Keys:
+    """Key factory."""
+    return Keys(runtime)
+
+
+@pytest.fixture
+def declaration_body() -> dict[str, Any]:
+    """A valid declaration body (a deep copy of the OpenAPI example)."""
+    from services.declarations.schemas import EXAMPLE
+
+    return copy.deepcopy(EXAMPLE)
