@@ -77,32 +77,15 @@ def serve(
     import uvicorn
 
     from api.app import configure_process, create_app
-    from services.kernel.migrate import current_heads
+    from services.kernel.migrate import is_up_to_date
 
     settings = _settings()
     configure_process(settings)
     url = settings.resolved_database_url
-    if not _is_migrated(url, current_heads(url)):
+    if not is_up_to_date(url):
         fail("the database is not migrated; run `smartgate migrate` first", 3)
     typer.echo(f"smartgate on http://{host}:{port} (docs at /docs), database {_redacted(url)}")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
-
-
-def _is_migrated(url: str, heads: set[str]) -> bool:
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from services.kernel.database import make_engine
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
-    except SQLAlchemyError:
-        return False
-    finally:
-        engine.dispose()
-    return heads <= rows
 
 
 @keys_app.command("create")

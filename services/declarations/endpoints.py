@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import repository, service
@@ -30,11 +29,12 @@ from services.kernel.errors import PreconditionFailed, Unprocessable
 from services.kernel.idempotency import (
     IdempotencyRecord,
     find_record,
+    lock_key,
     replay_or_conflict,
     request_fingerprint,
+    save_response,
     validate_key,
 )
-from services.kernel.outbox import canonical_sha256
 from services.kernel.schemas import Problem
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
@@ -86,31 +86,19 @@ def create_declaration(
     the same key and body returns the first response; the same key with another body is 422."""
     key = validate_key(idempotency_key)
     scope = principal.organisation_id or principal.key_id
-    fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", canonical_sha256(
-        body.model_dump(mode="json")).encode())  # fmt: skip
+    document = service.document_of(body)
+    fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", document[1].encode())
+    lock_key(session, scope=scope, key=key)
     existing = find_record(session, scope=scope, key=key)
     if existing is not None:
         return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
-    # Claim the key first: a concurrent duplicate blocks here (PostgreSQL) or queued before us (SQLite).
-    record = IdempotencyRecord(
-        scope=scope, key=key, request_sha256=fingerprint, status_code=0, response_body={}, location=None
-    )
-    session.add(record)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        existing = find_record(session, scope=scope, key=key)
-        if existing is None:
-            raise
-        return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
-    decl = service.create(session, principal=principal, body=body, submit=submit)
+    decl = service.create(session, principal=principal, body=body, submit=submit, document=document)
     location = f"/api/v1/declarations/{decl.id}"
-    response = _respond(decl, 201, Location=location)
-    record.status_code = 201
-    record.response_body = to_json(decl)
-    record.location = location
-    return response
+    content = to_json(decl)
+    save_response(
+        session, scope=scope, key=key, fingerprint=fingerprint, status_code=201, body=content, location=location
+    )
+    return JSONResponse(content, status_code=201, headers={"ETag": service.etag(decl), "Location": location})
 
 
 def _replay(record: IdempotencyRecord) -> JSONResponse:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, exists, select, tuple_
+from sqlalchemy import Select, delete, exists, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -100,8 +100,21 @@ def replace_lookups(session: Session, decl: Declaration, *, containers: list[str
     """Point the container and HS lookups at the current body."""
     session.execute(delete(DeclarationContainer).where(DeclarationContainer.declaration_id == decl.id))
     session.execute(delete(DeclarationHsCode).where(DeclarationHsCode.declaration_id == decl.id))
-    session.add_all(DeclarationContainer(declaration_id=decl.id, number=n) for n in sorted(set(containers)))
-    session.add_all(DeclarationHsCode(declaration_id=decl.id, hs_code=h) for h in sorted(set(hs_codes)))
+    add_lookups(session, decl, containers=containers, hs_codes=hs_codes)
+
+
+def add_lookups(session: Session, decl: Declaration, *, containers: list[str], hs_codes: list[str]) -> None:
+    """Index a new declaration's containers and HS codes."""
+    if containers:
+        session.execute(
+            insert(DeclarationContainer.__table__),
+            [{"declaration_id": decl.id, "number": n} for n in sorted(set(containers))],
+        )
+    if hs_codes:
+        session.execute(
+            insert(DeclarationHsCode.__table__),
+            [{"declaration_id": decl.id, "hs_code": h} for h in sorted(set(hs_codes))],
+        )
 
 
 def next_number(session: Session, *, prefix: str, year: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from services.declarations import repository
@@ -13,9 +14,9 @@ from services.declarations.exceptions import DeclarationNotFound, IllegalTransit
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
 from services.kernel.auth import Principal, Role
-from services.kernel.database import utcnow
+from services.kernel.database import new_id, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
-from services.kernel.outbox import canonical_sha256, record_event
+from services.kernel.outbox import canonical_sha256, event_row, record_events
 
 # (state, action) -> next state. Actions a trader may take, and those the platform takes.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -54,43 +55,54 @@ def _body_document(body: DeclarationIn) -> dict[str, Any]:
 
 
 def _record(
+    session: Session, decl: Declaration, *, action: str, from_status: str | None, actor: str, reason: str | None
+) -> None:
+    _record_many(session, decl, [(action, from_status, decl.status)], actor=actor, reason=reason)
+
+
+def _record_many(
     session: Session,
     decl: Declaration,
+    steps: list[tuple[str, str | None, str]],
     *,
-    action: str,
-    from_status: str | None,
     actor: str,
     reason: str | None,
 ) -> None:
+    """Write transitions (action, from, to) and their `declaration.<verb>` events, one statement per table."""
     now = utcnow()
-    session.add(
-        DeclarationTransition(
-            declaration_id=decl.id,
-            action=action,
-            from_status=from_status,
-            to_status=decl.status,
-            actor=actor,
-            reason=reason,
-            version=decl.version,
-            at=now,
+    transitions, events = [], []
+    for action, from_status, to_status in steps:
+        transitions.append(
+            {
+                "declaration_id": decl.id,
+                "action": action,
+                "from_status": from_status,
+                "to_status": to_status,
+                "actor": actor,
+                "reason": reason,
+                "version": decl.version,
+                "at": now,
+            }
         )
-    )
-    record_event(
-        session,
-        type=VERBS[action],
-        subject=decl.id,
-        payload={
-            "declaration_id": decl.id,
-            "number": decl.number,
-            "organisation_id": decl.organisation_id,
-            "status": decl.status,
-            "version": decl.version,
-            "body_sha256": decl.body_sha256,
-            "actor": actor,
-            "reason": reason,
-            "at": now.isoformat(),
-        },
-    )
+        events.append(
+            event_row(
+                type=VERBS[action],
+                subject=decl.id,
+                payload={
+                    "declaration_id": decl.id,
+                    "number": decl.number,
+                    "organisation_id": decl.organisation_id,
+                    "status": to_status,
+                    "version": decl.version,
+                    "body_sha256": decl.body_sha256,
+                    "actor": actor,
+                    "reason": reason,
+                    "at": now.isoformat(),
+                },
+            )
+        )
+    session.execute(insert(DeclarationTransition.__table__), transitions)
+    record_events(session, events)
 
 
 def _require_trader_of(principal: Principal) -> str:
@@ -100,43 +112,53 @@ def _require_trader_of(principal: Principal) -> str:
     return principal.organisation_id
 
 
-def create(session: Session, *, principal: Principal, body: DeclarationIn, submit: bool = False) -> Declaration:
+def document_of(body: DeclarationIn) -> tuple[dict[str, Any], str]:
+    """The stored JSON form of a body and the SHA-256 of its canonical JSON."""
+    document = body.model_dump(mode="json")
+    return document, canonical_sha256(document)
+
+
+def create(
+    session: Session,
+    *,
+    principal: Principal,
+    body: DeclarationIn,
+    submit: bool = False,
+    document: tuple[dict[str, Any], str] | None = None,
+) -> Declaration:
     """File a new declaration as a draft (and submit it at once if asked)."""
     organisation_id = _require_trader_of(principal)
-    document = _body_document(body)
+    doc, sha = document or document_of(body)
     now = utcnow()
     decl = Declaration(
+        id=new_id(),
         organisation_id=organisation_id,
         status=Status.draft.value,
         kind=body.kind.value,
         border_gate=body.border_gate,
         version=1,
-        body=document,
-        body_sha256=canonical_sha256(document),
+        body=doc,
+        body_sha256=sha,
         created_by=principal.actor,
         created_at=now,
         updated_at=now,
     )
+    steps: list[tuple[str, str | None, str]] = [("create", None, Status.draft.value)]
+    if submit:
+        # Registered in the same INSERT: one row write instead of an insert and an update.
+        _register(session, decl, now=now)
+        steps.append(("submit", Status.draft.value, decl.status))
     session.add(decl)
     session.flush()
-    session.add(
-        DeclarationVersion(
-            declaration_id=decl.id,
-            version=1,
-            body=document,
-            body_sha256=decl.body_sha256,
-            actor=principal.actor,
-        )
+    session.execute(
+        insert(DeclarationVersion.__table__),
+        [{"declaration_id": decl.id, "version": 1, "body": doc, "body_sha256": sha, "actor": principal.actor,
+          "created_at": now}],
+    )  # fmt: skip
+    repository.add_lookups(
+        session, decl, containers=[c.number for c in body.containers], hs_codes=[i.hs_code for i in body.items]
     )
-    repository.replace_lookups(
-        session,
-        decl,
-        containers=[c.number for c in body.containers],
-        hs_codes=[i.hs_code for i in body.items],
-    )
-    _record(session, decl, action="create", from_status=None, actor=principal.actor, reason=None)
-    if submit:
-        _submit(session, decl, actor=principal.actor)
+    _record_many(session, decl, steps, actor=principal.actor, reason=None)
     return decl
 
 
@@ -169,16 +191,20 @@ def _check(decl: Declaration, action: str, *, trader_only: bool = True) -> str:
     return target
 
 
-def _submit(session: Session, decl: Declaration, *, actor: str) -> None:
-    from_status = decl.status
+def _register(session: Session, decl: Declaration, *, now: dt.datetime) -> None:
+    """Move to submitted, with a registration number (kept if it already has one) and time."""
     decl.status = _check(decl, "submit")
-    now = utcnow()
     if decl.number is None:
         prefix = GATE_PREFIXES.get(decl.border_gate, decl.border_gate[:2])
         seq = repository.next_number(session, prefix=prefix, year=now.year)
         decl.number = f"{prefix}-{now.year}-{seq:06d}"
     decl.submitted_at = now
     decl.updated_at = now
+
+
+def _submit(session: Session, decl: Declaration, *, actor: str) -> None:
+    from_status = decl.status
+    _register(session, decl, now=utcnow())
     session.flush()
     _record(session, decl, action="submit", from_status=from_status, actor=actor, reason=None)
 

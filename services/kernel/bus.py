@@ -49,8 +49,16 @@ class InProcessBus:
 class OutboxRelay:
     """Moves committed outbox rows to the bus, in order, at least once."""
 
-    def __init__(self, factory: sessionmaker[Session], bus: EventBus, *, interval_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        bus: EventBus,
+        *,
+        interval_seconds: float = 0.2,
+        read_factory: sessionmaker[Session] | None = None,
+    ) -> None:
         self.factory = factory
+        self.read_factory = read_factory or factory
         self.bus = bus
         self.interval = interval_seconds
         self._wake = threading.Event()
@@ -60,7 +68,18 @@ class OutboxRelay:
 
     def run_once(self, *, limit: int = 500) -> int:
         """Publish pending events; stop at the first failure so order is kept. Returns how many were published."""
-        with self._lock, unit_of_work(self.factory) as session:
+        with self._lock:
+            if not self._has_pending():
+                return 0
+            return self._publish(limit)
+
+    def _has_pending(self) -> bool:
+        # A read-only look first, so an idle relay never takes SQLite's write lock.
+        with unit_of_work(self.read_factory) as session:
+            return bool(pending_events(session, limit=1, lock=False))
+
+    def _publish(self, limit: int) -> int:
+        with unit_of_work(self.factory) as session:
             rows = pending_events(session, limit=limit)
             done: list[int] = []
             for row in rows:

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, Integer, String, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -54,6 +54,17 @@ def validate_key(key: str | None) -> str:
     return key
 
 
+def lock_key(session: Session, *, scope: str, key: str) -> None:
+    """Serialise requests that share a key until this transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on the key's hash, so a concurrent duplicate waits and then
+    finds the first one's record. SQLite: write transactions are already serialised (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{scope}\n{key}".encode()).digest()
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest[:8], "big", signed=True)})
+
+
 def find_record(session: Session, *, scope: str, key: str) -> IdempotencyRecord | None:
     """The stored first response for this key, if any."""
     return session.scalar(
@@ -69,3 +80,26 @@ def replay_or_conflict(record: IdempotencyRecord, *, fingerprint: str) -> Idempo
             code="idempotency.key_reused",
         )
     return record
+
+
+def save_response(
+    session: Session,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    body: dict[str, Any],
+    location: str | None,
+) -> None:
+    """Store the first response to replay for later requests with this key."""
+    session.add(
+        IdempotencyRecord(
+            scope=scope,
+            key=key,
+            request_sha256=fingerprint,
+            status_code=status_code,
+            response_body=body,
+            location=location,
+        )
+    )

@@ -37,8 +37,24 @@ def upgrade(url: str, *, engine: Engine | None = None, revision: str = "heads") 
     command.upgrade(cfg, revision)
 
 
-def current_heads(url: str) -> set[str]:
-    """The revisions a fully migrated database would be at."""
+def is_up_to_date(url: str) -> bool:
+    """Whether the database at `url` has every service's newest migration (a dependency's head counts as covered)."""
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
 
-    return set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    from services.kernel.database import make_engine
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_heads()
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+    if not current:
+        return False
+    covered = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}
+    return set(script.get_heads()) <= covered

@@ -30,14 +30,17 @@ class Runtime:
         """Engine, sessions and an in-process bus for `settings`."""
         engine = make_engine(settings.resolved_database_url)
         sessions = make_sessionmaker(engine)
+        read_sessions = make_sessionmaker(reader(engine))
         the_bus = bus or InProcessBus()
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            read_sessions=make_sessionmaker(reader(engine)),
+            read_sessions=read_sessions,
             bus=the_bus,
-            relay=OutboxRelay(sessions, the_bus, interval_seconds=settings.relay_interval_seconds),
+            relay=OutboxRelay(
+                sessions, the_bus, interval_seconds=settings.relay_interval_seconds, read_factory=read_sessions
+            ),
         )
 
     def close(self) -> None:

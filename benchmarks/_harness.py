@@ -1,0 +1,125 @@
+"""Shared benchmark plumbing: start a server process on a free port, drive it with N concurrent clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(args: list[str], *, env: dict[str, str], port: int, timeout: float = 30) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until /healthz answers."""
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server process."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@dataclass
+class LoadResult:
+    """What a fixed-time run measured."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        """Successful requests per second."""
+        return (self.requests - self.errors) / self.seconds
+
+    def pct(self, p: float) -> float:
+        """Latency percentile in ms."""
+        if not self.latencies_ms:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=1000, method="inclusive")[int(p * 10) - 1]
+
+    def line(self, name: str) -> str:
+        """One report line."""
+        return (
+            f"{name:<28} {self.rps:8.1f} req/s  p50 {self.pct(50):6.1f} ms  p95 {self.pct(95):6.1f} ms  "
+            f"p99 {self.pct(99):6.1f} ms  errors {self.errors}/{self.requests}"
+        )
+
+
+def run_load(
+    base_url: str,
+    make_request: Callable[[int], tuple[str, str, dict[str, str], bytes]],
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float = 2.0,
+    ok_status: int = 201,
+) -> LoadResult:
+    """`clients` concurrent loops sending make_request(i) for `seconds` (after a warm-up); latencies of each."""
+
+    async def main() -> LoadResult:
+        latencies: list[float] = []
+        counter = 0
+        errors = 0
+        requests = 0
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+            async def worker(stop_at: float, record: bool) -> None:
+                nonlocal counter, errors, requests
+                while time.perf_counter() < stop_at:
+                    counter += 1
+                    method, path, headers, body = make_request(counter)
+                    t0 = time.perf_counter()
+                    resp = await client.request(method, path, headers=headers, content=body)
+                    dt_ms = (time.perf_counter() - t0) * 1000
+                    if record:
+                        requests += 1
+                        latencies.append(dt_ms)
+                        if resp.status_code != ok_status:
+                            errors += 1
+                            if errors <= 3:
+                                print(f"  unexpected {resp.status_code}: {resp.text[:300]}", file=sys.stderr)
+
+            warm_until = time.perf_counter() + warmup
+            await asyncio.gather(*(worker(warm_until, False) for _ in range(clients)))
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(started + seconds, True) for _ in range(clients)))
+            elapsed = time.perf_counter() - started
+        return LoadResult(requests, errors, elapsed, latencies)
+
+    return asyncio.run(main())
