@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 from services.declarations import service as declarations_service
 from services.declarations.endpoints import router as declarations_router
+from services.declarations.review_endpoints import risk_router, tariff_router
+from services.declarations.review_endpoints import router as review_router
 from services.kernel.database import unit_of_work, utcnow
 from services.kernel.errors import install_error_handlers, problem
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
@@ -27,6 +29,10 @@ smartgate is the digital platform of the Kim Thành (Lào Cai, VN) ↔ Bắc Sơ
 Authenticate with `Authorization: Bearer <api key>` (`smartgate keys create --role trader --org NAME`).
 Every error is RFC 9457 `application/problem+json`; every response carries `X-Request-ID`.
 """
+
+
+# Endpoints that receive files: documents and gate camera images.
+UPLOAD_PATHS = (r"/api/v1/declarations/[^/]+/documents", r"/api/v1/gate/events")
 
 
 class ExpiryScheduler:
@@ -92,7 +98,12 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     app.state.runtime = runtime
     app.state.expiry = scheduler
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        uploads=UPLOAD_PATHS,
+        upload_max_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="Process is up")
@@ -111,6 +122,9 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         return JSONResponse({"status": "ready", "database": runtime.engine.dialect.name})
 
     app.include_router(declarations_router)
+    app.include_router(review_router)
+    app.include_router(risk_router)
+    app.include_router(tariff_router)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -20,6 +21,8 @@ declarations_app = typer.Typer(help="Declaration housekeeping.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.add_typer(demo_app, name="demo")
 app.add_typer(declarations_app, name="declarations")
+tariff_app = typer.Typer(help="Tariff schedule and exchange rates.", no_args_is_help=True)
+app.add_typer(tariff_app, name="tariff")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -164,6 +167,7 @@ def demo_seed() -> None:
                 organisation=orgs.get(name),
                 label=f"demo {name}",
             )
+        _seed_rates_and_duty(session, settings, saved)
     keys_file.parent.mkdir(parents=True, exist_ok=True)
     keys_file.write_text(json.dumps(saved, indent=2))
     os.chmod(keys_file, 0o600)
@@ -172,6 +176,80 @@ def demo_seed() -> None:
     typer.echo("demo API keys (also in var/demo.env; `source var/demo.env` to use them in a shell):")
     for name, key in saved.items():
         typer.echo(f"  {name:9s} {key}")
+
+
+@tariff_app.command("load")
+def tariff_load(path: Annotated[Path, typer.Argument(help="CSV with the columns of the seed schedule")]) -> None:
+    """Load (insert or replace) a tariff schedule from CSV; the whole file is validated first."""
+    from services.declarations.tariff import TariffFileError, load, parse_csv
+    from services.kernel.database import unit_of_work
+
+    try:
+        rows = parse_csv(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: no such file", 2)
+    except (TariffFileError, UnicodeDecodeError) as exc:
+        fail(f"{path}: {exc}", 2)
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as session:
+        inserted, updated = load(session, rows)
+    typer.echo(json.dumps({"file": str(path), "inserted": inserted, "updated": updated}))
+
+
+@tariff_app.command("rate")
+def tariff_rate(
+    currency: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. USD")],
+    vnd_per_unit: Annotated[str, typer.Argument(help="VND per unit, e.g. 25400")],
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today in Hanoi)")] = None,
+    source: Annotated[str, typer.Option(help="Where the rate comes from")] = "",
+) -> None:
+    """Post a daily exchange rate to VND (the rate of the registration date applies)."""
+    import datetime as dt
+    from decimal import Decimal, InvalidOperation
+
+    from services.declarations.assessment import VN_TZ
+    from services.declarations.codes import currencies
+    from services.declarations.tariff import post_rate
+    from services.kernel.database import unit_of_work
+
+    if currency not in currencies():
+        fail(f"'{currency}' is not an ISO 4217 currency code", 2)
+    try:
+        rate = Decimal(vnd_per_unit)
+        the_day = dt.date.fromisoformat(day) if day else dt.datetime.now(VN_TZ).date()
+    except (InvalidOperation, ValueError) as exc:
+        fail(f"invalid rate or day: {exc}", 2)
+    if rate <= 0:
+        fail("the rate must be positive", 2)
+    settings = _settings()
+    with unit_of_work(_sessions(settings)) as session:
+        post_rate(session, currency=currency, day=the_day, vnd_per_unit=rate, source=source, actor="cli")
+    typer.echo(json.dumps({"currency": currency, "day": the_day.isoformat(), "vnd_per_unit": str(rate)}))
+
+
+def _seed_rates_and_duty(session, settings, saved: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Demo exchange rates for the last week and the demo officer on duty."""
+    import datetime as dt
+
+    from services.declarations.assessment import VN_TZ
+    from services.declarations.models import OfficerDuty
+    from services.declarations.tariff import DEMO_RATES, post_rate
+    from services.kernel.auth import ApiKey, hash_key
+
+    today = dt.datetime.now(VN_TZ).date()
+    for back in range(7):
+        for currency, rate in DEMO_RATES.items():
+            post_rate(
+                session,
+                currency=currency,
+                day=today - dt.timedelta(days=back),
+                vnd_per_unit=rate,
+                source="demo rate",
+                actor="demo",
+            )
+    officer = session.query(ApiKey).filter_by(key_hash=hash_key(settings.secret_key, saved["officer"])).one()
+    if session.get(OfficerDuty, officer.id) is None:
+        session.add(OfficerDuty(officer_key_id=officer.id, on_duty=True, assigned_count=0))
 
 
 @declarations_app.command("expire")

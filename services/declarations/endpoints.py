@@ -44,8 +44,9 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def to_json(decl: DeclarationRow) -> dict[str, Any]:
+def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
     """The API view of a stored declaration (shape: the `Declaration` schema; the body is returned as stored)."""
+    actions = service.officer_actions(decl.status) if role is Role.officer else service.allowed_actions(decl.status)
     return {
         "id": decl.id,
         "number": decl.number,
@@ -60,12 +61,20 @@ def to_json(decl: DeclarationRow) -> dict[str, Any]:
         "created_at": decl.created_at.isoformat(),
         "updated_at": decl.updated_at.isoformat(),
         "submitted_at": decl.submitted_at.isoformat() if decl.submitted_at else None,
-        "allowed_actions": service.allowed_actions(decl.status),
+        "allowed_actions": actions,
+        "channel": decl.channel,
+        "risk": decl.risk,
+        "duties": decl.duties,
+        "duties_due_vnd": decl.duties_due_vnd,
+        "paid_vnd": decl.paid_vnd,
+        "assigned_officer": decl.assigned_officer,
     }
 
 
-def _respond(decl: DeclarationRow, status_code: int = 200, **headers: str) -> JSONResponse:
-    return JSONResponse(to_json(decl), status_code=status_code, headers={"ETag": service.etag(decl), **headers})
+def _respond(decl: DeclarationRow, status_code: int = 200, *, role: Role = Role.trader, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        to_json(decl, role=role), status_code=status_code, headers={"ETag": service.etag(decl), **headers}
+    )
 
 
 @router.post(
@@ -146,7 +155,7 @@ def list_declarations(
     rows = rows[:limit]
     return JSONResponse(
         {
-            "items": [to_json(d) for d in rows],
+            "items": [to_json(d, role=principal.role) for d in rows],
             "next_cursor": repository.encode_cursor(rows[-1]) if more and rows else None,
         }
     )
@@ -155,7 +164,8 @@ def list_declarations(
 @router.get("/{declaration_id}", response_model=Declaration, responses=PROBLEMS, summary="Get a declaration")
 def get_declaration(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
     """One declaration with its `ETag` (needed to amend it)."""
-    return _respond(service.get_visible(session, principal=principal, declaration_id=declaration_id))
+    decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    return _respond(decl, role=principal.role)
 
 
 @router.get("/{declaration_id}/history", response_model=History, responses=PROBLEMS, summary="History")

@@ -10,6 +10,13 @@ CLEARED = "declaration.cleared"
 RELEASED = "declaration.released"
 EXITED = "declaration.exited"
 EXPIRED = "declaration.expired"
+ASSESSED = "declaration.assessed"
+DOCUMENTS_REQUESTED = "declaration.documents_requested"
+DOCUMENTS_PROVIDED = "declaration.documents_provided"
+INSPECTION_ORDERED = "declaration.inspection_ordered"
+REJECTED = "declaration.rejected"
+PAID = "declaration.paid"
+ASSIGNED = "declaration.assigned"
 
 # The verb of each action, for naming its event.
 VERBS = {
@@ -21,4 +28,8 @@ VERBS = {
     "release": RELEASED,
     "exit": EXITED,
     "expire": EXPIRED,
+    "request_documents": DOCUMENTS_REQUESTED,
+    "provide_documents": DOCUMENTS_PROVIDED,
+    "inspect": INSPECTION_ORDERED,
+    "reject": REJECTED,
 }

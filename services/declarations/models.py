@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -37,6 +50,14 @@ class Declaration(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Assessment (risk and duties) and review.
+    channel: Mapped[str | None] = mapped_column(String(8))
+    risk: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    duties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    duties_due_vnd: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_vnd: Mapped[int] = mapped_column(BigInteger, default=0)
+    assigned_officer: Mapped[str | None] = mapped_column(String(16), index=True)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __mapper_args__ = {"version_id_col": row_version}
 
@@ -98,3 +119,110 @@ class DeclarationSequence(Base):
     prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_value: Mapped[int] = mapped_column(Integer)
+
+
+class TariffLine(Base):
+    """Rates of one 8-digit HS code: MFN and ACFTA import duty, VAT, export duty (percent), with their sources."""
+
+    __tablename__ = "tariff_lines"
+
+    hs_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    mfn_rate: Mapped[Decimal] = mapped_column(Numeric(7, 3))
+    acfta_rate: Mapped[Decimal | None] = mapped_column(Numeric(7, 3))
+    vat_rate: Mapped[Decimal] = mapped_column(Numeric(7, 3))
+    export_rate: Mapped[Decimal] = mapped_column(Numeric(7, 3))
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class ExchangeRate(Base):
+    """VND per unit of a currency on a day (the rate of the registration date applies)."""
+
+    __tablename__ = "exchange_rates"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    vnd_per_unit: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    source: Mapped[str] = mapped_column(String(200), default="")
+    posted_by: Mapped[str] = mapped_column(String(64))
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RuleSet(Base):
+    """A versioned risk rule set (YAML); exactly one is active."""
+
+    __tablename__ = "risk_rule_sets"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_yaml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class TraderProfile(Base):
+    """A trader organisation's compliance record (class A best, C worst)."""
+
+    __tablename__ = "trader_profiles"
+
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    compliance_class: Mapped[str] = mapped_column(String(1), default="B")
+    violations: Mapped[int] = mapped_column(Integer, default=0)
+    clean_since_change: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OfficerDuty(Base):
+    """Which officers are on duty, and when each was last given a declaration (for rotation)."""
+
+    __tablename__ = "officer_duty"
+
+    officer_key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    assigned_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeclarationDocument(Base):
+    """A file a trader uploaded for a declaration, addressed by its SHA-256."""
+
+    __tablename__ = "declaration_documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Payment(Base):
+    """A duty payment reported by the bank gateway (here: posted through the API)."""
+
+    __tablename__ = "declaration_payments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
+    bank_reference: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_vnd: Mapped[int] = mapped_column(BigInteger)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UnitValueObservation(Base):
+    """Customs value per kg of an assessed goods line: the history the unit-value rule compares against."""
+
+    __tablename__ = "unit_value_observations"
+    __table_args__ = (Index("ix_unit_value_observations_hs_at", "hs_code", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    hs_code: Mapped[str] = mapped_column(String(8))
+    vnd_per_kg: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    declaration_id: Mapped[str] = mapped_column(String(36))
+    observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

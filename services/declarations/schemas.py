@@ -26,6 +26,9 @@ class Status(StrEnum):
 
     draft = "draft"
     submitted = "submitted"
+    awaiting_documents = "awaiting_documents"
+    inspection = "inspection"
+    rejected = "rejected"
     cleared = "cleared"
     released = "released"
     exited = "exited"
@@ -180,7 +183,7 @@ EXAMPLE: dict[str, Any] = {
     "containers": [{"number": "CSQU3054383", "size_type": "22G1", "seals": ["CN1234567"]}],
     "items": [
         {
-            "hs_code": "08109092",
+            "hs_code": "08109020",
             "description": "Fresh lychees, in cartons",
             "origin": "CN",
             "quantity": "12000",
@@ -352,7 +355,13 @@ class Declaration(Schema):
     created_at: dt.datetime
     updated_at: dt.datetime
     submitted_at: dt.datetime | None
-    allowed_actions: list[str]
+    allowed_actions: list[str] = Field(description="What the caller may do next (trader actions or officer decisions)")
+    channel: Literal["green", "yellow", "red"] | None = Field(description="Risk channel, set at registration")
+    risk: dict[str, Any] | None = Field(description="rule_set_version, score, reasons (each rule hit with its weight)")
+    duties: dict[str, Any] | None = Field(description="Per-line duty breakdown, rates used, and totals in VND")
+    duties_due_vnd: int
+    paid_vnd: int
+    assigned_officer: str | None
 
 
 class DeclarationPage(Schema):
@@ -397,4 +406,15 @@ class SubmitIn(InputSchema):
     model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [{}]}}
 
 
-ListStatus = Literal["draft", "submitted", "cleared", "released", "exited", "cancelled", "expired"]
+ListStatus = Literal[
+    "draft",
+    "submitted",
+    "awaiting_documents",
+    "inspection",
+    "rejected",
+    "cleared",
+    "released",
+    "exited",
+    "cancelled",
+    "expired",
+]

@@ -8,15 +8,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from services.declarations import repository
-from services.declarations.events import VERBS
+from services.declarations import assessment, repository, routing
+from services.declarations.events import ASSESSED, VERBS
 from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
 from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
-from services.kernel.outbox import canonical_sha256, event_row, record_events
+from services.kernel.outbox import canonical_sha256, event_row, record_event, record_events
 
 # (state, action) -> next state. Actions a trader may take, and those the platform takes.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -31,9 +31,22 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.cleared, "release"): Status.released,
     (Status.cleared, "expire"): Status.expired,
     (Status.released, "exit"): Status.exited,
+    # Officer review (yellow and red channels).
+    (Status.submitted, "request_documents"): Status.awaiting_documents,
+    (Status.submitted, "inspect"): Status.inspection,
+    (Status.submitted, "reject"): Status.rejected,
+    (Status.awaiting_documents, "provide_documents"): Status.submitted,
+    (Status.awaiting_documents, "amend"): Status.awaiting_documents,
+    (Status.awaiting_documents, "cancel"): Status.cancelled,
+    (Status.awaiting_documents, "clear"): Status.cleared,
+    (Status.awaiting_documents, "reject"): Status.rejected,
+    (Status.awaiting_documents, "expire"): Status.expired,
+    (Status.inspection, "clear"): Status.cleared,
+    (Status.inspection, "reject"): Status.rejected,
 }
-TRADER_ACTIONS = ("submit", "amend", "cancel")
-EXPIRABLE = (Status.submitted.value, Status.cleared.value)
+TRADER_ACTIONS = ("submit", "amend", "cancel", "provide_documents")
+OFFICER_DECISIONS = ("clear", "request_documents", "inspect", "reject")
+EXPIRABLE = (Status.submitted.value, Status.awaiting_documents.value, Status.cleared.value)
 
 # Registration-number prefixes by border gate (VNACCS numbers are per customs branch).
 GATE_PREFIXES = {"KIMTHANH": "KT"}
@@ -43,6 +56,11 @@ def allowed_actions(status: str, *, trader_only: bool = True) -> list[str]:
     """The actions possible from `status` (by default only those a trader may take)."""
     actions = [a for (s, a) in TRANSITIONS if s == status]
     return [a for a in actions if a in TRADER_ACTIONS] if trader_only else actions
+
+
+def officer_actions(status: str) -> list[str]:
+    """The decisions an officer may take from `status`."""
+    return [a for (s, a) in TRANSITIONS if s == status and a in OFFICER_DECISIONS]
 
 
 def etag(decl: Declaration) -> str:
@@ -159,6 +177,8 @@ def create(
         session, decl, containers=[c.number for c in body.containers], hs_codes=[i.hs_code for i in body.items]
     )
     _record_many(session, decl, steps, actor=principal.actor, reason=None)
+    if submit:
+        assess_and_route(session, decl)
     return decl
 
 
@@ -213,6 +233,7 @@ def submit(session: Session, *, principal: Principal, declaration_id: str) -> De
     """Register a draft: it gets its number and goes to customs."""
     decl = _owned(session, principal=principal, declaration_id=declaration_id)
     _submit(session, decl, actor=principal.actor)
+    assess_and_route(session, decl)
     return decl
 
 
@@ -254,6 +275,9 @@ def amend(
     # The UPDATE carries "WHERE row_version = <read value>": of two racing amends, one finds no row.
     session.flush()
     _record(session, decl, action="amend", from_status=decl.status, actor=principal.actor, reason=None)
+    if decl.status == Status.submitted:
+        # A registered declaration amended before clearance is assessed again (VNACCS IDA01).
+        assess_and_route(session, decl)
     return decl
 
 
@@ -279,6 +303,46 @@ def transition(
     session.flush()
     _record(session, decl, action=action, from_status=from_status, actor=actor, reason=reason)
     return decl
+
+
+def assess_and_route(session: Session, decl: Declaration) -> None:
+    """Assess a registered declaration; green clears automatically, yellow and red join the review queue."""
+    bill, result = assessment.assess(session, decl)
+    session.flush()
+    record_event(
+        session,
+        type=ASSESSED,
+        subject=decl.id,
+        payload={
+            "declaration_id": decl.id,
+            "number": decl.number,
+            "version": decl.version,
+            "body_sha256": decl.body_sha256,
+            "channel": result.channel,
+            "score": result.score,
+            "rule_set_version": result.rule_set_version,
+            "rules": [{"rule": r["rule"], "weight": r["weight"]} for r in result.reasons],
+            "duties_total_vnd": bill.total_vnd,
+            "duties_assessed": bill.assessed,
+        },
+    )
+    if result.channel == "green":
+        transition(session, decl=decl, action="clear", actor="system:risk", reason="green channel: automatic clearance")
+        settle(session, decl)
+    else:
+        routing.enqueue(session, decl)
+
+
+def settle(session: Session, decl: Declaration) -> None:
+    """Release a cleared declaration once its duties are paid in full."""
+    if decl.status == Status.cleared and decl.paid_vnd >= decl.duties_due_vnd:
+        transition(
+            session,
+            decl=decl,
+            action="release",
+            actor="system:payments",
+            reason=f"cleared and paid in full ({decl.paid_vnd} of {decl.duties_due_vnd} VND)",
+        )
 
 
 def expire_stale(session: Session, *, now: dt.datetime, days: int) -> list[str]:

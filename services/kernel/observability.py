@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -98,18 +99,25 @@ class RequestContextMiddleware:
 class BodySizeLimitMiddleware:
     """Refuse bodies over the limit with 413 problem+json, whether or not Content-Length is honest."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: tuple[str, ...] = (), upload_max_bytes: int = 0) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        # Endpoints that take files (documents, gate images) get a larger limit of their own.
+        self.uploads = tuple(re.compile(p) for p in uploads)
+        self.upload_max = upload_max_bytes or max_bytes
+
+    def _limit(self, path: str) -> int:
+        return self.upload_max if any(p.fullmatch(path) for p in self.uploads) else self.default_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         received = 0
         too_large = False
@@ -119,7 +127,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     too_large = True
                     raise _BodyTooLarge
             return message
@@ -136,20 +144,20 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
         except Exception:
             if too_large and not started:
-                await self._reject(send)
+                await self._reject(send, limit)
             else:
                 raise
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": "https://smartgate.example/problems/too-large",
                 "title": "Content too large",
                 "status": 413,
-                "detail": f"request body exceeds {self.max_bytes} bytes",
+                "detail": f"request body exceeds {limit} bytes",
             }
         ).encode()
         await send(

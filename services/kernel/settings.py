@@ -24,6 +24,7 @@ class KernelSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
     relay_interval_seconds: float = 0.2
     expiry_check_seconds: float = 300.0
     declaration_expiry_days: int = 15

@@ -1,0 +1,393 @@
+"""HTTP endpoints of officer review, documents, payments, risk rule sets, tariff and exchange rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from pydantic import Field
+
+from services.declarations import review, rulesets, service, tariff
+from services.declarations.endpoints import PROBLEMS, to_json
+from services.declarations.exceptions import DeclarationNotFound
+from services.declarations.models import DeclarationDocument, TariffLine
+from services.declarations.schemas import Declaration
+from services.kernel.auth import Role
+from services.kernel.deps import CurrentAdmin, CurrentOfficer, CurrentPrincipal, CurrentTrader, RuntimeDep, SessionDep
+from services.kernel.errors import NotFound, Unprocessable
+from services.kernel.schemas import InputSchema, Schema
+
+router = APIRouter(tags=["review"])
+risk_router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
+tariff_router = APIRouter(tags=["tariff"])
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
+
+class DecisionIn(InputSchema):
+    """An officer's decision."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"outcome": "clear", "reason": "documents consistent with the goods"}]}
+    }
+
+    outcome: Literal["clear", "request_documents", "inspect", "reject"]
+    reason: Annotated[str, Field(min_length=3, max_length=2000)] | None = None
+    violation: bool = Field(False, description="A violation was found (lowers the trader's compliance class)")
+
+
+class DutyIn(InputSchema):
+    """Go on or off duty."""
+
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [{"on_duty": True}]}}
+
+    on_duty: bool
+
+
+class AssignmentIn(InputSchema):
+    """Reassign to another officer."""
+
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [{"officer_key_id": "a1b2c3d4e5f6"}]}}
+
+    officer_key_id: Annotated[str, Field(min_length=4, max_length=16)]
+
+
+class PaymentIn(InputSchema):
+    """A payment reported by the bank (stand-in for the e-payment gateway)."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"bank_reference": "VCB-20261128-000123", "amount_vnd": 1234567}]}
+    }
+
+    bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_/.]+$")]
+    amount_vnd: Annotated[int, Field(gt=0, le=10**15)]
+
+
+class RateIn(InputSchema):
+    """A daily exchange rate to VND."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"currency": "USD", "day": "2026-11-28", "vnd_per_unit": "25400", "source": "SBV central"}]
+        }
+    }
+
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    day: dt.date
+    vnd_per_unit: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
+    source: Annotated[str, Field(max_length=200)] = ""
+
+
+class RuleSetIn(InputSchema):
+    """A rule set in YAML."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "yaml": "version: '2026.12.1'\nseed: 1\nthresholds: {yellow: 30, red: 75}\n"
+                    "rules:\n  - {id: gate_mismatch, type: gate_mismatch, weight: 100}\n"
+                }
+            ]
+        }  # fmt: skip
+    }
+
+    yaml: Annotated[str, Field(min_length=10, max_length=200_000)]
+
+
+class DocumentOut(Schema):
+    """A stored document."""
+
+    id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: dt.datetime
+
+
+class DutyOut(Schema):
+    """An officer's duty status."""
+
+    officer_key_id: str
+    on_duty: bool
+    assigned_count: int
+
+
+class RuleSetOut(Schema):
+    """A stored rule set."""
+
+    version: str
+    sha256: str
+    active: bool
+    created_by: str
+    created_at: dt.datetime
+    activated_at: dt.datetime | None
+
+
+class TariffOut(Schema):
+    """A tariff line."""
+
+    hs_code: str
+    description: str
+    mfn_rate: Decimal
+    acfta_rate: Decimal | None
+    vat_rate: Decimal
+    export_rate: Decimal
+    sources: dict[str, Any]
+    status: str
+    notes: str
+
+
+class RateOut(Schema):
+    """An exchange rate."""
+
+    currency: str
+    day: dt.date
+    vnd_per_unit: Decimal
+    source: str
+
+
+@router.get("/api/v1/review/queue", response_model=list[Declaration], responses=PROBLEMS, summary="Review queue")
+def review_queue(
+    session: SessionDep,
+    principal: CurrentOfficer,
+    channel: Literal["yellow", "red"] | None = None,
+    status: Literal["submitted", "awaiting_documents", "inspection"] | None = None,
+    assigned: Annotated[str, Query(max_length=16, description="me | unassigned | all | an officer key id")] = "all",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSONResponse:
+    """Yellow and red declarations waiting for a decision, oldest first."""
+    rows = review.queue(session, principal=principal, channel=channel, status=status, assigned=assigned, limit=limit)
+    return JSONResponse([to_json(d, role=Role.officer) for d in rows])
+
+
+@router.put("/api/v1/review/duty", response_model=DutyOut, responses=PROBLEMS, summary="Go on or off duty")
+def set_duty(body: DutyIn, session: SessionDep, principal: CurrentOfficer) -> DutyOut:
+    """On-duty officers receive new yellow and red declarations in rotation."""
+    return DutyOut.model_validate(review.set_duty(session, principal=principal, on_duty=body.on_duty))
+
+
+@router.post(
+    "/api/v1/declarations/{declaration_id}/decisions",
+    response_model=Declaration,
+    responses=PROBLEMS,
+    summary="Decide on a declaration",
+    tags=["review"],
+)
+def decide(declaration_id: str, body: DecisionIn, session: SessionDep, principal: CurrentOfficer) -> JSONResponse:
+    """Clear, request documents, order a physical inspection, or reject (with a reason). Illegal decisions → 409."""
+    decl = review.decide(
+        session,
+        principal=principal,
+        declaration_id=declaration_id,
+        outcome=body.outcome,
+        reason=body.reason,
+        violation=body.violation,
+    )
+    return JSONResponse(to_json(decl, role=Role.officer), headers={"ETag": service.etag(decl)})
+
+
+@router.post(
+    "/api/v1/declarations/{declaration_id}/assignment",
+    response_model=Declaration,
+    responses=PROBLEMS,
+    summary="Reassign to another officer",
+)
+def reassign(declaration_id: str, body: AssignmentIn, session: SessionDep, principal: CurrentOfficer) -> JSONResponse:
+    """Give a queued declaration to another officer."""
+    decl = review.reassign(
+        session, principal=principal, declaration_id=declaration_id, officer_key_id=body.officer_key_id
+    )
+    return JSONResponse(to_json(decl, role=Role.officer))
+
+
+@router.post(
+    "/api/v1/declarations/{declaration_id}/documents",
+    status_code=201,
+    response_model=DocumentOut,
+    responses={**PROBLEMS, 413: {"description": "file too large"}},
+    summary="Upload a document",
+    tags=["declarations"],
+)
+async def upload_document(
+    declaration_id: str,
+    request: Request,
+    file: Annotated[UploadFile, File(description="The document (PDF, image...), at most 10 MiB")],
+    principal: CurrentTrader,
+    session: SessionDep,
+    description: Annotated[str, Form(max_length=500)] = "",
+) -> DocumentOut:
+    """Attach a document; if an officer asked for documents, the declaration goes back to review."""
+    data = await file.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        from services.kernel.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"documents are limited to {MAX_DOCUMENT_BYTES} bytes")
+    runtime = request.app.state.runtime
+    from starlette.concurrency import run_in_threadpool
+
+    doc = await run_in_threadpool(
+        review.store_document,
+        session,
+        principal=principal,
+        declaration_id=declaration_id,
+        filename=file.filename or "document",
+        content_type=file.content_type or "application/octet-stream",
+        data=data,
+        storage_dir=runtime.settings.var_dir / "documents",
+    )
+    return DocumentOut.model_validate(doc)
+
+
+@router.get(
+    "/api/v1/declarations/{declaration_id}/documents",
+    response_model=list[DocumentOut],
+    responses=PROBLEMS,
+    summary="List documents",
+    tags=["declarations"],
+)
+def list_documents(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[DocumentOut]:
+    """Documents attached to a declaration."""
+    decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    from sqlalchemy import select
+
+    docs = session.scalars(
+        select(DeclarationDocument)
+        .where(DeclarationDocument.declaration_id == decl.id)
+        .order_by(DeclarationDocument.uploaded_at)
+    )
+    return [DocumentOut.model_validate(d) for d in docs]
+
+
+@router.get(
+    "/api/v1/declarations/{declaration_id}/documents/{document_id}",
+    responses={**PROBLEMS, 200: {"content": {"application/octet-stream": {}}}},
+    summary="Download a document",
+    tags=["declarations"],
+)
+def get_document(
+    declaration_id: str, document_id: str, session: SessionDep, principal: CurrentPrincipal, runtime: RuntimeDep
+) -> FileResponse:
+    """The document's bytes."""
+    decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    doc = session.get(DeclarationDocument, document_id)
+    if doc is None or doc.declaration_id != decl.id:
+        raise NotFound(f"document {document_id} not found")
+    path = review.document_path(runtime.settings.var_dir / "documents", doc)
+    if not path.exists():
+        raise NotFound("the document's file is missing from storage")
+    return FileResponse(path, media_type=doc.content_type, filename=doc.filename)
+
+
+@router.post(
+    "/api/v1/declarations/{declaration_id}/payments",
+    response_model=Declaration,
+    responses=PROBLEMS,
+    summary="Record a duty payment",
+    tags=["declarations"],
+)
+def pay(declaration_id: str, body: PaymentIn, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
+    """Record a bank payment; a cleared declaration paid in full is released."""
+    decl = review.record_payment(
+        session,
+        principal=principal,
+        declaration_id=declaration_id,
+        bank_reference=body.bank_reference,
+        amount_vnd=body.amount_vnd,
+    )
+    return JSONResponse(to_json(decl, role=principal.role), headers={"ETag": service.etag(decl)})
+
+
+@risk_router.get("/rule-sets", response_model=list[RuleSetOut], responses=PROBLEMS, summary="List rule sets")
+def list_rule_sets(session: SessionDep, principal: CurrentOfficer) -> list[RuleSetOut]:
+    """Every stored rule set version; one is active."""
+    return [RuleSetOut.model_validate(r) for r in rulesets.listing(session)]
+
+
+@risk_router.get(
+    "/rule-sets/{version}",
+    responses={**PROBLEMS, 200: {"content": {"application/yaml": {}}}},
+    summary="Get a rule set",
+    response_class=PlainTextResponse,
+)
+def get_rule_set(version: str, session: SessionDep, principal: CurrentOfficer) -> PlainTextResponse:
+    """The rule set's YAML, exactly as stored."""
+    row = rulesets.get(session, version)
+    return PlainTextResponse(row.source_yaml, media_type="application/yaml", headers={"X-Rule-Set-SHA256": row.sha256})
+
+
+@risk_router.post(
+    "/rule-sets", status_code=201, response_model=RuleSetOut, responses=PROBLEMS, summary="Add a rule set"
+)
+def create_rule_set(body: RuleSetIn, session: SessionDep, principal: CurrentAdmin) -> RuleSetOut:
+    """Store a new (inactive) rule set version; errors name the path of the problem."""
+    return RuleSetOut.model_validate(rulesets.create(session, principal=principal, source_yaml=body.yaml))
+
+
+@risk_router.post("/rule-sets/{version}/dry-run", responses=PROBLEMS, summary="Replay a rule set")
+def dry_run(
+    version: str,
+    session: SessionDep,
+    principal: CurrentOfficer,
+    limit: Annotated[int, Query(ge=1, le=20000)] = 5000,
+    _body: Annotated[dict[str, Any] | None, Body(openapi_examples={"empty": {"value": {}}})] = None,
+) -> dict[str, Any]:
+    """Replay over the most recent registered declarations: channel split, rules fired, channels that would change."""
+    return rulesets.dry_run(session, principal=principal, version=version, limit=limit)
+
+
+@risk_router.post("/rule-sets/{version}/activate", response_model=RuleSetOut, responses=PROBLEMS, summary="Activate")
+def activate(
+    version: str,
+    session: SessionDep,
+    principal: CurrentAdmin,
+    _body: Annotated[dict[str, Any] | None, Body(openapi_examples={"empty": {"value": {}}})] = None,
+) -> RuleSetOut:
+    """Assess new registrations with this rule set from now on."""
+    return RuleSetOut.model_validate(rulesets.activate(session, principal=principal, version=version))
+
+
+@tariff_router.get("/api/v1/tariff/{hs_code}", response_model=TariffOut, responses=PROBLEMS, summary="Tariff line")
+def get_tariff(hs_code: str, session: SessionDep, principal: CurrentPrincipal) -> TariffOut:
+    """Rates of an 8-digit HS code with their sources and verification status."""
+    row = session.get(TariffLine, hs_code)
+    if row is None:
+        raise NotFound(f"HS {hs_code} is not in the tariff")
+    return TariffOut.model_validate(row)
+
+
+@tariff_router.post(
+    "/api/v1/exchange-rates", status_code=201, response_model=RateOut, responses=PROBLEMS, summary="Post a rate"
+)
+def post_rate(body: RateIn, session: SessionDep, principal: CurrentAdmin) -> RateOut:
+    """Set a currency's VND rate for a day (the rate of the registration date applies)."""
+    from services.declarations.codes import currencies
+
+    if body.currency not in currencies():
+        raise Unprocessable(f"'{body.currency}' is not an ISO 4217 currency", code="iso4217.code")
+    row = tariff.post_rate(
+        session,
+        currency=body.currency,
+        day=body.day,
+        vnd_per_unit=body.vnd_per_unit,
+        source=body.source,
+        actor=principal.actor,
+    )
+    return RateOut.model_validate(row)
+
+
+@tariff_router.get("/api/v1/exchange-rates", response_model=list[RateOut], responses=PROBLEMS, summary="Rates")
+def get_rates(session: SessionDep, principal: CurrentPrincipal, day: dt.date | None = None) -> list[RateOut]:
+    """The rates in force on `day` (default: today in Hanoi)."""
+    from services.declarations.assessment import VN_TZ
+
+    the_day = day or dt.datetime.now(VN_TZ).date()
+    return [RateOut.model_validate(r) for r in tariff.rates_on(session, the_day)]
+
+
+__all__ = ["router", "risk_router", "tariff_router", "DeclarationNotFound"]

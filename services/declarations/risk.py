@@ -1,0 +1,280 @@
+"""Risk selectivity: a versioned YAML rule set turns a declaration into green, yellow or red, with its reasons."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_RULE_SET = Path(__file__).resolve().parent / "rules" / "default.yaml"
+CHANNELS = ("green", "yellow", "red")
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,48}$")]
+    reason: str = ""
+    weight: int = 0
+
+
+class HsWatchlist(_Rule):
+    """Fires when any goods line's HS code starts with one of `prefixes`."""
+
+    type: Literal["hs_watchlist"]
+    prefixes: list[Annotated[str, Field(pattern=r"^\d{2,8}$")]] = Field(min_length=1)
+
+
+class UnitValueAnomaly(_Rule):
+    """Fires when a line's value per kg is outside the [low, high] percentile band of past lines of its HS code."""
+
+    type: Literal["unit_value_anomaly"]
+    low_percentile: float = Field(5, ge=0, le=50)
+    high_percentile: float = Field(95, ge=50, le=100)
+    min_history: int = Field(20, ge=3)
+
+
+class FormENonChineseOrigin(_Rule):
+    """Fires when a Form E (ACFTA, China origin) is claimed but some line's origin is not CN."""
+
+    type: Literal["form_e_non_chinese_origin"]
+
+
+class NewTrader(_Rule):
+    """Fires when the organisation has filed at most `max_prior_declarations` before this one."""
+
+    type: Literal["new_trader"]
+    max_prior_declarations: int = Field(3, ge=0)
+
+
+class ComplianceClass(_Rule):
+    """Adds the weight of the trader's compliance class (A, B or C)."""
+
+    type: Literal["compliance_class"]
+    weights: dict[Literal["A", "B", "C"], int]
+
+
+class GateMismatch(_Rule):
+    """Fires when the gate reported a mismatch for this declaration (raised by the inspection service)."""
+
+    type: Literal["gate_mismatch"]
+
+
+class UnassessedDuties(_Rule):
+    """Fires when duties could not be assessed (HS code not in the tariff, no exchange rate)."""
+
+    type: Literal["unassessed_duties"]
+
+
+Rule = Annotated[
+    HsWatchlist
+    | UnitValueAnomaly
+    | FormENonChineseOrigin
+    | NewTrader
+    | ComplianceClass
+    | GateMismatch
+    | UnassessedDuties,
+    Field(discriminator="type"),
+]
+
+
+class Thresholds(BaseModel):
+    """Score at or above which a declaration goes yellow, and red."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    yellow: int
+    red: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.red <= self.yellow:
+            raise ValueError("thresholds.red must be greater than thresholds.yellow")
+        return self
+
+
+class RandomSelection(BaseModel):
+    """Minimum random selection rate per channel (ASYCUDA's 'minimum random rate'), as fractions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    red: float = Field(0.0, ge=0, le=1)
+    yellow: float = Field(0.0, ge=0, le=1)
+
+
+class RuleSetSpec(BaseModel):
+    """A whole rule set as written in YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[str, Field(pattern=r"^[0-9A-Za-z.\-_]{1,32}$")]
+    description: str = ""
+    seed: int
+    target: dict[Literal["green", "yellow", "red"], float] = Field(default_factory=dict)
+    thresholds: Thresholds
+    random_selection: RandomSelection = RandomSelection()
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleSetSpec:
+        ids = [r.id for r in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError("rule ids must be unique")
+        if self.random_selection.red + self.random_selection.yellow > 1:
+            raise ValueError("random_selection rates add up to more than 1")
+        return self
+
+
+class RuleSetError(ValueError):
+    """A rule set that does not parse or validate; the message names the path."""
+
+
+def parse_rule_set(text: str) -> RuleSetSpec:
+    """Parse and validate YAML, with errors that name where the problem is."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleSetError(f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RuleSetError("a rule set is a YAML mapping")
+    try:
+        return RuleSetSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise RuleSetError(f"{where}: {first['msg']} ({len(exc.errors())} problem(s))") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class UnitValueBand:
+    """Past value per kg of an HS code: percentiles and how many observations they rest on."""
+
+    low: Decimal
+    high: Decimal
+    count: int
+
+
+@dataclass(slots=True)
+class RiskInput:
+    """Everything a rule may look at, gathered by the service (the engine itself touches no database)."""
+
+    declaration_id: str
+    body_sha256: str
+    body: dict[str, Any]
+    prior_declarations: int
+    compliance_class: str
+    gate_mismatches: int = 0
+    duties_assessed: bool = True
+    line_vnd_per_kg: list[Decimal | None] = field(default_factory=list)
+    bands: dict[str, UnitValueBand] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RiskResult:
+    """The channel and why."""
+
+    channel: str
+    score: int
+    rule_set_version: str
+    reasons: list[dict[str, Any]]
+    draw: float
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form stored with the declaration."""
+        return {
+            "channel": self.channel,
+            "score": self.score,
+            "rule_set_version": self.rule_set_version,
+            "reasons": self.reasons,
+            "random_draw": round(self.draw, 6),
+        }
+
+
+def draw(spec: RuleSetSpec, declaration_id: str, body_sha256: str) -> float:
+    """A uniform number in [0, 1) fixed by (rule set, seed, declaration, body): replays give the same selection."""
+    digest = hashlib.sha256(f"{spec.version}:{spec.seed}:{declaration_id}:{body_sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:
+    items = data.body.get("items", [])
+    hs_codes = [i["hs_code"] for i in items]
+    hits: list[dict[str, Any]] = []
+    for rule in spec.rules:
+        detail: str | None = None
+        weight = rule.weight
+        if isinstance(rule, HsWatchlist):
+            matched = sorted({h for h in hs_codes if any(h.startswith(p) for p in rule.prefixes)})
+            if matched:
+                detail = f"HS {', '.join(matched)}"
+        elif isinstance(rule, UnitValueAnomaly):
+            odd = []
+            for n, (item, per_kg) in enumerate(zip(items, data.line_vnd_per_kg, strict=False)):
+                band = data.bands.get(item["hs_code"])
+                if per_kg is None or band is None or band.count < rule.min_history:
+                    continue
+                if per_kg < band.low or per_kg > band.high:
+                    odd.append(f"line {n + 1}: {per_kg:.0f} VND/kg outside [{band.low:.0f}, {band.high:.0f}]")
+            if odd:
+                detail = "; ".join(odd)
+        elif isinstance(rule, FormENonChineseOrigin):
+            if data.body.get("preferential_origin"):
+                others = sorted({i["origin"] for i in items if i["origin"] != "CN"})
+                if others:
+                    detail = f"Form E claimed, origin {', '.join(others)}"
+        elif isinstance(rule, NewTrader):
+            if data.prior_declarations <= rule.max_prior_declarations:
+                detail = f"{data.prior_declarations} prior declaration(s)"
+        elif isinstance(rule, ComplianceClass):
+            weight = rule.weights.get(data.compliance_class, 0)  # type: ignore[call-overload]
+            if weight:
+                detail = f"compliance class {data.compliance_class}"
+        elif isinstance(rule, GateMismatch):
+            if data.gate_mismatches:
+                detail = f"{data.gate_mismatches} gate mismatch(es)"
+        elif isinstance(rule, UnassessedDuties):
+            if not data.duties_assessed:
+                detail = "duties could not be assessed"
+        if detail is not None:
+            hits.append({"rule": rule.id, "weight": weight, "detail": detail, "reason": rule.reason})
+    return hits
+
+
+def evaluate(spec: RuleSetSpec, data: RiskInput) -> RiskResult:
+    """Score the rule hits, pick the channel, then apply the minimum random selection."""
+    hits = _hits(spec, data)
+    score = sum(h["weight"] for h in hits)
+    channel = "red" if score >= spec.thresholds.red else "yellow" if score >= spec.thresholds.yellow else "green"
+    u = draw(spec, data.declaration_id, data.body_sha256)
+    rnd = spec.random_selection
+    if u < rnd.red:
+        if channel != "red":
+            hits.append({"rule": "random_red", "weight": 0, "detail": f"random selection ({rnd.red:.1%})",
+                         "reason": "minimum random rate"})  # fmt: skip
+        channel = "red"
+    elif u < rnd.red + rnd.yellow and channel == "green":
+        hits.append({"rule": "random_yellow", "weight": 0, "detail": f"random selection ({rnd.yellow:.1%})",
+                     "reason": "minimum random rate"})  # fmt: skip
+        channel = "yellow"
+    return RiskResult(channel=channel, score=score, rule_set_version=spec.version, reasons=hits, draw=u)
+
+
+def percentile(sorted_values: list[Decimal], q: float) -> Decimal:
+    """Linear-interpolated percentile (q in 0..100) of sorted values."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    frac = Decimal(str(pos - lo))
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
+
+
+def default_rule_set_text() -> str:
+    """The rule set shipped with the platform."""
+    return DEFAULT_RULE_SET.read_text(encoding="utf-8")
