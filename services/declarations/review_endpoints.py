@@ -84,7 +84,9 @@ class RateIn(InputSchema):
 class RuleSetIn(InputSchema):
     """A rule set in YAML."""
 
+    # Stored byte for byte: its SHA-256 identifies the version.
     model_config = InputSchema.model_config | {
+        "str_strip_whitespace": False,
         "json_schema_extra": {
             "examples": [
                 {
@@ -92,7 +94,7 @@ class RuleSetIn(InputSchema):
                     "rules:\n  - {id: gate_mismatch, type: gate_mismatch, weight: 100}\n"
                 }
             ]
-        }  # fmt: skip
+        },  # fmt: skip
     }
 
     yaml: Annotated[str, Field(min_length=10, max_length=200_000)]

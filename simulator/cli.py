@@ -1,0 +1,241 @@
+"""`smartgate sim`: run, compare and sweep gate scenarios; validate and list scenario files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    help="Discrete-event simulation of the gate: what a change does before you make it.", no_args_is_help=True
+)
+
+ReplicationsOpt = typer.Option(30, "--replications", "-r", min=1, help="Independent replications (whole runs).")
+DaysOpt = typer.Option(30, "--days", "-d", min=1, help="Days simulated per replication.")
+SeedOpt = typer.Option(None, "--seed", help="Root seed (default: the scenario's `seed`).")
+WorkersOpt = typer.Option(None, "--workers", "-w", min=1, help="Local processes (default: all cores; 1 = inline).")
+ClusterOpt = typer.Option(None, "--cluster", help="Run on an existing Dask cluster: scheduler address tcp://host:port.")
+ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _progress(enabled: bool | None, label: str) -> tuple[AbstractContextManager[Any], Callable[[int, int], None]]:
+    """A rich progress bar on stderr and the callback that advances it (or nothing)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return nullcontext(), lambda done, total: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def advance(done: int, total: int) -> None:
+        if not task:
+            task.append(bar.add_task(label, total=total))
+        bar.update(task[0], completed=done)
+
+    return bar, advance
+
+
+def _run(raw: dict[str, Any], label: str, **kw: Any) -> Any:
+    from simulator.runner import run_replications
+
+    ctx, advance = _progress(kw.pop("progress"), label)
+    with ctx:
+        try:
+            return run_replications(raw, progress=advance, **kw)
+        except (OSError, TimeoutError) as e:
+            _fail(f"cluster {kw.get('cluster')}: {e}", 1)
+
+
+def _load(path: str) -> dict[str, Any]:
+    from simulator.scenario import ScenarioError, load_raw, parse_scenario
+
+    try:
+        raw = load_raw(path)
+        parse_scenario(raw, path)
+    except ScenarioError as e:
+        _fail(str(e))
+    return raw
+
+
+def _row(key: str, v: dict[str, float]) -> str:
+    def f(x: float | None) -> str:
+        return "     –" if x is None or x != x else f"{x:10.2f}"
+
+    return f"  {key:<42} {f(v['mean'])}  [{f(v['ci_low'])}, {f(v['ci_high'])}]"
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a shipped one (baseline-2025)."),
+    replications: int = ReplicationsOpt,
+    days: int = DaysOpt,
+    out: Path = typer.Option(Path("sim-out"), "--out", "-o", help="Output directory."),
+    seed: int | None = SeedOpt,
+    workers: int | None = WorkersOpt,
+    cluster: str | None = ClusterOpt,
+    event_log_replications: int = typer.Option(
+        1, "--event-log-replications", min=0, help="Replications whose per-truck events go to events.parquet."
+    ),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
+    progress: bool | None = ProgressOpt,
+) -> None:
+    """Run replications of a scenario and write summary.json, events.parquet, PNG plots and report.html."""
+    from simulator.report import write_run
+    from simulator.runner import headline
+
+    raw = _load(scenario)
+    root = raw.get("seed", 20250101) if seed is None else seed
+    result = _run(
+        raw,
+        f"{raw['name']}",
+        seed=root,
+        replications=replications,
+        days=days,
+        workers=workers,
+        cluster=cluster,
+        log_replications=event_log_replications,
+        progress=progress,
+    )
+    written = write_run(result, out, plots=plots)
+    typer.echo(f"{raw['name']}: seed {root}, {replications} × {days} days in {result.wall_s:.1f} s ({result.engine})")
+    for key, v in headline(result.summary):
+        typer.echo(_row(key, v))
+    typer.echo(f"wrote {written['summary'].parent}/ (summary.json, events.parquet, report.html, plots)")
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="Scenario A (the reference)."),
+    b: str = typer.Argument(..., help="Scenario B (the change)."),
+    replications: int = ReplicationsOpt,
+    days: int = DaysOpt,
+    seed: int | None = SeedOpt,
+    workers: int | None = WorkersOpt,
+    cluster: str | None = ClusterOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write compare.json here."),
+    all_kpis: bool = typer.Option(False, "--all", help="Print every KPI, not only the headline ones."),
+    progress: bool | None = ProgressOpt,
+) -> None:
+    """Run A and B on the same seed (common random numbers) and report paired differences B − A with 95 % CIs."""
+    from simulator.report import _clean
+    from simulator.runner import HEADLINE
+    from simulator.runner import compare as paired
+
+    raw_a, raw_b = _load(a), _load(b)
+    root = raw_a.get("seed", 20250101) if seed is None else seed
+    kw = {"seed": root, "replications": replications, "days": days, "workers": workers, "cluster": cluster}
+    ra = _run(raw_a, f"A {raw_a['name']}", progress=progress, **kw)
+    rb = _run(raw_b, f"B {raw_b['name']}", progress=progress, **kw)
+    diff = paired(ra, rb)
+    typer.echo(f"B − A: {raw_b['name']} − {raw_a['name']}, seed {root}, {replications} × {days} days, paired")
+    keys = list(diff) if all_kpis else [k for k in HEADLINE if k in diff]
+    for key in keys:
+        mark = " *" if diff[key].get("significant") else ""
+        typer.echo(f"{_row(key, diff[key])}{mark}   (A {ra.summary[key]['mean']:.2f}, B {rb.summary[key]['mean']:.2f})")
+    typer.echo("  * the 95 % interval of the paired difference excludes 0")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "a": raw_a["name"],
+            "b": raw_b["name"],
+            "seed": root,
+            "replications": replications,
+            "days": days,
+            "difference_b_minus_a": diff,
+            "a_kpis": ra.summary,
+            "b_kpis": rb.summary,
+        }
+        (out / "compare.json").write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@app.command()
+def sweep(
+    scenario: str = typer.Argument(..., help="Base scenario."),
+    set_: list[str] = typer.Option(
+        ..., "--set", help="PATH=V1,V2,... (repeat for a grid), e.g. stages.xray.servers=1,2,3"
+    ),
+    replications: int = ReplicationsOpt,
+    days: int = DaysOpt,
+    seed: int | None = SeedOpt,
+    workers: int | None = WorkersOpt,
+    cluster: str | None = ClusterOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write sweep.json here."),
+    kpi: list[str] = typer.Option([], "--kpi", help="Extra KPIs to print (e.g. wait_min.xray)."),
+    progress: bool | None = ProgressOpt,
+) -> None:
+    """Run a grid of variants of a scenario on one seed; each row shows KPIs and the paired change from the first."""
+    from simulator.report import _clean
+    from simulator.runner import HEADLINE
+    from simulator.runner import compare as paired
+    from simulator.scenario import ScenarioError, parse_scenario, parse_set, set_path
+
+    raw = _load(scenario)
+    root = raw.get("seed", 20250101) if seed is None else seed
+    try:
+        axes = [parse_set(s) for s in set_]
+        variants = []
+        for combo in itertools.product(*(vals for _, vals in axes)):
+            v = raw
+            for (path, _), value in zip(axes, combo, strict=True):
+                v = set_path(v, path, value)
+            label = ", ".join(f"{p}={val}" for (p, _), val in zip(axes, combo, strict=True))
+            parse_scenario(v, label)
+            variants.append((label, v))
+    except ScenarioError as e:
+        _fail(str(e))
+    kw = {"seed": root, "replications": replications, "days": days, "workers": workers, "cluster": cluster}
+    runs = [(label, _run(v, label, progress=progress, **kw)) for label, v in variants]
+    keys = [k for k in (*HEADLINE, *kpi) if k in runs[0][1].summary]
+    doc = []
+    for i, (label, r) in enumerate(runs):
+        typer.echo(f"{label}")
+        diff = paired(runs[0][1], r) if i else {}
+        for key in keys:
+            extra = f"   Δ vs first {diff[key]['mean']:+.2f} ± {diff[key]['half_width']:.2f}" if i else ""
+            typer.echo(f"{_row(key, r.summary[key])}{extra}")
+        doc.append({"variant": label, "kpis": r.summary, "difference_vs_first": diff})
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@app.command()
+def validate(scenarios: list[str] = typer.Argument(..., help="Scenario files or shipped names.")) -> None:
+    """Check scenario files; list values that cite no source and are not marked `assumed`."""
+    from simulator.scenario import unsourced_paths
+
+    for s in scenarios:
+        raw = _load(s)
+        missing = unsourced_paths(raw)
+        typer.echo(f"{s}: ok" + (f"; no source for: {', '.join(missing)}" if missing else ""))
+
+
+@app.command("list")
+def list_scenarios() -> None:
+    """List the scenarios shipped with the simulator."""
+    from simulator.scenario import load_raw, shipped_scenarios
+
+    for p in shipped_scenarios():
+        raw = load_raw(p)
+        typer.echo(f"{p.stem:<18} {raw.get('description', '')}")

@@ -1,0 +1,87 @@
+"""Statistics across replications: t-based confidence intervals, paired differences, histogram percentiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from simulator.engine import HIST_PER_UNIT
+
+
+def hist_percentile(hist: np.ndarray, q: float) -> float:
+    """The q-quantile (0..1) of a log-scale duration histogram, interpolated inside the bin; NaN if empty."""
+    n = int(hist.sum())
+    if n == 0:
+        return math.nan
+    cum = np.cumsum(hist)
+    rank = q * n
+    b = int(np.searchsorted(cum, rank, side="left"))
+    b = min(b, hist.size - 1)
+    before = cum[b - 1] if b > 0 else 0
+    inside = hist[b]
+    frac = (rank - before) / inside if inside else 0.0
+    lo = b / HIST_PER_UNIT
+    return float(math.expm1(lo + frac / HIST_PER_UNIT))
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """Mean and t-based confidence interval of independent replications (NaNs dropped)."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": 0}
+    mean = float(x.mean())
+    if n == 1:
+        return {"mean": mean, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": 1}
+    half = float(student_t.ppf(0.5 + level / 2.0, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": n}
+
+
+def summarize(per_rep: Sequence[Mapping[str, float]], level: float = 0.95) -> dict[str, dict[str, float]]:
+    """A confidence interval for every KPI of a list of per-replication KPI dicts."""
+    keys = sorted({k for d in per_rep for k in d})
+    return {k: t_interval([d.get(k, math.nan) for d in per_rep], level) for k in keys}
+
+
+def paired_differences(
+    a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """B − A per KPI, paired by replication (same seed, so common random numbers), with t intervals."""
+    if len(a) != len(b):
+        raise ValueError("paired differences need the same number of replications")
+    keys = sorted(set().union(*a) & set().union(*b)) if a else []
+    out = {}
+    for k in keys:
+        d = [rb.get(k, math.nan) - ra.get(k, math.nan) for ra, rb in zip(a, b, strict=True)]
+        ci = t_interval(d, level)
+        ci["significant"] = float(not math.isnan(ci["ci_low"]) and (ci["ci_low"] > 0 or ci["ci_high"] < 0))
+        out[k] = ci
+    return out
+
+
+def hourly_interval(per_rep: Sequence[np.ndarray], level: float = 0.95) -> dict[str, list]:
+    """Element-wise mean and CI half-width of per-replication arrays (e.g. [24, resources])."""
+    import warnings
+
+    from scipy.stats import t as student_t
+
+    x = np.asarray(per_rep, dtype=float)
+    n = x.shape[0]
+    # Hours when a resource is closed have no utilisation (NaN); an all-NaN column is expected, not an error.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=0) if n else x
+        if n > 1:
+            half = student_t.ppf(0.5 + level / 2.0, n - 1) * np.nanstd(x, axis=0, ddof=1) / math.sqrt(n)
+        else:
+            half = np.full_like(mean, math.nan)
+    return {"mean": _jsonable(mean), "half_width": _jsonable(half)}
+
+
+def _jsonable(a: np.ndarray) -> list:
+    return [_jsonable(x) if isinstance(x, np.ndarray) else (None if math.isnan(x) else float(x)) for x in a]

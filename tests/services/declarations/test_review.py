@@ -1,0 +1,317 @@
+"""Officer workflow over HTTP: channels, rotation, decisions, documents, payments, compliance, rule sets, rates."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+
+from services.declarations.assessment import VN_TZ
+from services.declarations.tariff import DEMO_RATES, post_rate
+from services.kernel.database import unit_of_work
+
+_keys = itertools.count()
+
+
+@pytest.fixture
+def gate(runtime, client, keys):
+    """A trader, two officers on duty, an admin, and today's exchange rates."""
+    with unit_of_work(runtime.sessions) as session:
+        for currency, rate in DEMO_RATES.items():
+            post_rate(
+                session, currency=currency, day=dt.datetime.now(VN_TZ).date(), vnd_per_unit=rate, source="t", actor="t"
+            )
+    officers = [keys.make("officer"), keys.make("officer")]
+    for headers in officers:
+        assert client.put("/api/v1/review/duty", json={"on_duty": True}, headers=headers).status_code == 200
+    return {
+        "trader": keys.make("trader", "Lao Cai Fruit Export JSC"),
+        "other": keys.make("trader", "Hekou Border Trading Co."),
+        "officers": officers,
+        "admin": keys.make("admin"),
+        "client": client,
+    }
+
+
+def file(gate: dict[str, Any], body: dict[str, Any], *, who: str = "trader") -> dict[str, Any]:
+    resp = gate["client"].post(
+        "/api/v1/declarations?submit=true",
+        json=body,
+        headers={**gate[who], "Idempotency-Key": f"review-{next(_keys)}"},
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def red_body(declaration_body: dict[str, Any]) -> dict[str, Any]:
+    """Iron ore export: minerals (40) + new trader (25) + Form E absent -> yellow at least; C class pushes red."""
+    body = copy.deepcopy(declaration_body)
+    body["kind"], body["procedure_code"] = "export", "B11"
+    body["consignor"], body["consignee"] = body["consignee"], body["consignor"]
+    body["preferential_origin"] = None
+    body["items"][0].update(hs_code="26011110", description="Iron ore, non-agglomerated", origin="VN")
+    return body
+
+
+def decide(gate, decl_id: str, outcome: str, officer: int = 0, **extra) -> Any:
+    return gate["client"].post(
+        f"/api/v1/declarations/{decl_id}/decisions",
+        json={"outcome": outcome, "reason": "checked by officer", **extra},
+        headers=gate["officers"][officer],
+    )
+
+
+def queued(gate, declaration_body) -> dict[str, Any]:
+    """A declaration in the review queue (a new trader's fruit import goes yellow)."""
+    decl = file(gate, declaration_body)
+    assert decl["channel"] in ("yellow", "red") and decl["status"] == "submitted", decl["risk"]
+    return decl
+
+
+def test_new_trader_fruit_import_is_yellow_with_duties_and_reasons(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    assert decl["risk"]["rule_set_version"] == "2026.11.1"
+    assert {r["rule"] for r in decl["risk"]["reasons"]} >= {"fresh_fruit_phyto", "new_trader"}
+    assert all({"rule", "weight", "detail"} <= r.keys() for r in decl["risk"]["reasons"])
+    line = decl["duties"]["lines"][0]
+    assert (line["import_basis"], line["value_vnd"], line["vat_vnd"]) == ("ACFTA", 243_840_000, 12_192_000)
+    assert decl["duties_due_vnd"] == 12_192_000
+    assert decl["assigned_officer"] is not None
+
+
+def test_green_declaration_clears_automatically_and_releases_on_payment(gate, declaration_body):
+    for _ in range(4):  # become an established trader
+        file(gate, declaration_body)
+    general = copy.deepcopy(declaration_body)
+    general["items"][0].update(hs_code="84314990", description="Parts of excavators")
+    decl = None
+    for _ in range(10):  # the minimum random rate may still pick one; another filing will be green
+        decl = file(gate, general)
+        if decl["channel"] == "green":
+            break
+    assert decl is not None and decl["status"] == "cleared", decl["risk"]
+    paid = gate["client"].post(
+        f"/api/v1/declarations/{decl['id']}/payments",
+        json={"bank_reference": "VCB-GREEN-1", "amount_vnd": decl["duties_due_vnd"]},
+        headers=gate["trader"],
+    )
+    assert paid.status_code == 200 and paid.json()["status"] == "released"
+
+
+def test_rotation_gives_consecutive_declarations_to_different_officers(gate, declaration_body):
+    first, second = queued(gate, declaration_body), queued(gate, declaration_body)
+    assert first["assigned_officer"] != second["assigned_officer"]
+
+
+def test_queue_is_oldest_first_and_filters_by_assignee(gate, declaration_body):
+    a, b = queued(gate, declaration_body), queued(gate, declaration_body)
+    client = gate["client"]
+    queue = client.get("/api/v1/review/queue", headers=gate["officers"][0]).json()
+    assert [d["id"] for d in queue][:2] == [a["id"], b["id"]]
+    mine = client.get("/api/v1/review/queue?assigned=me", headers=gate["officers"][0]).json()
+    assert len(mine) == 1 and mine[0]["allowed_actions"] == ["clear", "request_documents", "inspect", "reject"]
+
+
+def test_request_documents_then_upload_returns_to_review_then_clear_and_pay(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    client = gate["client"]
+    resp = decide(gate, decl["id"], "request_documents")
+    assert resp.status_code == 200 and resp.json()["status"] == "awaiting_documents"
+    upload = client.post(
+        f"/api/v1/declarations/{decl['id']}/documents",
+        files={"file": ("phyto.pdf", b"%PDF-1.7 phytosanitary certificate", "application/pdf")},
+        headers=gate["trader"],
+    )
+    assert upload.status_code == 201
+    doc = upload.json()
+    assert doc["sha256"] == __import__("hashlib").sha256(b"%PDF-1.7 phytosanitary certificate").hexdigest()
+    got = client.get(f"/api/v1/declarations/{decl['id']}/documents/{doc['id']}", headers=gate["officers"][0])
+    assert got.content == b"%PDF-1.7 phytosanitary certificate"
+    assert client.get(f"/api/v1/declarations/{decl['id']}", headers=gate["trader"]).json()["status"] == "submitted"
+    assert decide(gate, decl["id"], "clear").json()["status"] == "cleared"
+    resp = client.post(
+        f"/api/v1/declarations/{decl['id']}/payments",
+        json={"bank_reference": "BIDV-0001", "amount_vnd": decl["duties_due_vnd"] - 1},
+        headers=gate["trader"],
+    )
+    assert resp.json()["status"] == "cleared"  # not paid in full yet
+    resp = client.post(
+        f"/api/v1/declarations/{decl['id']}/payments",
+        json={"bank_reference": "BIDV-0002", "amount_vnd": 1},
+        headers=gate["trader"],
+    )
+    assert resp.json()["status"] == "released" and resp.json()["paid_vnd"] == decl["duties_due_vnd"]
+    dup = client.post(
+        f"/api/v1/declarations/{decl['id']}/payments",
+        json={"bank_reference": "BIDV-0002", "amount_vnd": 1},
+        headers=gate["trader"],
+    )
+    assert dup.status_code == 409
+
+
+def test_inspection_result_is_recorded_and_violation_lowers_compliance(gate, declaration_body, runtime):
+    decl = queued(gate, declaration_body)
+    assert decide(gate, decl["id"], "inspect").json()["status"] == "inspection"
+    resp = decide(gate, decl["id"], "reject", violation=True, reason="undeclared durian under lychee cartons")
+    assert resp.status_code == 200 and resp.json()["status"] == "rejected"
+    history = gate["client"].get(f"/api/v1/declarations/{decl['id']}/history", headers=gate["trader"]).json()
+    last = history["transitions"][-1]
+    assert last["action"] == "reject" and last["actor"].startswith("officer:")
+    assert "violation found" in last["reason"] and "durian" in last["reason"]
+    from services.declarations.models import TraderProfile
+
+    with unit_of_work(runtime.read_sessions) as session:
+        profile = session.get(TraderProfile, decl["organisation_id"])
+        assert (profile.compliance_class, profile.violations) == ("C", 1)
+
+
+def test_decisions_are_events_with_officer_and_reason(gate, declaration_body, runtime):
+    decl = queued(gate, declaration_body)
+    decide(gate, decl["id"], "inspect", reason="seal number differs from the manifest")
+    from sqlalchemy import select
+
+    from services.kernel.outbox import OutboxEvent
+
+    with unit_of_work(runtime.read_sessions) as session:
+        events = session.scalars(select(OutboxEvent).where(OutboxEvent.subject == decl["id"])).all()
+    types = [e.type for e in events]
+    assert types[:4] == ["declaration.created", "declaration.submitted", "declaration.assessed",
+                         "declaration.inspection_ordered"]  # fmt: skip
+    assert events[3].payload["actor"].startswith("officer:")
+    assert events[3].payload["reason"] == "seal number differs from the manifest"
+
+
+@pytest.mark.parametrize(
+    ("path", "outcome", "expected"),
+    [
+        ([], "clear", 200),
+        ([], "request_documents", 200),
+        ([], "inspect", 200),
+        ([], "reject", 200),
+        (["request_documents"], "inspect", 409),
+        (["request_documents"], "request_documents", 409),
+        (["request_documents"], "clear", 200),
+        (["request_documents"], "reject", 200),
+        (["inspect"], "request_documents", 409),
+        (["inspect"], "inspect", 409),
+        (["inspect"], "clear", 200),
+        (["reject"], "clear", 409),
+        (["clear"], "reject", 409),
+        (["clear"], "clear", 409),
+    ],
+)
+def test_every_decision_from_every_review_state(gate, declaration_body, path, outcome, expected):
+    decl = queued(gate, declaration_body)
+    for step in path:
+        assert decide(gate, decl["id"], step).status_code == 200
+    resp = decide(gate, decl["id"], outcome)
+    assert resp.status_code == expected, resp.text
+    if expected == 409:
+        problem = resp.json()
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert "current_status" in problem and "allowed_actions" in problem
+
+
+def test_reject_needs_a_reason(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    resp = gate["client"].post(
+        f"/api/v1/declarations/{decl['id']}/decisions", json={"outcome": "reject"}, headers=gate["officers"][0]
+    )
+    assert resp.status_code == 422
+
+
+def test_trader_cannot_decide_and_officer_cannot_file(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    client = gate["client"]
+    resp = client.post(
+        f"/api/v1/declarations/{decl['id']}/decisions", json={"outcome": "clear"}, headers=gate["trader"]
+    )
+    assert resp.status_code == 403
+    resp = client.post(
+        "/api/v1/declarations", json=declaration_body, headers={**gate["officers"][0], "Idempotency-Key": "o-1"}
+    )
+    assert resp.status_code == 403
+    assert client.get("/api/v1/review/queue", headers=gate["trader"]).status_code == 403
+
+
+def test_other_organisation_cannot_upload_or_pay(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    client = gate["client"]
+    resp = client.post(
+        f"/api/v1/declarations/{decl['id']}/documents", files={"file": ("x.pdf", b"x", "application/pdf")},
+        headers=gate["other"],
+    )  # fmt: skip
+    assert resp.status_code == 404
+    resp = client.post(
+        f"/api/v1/declarations/{decl['id']}/payments", json={"bank_reference": "X-1000", "amount_vnd": 5},
+        headers=gate["other"],
+    )  # fmt: skip
+    assert resp.status_code == 404
+
+
+def test_reassignment(gate, declaration_body, runtime):
+    decl = queued(gate, declaration_body)
+    from services.declarations.models import Declaration, OfficerDuty
+
+    with unit_of_work(runtime.read_sessions) as session:
+        other = next(d.officer_key_id for d in session.query(OfficerDuty) if d.officer_key_id != decl["assigned_officer"])
+    resp = gate["client"].post(
+        f"/api/v1/declarations/{decl['id']}/assignment", json={"officer_key_id": other}, headers=gate["officers"][0]
+    )
+    assert resp.status_code == 200 and resp.json()["assigned_officer"] == other
+    bad = gate["client"].post(
+        f"/api/v1/declarations/{decl['id']}/assignment", json={"officer_key_id": "nobody"}, headers=gate["officers"][0]
+    )
+    assert bad.status_code == 422
+    with unit_of_work(runtime.read_sessions) as session:
+        assert session.get(Declaration, decl["id"]).assigned_officer == other
+
+
+def test_rule_set_lifecycle_dry_run_and_activation(gate, declaration_body):
+    for _ in range(3):
+        file(gate, declaration_body)
+    client, admin, officer = gate["client"], gate["admin"], gate["officers"][0]
+    strict = (
+        "version: '2026.12.1'\nseed: 7\ntarget: {green: 0, yellow: 0, red: 100}\n"
+        "thresholds: {yellow: 1, red: 2}\n"
+        "rules:\n  - {id: fruit, type: hs_watchlist, prefixes: ['08'], weight: 5}\n"
+    )
+    assert client.post("/api/v1/risk/rule-sets", json={"yaml": strict}, headers=officer).status_code == 403
+    created = client.post("/api/v1/risk/rule-sets", json={"yaml": strict}, headers=admin)
+    assert created.status_code == 201 and created.json()["active"] is False
+    assert client.post("/api/v1/risk/rule-sets", json={"yaml": strict}, headers=admin).status_code == 409
+    bad = client.post("/api/v1/risk/rule-sets", json={"yaml": strict.replace("red: 2", "red: 0")}, headers=admin)
+    assert bad.status_code == 422 and "thresholds" in bad.json()["detail"]
+    report = client.post("/api/v1/risk/rule-sets/2026.12.1/dry-run", headers=officer).json()
+    assert report["declarations"] == 3 and report["split_percent"]["red"] == 100.0
+    assert report["rules_fired"] == {"fruit": 3} and report["channel_changes"] == 3
+    # The dry run changed nothing; activation switches new registrations to the new set.
+    assert client.get("/api/v1/declarations", headers=admin).status_code == 200
+    assert client.post("/api/v1/risk/rule-sets/2026.12.1/activate", headers=admin).json()["active"] is True
+    decl = file(gate, declaration_body)
+    assert decl["channel"] == "red" and decl["risk"]["rule_set_version"] == "2026.12.1"
+    listed = client.get("/api/v1/risk/rule-sets", headers=officer).json()
+    assert [r["version"] for r in listed if r["active"]] == ["2026.12.1"]
+    assert client.get("/api/v1/risk/rule-sets/2026.12.1", headers=officer).text == strict
+
+
+def test_unknown_hs_code_or_missing_rate_flags_unassessed(gate, declaration_body):
+    body = copy.deepcopy(declaration_body)
+    body["items"][0]["currency"] = "GBP"
+    decl = file(gate, body)
+    assert decl["duties"]["assessed"] is False
+    assert "unassessed_duties" in {r["rule"] for r in decl["risk"]["reasons"]}
+
+
+def test_exchange_rates_admin_only_and_rate_of_registration_date(gate):
+    client = gate["client"]
+    body = {"currency": "USD", "day": "2020-01-02", "vnd_per_unit": "23000", "source": "SBV"}
+    assert client.post("/api/v1/exchange-rates", json=body, headers=gate["trader"]).status_code == 403
+    assert client.post("/api/v1/exchange-rates", json=body, headers=gate["admin"]).status_code == 201
+    rates = client.get("/api/v1/exchange-rates?day=2020-01-05", headers=gate["trader"]).json()
+    assert rates == [{"currency": "USD", "day": "2020-01-02", "vnd_per_unit": "23000.000000", "source": "SBV"}]
+    assert client.get("/api/v1/tariff/08109020", headers=gate["trader"]).json()["acfta_rate"] == "0.000"
+    assert client.get("/api/v1/tariff/99999999", headers=gate["trader"]).status_code == 404
