@@ -73,11 +73,25 @@ class ExpiryScheduler:
                 logger.exception("expiry pass failed")
 
 
+def subscribe_consumers(runtime: Runtime) -> None:
+    """Wire each service's event consumers to the bus (idempotent: dedupe by event id)."""
+    from services.declarations import consumers as declarations_consumers
+    from services.kernel.bus import idempotent
+
+    bus = runtime.bus
+    sessions = runtime.sessions
+    bus.subscribe("gate.mismatch", idempotent(sessions, "declarations", declarations_consumers.on_gate_mismatch),
+                  name="declarations.gate_mismatch")  # fmt: skip
+    bus.subscribe("gate.exited", idempotent(sessions, "declarations", declarations_consumers.on_gate_exit),
+                  name="declarations.gate_exit")  # fmt: skip
+
+
 def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the one-process app; background workers start with the app's lifespan."""
     settings = settings or get_settings()
     runtime = runtime or Runtime.build(settings)
     scheduler = ExpiryScheduler(runtime)
+    subscribe_consumers(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,3 +18,14 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then
   echo "system-deps: installing libzbar0 (barcode and QR reading)"
   apt_install libzbar0
 fi
+
+# anvil, the EVM node the ledger's anchoring tests (and the compose deployment) run against.
+if ! ls .tools/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "system-deps: installing anvil (npm @foundry-rs/anvil) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix .tools @foundry-rs/anvil >/dev/null 2>&1 \
+      || echo "system-deps: npm could not install anvil; the anvil tests will skip (CI requires them)" >&2
+  else
+    echo "system-deps: npm not found; install Node.js/npm to run the anvil tests (CI requires them)" >&2
+  fi
+fi

@@ -67,29 +67,25 @@ class OutboxRelay:
         self._lock = threading.Lock()
 
     def run_once(self, *, limit: int = 500) -> int:
-        """Publish pending events; stop at the first failure so order is kept. Returns how many were published."""
+        """Publish pending events in order, stopping at the first failure. Returns how many were published.
+
+        Delivery happens outside any write transaction (consumers write to the database themselves, and SQLite
+        has one writer); a crash between delivery and marking only means redelivery, which consumers dedupe.
+        """
         with self._lock:
-            if not self._has_pending():
-                return 0
-            return self._publish(limit)
-
-    def _has_pending(self) -> bool:
-        # A read-only look first, so an idle relay never takes SQLite's write lock.
-        with unit_of_work(self.read_factory) as session:
-            return bool(pending_events(session, limit=1, lock=False))
-
-    def _publish(self, limit: int) -> int:
-        with unit_of_work(self.factory) as session:
-            rows = pending_events(session, limit=limit)
+            with unit_of_work(self.read_factory) as session:
+                events = [as_event(row) for row in pending_events(session, limit=limit, lock=False)]
             done: list[int] = []
-            for row in rows:
+            for event in events:
                 try:
-                    self.bus.publish(as_event(row))
+                    self.bus.publish(event)
                 except Exception:
-                    logger.exception("event delivery failed; will retry", extra={"event_id": row.id})
+                    logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
                     break
-                done.append(row.seq)
-            mark_published(session, done)
+                done.append(event.seq)
+            if done:
+                with unit_of_work(self.factory) as session:
+                    mark_published(session, done)
             return len(done)
 
     def drain(self) -> int:

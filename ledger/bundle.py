@@ -1,0 +1,222 @@
+"""Provenance bundles: a subject's entries, proofs, signed checkpoint and anchors in one file, verified offline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import rfc8785
+from sqlalchemy import Engine
+
+from ledger import reader, storage
+from ledger.anchor import AnchorReceipt, verify_anchor
+from ledger.checkpoint import Signer, Verifier, checkpoint_hash, open_checkpoint
+from ledger.leaf import Leaf
+from ledger.merkle import leaf_hash
+from ledger.verify import BundleError, ChainBroken, PayloadHashMismatch, verify_inclusion
+
+if TYPE_CHECKING:
+    from web3 import Web3
+
+FORMAT = "smartgate-ledger-bundle/v1"
+# Domain separation: what the log key signs for a bundle can never parse as a checkpoint (which is 3 lines).
+SIGNATURE_CONTEXT = b"smartgate ledger bundle signature v1\n"
+_TOP_FIELDS = {"format", "subject", "origin", "public_key", "checkpoint", "anchors", "entries", "signature"}
+_ENTRY_FIELDS = {"index", "leaf", "payload", "inclusion_proof"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(value: Any, what: str, index: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise BundleError(f"{what} must be a base64 string", index=index, found=type(value).__name__)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise BundleError(f"{what} is not base64", index=index, found=value) from exc
+    if _b64(raw) != value:
+        raise BundleError(f"{what} is not canonical base64", index=index, found=value)
+    return raw
+
+
+def _signed_message(bundle: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in bundle.items() if k != "signature"}
+    return SIGNATURE_CONTEXT + rfc8785.dumps(unsigned)
+
+
+def build_bundle(
+    engine: Engine,
+    subject: str,
+    signer: Signer,
+    *,
+    size: int | None = None,
+    include_payloads: bool = True,
+) -> dict[str, Any]:
+    """Build a bundle for `subject` against the checkpoint at `size` (default: latest anchored, else latest)."""
+    with engine.connect() as conn:
+        cps = storage.all_checkpoints(conn)
+        if size is not None:
+            cps = [c for c in cps if c[0] == size]
+        if not cps:
+            raise LookupError("no checkpoint to build a bundle against")
+        anchored = {int(r["checkpoint_size"]) for r in storage.anchors_for(conn)}
+        chosen = next((c for c in reversed(cps) if c[0] in anchored), cps[-1]) if size is None else cps[0]
+        cp_size, note = chosen
+        rows = storage.subject_entries(conn, subject, below=cp_size)
+        if not rows:
+            raise LookupError(f"subject {subject!r} has no entry in the checkpoint of size {cp_size}")
+        origin = note.split(b"\n", 1)[0].decode()
+        entries = [
+            {
+                "index": row.index,
+                "leaf": _b64(row.leaf),
+                "payload": _b64(row.payload) if include_payloads else None,
+                "inclusion_proof": [_b64(h) for h in reader.inclusion_proof(conn, row.index, cp_size)],
+            }
+            for row in rows
+        ]
+        receipts = [reader.receipt_from_row(r).to_json() for r in storage.anchors_for(conn, cp_size)]
+    bundle: dict[str, Any] = {
+        "format": FORMAT,
+        "subject": subject,
+        "origin": origin,
+        "public_key": signer.verifier.vkey,
+        "checkpoint": note.decode(),
+        "anchors": receipts,
+        "entries": entries,
+    }
+    sig = signer.sign(_signed_message(bundle))
+    bundle["signature"] = _b64(signer.verifier.key_id + sig)
+    return bundle
+
+
+def dumps(bundle: dict[str, Any]) -> bytes:
+    """Serialise a bundle for a file (pretty JSON; verification does not depend on the layout)."""
+    return json.dumps(bundle, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+@dataclass
+class BundleReport:
+    """What a verified bundle proves."""
+
+    subject: str
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    entries: list[int]
+    key: str
+    key_pinned: bool
+    anchors: list[AnchorReceipt] = field(default_factory=list)
+    anchors_checked_on_chain: int = 0
+
+
+def verify_bundle(
+    data: bytes | dict[str, Any],
+    *,
+    trusted_key: Verifier | None = None,
+    w3: Web3 | None = None,
+) -> BundleReport:
+    """Verify a bundle offline (and its anchors on chain when `w3` is given); raise a VerificationError if not."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            bundle = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"bundle is not JSON: {exc}") from exc
+    else:
+        bundle = data
+    if not isinstance(bundle, dict) or set(bundle) != _TOP_FIELDS:
+        found = sorted(bundle) if isinstance(bundle, dict) else type(bundle).__name__
+        raise BundleError("bundle has the wrong fields", expected=sorted(_TOP_FIELDS), found=found)
+    if bundle["format"] != FORMAT:
+        raise BundleError("unknown bundle format", expected=FORMAT, found=bundle["format"])
+    for name in ("subject", "origin", "public_key", "checkpoint"):
+        if not isinstance(bundle[name], str):
+            raise BundleError(f"bundle {name} must be a string", found=type(bundle[name]).__name__)
+
+    key = Verifier.from_vkey(bundle["public_key"])
+    if trusted_key is not None and key != trusted_key:
+        raise BundleError("bundle is signed by another key", expected=trusted_key.vkey, found=key.vkey)
+    sig = _unb64(bundle["signature"], "signature")
+    if sig[:4] != key.key_id or not key.verify(_signed_message(bundle), sig[4:]):
+        raise BundleError("bundle signature is invalid: the bundle was edited or signed by another key")
+
+    note = bundle["checkpoint"].encode()
+    cp = open_checkpoint(note, key, origin=bundle["origin"])
+    entries = bundle["entries"]
+    if not isinstance(entries, list) or not entries:
+        raise BundleError("bundle has no entries")
+    prev: bytes | None = None
+    last_index = -1
+    indices = []
+    for position, item in enumerate(entries):
+        if not isinstance(item, dict) or set(item) != _ENTRY_FIELDS:
+            raise BundleError("bundle entry has the wrong fields", index=position, expected=sorted(_ENTRY_FIELDS))
+        index = item["index"]
+        if not isinstance(index, int) or isinstance(index, bool) or not last_index < index < cp.size:
+            raise BundleError(
+                "entry indices must increase and lie inside the checkpoint",
+                index=position,
+                expected=f"{last_index} < index < {cp.size}",
+                found=index,
+            )
+        leaf_bytes = _unb64(item["leaf"], "leaf", index)
+        leaf = Leaf.from_bytes(leaf_bytes, index=index)
+        if leaf.subject != bundle["subject"]:
+            raise BundleError(
+                "entry is about another subject", index=index, expected=bundle["subject"], found=leaf.subject
+            )
+        if item["payload"] is not None:
+            digest = hashlib.sha256(_unb64(item["payload"], "payload", index)).hexdigest()
+            if digest != leaf.payload_sha256:
+                raise PayloadHashMismatch(
+                    "payload differs from its leaf", index=index, expected=leaf.payload_sha256, found=digest
+                )
+        # The first entry must open the subject's chain; each next one must name its predecessor.
+        if leaf.prev_hash_bytes != prev:
+            raise ChainBroken(
+                "subject chain broken inside the bundle", index=index, expected=prev, found=leaf.prev_hash_bytes
+            )
+        proof = item["inclusion_proof"]
+        if not isinstance(proof, list):
+            raise BundleError("inclusion_proof must be a list", index=index)
+        h = leaf_hash(leaf_bytes)
+        verify_inclusion(h, index, cp.size, [_unb64(p, "proof hash", index) for p in proof], cp.root_hash)
+        prev, last_index = h, index
+        indices.append(index)
+
+    anchors = bundle["anchors"]
+    if not isinstance(anchors, list):
+        raise BundleError("anchors must be a list")
+    expected_hash = checkpoint_hash(note)
+    receipts = []
+    checked = 0
+    for receipt_json in anchors:
+        receipt = AnchorReceipt.from_json(receipt_json)
+        if receipt.checkpoint_sha256 != expected_hash:
+            raise BundleError(
+                "anchor names another checkpoint",
+                index=cp.size,
+                expected=expected_hash,
+                found=receipt.checkpoint_sha256,
+            )
+        if w3 is not None:
+            verify_anchor(w3, receipt, expected_hash, index=cp.size)
+            checked += 1
+        receipts.append(receipt)
+    return BundleReport(
+        subject=bundle["subject"],
+        origin=cp.origin,
+        tree_size=cp.size,
+        root_hash=cp.root_hash,
+        entries=indices,
+        key=key.vkey,
+        key_pinned=trusted_key is not None,
+        anchors=receipts,
+        anchors_checked_on_chain=checked,
+    )

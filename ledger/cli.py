@@ -1,0 +1,76 @@
+"""`smartgate ledger …` commands that need no database: verify a provenance bundle, create a signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Verifiable ledger: offline bundle verification and key tools.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    file: Annotated[Path, typer.Argument(help="bundle JSON file", exists=False)],
+    rpc: Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL: also check the anchors on chain")] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="trusted verifier key (name+keyid+base64); pins the log's key")
+    ] = None,
+) -> None:
+    """Verify a provenance bundle offline (no database); with --rpc, also check its anchors on chain."""
+    from ledger.anchor import connect
+    from ledger.bundle import verify_bundle
+    from ledger.checkpoint import Verifier
+    from ledger.verify import VerificationError
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+        return
+    try:
+        trusted = Verifier.from_vkey(key) if key else None
+        w3 = connect(rpc) if rpc else None
+        report = verify_bundle(data, trusted_key=trusted, w3=w3)
+    except VerificationError as exc:
+        _fail(f"bundle does NOT verify: {exc}")
+        return
+    typer.echo(f"OK: subject {report.subject!r}: {len(report.entries)} entries {report.entries}")
+    typer.echo(f"  checkpoint: {report.origin} size {report.tree_size} root {report.root_hash.hex()}")
+    pin = "pinned with --key" if report.key_pinned else "NOT pinned: compare it with the operator's published key"
+    typer.echo(f"  signed by:  {report.key} ({pin})")
+    if not report.anchors:
+        typer.echo("  anchors:    none (the checkpoint is not anchored)")
+    for receipt in report.anchors:
+        where = "verified on chain" if rpc else "not checked on chain (give --rpc)"
+        typer.echo(
+            f"  anchor:     chain {receipt.chain_id} ({receipt.chain_label}) contract {receipt.contract} "
+            f"tx {receipt.tx_hash} block {receipt.block_number}: {where}"
+        )
+
+
+@app.command("keygen")
+def keygen_cmd(name: Annotated[str, typer.Argument(help="key name shown on every checkpoint signature")]) -> None:
+    """Print a new Ed25519 checkpoint signing key for the settings (keep it secret)."""
+    from ledger.keys import DEV_KEY_SUFFIX, generate_key_string
+
+    if name.endswith(DEV_KEY_SUFFIX):
+        _fail(f"names ending in {DEV_KEY_SUFFIX!r} are reserved for development keys")
+    try:
+        typer.echo(generate_key_string(name))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command("build-contract")
+def build_contract_cmd() -> None:
+    """Print the Anchor contract's init code (hex), as deployed by the ledger."""
+    from ledger.anchor import INIT_CODE_HEX
+
+    typer.echo(INIT_CODE_HEX)

@@ -1,0 +1,1 @@
+"""One module per flow: trader filing, officer review, trader documents and payments."""

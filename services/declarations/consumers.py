@@ -1,0 +1,46 @@
+"""Events of other services that change declarations: gate mismatches (risk hook) and trucks leaving the gate."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from services.declarations import service
+from services.declarations.models import Declaration
+from services.declarations.schemas import Status
+from services.kernel.outbox import Event
+
+logger = logging.getLogger("smartgate.declarations.consumers")
+
+CONSUMER = "declarations"
+
+
+def on_gate_mismatch(session: Session, event: Event) -> None:
+    """A gate read that does not match raises the declaration's risk: reassessed if still under review."""
+    decl_id = event.payload.get("declaration_id")
+    decl = session.get(Declaration, decl_id) if decl_id else None
+    if decl is None:
+        return
+    risk = dict(decl.risk or {})
+    risk["gate_mismatches"] = int(risk.get("gate_mismatches", 0)) + 1
+    risk.setdefault("gate_events", []).append(event.id)
+    decl.risk = risk
+    if decl.status == Status.submitted:
+        service.assess_and_route(session, decl)
+    elif decl.status in (Status.awaiting_documents, Status.inspection):
+        decl.channel = "red"
+
+
+def on_gate_exit(session: Session, event: Event) -> None:
+    """The truck carrying a released declaration's goods left through the gate."""
+    decl_id = event.payload.get("declaration_id")
+    decl = session.get(Declaration, decl_id) if decl_id else None
+    if decl is None:
+        return
+    if decl.status != Status.released:
+        logger.warning("exit reported for a declaration that is not released", extra={"declaration_id": decl_id})
+        return
+    service.transition(
+        session, decl=decl, action="exit", actor=f"gate:{event.payload.get('camera_id', 'gate')}", reason="truck exited"
+    )

@@ -1,0 +1,61 @@
+"""Events from the gate change declarations exactly once: mismatches raise risk, exits close released ones."""
+
+from __future__ import annotations
+
+import copy
+
+from services.declarations.models import Declaration
+from services.kernel.database import unit_of_work
+from services.kernel.outbox import Event, OutboxEvent, record_event
+
+
+def _file(client, headers, body, key):
+    resp = client.post("/api/v1/declarations?submit=true", json=body, headers={**headers, "Idempotency-Key": key})
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def _emit(runtime, type_: str, payload: dict) -> str:
+    with unit_of_work(runtime.sessions) as session:
+        event_id = record_event(session, type=type_, subject=payload.get("declaration_id") or "gate", payload=payload)
+    runtime.relay.drain()
+    return event_id
+
+
+def test_gate_mismatch_reassesses_to_red_once_even_if_redelivered(runtime, client, keys, declaration_body):
+    trader = keys.make("trader", "Mismatch Co")
+    decl = _file(client, trader, declaration_body, "m-1")
+    assert decl["status"] == "submitted" and decl["channel"] in ("yellow", "red")
+    event_id = _emit(runtime, "gate.mismatch", {"declaration_id": decl["id"], "reasons": ["seal mismatch"]})
+    after = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
+    assert after["channel"] == "red" and after["risk"]["gate_mismatches"] == 1
+    assert after["risk"]["score"] == decl["risk"]["score"] + 100
+    assert "gate_mismatch" in {r["rule"] for r in after["risk"]["reasons"]}
+    # The bus delivers at least once: the same event again changes nothing.
+    with unit_of_work(runtime.sessions) as session:
+        row = session.query(OutboxEvent).filter_by(id=event_id).one()
+        runtime.bus.publish(
+            Event(id=row.id, type=row.type, subject=row.subject, payload=row.payload, occurred_at=row.occurred_at)
+        )
+    again = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
+    assert again["risk"]["gate_mismatches"] == 1
+
+
+def test_gate_exit_moves_released_declaration_to_exited(runtime, client, keys, declaration_body):
+    trader = keys.make("trader", "Exit Co")
+    decl = _file(client, trader, declaration_body, "x-1")
+    with unit_of_work(runtime.sessions) as session:  # put it straight to released for this test
+        row = session.get(Declaration, decl["id"])
+        row.status = "released"
+    _emit(runtime, "gate.exited", {"declaration_id": decl["id"], "camera_id": "KT-OUT-1"})
+    history = client.get(f"/api/v1/declarations/{decl['id']}/history", headers=trader).json()
+    assert history["transitions"][-1]["action"] == "exit"
+    assert history["transitions"][-1]["actor"] == "gate:KT-OUT-1"
+
+
+def test_exit_for_unreleased_or_unknown_declaration_is_ignored(runtime, client, keys, declaration_body):
+    trader = keys.make("trader", "Early Co")
+    decl = _file(client, trader, copy.deepcopy(declaration_body), "e-1")
+    _emit(runtime, "gate.exited", {"declaration_id": decl["id"]})
+    _emit(runtime, "gate.exited", {"declaration_id": "no-such-id"})
+    assert client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()["status"] == "submitted"
