@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from services.declarations import service as declarations_service
+from services.declarations.endpoints import problems
 from services.declarations.endpoints import router as declarations_router
 from services.declarations.review_endpoints import risk_router, tariff_router
 from services.declarations.review_endpoints import router as review_router
@@ -125,7 +126,7 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Ready to serve", responses={503: {"description": "not ready"}})
+    @app.get("/readyz", tags=["health"], summary="Ready to serve", responses=problems(503))
     def readyz(request: Request) -> JSONResponse:
         """Readiness: the database answers."""
         try:

@@ -39,9 +39,20 @@ from services.kernel.schemas import Problem
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (401, 403, 404, 409, 422)
-}
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
+    return {
+        code: {
+            "description": "Problem details (RFC 9457)",
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+        }
+        for code in codes
+    }
+
+
+PROBLEM_SCHEMA = Problem.model_json_schema()
+PROBLEMS = problems(401, 403, 404, 409, 422)
 
 
 def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
@@ -81,7 +92,7 @@ def _respond(decl: DeclarationRow, status_code: int = 200, *, role: Role = Role.
     "",
     status_code=201,
     response_model=Declaration,
-    responses={**PROBLEMS, 400: {"model": Problem}, 413: {"model": Problem}},
+    responses={**PROBLEMS, **problems(400, 413)},
     summary="File a declaration",
 )
 def create_declaration(
@@ -125,11 +136,11 @@ def list_declarations(
     principal: CurrentPrincipal,
     status: ListStatus | None = None,
     kind: Kind | None = None,
-    gate: Annotated[str | None, Query(max_length=12)] = None,
+    gate: Annotated[str | None, Query(pattern=r"^[A-Z]{3,12}$")] = None,
     created_from: dt.datetime | None = None,
     created_to: dt.datetime | None = None,
     hs_prefix: Annotated[str | None, Query(pattern=r"^\d{1,8}$")] = None,
-    container: Annotated[str | None, Query(max_length=13)] = None,
+    container: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9 ]{1,13}$")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
@@ -137,9 +148,16 @@ def list_declarations(
     if principal.role is not Role.trader:
         principal.require(Role.officer, Role.admin)
     for name, value in (("created_from", created_from), ("created_to", created_to)):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise Unprocessable(f"{name} must carry a UTC offset", errors=[{"pointer": "", "in": "query",
                                 "code": "datetime.timezone", "detail": name}])  # fmt: skip
+        try:
+            value.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise Unprocessable(f"{name} is out of range", errors=[{"pointer": "", "in": "query",
+                                "code": "datetime.range", "detail": name}]) from exc  # fmt: skip
     filt = repository.ListFilter(
         organisation_id=principal.organisation_id if principal.role is Role.trader else None,
         status=status,
@@ -194,7 +212,7 @@ def submit_declaration(
 @router.post(
     "/{declaration_id}/amend",
     response_model=Declaration,
-    responses={**PROBLEMS, 412: {"model": Problem}, 428: {"model": Problem}},
+    responses={**PROBLEMS, **problems(412, 428)},
     summary="Amend (replace the body)",
 )
 def amend_declaration(

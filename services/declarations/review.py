@@ -65,6 +65,8 @@ def queue(
 
 
 def _in_review(session: Session, declaration_id: str) -> Declaration:
+    if not service.ID_SHAPE.match(declaration_id):
+        raise DeclarationNotFound(declaration_id[:64])
     decl = session.get(Declaration, declaration_id)
     if decl is None:
         raise DeclarationNotFound(declaration_id)
@@ -154,6 +156,8 @@ def store_document(
 ) -> DeclarationDocument:
     """Keep a trader's document (content-addressed on disk); answering a documents request returns it to review."""
     organisation_id = service._require_trader_of(principal)
+    if not service.ID_SHAPE.match(declaration_id):
+        raise DeclarationNotFound(declaration_id[:64])
     decl = session.scalar(
         select(Declaration).where(Declaration.id == declaration_id, Declaration.organisation_id == organisation_id)
     )
@@ -174,8 +178,8 @@ def store_document(
         tmp.replace(path)
     doc = DeclarationDocument(
         declaration_id=decl.id,
-        filename=filename[:255] or "document",
-        content_type=content_type[:100] or "application/octet-stream",
+        filename=filename.replace("\x00", "")[:255] or "document",
+        content_type=content_type.replace("\x00", "")[:100] or "application/octet-stream",
         size_bytes=len(data),
         sha256=digest,
         uploaded_by=principal.actor,
@@ -183,7 +187,12 @@ def store_document(
     session.add(doc)
     if decl.status == Status.awaiting_documents:
         service.transition(
-            session, decl=decl, action="provide_documents", actor=principal.actor, reason=f"document {digest[:12]}"
+            session,
+            decl=decl,
+            action="provide_documents",
+            actor=principal.actor,
+            reason=f"document {digest[:12]}",
+            trader_only=True,
         )
     session.flush()
     return doc
@@ -198,6 +207,8 @@ def record_payment(
     session: Session, *, principal: Principal, declaration_id: str, bank_reference: str, amount_vnd: int
 ) -> Declaration:
     """Record a duty payment (stand-in for the e-payment gateway); cleared and paid in full → released."""
+    if not service.ID_SHAPE.match(declaration_id):
+        raise DeclarationNotFound(declaration_id[:64])
     if principal.role is Role.trader:
         decl = session.scalar(
             select(Declaration).where(

@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import Field
 
 from services.declarations import review, rulesets, service, tariff
-from services.declarations.endpoints import PROBLEMS, to_json
+from services.declarations.endpoints import PROBLEMS, problems, to_json
 from services.declarations.exceptions import DeclarationNotFound
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
@@ -25,13 +26,16 @@ risk_router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
 tariff_router = APIRouter(tags=["tariff"])
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+VersionPath = Annotated[str, PathParam(pattern=r"^[0-9A-Za-z.\-_]{1,32}$")]
 
 
 class DecisionIn(InputSchema):
     """An officer's decision."""
 
     model_config = InputSchema.model_config | {
-        "json_schema_extra": {"examples": [{"outcome": "clear", "reason": "documents consistent with the goods"}]}
+        "json_schema_extra": {
+            "examples": [{"outcome": "clear", "reason": "documents consistent with the goods", "violation": False}]
+        }
     }
 
     outcome: Literal["clear", "request_documents", "inspect", "reject"]
@@ -212,9 +216,18 @@ def reassign(declaration_id: str, body: AssignmentIn, session: SessionDep, princ
     "/api/v1/declarations/{declaration_id}/documents",
     status_code=201,
     response_model=DocumentOut,
-    responses={**PROBLEMS, 413: {"description": "file too large"}},
+    responses={**PROBLEMS, **problems(413)},
     summary="Upload a document",
     tags=["declarations"],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "example": {"file": "(the PDF's bytes)", "description": "Phytosanitary certificate No. 2026/123"}
+                }
+            }
+        }
+    },
 )
 async def upload_document(
     declaration_id: str,
@@ -277,7 +290,7 @@ def get_document(
 ) -> FileResponse:
     """The document's bytes."""
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
-    doc = session.get(DeclarationDocument, document_id)
+    doc = session.get(DeclarationDocument, document_id) if service.ID_SHAPE.match(document_id) else None
     if doc is None or doc.declaration_id != decl.id:
         raise NotFound(f"document {document_id} not found")
     path = review.document_path(runtime.settings.var_dir / "documents", doc)
@@ -317,7 +330,7 @@ def list_rule_sets(session: SessionDep, principal: CurrentOfficer) -> list[RuleS
     summary="Get a rule set",
     response_class=PlainTextResponse,
 )
-def get_rule_set(version: str, session: SessionDep, principal: CurrentOfficer) -> PlainTextResponse:
+def get_rule_set(version: VersionPath, session: SessionDep, principal: CurrentOfficer) -> PlainTextResponse:
     """The rule set's YAML, exactly as stored."""
     row = rulesets.get(session, version)
     return PlainTextResponse(row.source_yaml, media_type="application/yaml", headers={"X-Rule-Set-SHA256": row.sha256})
@@ -333,7 +346,7 @@ def create_rule_set(body: RuleSetIn, session: SessionDep, principal: CurrentAdmi
 
 @risk_router.post("/rule-sets/{version}/dry-run", responses=PROBLEMS, summary="Replay a rule set")
 def dry_run(
-    version: str,
+    version: VersionPath,
     session: SessionDep,
     principal: CurrentOfficer,
     limit: Annotated[int, Query(ge=1, le=20000)] = 5000,
@@ -345,7 +358,7 @@ def dry_run(
 
 @risk_router.post("/rule-sets/{version}/activate", response_model=RuleSetOut, responses=PROBLEMS, summary="Activate")
 def activate(
-    version: str,
+    version: VersionPath,
     session: SessionDep,
     principal: CurrentAdmin,
     _body: Annotated[dict[str, Any] | None, Body(openapi_examples={"empty": {"value": {}}})] = None,
@@ -355,7 +368,9 @@ def activate(
 
 
 @tariff_router.get("/api/v1/tariff/{hs_code}", response_model=TariffOut, responses=PROBLEMS, summary="Tariff line")
-def get_tariff(hs_code: str, session: SessionDep, principal: CurrentPrincipal) -> TariffOut:
+def get_tariff(
+    hs_code: Annotated[str, PathParam(pattern=r"^\d{8}$")], session: SessionDep, principal: CurrentPrincipal
+) -> TariffOut:
     """Rates of an 8-digit HS code with their sources and verification status."""
     row = session.get(TariffLine, hs_code)
     if row is None:

@@ -248,9 +248,11 @@ def _num(value: Any) -> Decimal | None:
     try:
         if isinstance(value, bool):
             return None
-        return Decimal(str(value)) if isinstance(value, int | float | str | Decimal) else None
+        number = Decimal(str(value)) if isinstance(value, int | float | str | Decimal) else None
     except ArithmeticError:
         return None
+    # NaN and infinities are reported by the field's own validation, not compared here.
+    return number if number is not None and number.is_finite() else None
 
 
 def _err(code: str, message: str, loc: tuple[Any, ...], value: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import insert
@@ -182,8 +183,13 @@ def create(
     return decl
 
 
+ID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def get_visible(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
     """A declaration the caller may see: traders only their organisation's; officers and admins all."""
+    if not ID_SHAPE.match(declaration_id):
+        raise DeclarationNotFound(declaration_id[:64])
     if principal.role is Role.trader:
         decl = repository.get(session, declaration_id, organisation_id=principal.organisation_id or "")
     else:
@@ -196,6 +202,8 @@ def get_visible(session: Session, *, principal: Principal, declaration_id: str) 
 
 def _owned(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
     organisation_id = _require_trader_of(principal)
+    if not ID_SHAPE.match(declaration_id):
+        raise DeclarationNotFound(declaration_id[:64])
     decl = repository.get(session, declaration_id, organisation_id=organisation_id)
     if decl is None:
         raise DeclarationNotFound(declaration_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+WRITER_WAIT_SECONDS = 30.0
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -108,7 +111,9 @@ def _tune_sqlite(engine: Engine) -> None:
         # under concurrency; taking the write lock up front makes writers wait their turn.
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         if mode == "IMMEDIATE":
-            writer.acquire()
+            # Bounded like SQLite's own busy timeout: a writer that never ends must not hang the process.
+            if not writer.acquire(timeout=WRITER_WAIT_SECONDS):
+                raise sqlite3.OperationalError("database is locked (waited for the writer queue)")
             conn.info["sqlite_writer"] = True
         try:
             conn.exec_driver_sql(f"BEGIN {mode}")

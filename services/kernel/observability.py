@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -81,8 +82,44 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        started_response = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started_response
+            if message["type"] == "http.response.start":
+                started_response = True
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, tracking)
+        except Exception:
+            # Rendered here rather than by the server-error middleware outside us, so the 500 keeps its request id.
+            error_id = uuid.uuid4().hex
+            logging.getLogger("smartgate.errors").exception("unhandled error", extra={"error_id": error_id})
+            if started_response:
+                raise
+            status = 500
+            body = json.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Internal server error",
+                    "status": 500,
+                    "detail": "An unexpected error occurred; quote the error id when reporting it.",
+                    "instance": scope.get("path"),
+                    "error_id": error_id,
+                }
+            ).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             self.log.info(
                 "request",
@@ -129,7 +166,9 @@ class BodySizeLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     too_large = True
-                    raise _BodyTooLarge
+                    # An HTTPException passes through FastAPI's body parsing (which would turn anything else
+                    # into its own 400) and is rendered as our 413 problem.
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
         started = False
@@ -142,9 +181,11 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+        except (_BodyTooLarge, HTTPException):
+            if too_large and not started:
                 await self._reject(send, limit)
+            else:
+                raise
         except Exception:
             if too_large and not started:
                 await self._reject(send, limit)

@@ -12,12 +12,18 @@ target_metadata = Base.metadata
 
 def run_migrations_online() -> None:
     """Run migrations on a live connection (the engine given by the caller, or one made from the URL)."""
-    engine = config.attributes.get("engine") or make_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+    given = config.attributes.get("engine")
+    engine = given or make_engine(config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+    finally:
+        if given is None:
+            # Leave no pooled connection behind (PostgreSQL refuses to copy a template that is in use).
+            engine.dispose()
 
 
 run_migrations_online()

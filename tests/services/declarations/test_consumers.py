@@ -25,18 +25,19 @@ def _emit(runtime, type_: str, payload: dict) -> str:
 def test_gate_mismatch_reassesses_to_red_once_even_if_redelivered(runtime, client, keys, declaration_body):
     trader = keys.make("trader", "Mismatch Co")
     decl = _file(client, trader, declaration_body, "m-1")
-    assert decl["status"] == "submitted" and decl["channel"] in ("yellow", "red")
+    assert decl["status"] == "submitted"
+    assert decl["channel"] in ("yellow", "red")
     event_id = _emit(runtime, "gate.mismatch", {"declaration_id": decl["id"], "reasons": ["seal mismatch"]})
     after = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
-    assert after["channel"] == "red" and after["risk"]["gate_mismatches"] == 1
+    assert after["channel"] == "red"
+    assert after["risk"]["gate_mismatches"] == 1
     assert after["risk"]["score"] == decl["risk"]["score"] + 100
     assert "gate_mismatch" in {r["rule"] for r in after["risk"]["reasons"]}
     # The bus delivers at least once: the same event again changes nothing.
-    with unit_of_work(runtime.sessions) as session:
+    with unit_of_work(runtime.read_sessions) as session:
         row = session.query(OutboxEvent).filter_by(id=event_id).one()
-        runtime.bus.publish(
-            Event(id=row.id, type=row.type, subject=row.subject, payload=row.payload, occurred_at=row.occurred_at)
-        )
+        event = Event(id=row.id, type=row.type, subject=row.subject, payload=row.payload, occurred_at=row.occurred_at)
+    runtime.bus.publish(event)
     again = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
     assert again["risk"]["gate_mismatches"] == 1
 

@@ -19,8 +19,7 @@ FX = {"USD": Decimal("25400"), "CNY": Decimal("3560.5")}
 def body(kind: str = "import", *, form_e: str | None = "2026-11-20", items: list[dict] | None = None) -> dict:
     doc = {
         "kind": kind,
-        "items": items
-        or [{"hs_code": "08109020", "origin": "CN", "customs_value": "9600.00", "currency": "USD"}],
+        "items": items or [{"hs_code": "08109020", "origin": "CN", "customs_value": "9600.00", "currency": "USD"}],
     }
     if form_e:
         doc["preferential_origin"] = {"form_e_number": "E1", "issued_on": form_e}
@@ -34,7 +33,8 @@ def test_acfta_rate_applies_to_chinese_origin_with_valid_form_e():
     assert line.value_vnd == 243_840_000
     assert (line.import_basis, line.import_duty_vnd, line.vat_vnd) == ("ACFTA", 0, 12_192_000)
     assert bill.total_vnd == 12_192_000
-    assert bill.form_e_applied and bill.assessed
+    assert bill.form_e_applied
+    assert bill.assessed
 
 
 def test_mfn_applies_without_form_e():
@@ -57,7 +57,8 @@ def test_expired_or_future_form_e_is_not_applied():
     assert form_e_valid(body(form_e="2025-11-28"), DAY)  # exactly 12 months
     assert not form_e_valid(body(form_e="2026-11-29"), DAY)  # issued after registration
     bill = assess(body(form_e="2025-01-01"), registration_date=DAY, tariff=TARIFF, fx=FX)
-    assert bill.lines[0].import_basis == "MFN" and not bill.form_e_applied
+    assert bill.lines[0].import_basis == "MFN"
+    assert not bill.form_e_applied
 
 
 def test_export_duty_and_no_vat_on_exports():
@@ -77,7 +78,8 @@ def test_rounding_is_per_line_half_up_then_summed():
     # Each line: 0.05 x 3,560.5 = 178.025 -> 178; MFN 3 % = 5.34 -> 5; VAT 10 % of 183 = 18.3 -> 18.
     assert [(x.value_vnd, x.import_duty_vnd, x.vat_vnd) for x in bill.lines] == [(178, 5, 18), (178, 5, 18)]
     assert bill.total_vnd == 46
-    assert vnd(Decimal("2.5")) == 3 and vnd(Decimal("-2.5")) == -3
+    assert vnd(Decimal("2.5")) == 3
+    assert vnd(Decimal("-2.5")) == -3
 
 
 def test_vnd_lines_need_no_rate_and_missing_rates_are_reported_not_guessed():
@@ -87,7 +89,8 @@ def test_vnd_lines_need_no_rate_and_missing_rates_are_reported_not_guessed():
         {"hs_code": "99999999", "origin": "CN", "customs_value": "10", "currency": "USD"},
     ]
     bill = assess(body(items=items), registration_date=DAY, tariff=TARIFF, fx=FX)
-    assert bill.lines[0].value_vnd == 1_000_000 and not bill.lines[0].problems
+    assert bill.lines[0].value_vnd == 1_000_000
+    assert not bill.lines[0].problems
     assert "no exchange rate for EUR" in bill.lines[1].problems[0]
     assert "not in the tariff" in bill.lines[2].problems[0]
     assert not bill.assessed

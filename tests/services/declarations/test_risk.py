@@ -81,10 +81,20 @@ def test_clean_declaration_fires_nothing():
         ("unit_value_anomaly", {"line_vnd_per_kg": [Decimal(9_999)]}, {"line_vnd_per_kg": [Decimal(10_000)]}),
         (
             "form_e_non_chinese_origin",
-            {"body": {"kind": "import", "preferential_origin": {"form_e_number": "E1"},
-                      "items": [{"hs_code": "84314990", "origin": "TH"}]}},  # fmt: skip
-            {"body": {"kind": "import", "preferential_origin": {"form_e_number": "E1"},
-                      "items": [{"hs_code": "84314990", "origin": "CN"}]}},  # fmt: skip
+            {
+                "body": {
+                    "kind": "import",
+                    "preferential_origin": {"form_e_number": "E1"},
+                    "items": [{"hs_code": "84314990", "origin": "TH"}],
+                }
+            },  # fmt: skip
+            {
+                "body": {
+                    "kind": "import",
+                    "preferential_origin": {"form_e_number": "E1"},
+                    "items": [{"hs_code": "84314990", "origin": "CN"}],
+                }
+            },  # fmt: skip
         ),
         ("new_trader", {"prior_declarations": 3}, {"prior_declarations": 4}),
         ("compliance_class", {"compliance_class": "C"}, {"compliance_class": "B"}),
@@ -112,8 +122,12 @@ def test_gate_mismatch_sends_red_and_reasons_carry_weights():
     result = evaluate(PLAIN, base(gate_mismatches=2))
     assert result.channel == "red"
     assert result.reasons == [
-        {"rule": "gate_mismatch", "weight": 100, "detail": "2 gate mismatch(es)",
-         "reason": "the gate read does not match the declaration"}  # fmt: skip
+        {
+            "rule": "gate_mismatch",
+            "weight": 100,
+            "detail": "2 gate mismatch(es)",
+            "reason": "the gate read does not match the declaration",
+        }  # fmt: skip
     ]
 
 
@@ -136,8 +150,10 @@ def test_split_over_10000_declarations_is_within_two_points_of_target():
         ("version: x\nseed: 1\nthresholds: {yellow: 1, red: 2}\nrules: []\n", "rules"),
         ("version: x\nseed: 1\nthresholds: {yellow: 5, red: 2}\nrules: [{id: mm, type: gate_mismatch}]\n", "red"),
         ("version: x\nseed: 1\nthresholds: {yellow: 1, red: 2}\nrules: [{id: mm, type: nope}]\n", "rules.0"),
-        ("version: x\nseed: 1\nthresholds: {yellow: 1, red: 2}\nbogus: 1\nrules: [{id: mm, type: gate_mismatch}]\n",
-         "bogus"),  # fmt: skip
+        (
+            "version: x\nseed: 1\nthresholds: {yellow: 1, red: 2}\nbogus: 1\nrules: [{id: mm, type: gate_mismatch}]\n",
+            "bogus",
+        ),  # fmt: skip
         ("- just a list", "mapping"),
         ("version: [unclosed", "YAML"),
     ],

@@ -1,0 +1,150 @@
+"""The `smartgate` command line against the test database: migrate, keys create/revoke, demo seed, expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, update
+from typer.testing import CliRunner
+
+from api.cli import app as cli
+from services.declarations.models import Declaration
+from services.kernel.database import unit_of_work, utcnow
+from services.kernel.settings import KernelSettings
+from tests.api.support import BASE, Api, assert_problem
+
+
+@pytest.fixture
+def runner(settings: KernelSettings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner whose environment points the CLI at the test database with the test secret."""
+    for name, value in {
+        "SMARTGATE_DATABASE_URL": settings.resolved_database_url,
+        "SMARTGATE_ENVIRONMENT": "test",
+        "SMARTGATE_SECRET_KEY": settings.secret_key,
+        "SMARTGATE_VAR_DIR": str(settings.var_dir),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner()
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """A runner for commands that fail before touching a database, or make their own."""
+    monkeypatch.setenv("SMARTGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
+    monkeypatch.setenv("SMARTGATE_ENVIRONMENT", "test")
+    monkeypatch.setenv("SMARTGATE_SECRET_KEY", "t" * 40)
+    monkeypatch.setenv("SMARTGATE_VAR_DIR", str(tmp_path / "var"))
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> Any:
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def one_line_error(result: Any, code: int) -> None:
+    """Failed with `code`, a single `smartgate: error:` line on stderr and no traceback."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("smartgate: error:")
+    assert "Traceback" not in result.output
+
+
+def test_keys_create_prints_a_key_that_works_and_revoke_kills_it(runner: CliRunner, api: Api) -> None:
+    result = invoke(runner, "keys", "create", "--role", "trader", "--org", "Lao Cai Fruit Export JSC", "--label", "ci")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    assert (made["role"], made["organisation"]) == ("trader", "Lao Cai Fruit Export JSC")
+    headers = {"Authorization": f"Bearer {made['api_key']}"}
+    decl = api.file(headers)
+    assert api.client.get(f"{BASE}/{decl['id']}", headers=headers).status_code == 200
+
+    result = invoke(runner, "keys", "revoke", made["key_id"])
+    assert result.exit_code == 0, result.output
+    assert made["key_id"] in result.stdout
+    assert_problem(api.client.get(f"{BASE}/{decl['id']}", headers=headers), 401)
+    one_line_error(invoke(runner, "keys", "revoke", made["key_id"]), 4)
+
+
+def test_keys_of_one_organisation_share_its_declarations(runner: CliRunner, api: Api) -> None:
+    first, second = (
+        json.loads(invoke(runner, "keys", "create", "--role", "trader", "--org", "Firm").stdout) for _ in range(2)
+    )
+    decl = api.file({"Authorization": f"Bearer {first['api_key']}"})
+    assert (
+        api.client.get(f"{BASE}/{decl['id']}", headers={"Authorization": f"Bearer {second['api_key']}"}).status_code
+        == 200
+    )
+
+
+def test_an_officer_key(runner: CliRunner, api: Api) -> None:
+    made = json.loads(invoke(runner, "keys", "create", "--role", "officer").stdout)
+    assert made["organisation"] is None
+    assert api.client.get(BASE, headers={"Authorization": f"Bearer {made['api_key']}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["keys", "create", "--role", "pirate"], 2),
+        (["keys", "create", "--role", "trader"], 2),
+        (["keys", "create", "--role", "officer", "--org", "Firm"], 2),
+    ],
+)
+def test_key_mistakes_are_one_line_errors(offline: CliRunner, args: list[str], code: int) -> None:
+    one_line_error(invoke(offline, *args), code)
+
+
+def test_settings_refusing_to_start_is_a_one_line_error(offline: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTGATE_ENVIRONMENT", "production")
+    monkeypatch.setenv("SMARTGATE_SECRET_KEY", "development-secret-change-me")
+    one_line_error(invoke(offline, "keys", "create", "--role", "officer"), 2)
+
+
+def test_migrate_builds_a_fresh_database(offline: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    target = tmp_path / "fresh" / "smartgate.db"
+    monkeypatch.setenv("SMARTGATE_DATABASE_URL", f"sqlite:///{target}")
+    result = invoke(offline, "migrate")
+    assert result.exit_code == 0, result.output
+    assert "database at head" in result.stdout
+    engine = create_engine(f"sqlite:///{target}")
+    assert {"declarations", "api_keys", "outbox_events"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert invoke(offline, "migrate").exit_code == 0  # idempotent
+
+
+def test_migrate_against_an_unreachable_database_is_a_one_line_error(
+    offline: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTGATE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    one_line_error(invoke(offline, "migrate"), 3)
+
+
+def test_demo_seed_is_for_development_only(offline: CliRunner) -> None:
+    one_line_error(invoke(offline, "demo", "seed"), 2)
+
+
+def test_declarations_expire(runner: CliRunner, api: Api, keys) -> None:
+    trader = keys.make("trader", "Firm")
+    old, fresh = api.file(trader, submit=True), api.file(trader, submit=True)
+    with unit_of_work(api.runtime.sessions) as session:
+        session.execute(
+            update(Declaration).where(Declaration.id == old["id"]).values(submitted_at=utcnow() - dt.timedelta(days=16))
+        )
+    result = invoke(runner, "declarations", "expire")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"expired": [old["id"]]}
+    assert api.client.get(f"{BASE}/{old['id']}", headers=trader).json()["status"] == "expired"
+    assert api.client.get(f"{BASE}/{fresh['id']}", headers=trader).json()["status"] == "submitted"
+    assert json.loads(invoke(runner, "declarations", "expire").stdout) == {"expired": []}
+
+
+def test_help_lists_the_commands(offline: CliRunner) -> None:
+    result = invoke(offline, "--help")
+    assert result.exit_code == 0
+    for command in ("migrate", "serve", "keys", "demo", "declarations"):
+        assert command in result.stdout
