@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -98,9 +98,13 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.relay.start()
         scheduler.start()
+        for start in runtime.on_start:
+            start()
         try:
             yield
         finally:
+            for stop in reversed(runtime.on_stop):
+                stop()
             scheduler.stop()
             runtime.relay.stop()
 
@@ -140,7 +144,25 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     app.include_router(review_router)
     app.include_router(risk_router)
     app.include_router(tariff_router)
+    for install in service_installers():
+        install(app, runtime)
     return app
+
+
+def service_installers() -> list[Callable[[FastAPI, Runtime], None]]:
+    """The `install(app, runtime)` of every service present: routers, event subscriptions, background work."""
+    import importlib
+
+    found = []
+    for name in ("provenance", "inspection"):
+        try:
+            module = importlib.import_module(f"services.{name}.install")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"services.{name}"):
+                continue  # the service is not part of this installation
+            raise
+        found.append(module.install)
+    return found
 
 
 def configure_process(settings: KernelSettings) -> None:

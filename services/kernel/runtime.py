@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ class Runtime:
     bus: EventBus
     relay: OutboxRelay
     extras: dict[str, Any] = field(default_factory=dict)
+    # Background work of the services in this process (checkpointing, workers...), run by the app's lifespan.
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: KernelSettings, *, bus: EventBus | None = None) -> Runtime:
