@@ -90,6 +90,11 @@ def _record_many(
     """Write transitions (action, from, to) and their `declaration.<verb>` events, one statement per table."""
     now = utcnow()
     transitions, events = [], []
+    # What the gate needs to recognise the truck (inspection keeps a read model of it); identifiers, not trade data.
+    gate_view = {
+        "containers": [{"number": c["number"], "seals": c.get("seals", [])} for c in decl.body.get("containers", [])],
+        "truck_plate": decl.body.get("transport", {}).get("truck_plate"),
+    }
     for action, from_status, to_status in steps:
         transitions.append(
             {
@@ -117,6 +122,7 @@ def _record_many(
                     "actor": actor,
                     "reason": reason,
                     "at": now.isoformat(),
+                    **gate_view,
                 },
             )
         )
