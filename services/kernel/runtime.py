@@ -35,7 +35,7 @@ class Runtime:
         engine = make_engine(settings.resolved_database_url)
         sessions = make_sessionmaker(engine)
         read_sessions = make_sessionmaker(reader(engine))
-        the_bus = bus or InProcessBus()
+        the_bus = bus or _bus_for(settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -50,4 +50,16 @@ class Runtime:
     def close(self) -> None:
         """Stop the relay and release connections."""
         self.relay.stop()
+        closer = getattr(self.bus, "close", None)
+        if closer is not None:
+            closer()
         self.engine.dispose()
+
+
+def _bus_for(settings: KernelSettings) -> EventBus:
+    """In-process unless a NATS URL is configured."""
+    if settings.bus_url.startswith(("nats://", "tls://")):
+        from services.kernel.nats_bus import JetStreamBus
+
+        return JetStreamBus(settings.bus_url, stream=settings.bus_stream)
+    return InProcessBus()

@@ -29,6 +29,9 @@ class KernelSettings(BaseSettings):
     expiry_check_seconds: float = 300.0
     declaration_expiry_days: int = 15
     gate_code: str = "KIMTHANH"
+    # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
+    bus_url: str = ""
+    bus_stream: str = "SMARTGATE"
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> KernelSettings:
