@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -59,7 +59,12 @@ class DutyBill:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form stored with the declaration and returned by the API."""
-        return asdict(self)
+        # Shallow copies field by field: dataclasses.asdict deep-copies and costs more than the assessment.
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["lines"] = [{f.name: getattr(line, f.name) for f in fields(line)} for line in self.lines]
+        for line in out["lines"]:
+            line["problems"] = list(line["problems"])
+        return out
 
 
 def vnd(amount: Decimal) -> int:

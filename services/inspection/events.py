@@ -1,0 +1,7 @@
+"""Event types the inspection service publishes (`gate.<what>`)."""
+
+from __future__ import annotations
+
+READ = "gate.read"
+MISMATCH = "gate.mismatch"
+EXITED = "gate.exited"

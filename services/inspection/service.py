@@ -1,0 +1,185 @@
+"""Gate events: store what the cameras saw, decide, and publish `gate.read` / `gate.mismatch` / `gate.exited`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.inspection import events, repository
+from services.inspection.matching import DEAD_STATUSES, Outcome, codes_of, decide, normalise_code, split_barcodes
+from services.inspection.models import GateEvent
+from services.inspection.reading import ImageRead
+from services.kernel.auth import Principal
+from services.kernel.database import utcnow
+from services.kernel.outbox import Event, event_row, record_events
+
+logger = logging.getLogger("smartgate.inspection")
+
+CONSUMER = "inspection"
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """What one camera post carries, before OCR."""
+
+    lane: str
+    direction: str
+    camera_id: str
+    taken_at: dt.datetime
+    plate: str | None
+    image_sha256s: list[str]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the capture: the same camera, instant and images are the same truck passing once."""
+        key = "|".join([self.camera_id, self.taken_at.astimezone(dt.UTC).isoformat(), *self.image_sha256s])
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+def evaluate(session: Session, *, direction: str, reads: list[dict[str, Any]], plate: str | None) -> Outcome:
+    """Look up the read model for what was read and decide."""
+    codes = [c.code for c in codes_of(reads)]
+    _, qr_keys = split_barcodes([b for r in reads for b in r.get("barcodes", [])])
+    exact = repository.expected_by_container(session, codes)
+    live = {c for c, found in exact.items() if any(e.status not in DEAD_STATUSES for e in found)}
+    # A near match is looked for only when nothing matched exactly (it is never preferred to an exact one).
+    near = repository.expected_near(session, codes) if codes and not live else {}
+    by_number = repository.expected_by_number(session, [k.number for k in qr_keys])
+    return decide(direction=direction, reads=reads, exact=exact, near=near, by_number=by_number, plate=plate)
+
+
+def record(
+    session: Session, *, principal: Principal, capture: Capture, images: list[ImageRead]
+) -> tuple[GateEvent, bool]:
+    """Store the gate event with its decision and events; returns (event, created).
+
+    A repeat of a capture already stored (a camera retrying after a lost response) returns the first event
+    and publishes nothing again.
+    """
+    existing = repository.by_fingerprint(session, capture.fingerprint)
+    if existing is not None:
+        return existing, False
+    reads = [
+        {"image_sha256": sha, "filename": img.filename, **img.read.to_dict(), "seconds": round(img.seconds, 4)}
+        for sha, img in zip(capture.image_sha256s, images, strict=True)
+    ]
+    outcome = evaluate(session, direction=capture.direction, reads=reads, plate=capture.plate)
+    decl = outcome.declaration
+    row = GateEvent(
+        fingerprint=capture.fingerprint,
+        lane=capture.lane,
+        direction=capture.direction,
+        camera_id=capture.camera_id,
+        taken_at=capture.taken_at,
+        received_at=utcnow(),
+        plate=capture.plate,
+        decision=outcome.decision,
+        reasons=outcome.reasons,
+        reads=reads,
+        image_sha256s=capture.image_sha256s,
+        container_number=outcome.code.code if outcome.code else _best_code(reads),
+        match_kind=outcome.match_kind,
+        matched_container=outcome.matched_container,
+        declaration_id=decl.declaration_id if decl else None,
+        declaration_number=decl.number if decl else None,
+        evidence=outcome.evidence,
+        actor=principal.actor,
+    )
+    session.add(row)
+    try:
+        # The savepoint keeps the request's transaction usable if a concurrent retry of this capture won.
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        existing = repository.by_fingerprint(session, capture.fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+    record_events(session, _events(row, outcome))
+    return row, True
+
+
+def _best_code(reads: list[dict[str, Any]]) -> str | None:
+    codes = codes_of(reads)
+    return codes[0].code if codes else None
+
+
+def _events(row: GateEvent, outcome: Outcome) -> list[dict[str, Any]]:
+    """`gate.read` always; `gate.mismatch` when the hold concerns a declaration; `gate.exited` on a cleared exit."""
+    common = {
+        "gate_event_id": row.id,
+        "lane": row.lane,
+        "direction": row.direction,
+        "camera_id": row.camera_id,
+        "taken_at": row.taken_at.isoformat(),
+        "declaration_id": row.declaration_id,
+        "declaration_number": row.declaration_number,
+    }
+    codes = [{"code": c["code"], "status": c["status"]} for r in row.reads for c in r["container_codes"][:1]]
+    subject = row.declaration_id or row.id
+    out = [
+        event_row(
+            type=events.READ,
+            subject=subject,
+            payload={
+                **common,
+                "codes": codes,
+                "match": outcome.match_kind,
+                "matched_container": row.matched_container,
+                "decision": row.decision,
+                "reasons": row.reasons,
+                # Digests only: the images stay in the inspection service, the ledger can still prove which.
+                "image_sha256s": row.image_sha256s,
+            },
+        )
+    ]
+    if outcome.mismatch:
+        out.append(
+            event_row(
+                type=events.MISMATCH,
+                subject=subject,
+                payload={**common, "reasons": row.reasons, "match": outcome.match_kind, "codes": codes},
+            )
+        )
+    if row.direction == "out" and row.decision == "proceed" and row.declaration_id:
+        out.append(event_row(type=events.EXITED, subject=subject, payload=common))
+    return out
+
+
+def on_declaration_event(session: Session, event: Event) -> None:
+    """Keep the read model of declarations expected at the gate (consumer of `declaration.*`).
+
+    Only events that carry a status change it (`assessed`, `paid`, `assigned` do not); an event older than what
+    the row already reflects is ignored, so redelivery and reordering are harmless.
+    """
+    payload = event.payload
+    decl_id, status = payload.get("declaration_id"), payload.get("status")
+    if not isinstance(decl_id, str) or not isinstance(status, str):
+        return
+    raw = payload.get("containers")
+    containers = None
+    if isinstance(raw, list):
+        containers = [
+            {"number": normalise_code(str(c["number"])), "seals": [str(s) for s in c.get("seals") or []]}
+            for c in raw
+            if isinstance(c, dict) and c.get("number")
+        ]
+    plate = payload.get("truck_plate")
+    repository.upsert_expected(
+        session,
+        declaration_id=decl_id,
+        number=payload.get("number"),
+        status=status,
+        version=int(payload.get("version") or 0),
+        seq=event.seq,
+        body_sha256=payload.get("body_sha256"),
+        containers=containers,
+        truck_plate=plate if isinstance(plate, str) else None,
+        truck_plate_known="truck_plate" in payload,
+    )

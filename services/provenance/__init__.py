@@ -1,0 +1,1 @@
+"""Provenance service: appends every domain event to the ledger, checkpoints, anchors, and serves proofs and bundles."""

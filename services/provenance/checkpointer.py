@@ -1,0 +1,183 @@
+"""Checkpoints: sign the log's size and root every N seconds or M entries, after checking consistency, then anchor."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ledger import reader, storage, writer
+from ledger.anchor import AnchorReceipt
+from ledger.checkpoint import Checkpoint, checkpoint_hash, open_checkpoint
+from ledger.verify import VerificationError, verify_consistency
+from services.kernel.database import unit_of_work, utcnow
+from services.provenance.anchoring import ChainAnchorer, make_anchorer
+from services.provenance.service import Provenance
+
+logger = logging.getLogger("smartgate.provenance.checkpointer")
+
+
+class LedgerInconsistent(Exception):
+    """The stored log does not extend the previous checkpoint: nothing is signed until someone looks."""
+
+    def __init__(self, message: str, error: VerificationError | None = None) -> None:
+        """Carry the verification error with its evidence."""
+        super().__init__(f"{message}: {error}" if error else message)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one checkpoint pass did."""
+
+    signed: tuple[int, bytes] | None  # the new checkpoint (size, note), if the log had grown
+    anchored: AnchorReceipt | None  # the receipt of the latest checkpoint, if it was anchored by this pass
+    anchor_error: str | None  # why anchoring failed (it is retried on the next pass)
+
+
+class Checkpointer:
+    """Signs, checks and anchors checkpoints; `checkpoint_now()` is the whole pass, the thread only schedules it."""
+
+    def __init__(
+        self,
+        prov: Provenance,
+        *,
+        anchorer_factory: Callable[[], ChainAnchorer] | None = None,
+    ) -> None:
+        """Bind the service; the chain is connected lazily, on the first anchor (it can take seconds)."""
+        self.prov = prov
+        self.interval = prov.settings.ledger_checkpoint_seconds
+        self.every_entries = prov.settings.ledger_checkpoint_entries
+        self._anchorer_factory = anchorer_factory or (lambda: make_anchorer(prov.settings, prov.sessions))
+        self._anchorer: ChainAnchorer | None = None
+        self._pass_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._appended = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass ---------------------------------------------------------------------------------------------
+
+    def sign(self) -> tuple[int, bytes] | None:
+        """Sign and store a checkpoint of the current size if the log grew, after checking it extends the last."""
+        prov = self.prov
+        try:
+            with unit_of_work(prov.sessions) as session:
+                conn = session.connection()
+                # Appends wait while we read the size and the tree's right edge (PostgreSQL; SQLite has one writer).
+                storage.lock_for_append(conn)
+                size = storage.log_size(conn)
+                latest = storage.get_checkpoint(conn)
+                if latest is not None and latest[0] > size:
+                    raise LedgerInconsistent(f"the log has {size} entries but checkpoint {latest[0]} was signed")
+                if size == 0 or (latest is not None and latest[0] == size):
+                    return None
+                root = writer.compact_range(conn, size).root()
+                if latest is not None:
+                    self._check_extends(conn, latest, size, root)
+                note = Checkpoint(prov.origin, size, root).sign(prov.signer)
+                storage.insert_checkpoint(conn, size, note, utcnow())
+        except IntegrityError:
+            # Another process signed the same size first (PostgreSQL without the lock cannot happen; be calm anyway).
+            logger.info("checkpoint already signed by another process")
+            return None
+        with self._count_lock:
+            self._appended = 0
+        logger.info("checkpoint signed", extra={"size": size})
+        return size, note
+
+    def _check_extends(self, conn: Connection, latest: tuple[int, bytes], size: int, root: bytes) -> None:
+        """Check the previous checkpoint's signature, and that the stored tree of `size` extends its root."""
+        prev_size, prev_note = latest
+        try:
+            prev = open_checkpoint(prev_note, self.prov.verifier, origin=self.prov.origin, index=prev_size)
+            proof = reader.consistency_proof(conn, prev_size, size)
+            verify_consistency(prev_size, size, proof, prev.root_hash, root)
+        except VerificationError as exc:
+            logger.critical("ledger inconsistent; not signing", extra={"evidence": exc.evidence()})
+            raise LedgerInconsistent(f"the log no longer extends checkpoint {prev_size}", exc) from exc
+        except LookupError as exc:
+            raise LedgerInconsistent(f"tree nodes missing between {prev_size} and {size}: {exc}") from exc
+
+    def anchorer(self) -> ChainAnchorer:
+        """The chain anchorer, connected (and the contract deployed) on first use."""
+        if self._anchorer is None:
+            self._anchorer = self._anchorer_factory()
+        return self._anchorer
+
+    def anchor_latest(self) -> AnchorReceipt | None:
+        """Anchor the latest checkpoint unless it already is on this chain; store the receipt beside it."""
+        with self.prov.read_engine.connect() as conn:
+            latest = storage.get_checkpoint(conn)
+            if latest is None:
+                return None
+            size, note = latest
+            rows = storage.anchors_for(conn, size)
+        anchorer = self.anchorer()
+        if any(int(r["chain_id"]) == anchorer.chain_id and r["contract"] == anchorer.contract for r in rows):
+            return None
+        # The chain call happens outside any database transaction: it can take seconds.
+        receipt = anchorer.anchor(checkpoint_hash(note))
+        with unit_of_work(self.prov.sessions) as session:
+            writer.record_anchor(session.connection(), size, receipt)
+        logger.info("checkpoint anchored", extra={"size": size, "tx_hash": receipt.tx_hash})
+        return receipt
+
+    def checkpoint_now(self) -> Outcome:
+        """One pass: sign a checkpoint if the log grew, then anchor the latest checkpoint if it is not yet.
+
+        An anchoring failure never loses the checkpoint: it stays stored and the next pass anchors it.
+        """
+        with self._pass_lock:
+            signed = self.sign()
+            try:
+                anchored = self.anchor_latest()
+            except Exception as exc:  # noqa: BLE001 - any chain failure means "retry later", reported in the logs
+                logger.warning("anchoring failed; will retry", extra={"error": f"{type(exc).__name__}: {exc}"})
+                self._anchorer = None  # reconnect next time (a restarted node may have lost the contract)
+                return Outcome(signed, None, f"{type(exc).__name__}: {exc}")
+            return Outcome(signed, anchored, None)
+
+    # -- scheduling -------------------------------------------------------------------------------------------
+
+    def note_appended(self, count: int) -> None:
+        """Count appended entries; wake the thread once M have accumulated since the last checkpoint."""
+        with self._count_lock:
+            self._appended += count
+            due = self._appended >= self.every_entries
+        if due:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Run passes every N seconds (or after M entries) in a background thread until stop()."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="ledger-checkpointer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (a pass in progress finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.checkpoint_now()
+            except LedgerInconsistent:
+                logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")
+            except Exception:
+                logger.exception("checkpoint pass failed; will retry")

@@ -1,0 +1,217 @@
+"""HTTP endpoints of the ledger: public checkpoint and proofs, officer-only entries, owner-only bundles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from ledger import bundle as ledger_bundle
+from ledger import storage
+from services.kernel.auth import Role
+from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
+from services.kernel.errors import Forbidden, NotFound
+from services.kernel.schemas import Problem, Schema
+from services.provenance import service
+from services.provenance.service import Provenance
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+
+# Bounds that keep every value inside a BIGINT (larger ones are a 422, never a database error).
+MAX_INDEX = 2**62
+B64_HASH = "base64 of a 32-byte SHA-256"
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
+    schema = Problem.model_json_schema()
+    return {
+        code: {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": schema}}}
+        for code in codes
+    }
+
+
+def text_response(example: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entry of a text/plain 200 response."""
+    return {200: {"content": {"text/plain": {"schema": {"type": "string"}, "example": example}}}}
+
+
+def get_provenance(request: Request) -> Provenance:
+    """The provenance service of this process."""
+    prov: Provenance = request.app.state.runtime.extras["provenance"]
+    return prov
+
+
+class Entry(Schema):
+    """One ledger entry: its exact leaf bytes (RFC 8785 JSON, base64) and leaf hash, and the event payload."""
+
+    index: int
+    event_id: str
+    subject: str
+    leaf_hash: str
+    leaf: str
+    payload: str | None
+
+
+class EntryPage(Schema):
+    """Entries [start, end) of the log, at most 1000; `next_start` is where the next page begins (null at the end)."""
+
+    tree_size: int
+    start: int
+    end: int
+    entries: list[Entry]
+    next_start: int | None
+
+
+class InclusionProof(Schema):
+    """RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries (hashes in base64)."""
+
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str]
+
+
+class ConsistencyProof(Schema):
+    """RFC 9162 consistency proof between the trees of `first` and `second` entries (hashes in base64)."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+
+CHECKPOINT_EXAMPLE = (
+    "kimthanh.smartgate/ledger\n42\nyj9oe8EmezEX4OL7YqteZmYow+xnZMfrLg/VpVlDVh0=\n\n"
+    "\u2014 smartgate-dev xGNyNkU3JoMQerz27f9vk4ek2NGrg0cw35ytgqeAVcIt8QI9J9oI58UeZ0zAeV5pa"
+    "O0f4IJD/snEfkNJK+41L4VI5QQ=\n"
+)
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint (public)",
+    response_class=PlainTextResponse,
+    responses={**text_response(CHECKPOINT_EXAMPLE), **problems(404, 422)},
+)
+def get_checkpoint(
+    session: SessionDep,
+    size: Annotated[
+        int | None, Query(ge=1, le=MAX_INDEX, description="a given checkpoint instead of the latest")
+    ] = None,
+) -> PlainTextResponse:
+    """The C2SP signed note of the latest checkpoint (origin, tree size, base64 root, Ed25519 signature line).
+
+    Verify it with the key from `/api/v1/ledger/public-key`; anchors of it are in every bundle built against it.
+    """
+    found = storage.get_checkpoint(session.connection(), size)
+    if found is None:
+        what = f"no checkpoint of size {size}" if size is not None else "the ledger has no checkpoint yet"
+        raise NotFound(what, code="ledger.no_checkpoint")
+    cp_size, note = found
+    return PlainTextResponse(note.decode(), headers={"X-Ledger-Tree-Size": str(cp_size), "Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/public-key",
+    summary="The log's verifier key (public)",
+    response_class=PlainTextResponse,
+    responses=text_response("smartgate-dev+1a2b3c4d+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"),
+)
+def get_public_key(request: Request) -> PlainTextResponse:
+    """The signed-note verifier key `name+keyid+base64` that signs checkpoints and bundles (pin it with --key)."""
+    return PlainTextResponse(get_provenance(request).verifier.vkey + "\n")
+
+
+@router.get(
+    "/entries",
+    summary="Ledger entries with their exact leaf bytes (officers and admins)",
+    response_model=EntryPage,
+    responses=problems(401, 403, 422),
+)
+def list_entries(
+    session: SessionDep,
+    _officer: CurrentOfficer,
+    start: Annotated[int, Query(ge=0, le=MAX_INDEX, description="first index")] = 0,
+    end: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="one past the last index")] = None,
+) -> dict[str, Any]:
+    """Entries [start, end), at most 1000 per page: with them anyone can recompute every leaf hash and root."""
+    return service.entries_page(session.connection(), start=start, end=end)
+
+
+@router.get(
+    "/proofs/inclusion",
+    summary="Inclusion proof of an entry, by index or by leaf hash (public)",
+    response_model=InclusionProof,
+    responses=problems(404, 422),
+)
+def inclusion_proof(
+    session: SessionDep,
+    index: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
+    leaf_hash: Annotated[str | None, Query(max_length=100, description=f"hex or {B64_HASH}")] = None,
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=MAX_INDEX, description="default: the latest checkpoint's size")
+    ] = None,
+) -> dict[str, Any]:
+    """The audit path from one entry to the root of the tree of `tree_size` entries (RFC 9162 §2.1.3)."""
+    return service.inclusion(session.connection(), index=index, leaf_hash=leaf_hash, tree_size=tree_size)
+
+
+@router.get(
+    "/proofs/consistency",
+    summary="Consistency proof between two tree sizes (public)",
+    response_model=ConsistencyProof,
+    responses=problems(404, 422),
+)
+def consistency_proof(
+    session: SessionDep,
+    first: Annotated[int, Query(ge=1, le=MAX_INDEX)],
+    second: Annotated[
+        int | None, Query(ge=1, le=MAX_INDEX, description="default: the latest checkpoint's size")
+    ] = None,
+) -> dict[str, Any]:
+    """Proof that the tree of `second` entries extends the tree of `first` entries (RFC 9162 §2.1.4)."""
+    return service.consistency(session.connection(), first=first, second=second)
+
+
+@router.get(
+    "/subjects/{subject}/bundle",
+    summary="A subject's self-contained provenance bundle (its owner, officers, admins)",
+    responses={
+        200: {
+            "description": f"a `{ledger_bundle.FORMAT}` JSON document; verify it offline with "
+            "`smartgate ledger verify-bundle FILE`",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problems(401, 403, 404),
+    },
+)
+def subject_bundle(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    subject: Annotated[str, Path(max_length=200, description="a declaration id, or e.g. `rule-set:2026.1`")],
+    payloads: Annotated[bool, Query(description="include the event payloads (false: hashes only)")] = True,
+) -> Response:
+    """The subject's entries with inclusion proofs to one checkpoint, the signed checkpoint, its anchor receipts,
+    and the log's public key, signed by the log: everything needed to check the history offline.
+
+    A trader gets bundles of its own organisation's declarations only (any other subject is a 404).
+    """
+    if principal.role is Role.trader:
+        if "\x00" in subject or service.subject_owner(session, subject) != principal.organisation_id:
+            raise NotFound(f"no bundle for {subject!r}", code="ledger.no_subject")
+    elif principal.role not in (Role.officer, Role.admin):
+        raise Forbidden(f"role '{principal.role.value}' may not fetch provenance bundles")
+    if "\x00" in subject:
+        raise NotFound(f"no bundle for {subject!r}", code="ledger.no_subject")
+    document = service.build_bundle(get_provenance(request), subject, include_payloads=payloads)
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in subject)[:80]
+    return Response(
+        ledger_bundle.dumps(document),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="bundle-{filename}.json"'},
+    )

@@ -1,0 +1,30 @@
+"""Plug the provenance service into a process: its router, one consumer of every event, the checkpointer thread."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kernel.bus import idempotent
+from services.kernel.runtime import Runtime
+from services.provenance.checkpointer import Checkpointer
+from services.provenance.consumer import CONSUMER, make_handler
+from services.provenance.endpoints import router
+from services.provenance.service import Provenance
+from services.provenance.settings import provenance_settings
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    """Include the ledger routes, append every event to the ledger, and checkpoint in the background."""
+    settings = provenance_settings(runtime.settings)
+    prov = Provenance(settings, engine=runtime.engine, sessions=runtime.sessions)
+    checkpointer = Checkpointer(prov)
+    runtime.extras["provenance"] = prov
+    runtime.extras["provenance.checkpointer"] = checkpointer
+    app.include_router(router)
+    runtime.bus.subscribe(
+        "*",
+        idempotent(runtime.sessions, CONSUMER, make_handler(prov, checkpointer.note_appended)),
+        name="provenance.append",
+    )
+    runtime.on_start.append(checkpointer.start)
+    runtime.on_stop.append(checkpointer.stop)

@@ -1,0 +1,258 @@
+"""Provenance rules: turn bus events into ledger entries, and read entries, proofs and bundles for the API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger import bundle as ledger_bundle
+from ledger import reader, storage, writer
+from ledger.checkpoint import Signer, Verifier
+from ledger.keys import resolve_signer
+from services.kernel.database import reader as read_only
+from services.kernel.database import utcnow
+from services.kernel.errors import NotFound, Unprocessable
+from services.kernel.outbox import Event, canonical_json
+from services.provenance.models import SubjectOwner
+from services.provenance.settings import ProvenanceSettings
+
+logger = logging.getLogger("smartgate.provenance")
+
+# Entries per page of GET /entries: a page is a bounded read, whatever range is asked for.
+MAX_PAGE = 1000
+
+
+def b64(data: bytes) -> str:
+    """Standard base64, as in checkpoints and bundles."""
+    return base64.b64encode(data).decode()
+
+
+class Provenance:
+    """The provenance service of one process: its settings, the log's signing key, and where the log lives."""
+
+    def __init__(self, settings: ProvenanceSettings, *, engine: Engine, sessions: sessionmaker[Session]) -> None:
+        """Resolve the signing key (a development key only in development) and bind storage."""
+        self.settings = settings
+        self.signer: Signer = resolve_signer(
+            settings.ledger_signing_key.get_secret_value(),
+            environment=settings.key_environment,
+            dev_key_dir=settings.var_dir,
+        )
+        self.origin = settings.ledger_origin
+        self.engine = engine
+        self.read_engine = read_only(engine)
+        self.sessions = sessions
+
+    @property
+    def verifier(self) -> Verifier:
+        """The log's public key."""
+        return self.signer.verifier
+
+
+def ledger_event(event: Event) -> writer.Event:
+    """The ledger form of a bus event; its payload is stored as RFC 8785 canonical JSON, so the leaf's
+    payload_sha256 equals `canonical_sha256(event.payload)`."""
+    return writer.Event(
+        subject=event.subject,
+        event_type=event.type,
+        event_id=event.id,
+        payload=canonical_json(event.payload),
+        time=event.occurred_at,
+    )
+
+
+def append(session: Session, event: Event) -> writer.Appended:
+    """Append one event inside the session's transaction (a replayed event id returns where it already is)."""
+    appended = writer.append_events(session.connection(), [ledger_event(event)])[0]
+    record_owner(session, event)
+    return appended
+
+
+def record_owner(session: Session, event: Event) -> None:
+    """Remember which organisation a declaration subject belongs to (from any event that names both)."""
+    payload = event.payload
+    organisation = payload.get("organisation_id") if isinstance(payload, dict) else None
+    if not isinstance(organisation, str) or payload.get("declaration_id") != event.subject:
+        return
+    values = {"subject": event.subject, "organisation_id": organisation}
+    # The owner never changes; the first event that names it wins and replays are no-ops.
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(SubjectOwner).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(SubjectOwner).values(**values).on_conflict_do_nothing()
+    else:
+        if session.get(SubjectOwner, event.subject) is None:
+            session.add(SubjectOwner(**values))
+        return
+    session.execute(stmt.values(recorded_at=utcnow()))
+
+
+def subject_owner(session: Session, subject: str) -> str | None:
+    """The organisation that owns a declaration subject, if known."""
+    return session.scalar(select(SubjectOwner.organisation_id).where(SubjectOwner.subject == subject))
+
+
+def entry_json(row: storage.EntryRow, *, with_payload: bool = True) -> dict[str, Any]:
+    """The API view of an entry: the exact leaf bytes (base64) and its hash, so anyone can recompute the tree."""
+    return {
+        "index": row.index,
+        "event_id": row.event_id,
+        "subject": row.subject,
+        "leaf_hash": b64(row.leaf_hash),
+        "leaf": b64(row.leaf),
+        "payload": b64(row.payload) if with_payload else None,
+    }
+
+
+def entries_page(conn: Connection, *, start: int, end: int | None) -> dict[str, Any]:
+    """Entries [start, end) capped at MAX_PAGE and at the log size, with where the next page starts."""
+    size = storage.log_size(conn)
+    if end is not None and end < start:
+        raise Unprocessable(f"end ({end}) is before start ({start})", code="ledger.range")
+    stop = min(size, start + MAX_PAGE, end if end is not None else size)
+    rows = conn.execute(
+        select(storage.entries)
+        .where(storage.entries.c.idx >= start, storage.entries.c.idx < stop)
+        .order_by(storage.entries.c.idx)
+    ).all()
+    entries = [entry_json(storage.EntryRow(r.idx, r.event_id, r.subject, bytes(r.leaf_hash), bytes(r.leaf),
+                                           bytes(r.payload))) for r in rows]  # fmt: skip
+    wanted = end if end is not None else size
+    return {
+        "tree_size": size,
+        "start": start,
+        "end": max(stop, start),
+        "entries": entries,
+        "next_start": stop if stop < min(wanted, size) else None,
+    }
+
+
+def parse_hash(value: str) -> bytes:
+    """A 32-byte hash given as 64 hex digits or as (standard or URL-safe) base64."""
+    text = value.strip().replace(" ", "+")  # a '+' left unescaped in a query string arrives as a space
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise Unprocessable("leaf_hash must be 32 bytes as 64 hex digits or base64", code="ledger.hash")
+    return raw
+
+
+def _check_tree_size(conn: Connection, tree_size: int) -> int:
+    size = storage.log_size(conn)
+    if tree_size > size:
+        raise Unprocessable(f"tree_size {tree_size} is beyond the log's size {size}", code="ledger.tree_size")
+    return size
+
+
+def default_tree_size(conn: Connection) -> int:
+    """The size of the latest checkpoint (what clients verify against), or 404 if there is none yet."""
+    latest = storage.get_checkpoint(conn)
+    if latest is None:
+        raise NotFound("the ledger has no checkpoint yet; retry in a few seconds", code="ledger.no_checkpoint")
+    return latest[0]
+
+
+def inclusion(conn: Connection, *, index: int | None, leaf_hash: str | None, tree_size: int | None) -> dict[str, Any]:
+    """An inclusion proof of one entry (by index or by leaf hash) in the tree of `tree_size` entries."""
+    if (index is None) == (leaf_hash is None):
+        raise Unprocessable("give exactly one of index and leaf_hash", code="ledger.inclusion_query")
+    if leaf_hash is not None:
+        h = parse_hash(leaf_hash)
+        found = conn.execute(select(storage.entries.c.idx).where(storage.entries.c.leaf_hash == h)).scalar()
+        if found is None:
+            raise NotFound("no entry has this leaf hash", code="ledger.no_entry")
+        index = int(found)
+    assert index is not None
+    size = tree_size if tree_size is not None else default_tree_size(conn)
+    _check_tree_size(conn, size)
+    if index >= size:
+        raise Unprocessable(f"entry {index} is not in the tree of size {size}", code="ledger.index")
+    entry = storage.get_entry(conn, index)
+    if entry is None:
+        raise NotFound(f"no entry at index {index}", code="ledger.no_entry")
+    return {
+        "index": index,
+        "tree_size": size,
+        "leaf_hash": b64(entry.leaf_hash),
+        "root_hash": b64(reader.root_at(conn, size)),
+        "proof": [b64(p) for p in reader.inclusion_proof(conn, index, size)],
+    }
+
+
+def consistency(conn: Connection, *, first: int, second: int | None) -> dict[str, Any]:
+    """A consistency proof between the trees of `first` and `second` entries (default: latest checkpoint)."""
+    second = second if second is not None else default_tree_size(conn)
+    if first > second:
+        raise Unprocessable(f"first ({first}) is greater than second ({second})", code="ledger.range")
+    if first == 0:
+        raise Unprocessable("first must be at least 1: every tree extends the empty one", code="ledger.range")
+    _check_tree_size(conn, second)
+    return {
+        "first": first,
+        "second": second,
+        "first_root": b64(reader.root_at(conn, first)),
+        "second_root": b64(reader.root_at(conn, second)),
+        "proof": [b64(p) for p in reader.consistency_proof(conn, first, second)],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class BundleChoice:
+    """Which checkpoint a subject's bundle proves against."""
+
+    size: int
+    complete: bool  # the checkpoint covers every entry of the subject logged so far
+
+
+def choose_checkpoint(conn: Connection, subject: str) -> BundleChoice:
+    """The checkpoint for a subject's bundle: the latest anchored one covering all its entries, else the latest
+    covering them, else the latest covering at least its first entry."""
+    indices = (
+        conn.execute(
+            select(storage.entries.c.idx).where(storage.entries.c.subject == subject).order_by(storage.entries.c.idx)
+        )
+        .scalars()
+        .all()
+    )
+    if not indices:
+        raise NotFound(f"the ledger has no entry about {subject!r}", code="ledger.no_subject")
+    first, last = int(indices[0]), int(indices[-1])
+    sizes = [size for size, _ in storage.all_checkpoints(conn)]
+    anchored = {int(r["checkpoint_size"]) for r in storage.anchors_for(conn)}
+    covering = [s for s in sizes if s > last]
+    for pick in ([s for s in covering if s in anchored], covering):
+        if pick:
+            return BundleChoice(pick[-1], True)
+    partial = [s for s in sizes if s > first]
+    if partial:
+        return BundleChoice(partial[-1], False)
+    raise NotFound(
+        f"no checkpoint covers {subject!r} yet; retry in a few seconds",
+        code="ledger.not_checkpointed",
+        headers={"Retry-After": "2"},
+    )
+
+
+def build_bundle(prov: Provenance, subject: str, *, include_payloads: bool) -> dict[str, Any]:
+    """A self-contained, signed provenance bundle of a subject (see ledger.bundle)."""
+    with prov.read_engine.connect() as conn:
+        choice = choose_checkpoint(conn, subject)
+    return ledger_bundle.build_bundle(
+        prov.read_engine, subject, prov.signer, size=choice.size, include_payloads=include_payloads
+    )

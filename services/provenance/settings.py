@@ -1,0 +1,53 @@
+"""Settings of the provenance service: the log's origin and signing key, checkpoint cadence, and the anchor chain."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from services.kernel.settings import KernelSettings
+
+
+class ProvenanceSettings(KernelSettings):
+    """Kernel settings plus the ledger's (`SMARTGATE_LEDGER_*`) and the anchor chain's (`SMARTGATE_CHAIN_*`)."""
+
+    # The first line of every checkpoint: the log's identity. Changing it starts a different log.
+    ledger_origin: str = "kimthanh.smartgate/ledger"
+    # `PRIVATE+KEY+name+keyid+base64` (`smartgate ledger keygen NAME`); empty means a development key under var_dir,
+    # which is refused outside development.
+    ledger_signing_key: SecretStr = SecretStr("")
+    ledger_checkpoint_seconds: float = Field(default=2.0, gt=0)
+    ledger_checkpoint_entries: int = Field(default=1000, ge=1)
+    # Empty: anchor on an in-process eth-tester chain (a development chain). Otherwise any JSON-RPC endpoint.
+    chain_rpc_url: str = ""
+    # Hex private key that signs anchor transactions locally; empty uses the node's first unlocked account.
+    chain_private_key: SecretStr = SecretStr("")
+    # How receipts name the chain (default: "EVM chain <chain id>").
+    chain_label: str = ""
+
+    @field_validator("ledger_origin")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        """A checkpoint origin is one non-empty line."""
+        if not value or "\n" in value or value != value.strip():
+            raise ValueError("SMARTGATE_LEDGER_ORIGIN must be one non-empty line without surrounding spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _no_development_chain_in_production(self) -> ProvenanceSettings:
+        """Anchors on an in-process chain vanish with the process: production must name a real chain."""
+        if self.environment == "production" and not self.chain_rpc_url:
+            raise ValueError("SMARTGATE_CHAIN_RPC_URL must be set when SMARTGATE_ENVIRONMENT=production")
+        return self
+
+    @property
+    def key_environment(self) -> str:
+        """The environment the signing-key rule applies to: tests get development's throwaway key under var_dir."""
+        return "development" if self.environment == "test" else self.environment
+
+
+def provenance_settings(base: KernelSettings) -> ProvenanceSettings:
+    """Provenance settings: the kernel fields of `base` (the process's), the ledger fields from the environment."""
+    if isinstance(base, ProvenanceSettings):
+        return base
+    # Init values win over the environment in pydantic-settings: the runtime's kernel settings stay authoritative.
+    return ProvenanceSettings(**base.model_dump())
