@@ -21,6 +21,8 @@ router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 # Bounds that keep every value inside a BIGINT (larger ones are a 422, never a database error).
 MAX_INDEX = 2**62
 B64_HASH = "base64 of a 32-byte SHA-256"
+# Every /api/ operation documents these (the platform's OpenAPI contract), public ones included.
+DOCUMENTED = (401, 403, 422)
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -95,7 +97,7 @@ CHECKPOINT_EXAMPLE = (
     "/checkpoint",
     summary="The latest signed checkpoint (public)",
     response_class=PlainTextResponse,
-    responses={**text_response(CHECKPOINT_EXAMPLE), **problems(404, 422)},
+    responses={**text_response(CHECKPOINT_EXAMPLE), **problems(*DOCUMENTED, 404)},
 )
 def get_checkpoint(
     session: SessionDep,
@@ -119,7 +121,10 @@ def get_checkpoint(
     "/public-key",
     summary="The log's verifier key (public)",
     response_class=PlainTextResponse,
-    responses=text_response("smartgate-dev+1a2b3c4d+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"),
+    responses={
+        **text_response("smartgate-dev+1a2b3c4d+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"),
+        **problems(*DOCUMENTED),
+    },
 )
 def get_public_key(request: Request) -> PlainTextResponse:
     """The signed-note verifier key `name+keyid+base64` that signs checkpoints and bundles (pin it with --key)."""
@@ -130,7 +135,7 @@ def get_public_key(request: Request) -> PlainTextResponse:
     "/entries",
     summary="Ledger entries with their exact leaf bytes (officers and admins)",
     response_model=EntryPage,
-    responses=problems(401, 403, 422),
+    responses=problems(*DOCUMENTED),
 )
 def list_entries(
     session: SessionDep,
@@ -146,7 +151,7 @@ def list_entries(
     "/proofs/inclusion",
     summary="Inclusion proof of an entry, by index or by leaf hash (public)",
     response_model=InclusionProof,
-    responses=problems(404, 422),
+    responses=problems(*DOCUMENTED, 404),
 )
 def inclusion_proof(
     session: SessionDep,
@@ -164,7 +169,7 @@ def inclusion_proof(
     "/proofs/consistency",
     summary="Consistency proof between two tree sizes (public)",
     response_model=ConsistencyProof,
-    responses=problems(404, 422),
+    responses=problems(*DOCUMENTED, 404),
 )
 def consistency_proof(
     session: SessionDep,
@@ -186,7 +191,7 @@ def consistency_proof(
             "`smartgate ledger verify-bundle FILE`",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        **problems(401, 403, 404),
+        **problems(*DOCUMENTED, 404),
     },
 )
 def subject_bundle(
