@@ -59,7 +59,7 @@ loadtest: setup
 	$(BIN)/python loadtests/run.py
 
 sim: setup
-	$(BIN)/smartgate sim run simulator/scenarios/baseline-2025.yaml --replications 10 --days 1 --out out/baseline-2025
+	$(BIN)/smartgate sim run baseline-2025 --replications 30 --days 30 --out out/baseline-2025
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache out
