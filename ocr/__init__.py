@@ -1,1 +1,1 @@
-"""smartgate package."""
+"""Gate OCR library: ISO 6346 container codes, size types, seal barcodes and QR codes from door photos."""

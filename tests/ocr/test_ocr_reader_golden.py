@@ -1,0 +1,40 @@
+"""The real PP-OCRv4 models on the committed labelled gate images: every code read exactly, none wrongly verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocr.reader import GateReader
+
+DATA = Path(__file__).with_name("gate_images")
+LABELS = json.loads((DATA / "labels.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reader() -> GateReader:
+    """One reader (one set of ONNX sessions) for the whole module, as in a service process."""
+    r = GateReader(intra_op_threads=1)
+    r.warm_up()
+    return r
+
+
+def test_the_set_is_large_enough_and_small_on_disk() -> None:
+    assert len(LABELS) >= 30
+    assert {v["layout"] for v in LABELS.values()} == {"horizontal", "two_line", "vertical"}
+    assert sum(p.stat().st_size for p in DATA.iterdir()) < 3_000_000
+
+
+@pytest.mark.parametrize("name", sorted(LABELS))
+def test_gate_image_is_read_exactly(reader: GateReader, name: str) -> None:
+    label = LABELS[name]
+    result = reader.read((DATA / name).read_bytes())
+    codes = result.container_codes
+    assert codes, f"{name}: no code read"
+    assert codes[0].code == label["code"], f"{name}: read {[(c.code, c.status) for c in codes]}"
+    # A wrong code must never come out verified, anywhere in the list.
+    assert not [c for c in codes if c.status == "verified" and c.code != label["code"]]
+    assert codes[0].status in ("verified", "corrected", "check_digit_computed")
+    assert codes[0].layout == label["layout"]
