@@ -83,7 +83,7 @@ def bench(backend: str, *, seconds: float, clients: int) -> tuple[float, float]:
             env = {
                 "SMARTGATE_DATABASE_URL": url,
                 "SMARTGATE_SECRET_KEY": secret,
-                "SMARTGATE_ENVIRONMENT": "production",
+                "SMARTGATE_ENVIRONMENT": "test",
                 "SMARTGATE_VAR_DIR": str(tmp / "var"),
                 "SMARTGATE_LOG_LEVEL": "WARNING",
             }

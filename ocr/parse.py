@@ -29,6 +29,15 @@ class Line:
     #: of a long tilted line is much taller than its text.
     th: float | None = None
     slope: float = 0.0
+    #: For a row joined from several boxes: (characters so far, right edge x) after each box.
+    ends: tuple[tuple[int, float], ...] = ()
+
+    def x_after(self, n_chars: int) -> float:
+        """Right edge of the box that holds the `n_chars`-th character (the whole line's edge if unknown)."""
+        for count, x in self.ends:
+            if count >= n_chars:
+                return x
+        return self.box[2]
 
     @property
     def height(self) -> float:
@@ -132,17 +141,25 @@ def size_type_in(token: str) -> str | None:
 
 
 def _codes_in_tokens(
-    toks: list[tuple[str, tuple[float, ...]]], layout: str, below: Line | None, box: tuple[float, ...] | None = None
+    toks: list[tuple[str, tuple[float, ...]]], layout: str, below: Line | None, line: Line | None = None
 ) -> list[tuple[Candidate, int]]:
     """Candidates starting at each token; returns (candidate, index of the first token after the code)."""
     found: list[tuple[Candidate, int]] = []
+    offsets = [0]
+    for t, _ in toks:
+        offsets.append(offsets[-1] + len(t))
     for i in range(len(toks)):
         length = 0
         for j in range(i, len(toks)):
             length += len(toks[j][0])
+            box = None
+            if line is not None:
+                # The code's box ends where its last character's detector box ends (not at a size type after it).
+                x0, y0, _x1, y1 = line.box
+                box = (x0, y0, line.x_after(offsets[j + 1]), y1)
             if length in (10, 11):
                 after = toks[j + 1][0] if j + 1 < len(toks) else None
-                if length == 10 and after is not None and len(after) == 1:
+                if length == 10 and after is not None and len(after) == 1 and (after.isdigit() or after in "OQDILSBZG"):
                     # The check digit was read: never drop it to compute one that passes instead.
                     continue
                 st = size_type_in(after) if after else None
@@ -164,7 +181,7 @@ def _codes_in_tokens(
                     # A vertical column runs on into the size type, which may be cut off by the image edge; on a
                     # line, only a short run-on is accepted. The eleven characters kept include the check digit
                     # as read, so validation stays honest.
-                    if st is not None or layout == "vertical" or len(rest) <= 3:
+                    if st is not None or layout == "vertical" or (len(rest) <= 3 and cut >= 2):
                         cand = _candidate([*toks[i:j], (tok[:cut], probs[:cut])], layout, st, box)
                         if cand is not None:
                             found.append((cand, j + 1))
@@ -182,7 +199,7 @@ def find_codes(lines: list[Line]) -> list[Candidate]:
             # A column has no word breaks; a gap only separates the size type, which the run-on rule handles.
             toks = [("".join(t for t, _ in toks), tuple(p for _, ps in toks for p in ps))]
         layout = "vertical" if ln.vertical else "horizontal"
-        for cand, _ in _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln.box):
+        for cand, _ in _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln):
             out.append(cand)
         # Two-line: the line's last token is an owner code + category, the next line down starts with the serial.
         nxt = below_of[id(ln)]
@@ -190,10 +207,15 @@ def find_codes(lines: list[Line]) -> list[Candidate]:
             ntoks = nxt.tokens()
             if ntoks:
                 third = _line_below(nxt, lines)
-                for cand, _ in _codes_in_tokens([toks[-1], *ntoks], "two_line", third, nxt.box):
+                for cand, _ in _codes_in_tokens([toks[-1], *ntoks], "two_line", third, _shifted(nxt, len(toks[-1][0]))):
                     if cand.raw.startswith(toks[-1][0]):
                         out.append(cand)
     return rank(out)
+
+
+def _shifted(ln: Line, n: int) -> Line:
+    """`ln` with its character counts moved by `n` (the owner token of a two-line code comes before it)."""
+    return Line(ln.text, ln.probs, ln.box, ln.vertical, ln.th, ln.slope, tuple((c + n, x) for c, x in ln.ends))
 
 
 def rank(cands: list[Candidate]) -> list[Candidate]:
@@ -265,14 +287,18 @@ def group_rows(lines: list[Line]) -> list[Line]:
                 n_chars = len(text.replace(" ", ""))
                 char_w = (cx1 - cx0) / max(n_chars, 1)
                 dup = round(-gap / max(char_w, 1e-6))
-                if 0 < dup < n_chars:
+                # Boxes also overlap by their margins alone: drop characters only when both boxes read them.
+                if 0 < dup < n_chars and text.replace(" ", "")[-dup:] == b.text.replace(" ", "")[:dup]:
                     text, probs = text[:-dup].rstrip(), probs[: len(text[:-dup].rstrip())]
+            ends = cur.ends or ((len(cur.text.replace(" ", "")), cx1),)
+            ends = (*ends[:-1], (len(text.replace(" ", "")), cx1))
             cur = Line(
                 text + " " + b.text,
                 (*probs, 1.0, *b.probs),
                 (cx0, min(cy0, by0), max(cx1, bx1), max(cy1, by1)),
                 th=max(cur.height, b.height) if ratio >= 0.6 else cur.height,
                 slope=cur.slope,
+                ends=(*ends, (len(text.replace(" ", "")) + len(b.text.replace(" ", "")), bx1)),
             )
         out.append(cur)
     return out

@@ -189,12 +189,18 @@ def generate(seed: int, layout: str | None = None, *, font: str | None = None) -
     occupied: list[tuple[int, int, int, int]] = []
 
     if layout == "horizontal":
-        x, y = rng.uniform(0.06, 0.4) * w, rng.uniform(0.06, 0.22) * h
         gap = rng.uniform(0.4, 1.0) * char_px
+        same_line = size_type is not None and rng.random() < 0.5
+        # Place the line so that all of it (and a size type after it) is painted on the door.
+        width = sum(fnt.getlength(c) + tracking for c in code) + 3 * gap
+        if same_line and size_type:
+            width += 1.5 * char_px + sum(fnt.getlength(c) + tracking for c in size_type)
+        x = rng.uniform(0.06 * w, max(0.06 * w, 0.95 * w - width))
+        y = rng.uniform(0.06, 0.22) * h
         bb = _draw_code_line(draw, x, y, [owner, serial, check], fnt, ink_rgb, tracking, boxed, gap)
         occupied.append(bb)
         if size_type:
-            if rng.random() < 0.5:
+            if same_line:
                 bb2 = _draw_text(draw, bb[2] + 1.5 * char_px, y, size_type, fnt, ink_rgb, tracking)
             else:
                 bb2 = _draw_text(draw, x, bb[3] + 0.5 * char_px, size_type, fnt, ink_rgb, tracking)

@@ -38,3 +38,21 @@ def test_gate_image_is_read_exactly(reader: GateReader, name: str) -> None:
     assert not [c for c in codes if c.status == "verified" and c.code != label["code"]]
     assert codes[0].status in ("verified", "corrected", "check_digit_computed")
     assert codes[0].layout == label["layout"]
+
+
+def test_one_reader_serves_threads(reader: GateReader) -> None:
+    """`read` is thread-safe: two threads on the same reader give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = sorted(LABELS)[::9]
+    blobs = [(DATA / n).read_bytes() for n in names]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(reader.read, blobs))
+    assert [r.container_codes[0].code for r in results] == [LABELS[n]["code"] for n in names]
+
+
+def test_bad_image_is_an_image_error_not_a_crash(reader: GateReader) -> None:
+    from ocr.images import ImageError
+
+    with pytest.raises(ImageError):
+        reader.read(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
