@@ -96,6 +96,9 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from services.declarations.assessment import install_default_rule_set
+
+        install_default_rule_set(runtime.sessions)
         runtime.relay.start()
         scheduler.start()
         for start in runtime.on_start:
@@ -144,17 +147,20 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     app.include_router(review_router)
     app.include_router(risk_router)
     app.include_router(tariff_router)
-    for install in service_installers():
+    for install in service_installers(settings):
         install(app, runtime)
     return app
 
 
-def service_installers() -> list[Callable[[FastAPI, Runtime], None]]:
-    """The `install(app, runtime)` of every service present: routers, event subscriptions, background work."""
+def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runtime], None]]:
+    """The `install(app, runtime)` of every enabled service present: routers, event subscriptions, background work."""
     import importlib
 
     found = []
+    enabled = {s.strip() for s in settings.services.split(",") if s.strip()}
     for name in ("provenance", "inspection"):
+        if name not in enabled:
+            continue
         try:
             module = importlib.import_module(f"services.{name}.install")
         except ModuleNotFoundError as exc:

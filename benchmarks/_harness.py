@@ -8,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,13 +28,14 @@ def free_port() -> int:
 
 def start_server(args: list[str], *, env: dict[str, str], port: int, timeout: float = 30) -> subprocess.Popen[bytes]:
     """Start a server process and wait until /healthz answers."""
-    proc = subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # The server's log goes to a file: an unread pipe fills up and blocks the server mid-run.
+    log = tempfile.NamedTemporaryFile(prefix="smartgate-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from decimal import Decimal
@@ -35,30 +36,126 @@ def registration_date(decl: Declaration) -> dt.date:
     return (decl.submitted_at or utcnow()).astimezone(VN_TZ).date()
 
 
+class _Cache:
+    """A small per-process cache of slowly changing reference data (tariff, rates, the active rule set).
+
+    Keyed by database, so tests and tools that open several databases never mix them; entries live
+    `ttl` seconds, and writers in this process clear it at once (other processes see a change within `ttl`).
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is not None and time.monotonic() - hit[0] <= self.ttl:
+            return hit[1]
+        return _MISS
+
+    def put(self, key: Any, value: Any) -> Any:
+        with self._lock:
+            self._data[key] = (time.monotonic(), value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_MISS = object()
+REFERENCE_CACHE = _Cache(ttl=30.0)
+
+
+def _db(session: Session) -> str:
+    return str(session.get_bind().url)
+
+
 def tariff_rates(session: Session, hs_codes: set[str]) -> dict[str, duties.Rates]:
     """Tariff rates of these HS codes (codes not in the tariff are absent)."""
-    rows = session.scalars(select(TariffLine).where(TariffLine.hs_code.in_(sorted(hs_codes))))
-    return {
-        r.hs_code: duties.Rates(
-            hs_code=r.hs_code, mfn=r.mfn_rate, acfta=r.acfta_rate, vat=r.vat_rate, export=r.export_rate, status=r.status
-        )
-        for r in rows
-    }
+    out: dict[str, duties.Rates] = {}
+    missing = []
+    for hs in hs_codes:
+        hit = REFERENCE_CACHE.get((_db(session), "tariff", hs))
+        if hit is _MISS:
+            missing.append(hs)
+        elif hit is not None:
+            out[hs] = hit
+    if missing:
+        rows = {
+            r.hs_code: r for r in session.scalars(select(TariffLine).where(TariffLine.hs_code.in_(sorted(missing))))
+        }
+        for hs in missing:
+            r = rows.get(hs)
+            rates = (
+                duties.Rates(
+                    hs_code=r.hs_code, mfn=r.mfn_rate, acfta=r.acfta_rate, vat=r.vat_rate, export=r.export_rate,
+                    status=r.status,
+                )
+                if r is not None
+                else None
+            )  # fmt: skip
+            REFERENCE_CACHE.put((_db(session), "tariff", hs), rates)
+            if rates is not None:
+                out[hs] = rates
+    return out
 
 
 def exchange_rates(session: Session, currencies: set[str], day: dt.date) -> dict[str, Decimal]:
     """For each currency, the newest rate posted for `day` or before it."""
     out: dict[str, Decimal] = {}
     for currency in sorted(currencies - {"VND"}):
-        rate = session.scalar(
-            select(ExchangeRate.vnd_per_unit)
-            .where(ExchangeRate.currency == currency, ExchangeRate.day <= day)
-            .order_by(ExchangeRate.day.desc())
-            .limit(1)
-        )
+        key = (_db(session), "fx", currency, day)
+        rate = REFERENCE_CACHE.get(key)
+        if rate is _MISS:
+            rate = REFERENCE_CACHE.put(
+                key,
+                session.scalar(
+                    select(ExchangeRate.vnd_per_unit)
+                    .where(ExchangeRate.currency == currency, ExchangeRate.day <= day)
+                    .order_by(ExchangeRate.day.desc())
+                    .limit(1)
+                ),
+            )
         if rate is not None:
             out[currency] = Decimal(rate)
     return out
+
+
+def active_rule_set(session: Session) -> RuleSet:
+    """The active rule set (a plain read: filings never write the rule-set table, so they never queue on it)."""
+    key = (_db(session), "rule_set")
+    cached = REFERENCE_CACHE.get(key)
+    if cached is not _MISS and cached is not None:
+        return cached  # type: ignore[no-any-return]
+    active = session.scalar(select(RuleSet).where(RuleSet.active.is_(True)))
+    if active is not None:
+        session.expunge(active)
+        return REFERENCE_CACHE.put(key, active)  # type: ignore[no-any-return]
+    # Not installed yet (the app installs it at start-up): assess with the shipped default, unsaved.
+    return _shipped_default()
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_default() -> RuleSet:
+    text = risk.default_rule_set_text()
+    spec = risk.parse_rule_set(text)
+    return RuleSet(version=spec.version, source_yaml=text, sha256=canonical_sha256(text), active=True)
+
+
+def install_default_rule_set(sessions: Any) -> None:
+    """At start-up: store and activate the shipped default if no rule set is active (safe with several processes)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from services.kernel.database import unit_of_work
+
+    try:
+        with unit_of_work(sessions) as session:
+            ensure_default_rule_set(session)
+    except IntegrityError:
+        pass  # another process installed it first
 
 
 def ensure_default_rule_set(session: Session) -> RuleSet:
@@ -211,7 +308,7 @@ def assess(session: Session, decl: Declaration) -> tuple[duties.DutyBill, risk.R
         tariff=tariff_rates(session, {i["hs_code"] for i in items}),
         fx=exchange_rates(session, {i["currency"] for i in items}, day),
     )
-    spec = spec_of(ensure_default_rule_set(session))
+    spec = spec_of(active_rule_set(session))
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
     data = risk_input(session, decl, bill, spec, gate_mismatches=mismatches)
     result = risk.evaluate(spec, data)

@@ -59,6 +59,7 @@ def activate(session: Session, *, principal: Principal, version: str) -> RuleSet
     session.execute(update(RuleSet).where(RuleSet.active.is_(True)).values(active=False))
     row.active = True
     row.activated_at = utcnow()
+    assessment.REFERENCE_CACHE.clear()
     record_event(
         session,
         type="risk.rule_set_activated",

@@ -17,7 +17,7 @@ from services.declarations.schemas import DeclarationIn, Status
 from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
-from services.kernel.outbox import canonical_sha256, event_row, record_event, record_events
+from services.kernel.outbox import canonical_sha256, event_row, record_events
 
 # (state, action) -> next state. Actions a trader may take, and those the platform takes.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -89,45 +89,78 @@ def _record_many(
 ) -> None:
     """Write transitions (action, from, to) and their `declaration.<verb>` events, one statement per table."""
     now = utcnow()
-    transitions, events = [], []
-    # What the gate needs to recognise the truck (inspection keeps a read model of it); identifiers, not trade data.
-    gate_view = {
-        "containers": [{"number": c["number"], "seals": c.get("seals", [])} for c in decl.body.get("containers", [])],
-        "truck_plate": decl.body.get("transport", {}).get("truck_plate"),
-    }
-    for action, from_status, to_status in steps:
-        transitions.append(
-            {
-                "declaration_id": decl.id,
-                "action": action,
-                "from_status": from_status,
-                "to_status": to_status,
-                "actor": actor,
-                "reason": reason,
-                "version": decl.version,
-                "at": now,
-            }
-        )
-        events.append(
-            event_row(
-                type=VERBS[action],
-                subject=decl.id,
-                payload={
-                    "declaration_id": decl.id,
-                    "number": decl.number,
-                    "organisation_id": decl.organisation_id,
-                    "status": to_status,
-                    "version": decl.version,
-                    "body_sha256": decl.body_sha256,
-                    "actor": actor,
-                    "reason": reason,
-                    "at": now.isoformat(),
-                    **gate_view,
-                },
-            )
-        )
-    session.execute(insert(DeclarationTransition.__table__), transitions)
+    rows = [_step_rows(decl, action, from_status, to_status, actor=actor, reason=reason, now=now)
+            for action, from_status, to_status in steps]  # fmt: skip
+    _write(session, [t for t, _ in rows], [e for _, e in rows])
+
+
+def _write(session: Session, transitions: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    if transitions:
+        session.execute(insert(DeclarationTransition.__table__), transitions)
     record_events(session, events)
+
+
+def _step_rows(
+    decl: Declaration,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The transition row and the `declaration.<verb>` event of one state change."""
+    transition_row = {
+        "declaration_id": decl.id,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "version": decl.version,
+        "at": now,
+    }
+    event = event_row(
+        type=VERBS[action],
+        subject=decl.id,
+        payload={
+            "declaration_id": decl.id,
+            "number": decl.number,
+            "organisation_id": decl.organisation_id,
+            "status": to_status,
+            "version": decl.version,
+            "body_sha256": decl.body_sha256,
+            "actor": actor,
+            "reason": reason,
+            "at": now.isoformat(),
+            # What the gate needs to recognise the truck (inspection keeps a read model of it).
+            "containers": [
+                {"number": c["number"], "seals": c.get("seals", [])} for c in decl.body.get("containers", [])
+            ],
+            "truck_plate": decl.body.get("transport", {}).get("truck_plate"),
+        },
+    )
+    return transition_row, event
+
+
+def _assessed_event(decl: Declaration, bill: Any, result: Any) -> dict[str, Any]:
+    return event_row(
+        type=ASSESSED,
+        subject=decl.id,
+        payload={
+            "declaration_id": decl.id,
+            "number": decl.number,
+            "version": decl.version,
+            "body_sha256": decl.body_sha256,
+            "channel": result.channel,
+            "score": result.score,
+            "rule_set_version": result.rule_set_version,
+            "rules": [{"rule": r["rule"], "weight": r["weight"]} for r in result.reasons],
+            "duties_total_vnd": bill.total_vnd,
+            "duties_assessed": bill.assessed,
+        },
+    )
 
 
 def _require_trader_of(principal: Principal) -> str:
@@ -168,11 +201,23 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    steps: list[tuple[str, str | None, str]] = [("create", None, Status.draft.value)]
+    rows = [_step_rows(decl, "create", None, Status.draft.value, actor=principal.actor, reason=None, now=now)]
+    green = False
     if submit:
-        # Registered in the same INSERT: one row write instead of an insert and an update.
+        # Registered, assessed and (when green) cleared before the one INSERT: a filing writes each of its
+        # rows once, with one statement per table, instead of an insert followed by updates.
         _register(session, decl, now=now)
-        steps.append(("submit", Status.draft.value, decl.status))
+        rows.append(_step_rows(decl, "submit", Status.draft.value, decl.status, actor=principal.actor, reason=None,
+                               now=now))  # fmt: skip
+        bill, result = assessment.assess(session, decl)
+        rows.append(({}, _assessed_event(decl, bill, result)))
+        green = result.channel == "green"
+        if green:
+            decl.status = _check(decl, "clear", trader_only=False)
+            rows.append(_step_rows(decl, "clear", Status.submitted.value, decl.status, actor="system:risk",
+                                   reason=GREEN_REASON, now=now))  # fmt: skip
+        else:
+            routing.enqueue(session, decl)
     session.add(decl)
     session.flush()
     session.execute(
@@ -183,9 +228,9 @@ def create(
     repository.add_lookups(
         session, decl, containers=[c.number for c in body.containers], hs_codes=[i.hs_code for i in body.items]
     )
-    _record_many(session, decl, steps, actor=principal.actor, reason=None)
-    if submit:
-        assess_and_route(session, decl)
+    _write(session, [t for t, _ in rows if t], [e for _, e in rows])
+    if green:
+        settle(session, decl)
     return decl
 
 
@@ -319,29 +364,16 @@ def transition(
     return decl
 
 
+GREEN_REASON = "green channel: automatic clearance"
+
+
 def assess_and_route(session: Session, decl: Declaration) -> None:
     """Assess a registered declaration; green clears automatically, yellow and red join the review queue."""
     bill, result = assessment.assess(session, decl)
     session.flush()
-    record_event(
-        session,
-        type=ASSESSED,
-        subject=decl.id,
-        payload={
-            "declaration_id": decl.id,
-            "number": decl.number,
-            "version": decl.version,
-            "body_sha256": decl.body_sha256,
-            "channel": result.channel,
-            "score": result.score,
-            "rule_set_version": result.rule_set_version,
-            "rules": [{"rule": r["rule"], "weight": r["weight"]} for r in result.reasons],
-            "duties_total_vnd": bill.total_vnd,
-            "duties_assessed": bill.assessed,
-        },
-    )
+    record_events(session, [_assessed_event(decl, bill, result)])
     if result.channel == "green":
-        transition(session, decl=decl, action="clear", actor="system:risk", reason="green channel: automatic clearance")
+        transition(session, decl=decl, action="clear", actor="system:risk", reason=GREEN_REASON)
         settle(session, decl)
     else:
         routing.enqueue(session, decl)

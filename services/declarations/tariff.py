@@ -87,7 +87,14 @@ def load(session: Session, rows: list[dict[str, Any]]) -> tuple[int, int]:
                 setattr(existing, key, value)
             updated += 1
     session.flush()
+    _forget_reference_data()
     return inserted, updated
+
+
+def _forget_reference_data() -> None:
+    from services.declarations.assessment import REFERENCE_CACHE
+
+    REFERENCE_CACHE.clear()
 
 
 def post_rate(
@@ -101,6 +108,7 @@ def post_rate(
     else:
         row.vnd_per_unit, row.source, row.posted_by = vnd_per_unit, source, actor
     session.flush()
+    _forget_reference_data()
     return row
 
 

@@ -31,6 +31,8 @@ class KernelSettings(BaseSettings):
     gate_code: str = "KIMTHANH"
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
     bus_url: str = ""
+    # Which optional services this process runs (the distributed deployment runs one per process).
+    services: str = "provenance,inspection"
     bus_stream: str = "SMARTGATE"
 
     @model_validator(mode="after")
