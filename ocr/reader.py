@@ -181,7 +181,38 @@ class GateReader:
         if rest:
             lines += self._recognise(bgr, rest, [], rotated=False)
             cands = self._rescue_check_digits(bgr, self._parse(lines), regions)
-        return cands
+            if _settled(cands):
+                return cands
+        return self._reread_rows(bgr, lines, cands, regions)
+
+    def _reread_rows(
+        self, bgr: NDArray[np.uint8], lines: list[Line], cands: list[Candidate], regions: list[_Region]
+    ) -> list[Candidate]:
+        """Read each row the detector split into several boxes again, as one crop, when nothing verified.
+
+        The detector sometimes cuts a code into overlapping boxes (owner / serial / check digit) and a box's edge
+        then slices through a character: the left box reads half of the serial's first digit as an extra letter
+        ("JPLUS 952225" for JPLU 952225) and the row no longer parses. Joining the texts cannot tell a fragment
+        from a character, so the whole row is recognised once more as one upright strip; that reading is parsed
+        with the other lines and ranked with the earlier candidates. It is another honest reading, validated by
+        its own check digit like any other: nothing is substituted here.
+        """
+        import cv2
+        import numpy as np
+
+        groups = _row_groups([r for r in regions if not r.vertical])
+        if not groups:
+            return cands
+        quads = []
+        for g in groups:
+            pts = np.concatenate([r.quad for r in g]).astype(np.float32)
+            quads.append(cv2.boxPoints(cv2.minAreaRect(pts)).astype(np.float32))
+        merged = self._recognise(bgr, [_Region(q, _rect(q), False) for q in quads], [], rotated=False)
+        members = {r.rect for g in groups for r in g}
+        # The joined rows replace their pieces; every other line (the row below for a two-line code or a size
+        # type, the columns) stays, so the layouts parse as before.
+        others = [ln for ln in lines if ln.box not in members]
+        return self._rescue_check_digits(bgr, rank(cands + self._parse(others + merged)), regions)
 
     def _edge_columns(self, bgr: NDArray[np.uint8]) -> list[Any]:
         """Look for vertical codes along the left and right door edges with the detector at full resolution."""
@@ -329,6 +360,44 @@ def _lone_character(crop: Any, mask: Any, lh: float) -> Any:
         inner = crop[:, x0:x1]
     m = max(2, int(0.15 * lh))
     return np.ascontiguousarray(cv2.copyMakeBorder(inner, m // 2, m // 2, m, m, cv2.BORDER_REPLICATE))
+
+
+def _row_groups(regions: list[_Region]) -> list[list[_Region]]:
+    """Horizontal boxes that sit next to each other on one row, in reading order; only rows of two or more.
+
+    The row's axis follows the tilt of its first box; a box joins when its centre lies on that axis, its height
+    is comparable (a boxed check digit may be much smaller) and the gap to the previous box is under two
+    character heights (the stencil gap before a boxed check digit is about one).
+    """
+    import numpy as np
+
+    todo = sorted(regions, key=lambda r: r.rect[0])
+    used: set[int] = set()
+    out: list[list[_Region]] = []
+    for i, a in enumerate(todo):
+        if i in used:
+            continue
+        used.add(i)
+        q = a.quad
+        dx, dy = float(q[1][0] - q[0][0]), float(q[1][1] - q[0][1])
+        slope = dy / dx if abs(dx) > 1e-6 else 0.0
+        cx, cy = float(q[:, 0].mean()), float(q[:, 1].mean())
+        row = [a]
+        for j in range(i + 1, len(todo)):
+            b = todo[j]
+            if j in used:
+                continue
+            th = max(a.height, b.height)
+            bx, by = float(np.mean(b.quad[:, 0])), float(np.mean(b.quad[:, 1]))
+            if abs(by - (cy + slope * (bx - cx))) > 0.45 * th or not 0.25 <= b.height / max(a.height, 1e-6) <= 1.6:
+                continue
+            if b.rect[0] - row[-1].rect[2] > 2.0 * th:
+                continue
+            used.add(j)
+            row.append(b)
+        if len(row) >= 2:
+            out.append(row)
+    return out
 
 
 def _tall(rect: tuple[float, float, float, float]) -> bool:
