@@ -6,6 +6,10 @@ import copy
 import os
 import secrets
 import shutil
+import socket
+import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +155,68 @@ def declaration_body() -> dict[str, Any]:
     from services.declarations.schemas import EXAMPLE
 
     return copy.deepcopy(EXAMPLE)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _find_anvil() -> str | None:
+    # Prefer the platform binary shipped by the npm package: killing it kills the node, not just a node.js wrapper.
+    tools = REPO / ".tools" / "node_modules"
+    for candidate in sorted(tools.glob("@foundry-rs/anvil-*/bin/anvil")):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    wrapper = tools / ".bin" / "anvil"
+    if wrapper.exists():
+        return str(wrapper)
+    return shutil.which("anvil")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """Start anvil (npm @foundry-rs/anvil) on a free loopback port; skip if absent, FAIL if absent under CI."""
+    binary = _find_anvil()
+    if binary is None:
+        reason = (
+            "anvil not found (install it with `npm install --prefix .tools @foundry-rs/anvil`, or put anvil on PATH)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the anvil tests: {reason}")
+        pytest.skip(reason)
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                err = log.read().decode(errors="replace")
+                pytest.fail(f"anvil exited with {proc.returncode}: {err[:500]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("anvil did not listen within 30 s")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.declarations import duties, risk
@@ -196,11 +197,22 @@ def trader_profile(session: Session, organisation_id: str) -> TraderProfile:
     """The organisation's compliance profile (class B until it earns another)."""
     profile = session.get(TraderProfile, organisation_id)
     if profile is None:
-        profile = TraderProfile(
-            organisation_id=organisation_id, compliance_class="B", violations=0, clean_since_change=0
+        # Two first filings of a new trader may race here: insert-if-absent, then read whichever row won.
+        dialect = session.get_bind().dialect.name
+        insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert_stmt(TraderProfile.__table__)
+            .values(
+                organisation_id=organisation_id,
+                compliance_class="B",
+                violations=0,
+                clean_since_change=0,
+                updated_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["organisation_id"])
         )
-        session.add(profile)
-        session.flush()
+        profile = session.get(TraderProfile, organisation_id)
+        assert profile is not None
     return profile
 
 

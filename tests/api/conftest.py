@@ -8,13 +8,7 @@ from typing import Any
 import pytest
 
 from services.kernel.runtime import Runtime
-from tests.api.support import ORG_A, ORG_B, Api, release_pg_template
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _free_template(_templates: dict[str, str]) -> None:
-    """See release_pg_template."""
-    release_pg_template(_templates)
+from tests.api.support import ORG_A, ORG_B, Api
 
 
 @pytest.fixture

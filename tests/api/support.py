@@ -6,38 +6,13 @@ import copy
 import uuid
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from services.declarations import repository, service
 from services.kernel.database import unit_of_work
 from services.kernel.runtime import Runtime
-from tests.conftest import pg_server_url
 
 BASE = "/api/v1/declarations"
 ORG_A = "Lao Cai Fruit Export JSC"
 ORG_B = "Hekou Border Trading Co."
-
-
-def release_pg_template(templates: dict[str, str]) -> None:
-    """Close sessions left open on the PostgreSQL template database.
-
-    Workaround: `services/kernel/migrations/env.py` makes an engine from the URL and never disposes it, so its
-    pooled connection stays on the template and `CREATE DATABASE ... TEMPLATE` fails ("being accessed by other
-    users"). Harmless once env.py disposes the engine it created.
-    """
-    pg, name = pg_server_url(), templates.get("postgresql")
-    if not pg or not name:
-        return
-    admin = create_engine(make_url(pg).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-    admin.dispose()
 
 
 class Api:

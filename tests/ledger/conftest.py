@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for the helper modules beside this file
 
-from ledger_helpers import PG_URL_ENV, REPO, TEST_SEED  # noqa: E402
+from ledger_helpers import PG_URL_ENV, TEST_SEED  # noqa: E402
 
 from ledger import storage  # noqa: E402
 from ledger.checkpoint import Signer  # noqa: E402
@@ -82,65 +77,3 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """A SQLite ledger database only (for tests whose logic does not depend on the engine)."""
     yield from _sqlite(tmp_path)
-
-
-def _find_anvil() -> str | None:
-    # Prefer the platform binary shipped by the npm package: killing it kills the node, not just a node.js wrapper.
-    tools = REPO / ".tools" / "node_modules"
-    for candidate in sorted(tools.glob("@foundry-rs/anvil-*/bin/anvil")):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    wrapper = tools / ".bin" / "anvil"
-    if wrapper.exists():
-        return str(wrapper)
-    return shutil.which("anvil")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
-    """Start anvil (npm @foundry-rs/anvil) on a free loopback port; skip if absent, FAIL if absent under CI."""
-    binary = _find_anvil()
-    if binary is None:
-        reason = (
-            "anvil not found (install it with `npm install --prefix .tools @foundry-rs/anvil`, or put anvil on PATH)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true requires the anvil tests: {reason}")
-        pytest.skip(reason)
-    port = _free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                err = log.read().decode(errors="replace")
-                pytest.fail(f"anvil exited with {proc.returncode}: {err[:500]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("anvil did not listen within 30 s")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()

@@ -11,13 +11,6 @@ from sqlalchemy.orm import Session
 from services.kernel.auth import Principal, Role, create_key, get_or_create_organisation
 from services.kernel.database import unit_of_work
 from services.kernel.runtime import Runtime
-from tests.api.support import release_pg_template
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _free_template(_templates: dict[str, str]) -> None:
-    """See release_pg_template."""
-    release_pg_template(_templates)
 
 
 @pytest.fixture

@@ -354,21 +354,26 @@ def test_concurrent_submissions_get_distinct_numbers(runtime, trader_a, declarat
 
     barrier = threading.Barrier(4)
     numbers: list[str] = []
+    errors: list[BaseException] = []
 
     def file_and_submit() -> None:
         barrier.wait()
-        with unit_of_work(runtime.sessions) as s:
-            decl = service.create(
-                s, principal=trader_a, body=DeclarationIn.model_validate(declaration_body), submit=True
-            )
-            assert decl.number is not None
-            numbers.append(decl.number)
+        try:
+            with unit_of_work(runtime.sessions) as s:
+                decl = service.create(
+                    s, principal=trader_a, body=DeclarationIn.model_validate(declaration_body), submit=True
+                )
+                assert decl.number is not None
+                numbers.append(decl.number)
+        except BaseException as exc:  # a thread's failure must fail the test, not vanish
+            errors.append(exc)
 
     threads = [threading.Thread(target=file_and_submit) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     year = utcnow().year
     assert sorted(numbers) == [f"KT-{year}-{n:06d}" for n in range(1, 5)]
 

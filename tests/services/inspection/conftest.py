@@ -17,7 +17,6 @@ from services.declarations import repository as declarations_repository
 from services.declarations import service as declarations_service
 from services.kernel.database import unit_of_work
 from services.kernel.runtime import Runtime
-from tests.api.support import release_pg_template
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 _times = itertools.count()
@@ -30,12 +29,6 @@ PATHS = {
     "exited": ["clear", "release", "exit"],
     "cancelled": ["cancel"],
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _free_template(_templates: dict[str, str]) -> None:
-    """See release_pg_template."""
-    release_pg_template(_templates)
 
 
 def door(text: str = "", *, seal: str | None = None, qr: str | None = None) -> bytes:

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +12,9 @@ from ledger import storage
 from services.kernel.runtime import Runtime
 from services.provenance.checkpointer import Checkpointer
 from services.provenance.service import Provenance
-from tests.api.support import ORG_A, ORG_B, Api, release_pg_template
+from tests.api.support import ORG_A, ORG_B, Api
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _free_template(_templates: dict[str, str]) -> None:
-    """See release_pg_template."""
-    release_pg_template(_templates)
 
 
 @pytest.fixture(autouse=True)
@@ -96,64 +83,3 @@ def tamper(url: str, *statements: tuple[str, dict[str, Any]]) -> None:
         for sql, params in statements:
             conn.execute(text(sql), params)
     engine.dispose()
-
-
-def _find_anvil() -> str | None:
-    # The platform binary from the npm package: killing it kills the node, not just a node.js wrapper.
-    tools = REPO / ".tools" / "node_modules"
-    for candidate in sorted(tools.glob("@foundry-rs/anvil-*/bin/anvil")):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    wrapper = tools / ".bin" / "anvil"
-    if wrapper.exists():
-        return str(wrapper)
-    return shutil.which("anvil")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
-    """Start anvil (npm @foundry-rs/anvil) on a free loopback port; skip if absent, FAIL if absent under CI."""
-    binary = _find_anvil()
-    if binary is None:
-        reason = (
-            "anvil not found: run scripts/system-deps.sh (npm install --prefix .tools @foundry-rs/anvil) "
-            "or put anvil on PATH"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true requires the anvil tests: {reason}")
-        pytest.skip(reason)
-    port = _free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"anvil exited with {proc.returncode}: {log.read().decode(errors='replace')[:500]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("anvil did not listen within 30 s")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
