@@ -67,7 +67,7 @@ def drop(name: str | None) -> None:
         admin.dispose()
 
 
-def bench(backend: str, *, seconds: float, clients: int) -> tuple[float, float]:
+def bench(backend: str, *, seconds: float, clients: int, services: str) -> tuple[float, float]:
     """Run both endpoints on one backend; returns (ratio, filing p99 ms)."""
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -86,6 +86,7 @@ def bench(backend: str, *, seconds: float, clients: int) -> tuple[float, float]:
                 "SMARTGATE_ENVIRONMENT": "test",
                 "SMARTGATE_VAR_DIR": str(tmp / "var"),
                 "SMARTGATE_LOG_LEVEL": "WARNING",
+                "SMARTGATE_SERVICES": services,
             }
             body = filing_body()
             python = sys.executable
@@ -136,10 +137,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--services",
+        default="provenance,inspection",
+        help="other services in the same process (default: all, as `make run`; '' = declarations alone, as one "
+        "process of the distributed deployment)",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        bench(backend, seconds=args.seconds, clients=args.clients)
+        print(f"[{backend}] platform services besides declarations: {args.services or 'none'}")
+        bench(backend, seconds=args.seconds, clients=args.clients, services=args.services)
 
 
 if __name__ == "__main__":
