@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@# rapidocr-onnxruntime pulls opencv-python (GUI build); both wheels own cv2/, so keep only the headless one.
+	$(BIN)/pip uninstall --quiet -y opencv-python opencv-python-headless
+	$(BIN)/pip install --quiet --no-deps --force-reinstall "opencv-python-headless>=4.10"
 	@touch $(STAMP)
 
 system-deps:
@@ -53,6 +56,7 @@ test: setup lint
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 bench: setup
+	@FONTS=1 scripts/system-deps.sh
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 loadtest: setup

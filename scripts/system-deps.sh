@@ -29,3 +29,9 @@ if ! ls .tools/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then
     echo "system-deps: npm not found; install Node.js/npm to run the anvil tests (CI requires them)" >&2
   fi
 fi
+
+# Fonts for the OCR benchmark's image generator (benchmarks only: the committed test images need none).
+if [ "${FONTS:-0}" = 1 ] && ! fc-list 2>/dev/null | grep -qi dejavu; then
+  echo "system-deps: installing fonts for the OCR image generator"
+  apt_install fonts-dejavu-core fonts-urw-base35 fonts-noto-mono || true
+fi
