@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -237,7 +237,6 @@ def cancel_declaration(
     body: CancelIn,
     session: SessionDep,
     principal: CurrentTrader,
-    response: Response,
 ) -> JSONResponse:
     """Cancel with a reason; not possible once the goods are released."""
     return _respond(service.cancel(session, principal=principal, declaration_id=declaration_id, reason=body.reason))

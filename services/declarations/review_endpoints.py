@@ -13,7 +13,6 @@ from pydantic import Field
 
 from services.declarations import review, rulesets, service, tariff
 from services.declarations.endpoints import PROBLEMS, problems, to_json
-from services.declarations.exceptions import DeclarationNotFound
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
@@ -405,6 +404,3 @@ def get_rates(session: SessionDep, principal: CurrentPrincipal, day: dt.date | N
 
     the_day = day or dt.datetime.now(VN_TZ).date()
     return [RateOut.model_validate(r) for r in tariff.rates_on(session, the_day)]
-
-
-__all__ = ["router", "risk_router", "tariff_router", "DeclarationNotFound"]

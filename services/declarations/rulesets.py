@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.declarations import assessment, duties, risk
+from services.declarations import assessment, risk
 from services.declarations.models import Declaration, RuleSet
 from services.kernel.auth import Principal, Role
 from services.kernel.database import utcnow
@@ -127,8 +127,3 @@ def dry_run(session: Session, *, principal: Principal, version: str, limit: int)
         "channel_changes": changed,
         "note": "unit-value bands use today's history, which includes the replayed declarations themselves",
     }
-
-
-def duty_rates_note(rates: duties.Rates) -> str:
-    """Human summary of a tariff line's rates."""
-    return f"MFN {rates.mfn} %, ACFTA {rates.acfta} %, VAT {rates.vat} %, export {rates.export} %"

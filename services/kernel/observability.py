@@ -181,7 +181,7 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except (_BodyTooLarge, HTTPException):
+        except HTTPException:
             if too_large and not started:
                 await self._reject(send, limit)
             else:
@@ -212,7 +212,3 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    """Raised inside receive() to stop reading an oversized body."""
