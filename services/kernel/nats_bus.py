@@ -119,7 +119,10 @@ class JetStreamBus:
                     await loop.run_in_executor(None, handler, event)
                 except Exception:
                     logger.exception("handler failed; event will be redelivered", extra={"consumer": durable})
-                    await message.nak(delay=1)
+                    # A plain NAK (redelivered at once) after a short pause of this consumer: a NAK with a server-side
+                    # delay was sometimes not redelivered for many seconds on this server under load.
+                    await message.nak()
+                    await asyncio.sleep(0.2)
                 else:
                     await message.ack()
 

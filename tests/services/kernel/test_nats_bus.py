@@ -54,7 +54,7 @@ def jetstream(runtime: Runtime) -> Iterator[object]:
     asyncio.run(drop())
 
 
-def wait_for(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
     """Poll until `predicate()` holds (the outcome is decided by the bus, the deadline only bounds the wait)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
