@@ -77,6 +77,8 @@ def database_url(request: pytest.FixtureRequest, _templates: dict[str, str], tmp
         return
     pg = pg_server_url()
     if not pg:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the PostgreSQL variant: {PG_ENV} is not set")
         pytest.skip(f"PostgreSQL variant: set {PG_ENV} (.ci/run does)")
     name = f"sg_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine(pg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import json
 import os
 import random
 import re
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stdnum import iso6346
-
-from services.declarations.schemas import EXAMPLE
 
 if TYPE_CHECKING:  # importing locust monkey-patches the process (gevent); keep this module importable without it
     from locust.clients import ResponseContextManager
@@ -40,6 +39,15 @@ class Keys:
     trader: str
     officer: str
     admin: str | None = None
+
+
+EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "declaration.json"
+
+
+@functools.lru_cache(maxsize=1)
+def example_body() -> dict[str, Any]:
+    """The documented example declaration (the same body as in /docs): load tests are clients, not service code."""
+    return json.loads(EXAMPLE_FILE.read_text(encoding="utf-8"))
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -87,7 +95,7 @@ def container_number(rng: random.Random) -> str:
 def declaration_body(rng: random.Random, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The README's lychee import with its own container and quantity (masses, value and totals kept consistent)."""
     now = now or dt.datetime.now(dt.UTC)
-    body = copy.deepcopy(EXAMPLE)
+    body = copy.deepcopy(example_body())
     net_kg = rng.randrange(8_000, 20_001, 250)
     gross_kg = net_kg + net_kg // 12  # cartons and pallets
     # The example's unit price (0.80 USD/kg), so the unit-value risk rule sees ordinary traffic.

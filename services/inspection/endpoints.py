@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -21,6 +22,9 @@ from services.kernel.deps import RuntimeDep, SessionDep, require_roles
 from services.kernel.errors import NotFound, Unprocessable
 from services.kernel.runtime import Runtime
 from services.kernel.schemas import Problem
+
+# Gate events and declarations are UUIDs; anything else (NUL included) is a 404 or a 422, never a database error.
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 router = APIRouter(prefix="/api/v1/gate/events", tags=["gate"])
 
@@ -95,7 +99,12 @@ async def post_gate_event(
     direction: Annotated[Literal["in", "out"], Form(description="in: entering the control zone; out: leaving it")],
     camera_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["KT-IN-1"])],
     taken_at: Annotated[dt.datetime, Form(description="When the images were taken, with a UTC offset")],
-    plate: Annotated[str | None, Form(min_length=2, max_length=16, description="Plate read by the ANPR camera")] = None,
+    plate: Annotated[
+        str | None,
+        Form(
+            pattern=r"^\s*[0-9A-Za-z][0-9A-Za-z.\- ]{0,14}[0-9A-Za-z]\s*$", description="Plate read by the ANPR camera"
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Read the container code(s), seals and declaration QR code from the images, match them to the declarations
     expected at the gate, and decide: `proceed`, or `hold` with reasons (`no_code_read`, `no_declaration`,
@@ -106,6 +115,10 @@ async def post_gate_event(
     await run_in_threadpool(session.rollback)
     if taken_at.tzinfo is None:
         raise Unprocessable("taken_at must carry a UTC offset", errors=[_field_error("taken_at", "datetime.timezone")])
+    try:
+        taken_utc = taken_at.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise Unprocessable("taken_at is out of range", errors=[_field_error("taken_at", "datetime.range")]) from exc
     if len(image) > MAX_IMAGES:
         raise Unprocessable(
             f"at most {MAX_IMAGES} images per gate event, got {len(image)}",
@@ -122,7 +135,7 @@ async def post_gate_event(
         lane=lane,
         direction=direction,
         camera_id=camera_id,
-        taken_at=taken_at.astimezone(dt.UTC),
+        taken_at=taken_utc,
         plate=plate.strip().upper() if plate else None,
         image_sha256s=[hashlib.sha256(data).hexdigest() for _, data in files],
     )
@@ -155,7 +168,7 @@ def list_gate_events(
     lane: Annotated[str | None, Query(pattern=r"^[A-Z0-9][A-Z0-9-]{0,15}$")] = None,
     direction: Literal["in", "out"] | None = None,
     decision: Literal["proceed", "hold"] | None = None,
-    declaration_id: Annotated[str | None, Query(max_length=36)] = None,
+    declaration_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     container: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9 ]{1,13}$")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -180,7 +193,7 @@ def list_gate_events(
 
 
 def _get(session: SessionDep, event_id: str) -> GateEvent:
-    row = session.get(GateEvent, event_id) if len(event_id) <= 36 else None
+    row = session.get(GateEvent, event_id) if re.fullmatch(ID_PATTERN, event_id) else None
     if row is None:
         raise NotFound(f"gate event {event_id[:64]} not found")
     return row

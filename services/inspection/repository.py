@@ -150,8 +150,11 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         at = dt.datetime.fromisoformat(received)
         if at.tzinfo is None:
             raise ValueError("naive")
+        at.astimezone(dt.UTC)  # out-of-range times fail here, not in the database driver
+        if "\x00" in str(event_id):
+            raise ValueError("NUL")
         return at, str(event_id)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise Unprocessable("invalid cursor; pass back the next_cursor of a previous page") from exc
 
 

@@ -39,6 +39,8 @@ def pg_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test module (dropped afterwards), or skip."""
     url = os.environ.get(PG_URL_ENV)
     if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the PostgreSQL variant: {PG_URL_ENV} is not set")
         pytest.skip(f"{PG_URL_ENV} not set: PostgreSQL variant skipped")
     base = make_url(url)
     name = f"ledger_test_{uuid.uuid4().hex[:12]}"

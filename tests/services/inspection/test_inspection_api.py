@@ -125,3 +125,22 @@ def test_a_slow_read_blocks_neither_health_checks_nor_other_writes(gate, runtime
     resp = result["resp"]
     assert resp.status_code == 201  # type: ignore[attr-defined]
     assert resp.json()["reasons"] == ["no_code_read"]  # type: ignore[attr-defined]
+
+
+def test_out_of_range_times_blank_plates_and_nul_are_4xx_not_500(gate, fake_reader):
+    fake_reader(CODE)
+    for when in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"):
+        problem = assert_problem(gate.post(door("X"), taken_at=when), 422)
+        assert "out of range" in problem["detail"]
+    assert_problem(gate.post(door("X"), plate="   "), 422)
+    assert_problem(gate.post(door("X"), plate="AB\x00C"), 422)
+    client, officer = gate.client, gate.officer
+    assert_problem(client.get("/api/v1/gate/events?declaration_id=%00", headers=officer), 422)
+    assert_problem(client.get("/api/v1/gate/events/%00abc", headers=officer), 404)
+    assert_problem(client.get("/api/v1/gate/events/%00abc/images/" + "0" * 64, headers=officer), 404)
+    import base64
+    import json
+
+    for forged in (["0001-01-01T00:30:00+01:00", "x"], ["2026-11-28T08:00:00+00:00", "a\x00b"]):
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        assert_problem(client.get(f"/api/v1/gate/events?cursor={cursor}", headers=officer), 422)
