@@ -171,6 +171,13 @@ def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runt
     return found
 
 
+def worker_app() -> FastAPI:
+    """The app of one worker process when `smartgate serve --workers N` runs several."""
+    settings = get_settings()
+    configure_process(settings)
+    return create_app(settings)
+
+
 def configure_process(settings: KernelSettings) -> None:
     """Process-wide set-up done once by `smartgate serve` (not at import time)."""
     configure_logging(settings.log_level, json_logs=settings.log_json)

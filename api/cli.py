@@ -83,11 +83,22 @@ def serve(
     from services.kernel.migrate import is_up_to_date
 
     settings = _settings()
-    configure_process(settings)
     url = settings.resolved_database_url
+    if workers > 1 and not url.startswith("postgresql"):
+        fail("several worker processes need PostgreSQL (SQLite has one writer); use --workers 1", 2)
+    if workers < 1:
+        fail("--workers must be at least 1", 2)
     if not is_up_to_date(url):
         fail("the database is not migrated; run `smartgate migrate` first", 3)
+    configure_process(settings)
     typer.echo(f"smartgate on http://{host}:{port} (docs at /docs), database {_redacted(url)}")
+    if workers > 1:
+        # Each worker builds its own app from the environment; background work (relay, checkpoints) runs in each,
+        # which at-least-once delivery and idempotent consumers absorb.
+        uvicorn.run(
+            "api.app:worker_app", factory=True, workers=workers, host=host, port=port, log_config=None, access_log=False
+        )
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 

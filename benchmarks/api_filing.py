@@ -67,7 +67,7 @@ def drop(name: str | None) -> None:
         admin.dispose()
 
 
-def bench(backend: str, *, seconds: float, clients: int, services: str) -> tuple[float, float]:
+def bench(backend: str, *, seconds: float, clients: int, services: str, workers: int = 1) -> tuple[float, float]:
     """Run both endpoints on one backend; returns (ratio, filing p99 ms)."""
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -94,13 +94,22 @@ def bench(backend: str, *, seconds: float, clients: int, services: str) -> tuple
             for name, args, path, headers_of in (
                 (
                     "bare insert",
-                    [python, "-m", "uvicorn", "benchmarks.bare_app:app", "--log-level", "warning"],
+                    [
+                        python,
+                        "-m",
+                        "uvicorn",
+                        "benchmarks.bare_app:app",
+                        "--log-level",
+                        "warning",
+                        "--workers",
+                        str(workers),
+                    ],
                     "/rows",
                     lambda i: {"content-type": "application/json"},
                 ),
                 (
                     "declaration filing",
-                    [python, "-m", "api.cli", "serve"],
+                    [python, "-m", "api.cli", "serve", "--workers", str(workers)],
                     "/api/v1/declarations?submit=true",
                     lambda i: {
                         "content-type": "application/json",
@@ -137,6 +146,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=1, help="server processes for both apps (PostgreSQL only)")
     parser.add_argument(
         "--services",
         default="provenance,inspection",
@@ -147,7 +157,7 @@ def main() -> None:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
         print(f"[{backend}] platform services besides declarations: {args.services or 'none'}")
-        bench(backend, seconds=args.seconds, clients=args.clients, services=args.services)
+        bench(backend, seconds=args.seconds, clients=args.clients, services=args.services, workers=args.workers)
 
 
 if __name__ == "__main__":

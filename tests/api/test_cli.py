@@ -148,3 +148,11 @@ def test_help_lists_the_commands(offline: CliRunner) -> None:
     assert result.exit_code == 0
     for command in ("migrate", "serve", "keys", "demo", "declarations"):
         assert command in result.stdout
+
+
+def test_several_workers_need_postgresql(runner: CliRunner, settings: KernelSettings) -> None:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the refusal concerns SQLite")
+    result = invoke(runner, "serve", "--workers", "2")
+    one_line_error(result, 2)
+    assert "PostgreSQL" in result.output
