@@ -12,7 +12,9 @@ from ledger import storage
 from services.kernel.runtime import Runtime
 from services.provenance.checkpointer import Checkpointer
 from services.provenance.service import Provenance
-from tests.api.support import ORG_A, ORG_B, Api
+
+# The API tests' fixtures (api, trader, trader_b, officer), shared rather than copied.
+from tests.api.conftest import api, officer, trader, trader_b  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -24,33 +26,6 @@ def _ledger_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SMARTGATE_LEDGER_CHECKPOINT_SECONDS", "3600")
     monkeypatch.setenv("SMARTGATE_LEDGER_CHECKPOINT_ENTRIES", "1000000")
-
-
-@pytest.fixture
-def api(client: Any, runtime: Runtime, declaration_body: dict[str, Any]) -> Api:
-    """Files declarations over HTTP."""
-    return Api(client, runtime, declaration_body)
-
-
-@pytest.fixture
-def trader(keys: Any) -> dict[str, str]:
-    """Headers of a trader of organisation A."""
-    headers: dict[str, str] = keys.make("trader", ORG_A)
-    return headers
-
-
-@pytest.fixture
-def trader_b(keys: Any) -> dict[str, str]:
-    """Headers of a trader of organisation B."""
-    headers: dict[str, str] = keys.make("trader", ORG_B)
-    return headers
-
-
-@pytest.fixture
-def officer(keys: Any) -> dict[str, str]:
-    """Headers of an officer."""
-    headers: dict[str, str] = keys.make("officer")
-    return headers
 
 
 @pytest.fixture
