@@ -7,6 +7,8 @@ import enum
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, String, select
@@ -118,12 +120,59 @@ def create_key(
 
 
 def revoke_key(session: Session, *, key_id: str) -> bool:
-    """Revoke a key by id; False if there is no such active key."""
+    """Revoke a key by id; False if there is no such active key.
+
+    Callers cached in this process are forgotten at once; other processes stop accepting the key within
+    their cache's time to live (`SMARTGATE_AUTH_CACHE_SECONDS`).
+    """
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    PrincipalCache.forget_all()
     return True
+
+
+class PrincipalCache:
+    """Who is behind an Authorization header, remembered for `ttl` seconds (0 disables the cache).
+
+    Authentication would otherwise be a database read, and a hop to the thread pool, on every request.
+    Only successful look-ups are kept; a revocation in this process empties every cache of the process.
+    """
+
+    _generation = 0
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, int, Principal]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Invalidate every cached caller in this process."""
+        cls._generation += 1
+
+    def get(self, authorization: str | None) -> Principal | None:
+        """The cached caller for this header, if fresh."""
+        if not authorization or self.ttl <= 0:
+            return None
+        hit = self._entries.get(authorization)
+        if hit is None:
+            return None
+        at, generation, principal = hit
+        if generation != PrincipalCache._generation or time.monotonic() - at > self.ttl:
+            return None
+        return principal
+
+    def put(self, authorization: str | None, principal: Principal) -> None:
+        """Remember a successful look-up."""
+        if not authorization or self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[authorization] = (time.monotonic(), PrincipalCache._generation, principal)
 
 
 def authenticate(session: Session, *, secret_key: str, authorization: str | None) -> Principal:

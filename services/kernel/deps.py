@@ -1,12 +1,20 @@
-"""FastAPI dependencies shared by every service: the request's session (which owns the transaction) and the caller."""
+"""FastAPI dependencies shared by every service: the request's session (which owns the transaction) and the caller.
+
+Every synchronous dependency costs a hop to the thread pool, and on SQLite a write transaction holds the one
+writer lock across every hop it spans. So the dependencies here are asynchronous and touch the database only
+when they must: the session is opened lazily (its transaction begins at the endpoint's first statement), the
+caller comes from a short-lived cache or a read-only lookup, and the commit hop is skipped when the endpoint
+already committed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from services.kernel.auth import Principal, Role, authenticate
 from services.kernel.runtime import Runtime
@@ -20,23 +28,38 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def _has_work(session: Session) -> bool:
+    """Whether ending this session needs the database (an open transaction or unflushed changes)."""
+    return session.in_transaction() or bool(session.new) or bool(session.deleted) or bool(session.dirty)
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request: committed if the endpoint succeeds, rolled back if it raises."""
     runtime = get_runtime(request)
     read_only = request.method in READ_METHODS
     session = (runtime.read_sessions if read_only else runtime.sessions)()
     try:
         yield session
-        if read_only:
-            session.rollback()
-        else:
-            session.commit()
-            runtime.relay.notify()
     except BaseException:
-        session.rollback()
+        if _has_work(session):
+            await run_in_threadpool(_end, session, commit=False)
+        else:
+            session.close()
         raise
-    finally:
+    if _has_work(session):
+        await run_in_threadpool(_end, session, commit=not read_only)
+    else:
         session.close()
+    if not read_only:
+        runtime.relay.notify()
 
 
 # scope="function": commit before the response is sent, so a failed commit is an error response, not a lie.
@@ -44,12 +67,22 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The authenticated caller (401 if the key is missing, unknown or revoked)."""
     runtime = get_runtime(request)
-    return authenticate(
-        session, secret_key=runtime.settings.secret_key, authorization=request.headers.get("authorization")
-    )
+    authorization = request.headers.get("authorization")
+    cached = runtime.principals.get(authorization)
+    if cached is not None:
+        return cached
+
+    def lookup() -> Principal:
+        # A read-only session: on SQLite it never waits for, or holds, the writer lock.
+        with runtime.read_sessions() as session:
+            return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
+
+    principal = await run_in_threadpool(lookup)
+    runtime.principals.put(authorization, principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -58,7 +91,7 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     """A dependency that lets only `roles` through (403 otherwise)."""
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         return principal.require(*roles)
 
     return Depends(dependency)

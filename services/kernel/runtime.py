@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.kernel.auth import PrincipalCache
 from services.kernel.bus import EventBus, InProcessBus, OutboxRelay
 from services.kernel.database import make_engine, make_sessionmaker, reader
 from services.kernel.settings import KernelSettings
@@ -24,6 +25,7 @@ class Runtime:
     read_sessions: sessionmaker[Session]
     bus: EventBus
     relay: OutboxRelay
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0.0))
     extras: dict[str, Any] = field(default_factory=dict)
     # Background work of the services in this process (checkpointing, workers...), run by the app's lifespan.
     on_start: list[Callable[[], None]] = field(default_factory=list)
@@ -45,6 +47,7 @@ class Runtime:
             relay=OutboxRelay(
                 sessions, the_bus, interval_seconds=settings.relay_interval_seconds, read_factory=read_sessions
             ),
+            principals=PrincipalCache(settings.auth_cache_seconds),
         )
 
     def close(self) -> None:
