@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from services.declarations import service as declarations_service
@@ -19,6 +18,7 @@ from services.declarations.review_endpoints import router as review_router
 from services.kernel.database import unit_of_work, utcnow
 from services.kernel.errors import install_error_handlers, problem
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
+from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
 from services.kernel.settings import KernelSettings, get_settings
 

@@ -6,10 +6,11 @@ import datetime as dt
 import functools
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from services.declarations.models import (
     TraderProfile,
     UnitValueObservation,
 )
-from services.kernel.database import utcnow
+from services.kernel.database import UTCDateTime, utcnow
 from services.kernel.outbox import canonical_sha256
 
 VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam keeps UTC+7 all year
@@ -198,19 +199,7 @@ def trader_profile(session: Session, organisation_id: str) -> TraderProfile:
     profile = session.get(TraderProfile, organisation_id)
     if profile is None:
         # Two first filings of a new trader may race here: insert-if-absent, then read whichever row won.
-        dialect = session.get_bind().dialect.name
-        insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert_stmt(TraderProfile.__table__)
-            .values(
-                organisation_id=organisation_id,
-                compliance_class="B",
-                violations=0,
-                clean_since_change=0,
-                updated_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["organisation_id"])
-        )
+        ensure_profile(session, organisation_id)
         profile = session.get(TraderProfile, organisation_id)
         assert profile is not None
     return profile
@@ -275,11 +264,93 @@ _band_cache: dict[tuple[str, str, float, float], tuple[float, risk.UnitValueBand
 BAND_MAX_AGE_SECONDS = 60.0
 
 
-def risk_input(
-    session: Session, decl: Declaration, bill: duties.DutyBill, spec: risk.RuleSetSpec, *, gate_mismatches: int
-) -> risk.RiskInput:
-    """Gather what the rules look at."""
+def _history_statement():  # type: ignore[no-untyped-def]
+    earlier = (
+        select(Declaration.id)
+        .where(
+            Declaration.organisation_id == bindparam("organisation_id"),
+            Declaration.submitted_at < bindparam("registered", type_=UTCDateTime()),
+            Declaration.id != bindparam("declaration_id"),
+        )
+        .limit(bindparam("cap", type_=Integer()))
+        .subquery()
+    )
+    prior = select(func.count()).select_from(earlier).scalar_subquery()
+    klass = (
+        select(TraderProfile.compliance_class)
+        .where(TraderProfile.organisation_id == bindparam("organisation_id"))
+        .scalar_subquery()
+    )
+    return select(prior, klass)
+
+
+_HISTORY = _history_statement()
+
+
+def history(session: Session, decl: Declaration, spec: risk.RuleSetSpec) -> tuple[int, str | None]:
+    """What the rules need to know of the organisation, in one statement: how many declarations it registered
+    before this one (counting stops where no rule looks further) and its compliance class (None: no profile
+    yet, class B)."""
+    caps = [r.max_prior_declarations + 1 for r in spec.rules if isinstance(r, risk.NewTrader)]
+    row = (
+        session.connection()
+        .execute(
+            _HISTORY,
+            {
+                "organisation_id": decl.organisation_id,
+                "registered": decl.submitted_at or utcnow(),
+                "declaration_id": decl.id,
+                "cap": max(caps) if caps else 1,
+            },
+        )
+        .one()
+    )
+    return int(row[0] or 0), row[1]
+
+
+def ensure_profile(session: Session, organisation_id: str) -> None:
+    """Create the organisation's profile (class B) unless it exists; safe against a concurrent first filing."""
+    dialect = session.get_bind().dialect.name
+    insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert_stmt(TraderProfile.__table__)
+        .values(organisation_id=organisation_id, compliance_class="B", violations=0, clean_since_change=0,
+                updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["organisation_id"])
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Assessment:
+    """The duty bill, the channel, and the unit-value observations the declaration adds once stored."""
+
+    bill: duties.DutyBill
+    result: risk.RiskResult
+    gate_mismatches: int
+    observations: list[dict[str, Any]]
+    new_profile: bool
+
+    def apply(self, decl: Declaration) -> None:
+        """Set the assessment columns of the declaration."""
+        decl.duties = self.bill.to_json()
+        decl.duties_due_vnd = self.bill.total_vnd
+        decl.channel = self.result.channel
+        decl.risk = {**self.result.to_json(), "gate_mismatches": self.gate_mismatches}
+
+
+def evaluate(session: Session, decl: Declaration) -> Assessment:
+    """Compute the duty bill and the channel of a registered declaration. Reads only (reference data mostly
+    from the per-process cache, and one statement of trader history): it never takes a write lock."""
+    day = registration_date(decl)
     items = decl.body["items"]
+    bill = duties.assess(
+        decl.body,
+        registration_date=day,
+        tariff=tariff_rates(session, {i["hs_code"] for i in items}),
+        fx=exchange_rates(session, {i["currency"] for i in items}, day),
+    )
+    spec = spec_of(active_rule_set(session))
+    mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
     per_kg: list[Decimal | None] = []
     for item, line in zip(items, bill.lines, strict=True):
         net = Decimal(item["net_mass_kg"])
@@ -296,44 +367,43 @@ def risk_input(
         if band_rules
         else {}
     )
-    caps = [r.max_prior_declarations + 1 for r in spec.rules if isinstance(r, risk.NewTrader)]
-    return risk.RiskInput(
+    prior, compliance_class = history(session, decl, spec)
+    data = risk.RiskInput(
         declaration_id=decl.id,
         body_sha256=decl.body_sha256,
         body=decl.body,
-        prior_declarations=prior_declarations(session, decl, cap=max(caps) if caps else 1),
-        compliance_class=trader_profile(session, decl.organisation_id).compliance_class,
-        gate_mismatches=gate_mismatches,
+        prior_declarations=prior,
+        compliance_class=compliance_class or "B",
+        gate_mismatches=mismatches,
         duties_assessed=bill.assessed,
         line_vnd_per_kg=per_kg,
         bands=bands,
     )
+    result = risk.evaluate(spec, data)
+    now = utcnow()
+    observations: list[dict[str, Any]] = [
+        {"hs_code": item["hs_code"], "vnd_per_kg": value, "declaration_id": decl.id, "observed_at": now}
+        for item, value in zip(items, per_kg, strict=True)
+        if value is not None
+    ]
+    return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None)
+
+
+_INSERT_OBSERVATIONS = insert(UnitValueObservation.__table__)
+
+
+def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
+    """Store what an assessment adds: the trader's first profile and the unit-value observations (after the
+    evaluation, so a line is never compared with itself)."""
+    if assessment.new_profile:
+        ensure_profile(session, decl.organisation_id)
+    if assessment.observations:
+        session.connection().execute(_INSERT_OBSERVATIONS, assessment.observations)
 
 
 def assess(session: Session, decl: Declaration) -> tuple[duties.DutyBill, risk.RiskResult]:
     """Compute and store the duty bill and the channel of a registered declaration."""
-    day = registration_date(decl)
-    items = decl.body["items"]
-    bill = duties.assess(
-        decl.body,
-        registration_date=day,
-        tariff=tariff_rates(session, {i["hs_code"] for i in items}),
-        fx=exchange_rates(session, {i["currency"] for i in items}, day),
-    )
-    spec = spec_of(active_rule_set(session))
-    mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
-    data = risk_input(session, decl, bill, spec, gate_mismatches=mismatches)
-    result = risk.evaluate(spec, data)
-    decl.duties = bill.to_json()
-    decl.duties_due_vnd = bill.total_vnd
-    decl.channel = result.channel
-    decl.risk = {**result.to_json(), "gate_mismatches": mismatches}
-    # Observations go in after the evaluation, so a line is never compared with itself.
-    observations: list[dict[str, Any]] = [
-        {"hs_code": item["hs_code"], "vnd_per_kg": value, "declaration_id": decl.id, "observed_at": utcnow()}
-        for item, value in zip(items, data.line_vnd_per_kg, strict=True)
-        if value is not None
-    ]
-    if observations:
-        session.execute(insert(UnitValueObservation.__table__), observations)
-    return bill, result
+    assessment = evaluate(session, decl)
+    assessment.apply(decl)
+    record(session, decl, assessment)
+    return assessment.bill, assessment.result

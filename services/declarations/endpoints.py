@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query
-from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import repository, service
@@ -24,17 +23,18 @@ from services.declarations.schemas import (
     VersionOut,
 )
 from services.kernel.auth import Role
+from services.kernel.database import read_first
 from services.kernel.deps import CurrentPrincipal, CurrentTrader, SessionDep
 from services.kernel.errors import PreconditionFailed, Unprocessable
 from services.kernel.idempotency import (
     IdempotencyRecord,
     find_record,
-    lock_key,
     replay_or_conflict,
     request_fingerprint,
     save_response,
     validate_key,
 )
+from services.kernel.responses import JSONResponse
 from services.kernel.schemas import Problem
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
@@ -108,16 +108,28 @@ def create_declaration(
     scope = principal.organisation_id or principal.key_id
     document = service.document_of(body)
     fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", document[1].encode())
-    lock_key(session, scope=scope, key=key)
+    # Reads and the assessment first; on SQLite the writer lock is then held only by the inserts.
+    read_apart = read_first(session)
     existing = find_record(session, scope=scope, key=key)
     if existing is not None:
         return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
-    decl = service.create(session, principal=principal, body=body, submit=submit, document=document)
+    filing = service.prepare(session, principal=principal, body=body, submit=submit, document=document)
+    if read_apart:
+        session.commit()
+    decl = service.store(session, filing)
     location = f"/api/v1/declarations/{decl.id}"
     content = to_json(decl)
-    save_response(
+    stored = save_response(
         session, scope=scope, key=key, fingerprint=fingerprint, status_code=201, body=content, location=location
     )
+    if not stored:
+        # A concurrent request with this key won: undo this one and answer as the first did.
+        session.rollback()
+        existing = find_record(session, scope=scope, key=key)
+        assert existing is not None
+        return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
+    # Committed here, in this thread, rather than in another hop to the thread pool.
+    session.commit()
     return JSONResponse(content, status_code=201, headers={"ETag": service.etag(decl), "Location": location})
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, exists, insert, select, tuple_
+from sqlalchemy import Select, bindparam, delete, exists, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -103,18 +103,33 @@ def replace_lookups(session: Session, decl: Declaration, *, containers: list[str
     add_lookups(session, decl, containers=containers, hs_codes=hs_codes)
 
 
+_INSERT_CONTAINERS = insert(DeclarationContainer.__table__)
+_INSERT_HS_CODES = insert(DeclarationHsCode.__table__)
+
+
 def add_lookups(session: Session, decl: Declaration, *, containers: list[str], hs_codes: list[str]) -> None:
     """Index a new declaration's containers and HS codes."""
+    conn = session.connection()
     if containers:
-        session.execute(
-            insert(DeclarationContainer.__table__),
-            [{"declaration_id": decl.id, "number": n} for n in sorted(set(containers))],
-        )
+        conn.execute(_INSERT_CONTAINERS, [{"declaration_id": decl.id, "number": n} for n in sorted(set(containers))])
     if hs_codes:
-        session.execute(
-            insert(DeclarationHsCode.__table__),
-            [{"declaration_id": decl.id, "hs_code": h} for h in sorted(set(hs_codes))],
+        conn.execute(_INSERT_HS_CODES, [{"declaration_id": decl.id, "hs_code": h} for h in sorted(set(hs_codes))])
+
+
+def _next_number_statement(dialect: str):  # type: ignore[no-untyped-def]
+    insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_stmt(DeclarationSequence.__table__)
+        .values(prefix=bindparam("prefix"), year=bindparam("year"), last_value=1)
+        .on_conflict_do_update(
+            index_elements=["prefix", "year"], set_={"last_value": DeclarationSequence.__table__.c.last_value + 1}
         )
+        .returning(DeclarationSequence.__table__.c.last_value)
+    )
+
+
+# Built once per dialect: statement construction and its cache key cost more than the upsert itself.
+_NEXT_NUMBER = {dialect: _next_number_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def next_number(session: Session, *, prefix: str, year: int) -> int:
@@ -126,19 +141,11 @@ def next_number(session: Session, *, prefix: str, year: int) -> int:
     one writer at a time, so there it is taken inside the filing's transaction.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(DeclarationSequence)
-        .values(prefix=prefix, year=year, last_value=1)
-        .on_conflict_do_update(
-            index_elements=["prefix", "year"], set_={"last_value": DeclarationSequence.last_value + 1}
-        )
-        .returning(DeclarationSequence.last_value)
-    )
+    params = {"prefix": prefix, "year": year}
     if dialect == "postgresql":
         with session.get_bind().engine.begin() as conn:  # type: ignore[union-attr]
-            return int(conn.execute(stmt).scalar_one())
-    return int(session.execute(stmt).scalar_one())
+            return int(conn.execute(_NEXT_NUMBER[dialect], params).scalar_one())
+    return int(session.connection().execute(_NEXT_NUMBER["sqlite"], params).scalar_one())
 
 
 def transitions(session: Session, declaration_id: str) -> list[DeclarationTransition]:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.declarations.models import Declaration, OfficerDuty
 from services.kernel.database import utcnow
 
-
-def next_officer(session: Session) -> OfficerDuty | None:
-    """The on-duty officer whose last assignment is oldest (never-assigned first): VNACCS rotation since 2025."""
-    stmt = (
-        select(OfficerDuty)
-        .where(OfficerDuty.on_duty.is_(True))
-        .order_by(OfficerDuty.last_assigned_at.is_not(None), OfficerDuty.last_assigned_at, OfficerDuty.officer_key_id)
-        .limit(1)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return session.scalar(stmt)
+# The on-duty officer whose last assignment is oldest (never-assigned first): VNACCS rotation since 2025.
+_DUTY = OfficerDuty.__table__
+_ROTATION = (
+    select(_DUTY.c.officer_key_id)
+    .where(_DUTY.c.on_duty.is_(True))
+    .order_by(_DUTY.c.last_assigned_at.is_not(None), _DUTY.c.last_assigned_at, _DUTY.c.officer_key_id)
+    .limit(1)
+)
+_ROTATION_SKIP_LOCKED = _ROTATION.with_for_update(skip_locked=True)
+_ROTATION_LOCKED = _ROTATION.with_for_update()
+_TAKE = (
+    update(_DUTY)
+    .where(_DUTY.c.officer_key_id == bindparam("officer"))
+    .values(last_assigned_at=bindparam("now"), assigned_count=_DUTY.c.assigned_count + 1)
+)
 
 
 def assign(session: Session, decl: Declaration, duty: OfficerDuty) -> None:
@@ -29,10 +32,29 @@ def assign(session: Session, decl: Declaration, duty: OfficerDuty) -> None:
     duty.assigned_count += 1
 
 
+def take_next_officer(session: Session) -> str | None:
+    """Pick the next officer in rotation and count the assignment (None when nobody is on duty).
+
+    On PostgreSQL the officer's row stays locked until the filing commits; filings running at the same time
+    skip officers already locked and take the next in rotation, and wait only when every officer on duty
+    is taken.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        officer = conn.execute(_ROTATION_SKIP_LOCKED).scalar()
+        if officer is None:
+            officer = conn.execute(_ROTATION_LOCKED).scalar()
+    else:
+        officer = conn.execute(_ROTATION).scalar()
+    if officer is not None:
+        conn.execute(_TAKE, {"officer": officer, "now": utcnow()})
+    return officer
+
+
 def enqueue(session: Session, decl: Declaration) -> str | None:
     """Put a yellow or red declaration in the review queue, assigned in rotation if an officer is on duty."""
     if decl.queued_at is None:
         decl.queued_at = utcnow()
-    if decl.assigned_officer is None and (duty := next_officer(session)) is not None:
-        assign(session, decl, duty)
+    if decl.assigned_officer is None:
+        decl.assigned_officer = take_next_officer(session)
     return decl.assigned_officer

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from services.declarations import assessment, repository, routing
 from services.declarations.events import ASSESSED, VERBS
@@ -94,9 +95,12 @@ def _record_many(
     _write(session, [t for t, _ in rows], [e for _, e in rows])
 
 
+_INSERT_TRANSITIONS = insert(DeclarationTransition.__table__)
+
+
 def _write(session: Session, transitions: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     if transitions:
-        session.execute(insert(DeclarationTransition.__table__), transitions)
+        session.connection().execute(_INSERT_TRANSITIONS, transitions)
     record_events(session, events)
 
 
@@ -176,15 +180,30 @@ def document_of(body: DeclarationIn) -> tuple[dict[str, Any], str]:
     return document, canonical_sha256(document)
 
 
-def create(
+@dataclass(slots=True)
+class Filing:
+    """A declaration being filed, worked out before anything is written (see `prepare` and `store`)."""
+
+    decl: Declaration
+    submit: bool
+    containers: list[str]
+    hs_codes: list[str]
+    assessment: assessment.Assessment | None = None
+
+
+def prepare(
     session: Session,
     *,
     principal: Principal,
     body: DeclarationIn,
     submit: bool = False,
     document: tuple[dict[str, Any], str] | None = None,
-) -> Declaration:
-    """File a new declaration as a draft (and submit it at once if asked)."""
+) -> Filing:
+    """Everything a filing decides before it writes: the row, and when submitted, its duties and channel.
+
+    Reads only; on SQLite the caller runs it outside the write transaction, so the one writer lock is held
+    for the inserts of `store` alone.
+    """
     organisation_id = _require_trader_of(principal)
     doc, sha = document or document_of(body)
     now = utcnow()
@@ -195,43 +214,79 @@ def create(
         kind=body.kind.value,
         border_gate=body.border_gate,
         version=1,
+        row_version=1,
         body=doc,
         body_sha256=sha,
         created_by=principal.actor,
         created_at=now,
         updated_at=now,
+        duties_due_vnd=0,
+        paid_vnd=0,
     )
-    rows = [_step_rows(decl, "create", None, Status.draft.value, actor=principal.actor, reason=None, now=now)]
-    green = False
+    filing = Filing(decl, submit, [c.number for c in body.containers], [i.hs_code for i in body.items])
     if submit:
-        # Registered, assessed and (when green) cleared before the one INSERT: a filing writes each of its
-        # rows once, with one statement per table, instead of an insert followed by updates.
-        _register(session, decl, now=now)
-        rows.append(_step_rows(decl, "submit", Status.draft.value, decl.status, actor=principal.actor, reason=None,
-                               now=now))  # fmt: skip
-        bill, result = assessment.assess(session, decl)
-        rows.append(({}, _assessed_event(decl, bill, result)))
-        green = result.channel == "green"
-        if green:
+        decl.status = _check(decl, "submit")
+        decl.submitted_at = now
+        filing.assessment = assessment.evaluate(session, decl)
+        filing.assessment.apply(decl)
+    return filing
+
+
+_INSERT_DECLARATION = insert(Declaration.__table__)
+_INSERT_VERSION = insert(DeclarationVersion.__table__)
+_DECLARATION_COLUMNS = tuple(c.key for c in Declaration.__table__.columns)
+
+
+def store(session: Session, filing: Filing) -> Declaration:
+    """Write a prepared filing: registration number, officer in rotation, and every row, one statement per
+    table. Returns the declaration, persistent in `session`."""
+    decl = filing.decl
+    actor = decl.created_by
+    now = decl.created_at
+    rows = [_step_rows(decl, "create", None, Status.draft.value, actor=actor, reason=None, now=now)]
+    if filing.submit:
+        assert filing.assessment is not None
+        prefix = GATE_PREFIXES.get(decl.border_gate, decl.border_gate[:2])
+        decl.number = f"{prefix}-{now.year}-{repository.next_number(session, prefix=prefix, year=now.year):06d}"
+        rows.append(_step_rows(decl, "submit", Status.draft.value, decl.status, actor=actor, reason=None, now=now))
+        result = filing.assessment.result
+        rows.append(({}, _assessed_event(decl, filing.assessment.bill, result)))
+        if result.channel == "green":
             decl.status = _check(decl, "clear", trader_only=False)
             rows.append(_step_rows(decl, "clear", Status.submitted.value, decl.status, actor="system:risk",
                                    reason=GREEN_REASON, now=now))  # fmt: skip
+            if decl.paid_vnd >= decl.duties_due_vnd:
+                decl.status = _check(decl, "release", trader_only=False)
+                rows.append(_step_rows(decl, "release", Status.cleared.value, decl.status, actor="system:payments",
+                                       reason=_paid_reason(decl), now=now))  # fmt: skip
         else:
             routing.enqueue(session, decl)
-    session.add(decl)
-    session.flush()
-    session.execute(
-        insert(DeclarationVersion.__table__),
-        [{"declaration_id": decl.id, "version": 1, "body": doc, "body_sha256": sha, "actor": principal.actor,
-          "created_at": now}],
+        assessment.record(session, decl, filing.assessment)
+    conn = session.connection()
+    conn.execute(_INSERT_DECLARATION, [{c: getattr(decl, c) for c in _DECLARATION_COLUMNS}])
+    conn.execute(
+        _INSERT_VERSION,
+        [{"declaration_id": decl.id, "version": 1, "body": decl.body, "body_sha256": decl.body_sha256,
+          "actor": actor, "created_at": now}],
     )  # fmt: skip
-    repository.add_lookups(
-        session, decl, containers=[c.number for c in body.containers], hs_codes=[i.hs_code for i in body.items]
-    )
+    repository.add_lookups(session, decl, containers=filing.containers, hs_codes=filing.hs_codes)
     _write(session, [t for t, _ in rows if t], [e for _, e in rows])
-    if green:
-        settle(session, decl)
+    # Inserted above: attach the object without another INSERT.
+    make_transient_to_detached(decl)
+    session.add(decl)
     return decl
+
+
+def create(
+    session: Session,
+    *,
+    principal: Principal,
+    body: DeclarationIn,
+    submit: bool = False,
+    document: tuple[dict[str, Any], str] | None = None,
+) -> Declaration:
+    """File a new declaration as a draft (and submit it at once if asked), in the caller's transaction."""
+    return store(session, prepare(session, principal=principal, body=body, submit=submit, document=document))
 
 
 ID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -377,18 +432,18 @@ def assess_and_route(session: Session, decl: Declaration) -> None:
         settle(session, decl)
     else:
         routing.enqueue(session, decl)
+        # The caller's response (and its ETag) must show the row as written.
+        session.flush()
 
 
 def settle(session: Session, decl: Declaration) -> None:
     """Release a cleared declaration once its duties are paid in full."""
     if decl.status == Status.cleared and decl.paid_vnd >= decl.duties_due_vnd:
-        transition(
-            session,
-            decl=decl,
-            action="release",
-            actor="system:payments",
-            reason=f"cleared and paid in full ({decl.paid_vnd} of {decl.duties_due_vnd} VND)",
-        )
+        transition(session, decl=decl, action="release", actor="system:payments", reason=_paid_reason(decl))
+
+
+def _paid_reason(decl: Declaration) -> str:
+    return f"cleared and paid in full ({decl.paid_vnd} of {decl.duties_due_vnd} VND)"
 
 
 def expire_stale(session: Session, *, now: dt.datetime, days: int) -> list[str]:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -68,9 +69,15 @@ def IdColumnType() -> String:  # noqa: N802 - reads like a type
     return String(36)
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' serializer (orjson: a declaration body is written several times per filing)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and explicit transaction control."""
     parsed = make_url(url)
+    json_options: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -79,10 +86,11 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=pool_size,
             max_overflow=20,
+            **json_options,
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, **json_options)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -132,6 +140,16 @@ def _tune_sqlite(engine: Engine) -> None:
 def reader(engine: Engine) -> Engine:
     """The same engine (and pool) for read-only work: on SQLite its transactions don't take the write lock."""
     return engine.execution_options(sqlite_begin="DEFERRED")
+
+
+def read_first(session: Session) -> bool:
+    """Start `session`'s transaction as a read (on SQLite, without the writer lock). Returns True if the caller
+    must end it with `session.commit()` before writing, so that only its writes hold the lock; False where
+    reads and writes share one transaction at no cost (PostgreSQL)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return True
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -6,7 +6,8 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, UniqueConstraint, select, text
+from sqlalchemy import JSON, Integer, String, UniqueConstraint, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -54,22 +55,14 @@ def validate_key(key: str | None) -> str:
     return key
 
 
-def lock_key(session: Session, *, scope: str, key: str) -> None:
-    """Serialise requests that share a key until this transaction ends.
-
-    PostgreSQL: a transaction-scoped advisory lock on the key's hash, so a concurrent duplicate waits and then
-    finds the first one's record. SQLite: write transactions are already serialised (BEGIN IMMEDIATE).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        digest = hashlib.sha256(f"{scope}\n{key}".encode()).digest()
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest[:8], "big", signed=True)})
+_FIND = select(IdempotencyRecord).where(
+    IdempotencyRecord.scope == bindparam("scope"), IdempotencyRecord.key == bindparam("key")
+)
 
 
 def find_record(session: Session, *, scope: str, key: str) -> IdempotencyRecord | None:
     """The stored first response for this key, if any."""
-    return session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-    )
+    return session.scalar(_FIND, {"scope": scope, "key": key})
 
 
 def replay_or_conflict(record: IdempotencyRecord, *, fingerprint: str) -> IdempotencyRecord:
@@ -82,6 +75,15 @@ def replay_or_conflict(record: IdempotencyRecord, *, fingerprint: str) -> Idempo
     return record
 
 
+# INSERT ... ON CONFLICT DO NOTHING, built once per dialect.
+_SAVE = {
+    name: module.insert(IdempotencyRecord.__table__)
+    .on_conflict_do_nothing(index_elements=["scope", "key"])
+    .returning(IdempotencyRecord.__table__.c.id)
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def save_response(
     session: Session,
     *,
@@ -91,15 +93,25 @@ def save_response(
     status_code: int,
     body: dict[str, Any],
     location: str | None,
-) -> None:
-    """Store the first response to replay for later requests with this key."""
-    session.add(
-        IdempotencyRecord(
-            scope=scope,
-            key=key,
-            request_sha256=fingerprint,
-            status_code=status_code,
-            response_body=body,
-            location=location,
-        )
+) -> bool:
+    """Store the first response to replay for later requests with this key.
+
+    Returns False, storing nothing, when the key already has a response: a concurrent request with the same
+    key committed first (on PostgreSQL this insert waits for that request's transaction to end). The caller
+    then rolls back its own work and replays the stored response, so one key never has two effects.
+    """
+    conn = session.connection()
+    result = conn.execute(
+        _SAVE[conn.dialect.name],
+        {
+            "id": new_id(),
+            "scope": scope,
+            "key": key,
+            "request_sha256": fingerprint,
+            "status_code": status_code,
+            "response_body": body,
+            "location": location,
+            "created_at": utcnow(),
+        },
     )
+    return result.scalar() is not None

@@ -119,10 +119,15 @@ def event_row(*, type: str, subject: str, payload: dict[str, Any]) -> dict[str, 
     return {"id": new_id(), "type": type, "subject": subject, "payload": payload, "occurred_at": utcnow()}
 
 
+_INSERT_EVENTS = insert(OutboxEvent.__table__)
+
+
 def record_events(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     """Write events into the current transaction (one statement); they are published only if it commits."""
     if rows:
-        session.execute(insert(OutboxEvent.__table__), rows)
+        # Changes still pending in the session go first, as with any ORM statement (autoflush).
+        session.flush()
+        session.connection().execute(_INSERT_EVENTS, rows)
     return [r["id"] for r in rows]
 
 
