@@ -143,7 +143,9 @@ def next_number(session: Session, *, prefix: str, year: int) -> int:
     dialect = session.get_bind().dialect.name
     params = {"prefix": prefix, "year": year}
     if dialect == "postgresql":
-        with session.get_bind().engine.begin() as conn:  # type: ignore[union-attr]
+        # One statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips.
+        engine = session.get_bind().engine  # type: ignore[union-attr]
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return int(conn.execute(_NEXT_NUMBER[dialect], params).scalar_one())
     return int(session.connection().execute(_NEXT_NUMBER["sqlite"], params).scalar_one())
 

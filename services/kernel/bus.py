@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import unit_of_work
-from services.kernel.outbox import Event, ProcessedEvent, as_event, mark_published, pending_events
+from services.kernel.outbox import Event, ProcessedEvent, mark_published, pending_events
 
 logger = logging.getLogger("smartgate.bus")
 
@@ -66,7 +66,9 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run_once(self, *, limit: int = 500) -> int:
+    BATCH = 500
+
+    def run_once(self, *, limit: int = BATCH) -> int:
         """Publish pending events in order, stopping at the first failure. Returns how many were published.
 
         Delivery happens outside any write transaction (consumers write to the database themselves, and SQLite
@@ -74,7 +76,7 @@ class OutboxRelay:
         """
         with self._lock:
             with unit_of_work(self.read_factory) as session:
-                events = [as_event(row) for row in pending_events(session, limit=limit, lock=False)]
+                events = pending_events(session, limit=limit, lock=False)
             done: list[int] = []
             for event in events:
                 try:
@@ -119,7 +121,8 @@ class OutboxRelay:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                while self.run_once() > 0 and not self._stop.is_set():
+                # A short batch means nothing else was pending; events committed since then woke us again.
+                while self.run_once() >= self.BATCH and not self._stop.is_set():
                     pass
             except Exception:
                 logger.exception("outbox relay pass failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 WRITER_WAIT_SECONDS = 30.0
@@ -90,7 +92,34 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, **json_options)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=20, **json_options)
+    _ping_idle_connections(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while (a restarted server has closed
+    it): SQLAlchemy's pool_pre_ping pings on every checkout, a round trip and a good share of a short
+    request's CPU. A dead connection is replaced transparently, as with pool_pre_ping."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection is dead") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection is dead")
 
 
 def _tune_sqlite(engine: Engine) -> None:

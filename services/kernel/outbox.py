@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, insert, select, update
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -136,18 +136,33 @@ def record_event(session: Session, *, type: str, subject: str, payload: dict[str
     return record_events(session, [event_row(type=type, subject=subject, payload=payload)])[0]
 
 
-def pending_events(session: Session, *, limit: int = 500, lock: bool = True) -> list[OutboxEvent]:
+_OUTBOX = OutboxEvent.__table__
+_PENDING = (
+    select(_OUTBOX.c.seq, _OUTBOX.c.id, _OUTBOX.c.type, _OUTBOX.c.subject, _OUTBOX.c.payload, _OUTBOX.c.occurred_at)
+    .where(_OUTBOX.c.published_at.is_(None))
+    .order_by(_OUTBOX.c.seq)
+    .limit(bindparam("limit"))
+)
+_PENDING_LOCKED = _PENDING.with_for_update(skip_locked=True)
+_MARK = (
+    update(_OUTBOX).where(_OUTBOX.c.seq.in_(bindparam("seqs", expanding=True))).values(published_at=bindparam("now"))
+)
+
+
+def pending_events(session: Session, *, limit: int = 500, lock: bool = True) -> list[Event]:
     """Unpublished events, oldest first; on PostgreSQL locked so that two relays never take the same rows."""
-    stmt = select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.seq).limit(limit)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    conn = session.connection()
+    stmt = _PENDING_LOCKED if lock and conn.dialect.name == "postgresql" else _PENDING
+    return [
+        Event(id=r.id, type=r.type, subject=r.subject, payload=r.payload, occurred_at=r.occurred_at, seq=r.seq)
+        for r in conn.execute(stmt, {"limit": limit})
+    ]
 
 
 def mark_published(session: Session, seqs: list[int]) -> None:
     """Record that these events reached the bus."""
     if seqs:
-        session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs)).values(published_at=utcnow()))
+        session.connection().execute(_MARK, {"seqs": seqs, "now": utcnow()})
 
 
 def as_event(row: OutboxEvent) -> Event:
