@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.kernel.database import unit_of_work
+from services.kernel.database import unit_of_work, utcnow
 from services.kernel.outbox import Event, ProcessedEvent, mark_published, pending_events
 
 logger = logging.getLogger("smartgate.bus")
@@ -44,6 +45,32 @@ class InProcessBus:
         for pattern, _name, handler in self._subscribers:
             if fnmatch.fnmatchcase(event.type, pattern):
                 handler(event)
+
+    def publish_batch(self, events: list[Event]) -> int:
+        """Deliver events in order; returns how many leading events reached every subscriber.
+
+        Handlers made by `idempotent()` take their matching events at once (one transaction per batch); an
+        exception from one propagates, and the relay falls back to `publish` (they dedupe what they already
+        have). Other handlers get one event at a time; at the first failure the count stops there.
+        """
+        plain: list[tuple[str, Handler]] = []
+        for pattern, _name, handler in self._subscribers:
+            batch = getattr(handler, "handle_batch", None)
+            if batch is None:
+                plain.append((pattern, handler))
+                continue
+            matching = [e for e in events if fnmatch.fnmatchcase(e.type, pattern)]
+            if matching:
+                batch(matching)
+        for n, event in enumerate(events):
+            for pattern, handler in plain:
+                if fnmatch.fnmatchcase(event.type, pattern):
+                    try:
+                        handler(event)
+                    except Exception:
+                        logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
+                        return n
+        return len(events)
 
 
 class OutboxRelay:
@@ -78,13 +105,24 @@ class OutboxRelay:
             with unit_of_work(self.read_factory) as session:
                 events = pending_events(session, limit=limit, lock=False)
             done: list[int] = []
-            for event in events:
+            batch = getattr(self.bus, "publish_batch", None)
+            delivered: int | None = None
+            if batch is not None and len(events) > 1:
                 try:
-                    self.bus.publish(event)
+                    delivered = batch(events)
                 except Exception:
-                    logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
-                    break
-                done.append(event.seq)
+                    # Find the event that fails, delivering those before it (consumers dedupe the repeats).
+                    logger.warning("batch delivery failed; delivering one by one", exc_info=True)
+            if delivered is not None:
+                done = [e.seq for e in events[:delivered]]
+            else:
+                for event in events:
+                    try:
+                        self.bus.publish(event)
+                    except Exception:
+                        logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
+                        break
+                    done.append(event.seq)
             if done:
                 with unit_of_work(self.factory) as session:
                     mark_published(session, done)
@@ -132,11 +170,19 @@ class OutboxRelay:
             logger.exception("outbox relay final drain failed")
 
 
-def idempotent(factory: sessionmaker[Session], consumer: str, handle: Callable[[Session, Event], None]) -> Handler:
+def idempotent(
+    factory: sessionmaker[Session],
+    consumer: str,
+    handle: Callable[[Session, Event], None],
+    *,
+    handle_many: Callable[[Session, list[Event]], None] | None = None,
+) -> Handler:
     """Wrap `handle(session, event)` so each event changes state at most once for `consumer`.
 
     The dedupe row and the handler's writes commit together, so a crash between them cannot
-    lose an effect or apply it twice.
+    lose an effect or apply it twice. The returned handler also has `handle_batch(events)`: one transaction
+    for a batch (with `handle_many(session, events)` if given, else `handle` per event), which is how the
+    in-process relay delivers; a batch that meets a concurrent delivery falls back to one event at a time.
     """
 
     def handler(event: Event) -> None:
@@ -155,4 +201,38 @@ def idempotent(factory: sessionmaker[Session], consumer: str, handle: Callable[[
                     raise
             logger.info("duplicate delivery ignored", extra={"consumer": consumer, "event_id": event.id})
 
+    def handle_batch(events: list[Event]) -> None:
+        try:
+            with unit_of_work(factory) as session:
+                conn = session.connection()
+                seen = set(conn.execute(_PROCESSED, {"consumer": consumer, "ids": [e.id for e in events]}).scalars())
+                fresh: list[Event] = []
+                for event in events:
+                    if event.id not in seen:
+                        seen.add(event.id)
+                        fresh.append(event)
+                if not fresh:
+                    return
+                now = utcnow()
+                conn.execute(
+                    _MARK_PROCESSED, [{"consumer": consumer, "event_id": e.id, "processed_at": now} for e in fresh]
+                )
+                if handle_many is not None:
+                    handle_many(session, fresh)
+                else:
+                    for event in fresh:
+                        handle(session, event)
+        except IntegrityError:
+            for event in events:
+                handler(event)
+
+    handler.handle_batch = handle_batch  # type: ignore[attr-defined]
     return handler
+
+
+_PROCESSED_TABLE = ProcessedEvent.__table__
+_PROCESSED = select(_PROCESSED_TABLE.c.event_id).where(
+    _PROCESSED_TABLE.c.consumer == bindparam("consumer"),
+    _PROCESSED_TABLE.c.event_id.in_(bindparam("ids", expanding=True)),
+)
+_MARK_PROCESSED = insert(_PROCESSED_TABLE)

@@ -31,3 +31,17 @@ def make_handler(prov: Provenance, on_appended: Callable[[int], None]) -> Callab
         on_appended(1)
 
     return handle
+
+
+def make_batch_handler(prov: Provenance, on_appended: Callable[[int], None]) -> Callable[[Session, list[Event]], None]:
+    """The batch form of `make_handler` (for `idempotent(handle_many=...)`): one append for many events."""
+
+    def handle_many(session: Session, events: list[Event]) -> None:
+        appended = service.append_many(session, events)
+        fresh = sum(1 for a in appended if not a.duplicate)
+        if fresh < len(appended):
+            logger.info("events already in the ledger", extra={"count": len(appended) - fresh})
+        if fresh:
+            on_appended(fresh)
+
+    return handle_many

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.kernel.bus import idempotent
 from services.kernel.runtime import Runtime
 from services.provenance.checkpointer import Checkpointer
-from services.provenance.consumer import CONSUMER, make_handler
+from services.provenance.consumer import CONSUMER, make_batch_handler, make_handler
 from services.provenance.endpoints import router
 from services.provenance.service import Provenance
 from services.provenance.settings import provenance_settings
@@ -23,7 +23,12 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(router)
     runtime.bus.subscribe(
         "*",
-        idempotent(runtime.sessions, CONSUMER, make_handler(prov, checkpointer.note_appended)),
+        idempotent(
+            runtime.sessions,
+            CONSUMER,
+            make_handler(prov, checkpointer.note_appended),
+            handle_many=make_batch_handler(prov, checkpointer.note_appended),
+        ),
         name="provenance.append",
     )
     runtime.on_start.append(checkpointer.start)

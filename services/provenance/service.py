@@ -76,24 +76,42 @@ def append(session: Session, event: Event) -> writer.Appended:
     return appended
 
 
+def append_many(session: Session, events: list[Event]) -> list[writer.Appended]:
+    """Append events in order inside the session's transaction (one batch of ledger writes)."""
+    appended = writer.append_events(session.connection(), [ledger_event(e) for e in events])
+    record_owners(session, events)
+    return appended
+
+
 def record_owner(session: Session, event: Event) -> None:
     """Remember which organisation a declaration subject belongs to (from any event that names both)."""
-    payload = event.payload
-    organisation = payload.get("organisation_id") if isinstance(payload, dict) else None
-    if not isinstance(organisation, str) or payload.get("declaration_id") != event.subject:
+    record_owners(session, [event])
+
+
+def record_owners(session: Session, events: list[Event]) -> None:
+    """Remember which organisation each declaration subject belongs to (from any event that names both).
+
+    The owner never changes; the first event that names it wins and replays are no-ops."""
+    owners: dict[str, str] = {}
+    for event in events:
+        payload = event.payload
+        organisation = payload.get("organisation_id") if isinstance(payload, dict) else None
+        if isinstance(organisation, str) and payload.get("declaration_id") == event.subject:
+            owners.setdefault(event.subject, organisation)
+    if not owners:
         return
-    values = {"subject": event.subject, "organisation_id": organisation}
-    # The owner never changes; the first event that names it wins and replays are no-ops.
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(SubjectOwner).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(SubjectOwner).values(**values).on_conflict_do_nothing()
-    else:
-        if session.get(SubjectOwner, event.subject) is None:
-            session.add(SubjectOwner(**values))
+    now = utcnow()
+    if dialect in ("postgresql", "sqlite"):
+        insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.connection().execute(
+            insert_stmt(SubjectOwner.__table__).on_conflict_do_nothing(),
+            [{"subject": s, "organisation_id": o, "recorded_at": now} for s, o in owners.items()],
+        )
         return
-    session.execute(stmt.values(recorded_at=utcnow()))
+    for subject, organisation in owners.items():
+        if session.get(SubjectOwner, subject) is None:
+            session.add(SubjectOwner(subject=subject, organisation_id=organisation, recorded_at=now))
 
 
 def subject_owner(session: Session, subject: str) -> str | None:

@@ -314,3 +314,60 @@ def test_relay_to_an_idempotent_consumer_end_to_end(runtime: Runtime) -> None:
     assert finished
     assert out == [2]
     assert [effects(runtime, i) for i in ids] == [1, 1]
+
+
+# --- batches (how the in-process relay delivers) ----------------------------------------------------------------
+
+
+def test_a_batch_applies_each_new_event_once_in_one_transaction(runtime: Runtime) -> None:
+    handler = idempotent(runtime.sessions, "ledger", effect)
+    old, new = an_event("11111111-1111-1111-1111-111111111111"), an_event("22222222-2222-2222-2222-222222222222")
+    handler(old)
+    handler.handle_batch([old, new, new])  # type: ignore[attr-defined]
+    assert (effects(runtime, old.id), effects(runtime, new.id)) == (1, 1)
+    assert count(runtime, ProcessedEvent) == 2
+
+
+def test_a_batch_handler_gets_only_the_new_events_in_order(runtime: Runtime) -> None:
+    got: list[list[str]] = []
+    handler = idempotent(
+        runtime.sessions, "ledger", effect, handle_many=lambda session, events: got.append([e.id for e in events])
+    )
+    a, b, c = (an_event(f"{n}" * 8 + "-1111-1111-1111-111111111111") for n in (3, 4, 5))
+    handler(b)
+    handler.handle_batch([a, b, c])  # type: ignore[attr-defined]
+    assert got == [[a.id, c.id]]
+
+
+def test_a_failing_batch_falls_back_to_one_event_at_a_time(runtime: Runtime) -> None:
+    """The relay hands an idempotent consumer the whole batch; when it fails, the events before the bad one
+    still go out (once), the bad one and those after it stay pending."""
+    ids = emit(runtime, "g.one", "g.two", "g.three")
+
+    def breaks_on_two(session: Session, event: Event) -> None:
+        if event.type == "g.two":
+            raise ConnectionError("downstream away")
+        effect(session, event)
+
+    bus = InProcessBus()
+    bus.subscribe("g.*", idempotent(runtime.sessions, "ledger", breaks_on_two), name="ledger")
+    relay = relay_of(runtime, bus)
+    assert relay.run_once() == 1
+    assert [effects(runtime, i) for i in ids] == [1, 0, 0]
+    assert count(runtime, OutboxEvent, OutboxEvent.published_at.is_(None)) == 2
+
+
+def test_the_relay_delivers_a_batch_to_batch_and_plain_consumers_alike(runtime: Runtime) -> None:
+    ids = emit(runtime, "h.one", "h.two", "h.three")
+    plain: list[str] = []
+    batches: list[list[str]] = []
+    bus = InProcessBus()
+    bus.subscribe("h.*", lambda e: plain.append(e.id), name="plain")
+    bus.subscribe(
+        "h.*",
+        idempotent(runtime.sessions, "ledger", effect, handle_many=lambda s, evs: batches.append([e.id for e in evs])),
+        name="batch",
+    )
+    assert relay_of(runtime, bus).run_once() == 3
+    assert plain == ids
+    assert batches == [ids]
