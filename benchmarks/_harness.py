@@ -54,6 +54,42 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its descendants (Linux /proc; 0 elsewhere)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def wait_quiet(pids: list[int], *, busy: float = 0.05, window: float = 1.0, timeout: float = 120) -> None:
+    """Wait until these processes use under `busy` of a core over `window` (background work after a run,
+    start-up work such as loading models, must not land in the next measurement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(tree_cpu_seconds(p) for p in pids)
+        time.sleep(window)
+        if sum(tree_cpu_seconds(p) for p in pids) - before < busy * window:
+            return
+
+
 @dataclass
 class LoadResult:
     """What a fixed-time run measured."""
@@ -62,6 +98,23 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_seconds: float = 0.0
+
+    def __add__(self, other: LoadResult) -> LoadResult:
+        """Two runs of the same endpoint as one."""
+        return LoadResult(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            self.seconds + other.seconds,
+            self.latencies_ms + other.latencies_ms,
+            self.server_cpu_seconds + other.server_cpu_seconds,
+        )
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """Server CPU time per successful request (all its processes), in ms."""
+        ok = self.requests - self.errors
+        return self.server_cpu_seconds * 1000 / ok if ok else float("nan")
 
     @property
     def rps(self) -> float:
@@ -78,7 +131,8 @@ class LoadResult:
         """One report line."""
         return (
             f"{name:<28} {self.rps:8.1f} req/s  p50 {self.pct(50):6.1f} ms  p95 {self.pct(95):6.1f} ms  "
-            f"p99 {self.pct(99):6.1f} ms  errors {self.errors}/{self.requests}"
+            f"p99 {self.pct(99):6.1f} ms  server CPU {self.cpu_ms_per_request:5.2f} ms/req  "
+            f"errors {self.errors}/{self.requests}"
         )
 
 
@@ -90,6 +144,7 @@ def run_load(
     seconds: float,
     warmup: float = 2.0,
     ok_status: int = 201,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """`clients` concurrent loops sending make_request(i) for `seconds` (after a warm-up); latencies of each."""
 
@@ -119,9 +174,11 @@ def run_load(
 
             warm_until = time.perf_counter() + warmup
             await asyncio.gather(*(worker(warm_until, False) for _ in range(clients)))
+            cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
             started = time.perf_counter()
             await asyncio.gather(*(worker(started + seconds, True) for _ in range(clients)))
             elapsed = time.perf_counter() - started
-        return LoadResult(requests, errors, elapsed, latencies)
+            cpu = tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+        return LoadResult(requests, errors, elapsed, latencies, cpu)
 
     return asyncio.run(main())

@@ -19,7 +19,12 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(endpoints.router)
     runtime.bus.subscribe(
         "declaration.*",
-        idempotent(runtime.sessions, service.CONSUMER, service.on_declaration_event),
+        idempotent(
+            runtime.sessions,
+            service.CONSUMER,
+            service.on_declaration_event,
+            handle_many=service.on_declaration_events,
+        ),
         name="inspection.expected_declarations",
     )
     if runtime.settings.environment != "test":

@@ -158,28 +158,33 @@ def on_declaration_event(session: Session, event: Event) -> None:
     Only events that carry a status change it (`assessed`, `paid`, `assigned` do not); an event older than what
     the row already reflects is ignored, so redelivery and reordering are harmless.
     """
-    payload = event.payload
-    decl_id, status = payload.get("declaration_id"), payload.get("status")
-    if not isinstance(decl_id, str) or not isinstance(status, str):
-        return
-    raw = payload.get("containers")
-    containers = None
-    if isinstance(raw, list):
-        containers = [
-            {"number": normalise_code(str(c["number"])), "seals": [str(s) for s in c.get("seals") or []]}
-            for c in raw
-            if isinstance(c, dict) and c.get("number")
-        ]
-    plate = payload.get("truck_plate")
-    repository.upsert_expected(
-        session,
-        declaration_id=decl_id,
-        number=payload.get("number"),
-        status=status,
-        version=int(payload.get("version") or 0),
-        seq=event.seq,
-        body_sha256=payload.get("body_sha256"),
-        containers=containers,
-        truck_plate=plate if isinstance(plate, str) else None,
-        truck_plate_known="truck_plate" in payload,
-    )
+    on_declaration_events(session, [event])
+
+
+def on_declaration_events(session: Session, events: list[Event]) -> None:
+    """The batch form of `on_declaration_event`: the events of one declaration, in order, are folded into one
+    update of its row (a filing's created, submitted and cleared arrive together)."""
+    folded: dict[str, dict[str, Any]] = {}
+    for event in events:
+        payload = event.payload
+        decl_id, status = payload.get("declaration_id"), payload.get("status")
+        if not isinstance(decl_id, str) or not isinstance(status, str):
+            continue
+        state = folded.setdefault(decl_id, {"number": None, "body_sha256": None, "containers": None,
+                                            "truck_plate": None, "truck_plate_known": False})  # fmt: skip
+        state.update(status=status, version=int(payload.get("version") or 0), seq=event.seq)
+        state["number"] = payload.get("number") or state["number"]
+        state["body_sha256"] = payload.get("body_sha256") or state["body_sha256"]
+        raw = payload.get("containers")
+        if isinstance(raw, list):
+            state["containers"] = [
+                {"number": normalise_code(str(c["number"])), "seals": [str(s) for s in c.get("seals") or []]}
+                for c in raw
+                if isinstance(c, dict) and c.get("number")
+            ]
+        if "truck_plate" in payload:
+            plate = payload.get("truck_plate")
+            state["truck_plate"] = plate if isinstance(plate, str) else None
+            state["truck_plate_known"] = True
+    for decl_id, state in folded.items():
+        repository.upsert_expected(session, declaration_id=decl_id, **state)

@@ -83,11 +83,13 @@ class OutboxRelay:
         *,
         interval_seconds: float = 0.2,
         read_factory: sessionmaker[Session] | None = None,
+        batch_delay_seconds: float = 0.0,
     ) -> None:
         self.factory = factory
         self.read_factory = read_factory or factory
         self.bus = bus
         self.interval = interval_seconds
+        self.batch_delay = batch_delay_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,6 +159,10 @@ class OutboxRelay:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
+            if self.batch_delay:
+                # Let the commits of a busy moment gather: one batch (a transaction per consumer) for many
+                # filings instead of one per filing, each taking SQLite's writer lock from the filings.
+                self._stop.wait(self.batch_delay)
             self._wake.clear()
             try:
                 # A short batch means nothing else was pending; events committed since then woke us again.

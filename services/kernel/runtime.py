@@ -45,7 +45,11 @@ class Runtime:
             read_sessions=read_sessions,
             bus=the_bus,
             relay=OutboxRelay(
-                sessions, the_bus, interval_seconds=settings.relay_interval_seconds, read_factory=read_sessions
+                sessions,
+                the_bus,
+                interval_seconds=settings.relay_interval_seconds,
+                read_factory=read_sessions,
+                batch_delay_seconds=settings.relay_batch_delay_seconds,
             ),
             principals=PrincipalCache(settings.auth_cache_seconds),
         )

@@ -26,6 +26,8 @@ class KernelSettings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 20 * 1024 * 1024
     relay_interval_seconds: float = 0.2
+    # After a commit wakes the relay, how long it lets more events gather before delivering them as one batch.
+    relay_batch_delay_seconds: float = 0.05
     # How long a process trusts an API key it has looked up; a key revoked elsewhere stops working within it.
     auth_cache_seconds: float = 5.0
     expiry_check_seconds: float = 300.0

@@ -47,9 +47,13 @@ class Checkpointer:
         prov: Provenance,
         *,
         anchorer_factory: Callable[[], ChainAnchorer] | None = None,
+        connect_at_start: bool = False,
     ) -> None:
-        """Bind the service; the chain is connected lazily, on the first anchor (it can take seconds)."""
+        """Bind the service. The chain is connected on the first anchor (it can take seconds), or, with
+        `connect_at_start`, as soon as the thread starts, so that a serving process never pays for it later
+        (and a misconfigured chain shows in the log at once)."""
         self.prov = prov
+        self.connect_at_start = connect_at_start
         self.interval = prov.settings.ledger_checkpoint_seconds
         self.every_entries = prov.settings.ledger_checkpoint_entries
         self._anchorer_factory = anchorer_factory or (lambda: make_anchorer(prov.settings, prov.sessions))
@@ -170,6 +174,11 @@ class Checkpointer:
             self._thread = None
 
     def _loop(self) -> None:
+        if self.connect_at_start:
+            try:
+                self.anchorer()
+            except Exception as exc:  # noqa: BLE001 - the next pass retries; the log says why
+                logger.warning("anchor chain not reachable yet", extra={"error": f"{type(exc).__name__}: {exc}"})
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()

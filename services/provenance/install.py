@@ -17,7 +17,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     """Include the ledger routes, append every event to the ledger, and checkpoint in the background."""
     settings = provenance_settings(runtime.settings)
     prov = Provenance(settings, engine=runtime.engine, sessions=runtime.sessions)
-    checkpointer = Checkpointer(prov)
+    # Tests start many apps: they connect the chain only when a test anchors.
+    checkpointer = Checkpointer(prov, connect_at_start=runtime.settings.environment != "test")
     runtime.extras["provenance"] = prov
     runtime.extras["provenance.checkpointer"] = checkpointer
     app.include_router(router)

@@ -171,3 +171,37 @@ def test_cancel_needs_a_real_reason() -> None:
     with pytest.raises(ValidationError):
         CancelIn.model_validate({})
     assert CancelIn.model_validate({"reason": " changed my mind "}).reason == "changed my mind"
+
+
+def test_a_declaration_body_can_take_the_fast_canonical_form() -> None:
+    """document_of() hashes bodies with canonical_json(plain=True): that is RFC 8785 only while the schema has
+    no float fields and no free-form keys. This fails the day someone adds either."""
+    from services.declarations.schemas import DeclarationIn
+
+    schema = DeclarationIn.model_json_schema(mode="serialization")  # what model_dump(mode="json") produces
+    found: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "number":
+                found.append(f"{where}: number")
+            if node.get("additionalProperties") not in (None, False):
+                found.append(f"{where}: free-form keys")
+            for key, sub in node.items():
+                walk(sub, f"{where}/{key}")
+        elif isinstance(node, list):
+            for n, sub in enumerate(node):
+                walk(sub, f"{where}/{n}")
+
+    walk(schema, "")
+    assert found == []
+
+
+def test_the_fast_canonical_form_of_the_example_is_rfc8785() -> None:
+    import rfc8785
+
+    from services.declarations.schemas import EXAMPLE, DeclarationIn
+    from services.kernel.outbox import canonical_json
+
+    document = DeclarationIn.model_validate(EXAMPLE).model_dump(mode="json")
+    assert canonical_json(document, plain=True) == rfc8785.dumps(document)
