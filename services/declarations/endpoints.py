@@ -108,11 +108,10 @@ def create_declaration(
     scope = principal.organisation_id or principal.key_id
     document = service.document_of(body)
     fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", document[1].encode())
-    # Reads and the assessment first; on SQLite the writer lock is then held only by the inserts.
+    # Reads and the assessment first; on SQLite the writer lock is then held only by the inserts. A repeated
+    # key is found by the unique insert of its response below (retries are rare; a look-up first would cost
+    # every filing a statement).
     read_apart = read_first(session)
-    existing = find_record(session, scope=scope, key=key)
-    if existing is not None:
-        return _replay(replay_or_conflict(existing, fingerprint=fingerprint))
     filing = service.prepare(session, principal=principal, body=body, submit=submit, document=document)
     if read_apart:
         session.commit()
@@ -123,7 +122,7 @@ def create_declaration(
         session, scope=scope, key=key, fingerprint=fingerprint, status_code=201, body=content, location=location
     )
     if not stored:
-        # A concurrent request with this key won: undo this one and answer as the first did.
+        # The key was used before (a retry, or a concurrent request that won): undo this one, answer as the first.
         session.rollback()
         existing = find_record(session, scope=scope, key=key)
         assert existing is not None

@@ -8,11 +8,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, or_, select
+from sqlalchemy import Select, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.inspection.matching import Expected, near_patterns, normalise_code
 from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent
+from services.kernel.database import utcnow
 from services.kernel.errors import Unprocessable
 
 
@@ -48,32 +49,72 @@ def upsert_expected(
     `containers` None means the event did not say (an event written before payloads carried them): the stored
     list is kept. Likewise the plate when `truck_plate_known` is False.
     """
-    row = session.get(ExpectedDeclaration, declaration_id)
-    # An event without a sequence (seq 0) is ordered by version alone.
-    if row is not None and (version < row.version or (version == row.version and 0 < seq <= row.event_seq)):
-        return False
-    if row is None:
-        row = ExpectedDeclaration(declaration_id=declaration_id, containers=[], version=version, event_seq=seq)
-        session.add(row)
-    row.number = number or row.number
-    row.status = status
-    row.version = version
-    row.event_seq = seq
-    row.body_sha256 = body_sha256 or row.body_sha256
-    if truck_plate_known:
-        row.truck_plate = truck_plate
-    if containers is not None:
-        row.containers = containers
-    session.flush()
-    if containers is not None:
-        session.execute(delete(ExpectedContainer).where(ExpectedContainer.declaration_id == declaration_id))
-        numbers = sorted({normalise_code(c["number"]) for c in containers})
-        if numbers:
-            session.execute(
-                insert(ExpectedContainer),
-                [{"number": n, "declaration_id": declaration_id} for n in numbers],
-            )
-    return True
+    state = {"number": number, "status": status, "version": version, "seq": seq, "body_sha256": body_sha256,
+             "containers": containers, "truck_plate": truck_plate, "truck_plate_known": truck_plate_known}  # fmt: skip
+    return upsert_expected_many(session, {declaration_id: state}) == 1
+
+
+_UPDATED = ("number", "status", "version", "event_seq", "body_sha256", "truck_plate", "containers", "updated_at")
+_ED = ExpectedDeclaration.__table__
+_EC = ExpectedContainer.__table__
+_CURRENT = select(
+    _ED.c.declaration_id, _ED.c.version, _ED.c.event_seq, _ED.c.number, _ED.c.body_sha256, _ED.c.truck_plate,
+    _ED.c.containers,
+).where(_ED.c.declaration_id.in_(bindparam("ids", expanding=True)))  # fmt: skip
+_INSERT_EXPECTED = insert(_ED)
+_UPDATE_EXPECTED = (
+    update(_ED).where(_ED.c.declaration_id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in _UPDATED})
+)
+_DELETE_CONTAINERS = delete(_EC).where(_EC.c.declaration_id.in_(bindparam("ids", expanding=True)))
+_INSERT_CONTAINERS = insert(_EC)
+
+
+def upsert_expected_many(session: Session, states: dict[str, dict[str, Any]]) -> int:
+    """Apply the latest known state of several declarations (as `upsert_expected` takes it) in a few
+    statements; a row that already reflects a newer event is left alone. Returns how many rows changed."""
+    if not states:
+        return 0
+    conn = session.connection()
+    current = {r.declaration_id: r for r in conn.execute(_CURRENT, {"ids": list(states)})}
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    replaced: list[str] = []
+    container_rows: list[dict[str, str]] = []
+    for decl_id, state in states.items():
+        row = current.get(decl_id)
+        version, seq = state["version"], state["seq"]
+        # An event without a sequence (seq 0) is ordered by version alone.
+        if row is not None and (version < row.version or (version == row.version and 0 < seq <= row.event_seq)):
+            continue
+        given = state["containers"]
+        values = {
+            "number": state["number"] or (row.number if row else None),
+            "status": state["status"],
+            "version": version,
+            "event_seq": seq,
+            "body_sha256": state["body_sha256"] or (row.body_sha256 if row else None),
+            "truck_plate": state["truck_plate"] if state["truck_plate_known"] else (row.truck_plate if row else None),
+            "containers": given if given is not None else (row.containers if row else []),
+            "updated_at": now,
+        }
+        if row is None:
+            inserts.append({"declaration_id": decl_id, **values})
+        else:
+            updates.append({"b_id": decl_id, **{f"b_{k}": v for k, v in values.items()}})
+        if given is not None:
+            replaced.append(decl_id)
+            numbers = sorted({normalise_code(c["number"]) for c in given})
+            container_rows.extend({"number": n, "declaration_id": decl_id} for n in numbers)
+    if inserts:
+        conn.execute(_INSERT_EXPECTED, inserts)
+    if updates:
+        conn.execute(_UPDATE_EXPECTED, updates)
+    if replaced:
+        conn.execute(_DELETE_CONTAINERS, {"ids": replaced})
+    if container_rows:
+        conn.execute(_INSERT_CONTAINERS, container_rows)
+    return len(inserts) + len(updates)
 
 
 def expected_by_container(session: Session, codes: list[str]) -> dict[str, list[Expected]]:

@@ -186,5 +186,4 @@ def on_declaration_events(session: Session, events: list[Event]) -> None:
             plate = payload.get("truck_plate")
             state["truck_plate"] = plate if isinstance(plate, str) else None
             state["truck_plate_known"] = True
-    for decl_id, state in folded.items():
-        repository.upsert_expected(session, declaration_id=decl_id, **state)
+    repository.upsert_expected_many(session, folded)
