@@ -9,6 +9,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, String, select
@@ -142,8 +143,9 @@ class PrincipalCache:
 
     _generation = 0
 
-    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, int, Principal]] = {}
         self._lock = threading.Lock()
@@ -161,7 +163,7 @@ class PrincipalCache:
         if hit is None:
             return None
         at, generation, principal = hit
-        if generation != PrincipalCache._generation or time.monotonic() - at > self.ttl:
+        if generation != PrincipalCache._generation or self.clock() - at > self.ttl:
             return None
         return principal
 
@@ -172,7 +174,7 @@ class PrincipalCache:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[authorization] = (time.monotonic(), PrincipalCache._generation, principal)
+            self._entries[authorization] = (self.clock(), PrincipalCache._generation, principal)
 
 
 def authenticate(session: Session, *, secret_key: str, authorization: str | None) -> Principal:

@@ -175,8 +175,8 @@ def read_first(session: Session) -> bool:
     """Start `session`'s transaction as a read (on SQLite, without the writer lock). Returns True if the caller
     must end it with `session.commit()` before writing, so that only its writes hold the lock; False where
     reads and writes share one transaction at no cost (PostgreSQL)."""
-    if session.get_bind().dialect.name != "sqlite":
-        return False
+    if session.get_bind().dialect.name != "sqlite" or session.in_transaction():
+        return False  # (a transaction already begun keeps its mode: the reads simply join it)
     session.connection(execution_options={"sqlite_begin": "DEFERRED"})
     return True
 

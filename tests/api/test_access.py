@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.api.support import BASE, Api, assert_problem
 
 DECLARATION = "00000000-0000-0000-0000-000000000000"
@@ -84,3 +86,36 @@ def test_lists_show_only_the_callers_organisation(api: Api, trader: dict[str, st
     b = api.file(trader_b)
     assert [d["id"] for d in api.client.get(BASE, headers=trader).json()["items"]] == [a["id"]]
     assert [d["id"] for d in api.client.get(BASE, headers=trader_b).json()["items"]] == [b["id"]]
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(
+    api: Api, trader: dict[str, str], runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller cache (SMARTGATE_AUTH_CACHE_SECONDS) saves a database read per request; a revocation made
+    elsewhere (here: straight in the database, as `smartgate keys revoke` in another process does) is seen
+    once the entry is older than the cache time, and never later."""
+    from services.kernel.auth import ApiKey
+    from services.kernel.database import unit_of_work, utcnow
+
+    assert runtime.principals.ttl > 0
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(runtime.principals, "clock", lambda: clock["now"])
+    assert api.client.get(BASE, headers=trader).status_code == 200  # looked up, now cached
+    key_id = trader["Authorization"].split("_")[1]
+    with unit_of_work(runtime.sessions) as session:
+        session.get(ApiKey, key_id).revoked_at = utcnow()  # not through revoke_key: this process is not told
+    assert api.client.get(BASE, headers=trader).status_code == 200  # still trusted from the cache
+    clock["now"] += runtime.principals.ttl + 0.1
+    assert_problem(api.client.get(BASE, headers=trader), 401)
+
+
+def test_failed_look_ups_are_never_cached(api: Api, keys, runtime) -> None:
+    from services.kernel.auth import revoke_key
+    from services.kernel.database import unit_of_work
+
+    headers = keys.make("trader", "Cache Test Trading")
+    key_id = headers["Authorization"].split("_")[1]
+    with unit_of_work(runtime.sessions) as session:
+        assert revoke_key(session, key_id=key_id)
+    for _ in range(2):
+        assert_problem(api.client.get(BASE, headers=headers), 401)

@@ -99,3 +99,28 @@ def test_helpers() -> None:
     assert utcnow().tzinfo is dt.UTC
     assert len(new_id()) == 36
     assert new_id() != new_id()
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: the pool pings a connection only after it sat idle (not on every checkout, as pool_pre_ping
+    would); one the server closed meanwhile (a restart, an idle timeout) is replaced, and the caller never sees
+    the dead one."""
+    from services.kernel import database
+
+    engine = runtime.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite connections are files, not sockets")
+    with engine.connect() as conn:
+        victim = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    outsider = create_engine(engine.url, poolclass=NullPool)  # not from the pool: that would hand us the victim
+    with outsider.connect() as other:  # the server ends it, as a restart or an idle timeout would
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+        other.commit()
+    outsider.dispose()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim
