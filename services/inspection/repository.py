@@ -31,29 +31,6 @@ def _expected(row: ExpectedDeclaration) -> Expected:
     )
 
 
-def upsert_expected(
-    session: Session,
-    *,
-    declaration_id: str,
-    number: str | None,
-    status: str,
-    version: int,
-    seq: int,
-    body_sha256: str | None,
-    containers: list[dict[str, Any]] | None,
-    truck_plate: str | None,
-    truck_plate_known: bool,
-) -> bool:
-    """Apply one declaration event to the read model; False if the row already reflects a newer event.
-
-    `containers` None means the event did not say (an event written before payloads carried them): the stored
-    list is kept. Likewise the plate when `truck_plate_known` is False.
-    """
-    state = {"number": number, "status": status, "version": version, "seq": seq, "body_sha256": body_sha256,
-             "containers": containers, "truck_plate": truck_plate, "truck_plate_known": truck_plate_known}  # fmt: skip
-    return upsert_expected_many(session, {declaration_id: state}) == 1
-
-
 _UPDATED = ("number", "status", "version", "event_seq", "body_sha256", "truck_plate", "containers", "updated_at")
 _ED = ExpectedDeclaration.__table__
 _EC = ExpectedContainer.__table__
@@ -70,8 +47,13 @@ _INSERT_CONTAINERS = insert(_EC)
 
 
 def upsert_expected_many(session: Session, states: dict[str, dict[str, Any]]) -> int:
-    """Apply the latest known state of several declarations (as `upsert_expected` takes it) in a few
-    statements; a row that already reflects a newer event is left alone. Returns how many rows changed."""
+    """Apply the latest known state of several declarations to the read model, in a few statements.
+
+    Each state holds number, status, version, seq (the outbox sequence of its last event), body_sha256,
+    containers and truck_plate. A row that already reflects a newer event is left alone. `containers` None
+    means the events did not say (written before payloads carried them): the stored list is kept; likewise
+    the plate unless `truck_plate_known`. Returns how many rows changed.
+    """
     if not states:
         return 0
     conn = session.connection()
