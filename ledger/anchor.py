@@ -67,6 +67,18 @@ class AnchorReceipt:
         )
 
 
+def load_chain_libraries() -> None:
+    """Import web3 and eth-tester now, in the calling thread.
+
+    They take seconds to import, and some of what they import (py_ecc, py-evm) raises the interpreter's recursion
+    limit as it loads. Done lazily in a background thread, that change can land while another thread is inside
+    CPython 3.11's AST code (Hypothesis reading sources, a module compiling), which then fails with
+    "SystemError: AST constructor recursion depth mismatch". A process that will anchor loads them up front.
+    """
+    import web3  # noqa: F401
+    from web3 import EthereumTesterProvider  # noqa: F401
+
+
 def dev_chain() -> Web3:
     """Return a Web3 on a fresh in-process eth-tester chain (a development chain)."""
     from web3 import EthereumTesterProvider, Web3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from ledger.anchor import load_chain_libraries
 from services.kernel.bus import idempotent
 from services.kernel.runtime import Runtime
 from services.provenance.checkpointer import Checkpointer
@@ -16,6 +17,8 @@ from services.provenance.settings import provenance_settings
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Include the ledger routes, append every event to the ledger, and checkpoint in the background."""
     settings = provenance_settings(runtime.settings)
+    # Now, in the thread building the app, rather than in the checkpointer's thread at its first anchor.
+    load_chain_libraries()
     prov = Provenance(settings, engine=runtime.engine, sessions=runtime.sessions)
     # Tests start many apps: they connect the chain only when a test anchors.
     checkpointer = Checkpointer(prov, connect_at_start=runtime.settings.environment != "test")
