@@ -56,6 +56,7 @@ entries = Table(
     PrimaryKeyConstraint("idx"),
     UniqueConstraint("event_id"),
     Index("ix_ledger_entries_subject_idx", "subject", "idx"),
+    Index("ix_ledger_entries_leaf_hash", "leaf_hash"),  # inclusion proofs by leaf hash
 )
 
 # Every perfect subtree of the tree, leaves (level 0) included: a proof or a root reads O(log n) rows of it.

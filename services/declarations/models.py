@@ -33,6 +33,9 @@ class Declaration(Base):
         Index("ix_declarations_org_created", "organisation_id", "created_at", "id"),
         Index("ix_declarations_created", "created_at", "id"),
         Index("ix_declarations_status_submitted", "status", "submitted_at"),
+        # Covers the risk engine's count of an organisation's earlier declarations: without it SQLite reads each
+        # row, and submitted_at lies after the large JSON body (overflow pages).
+        Index("ix_declarations_org_submitted", "organisation_id", "submitted_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

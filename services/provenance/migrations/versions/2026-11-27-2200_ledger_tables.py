@@ -24,8 +24,9 @@ def upgrade() -> None:
     # Driver SQL: the trigger bodies must reach the database verbatim (no bind-parameter parsing of ':').
     for statement in ledger_schema_statements(bind.dialect.name):
         bind.exec_driver_sql(statement)
-    # Proofs "by leaf hash" look entries up by it.
-    op.create_index("ix_ledger_entries_leaf_hash", "ledger_entries", ["leaf_hash"])
+    # Proofs "by leaf hash" look entries up by it. The ledger's own schema now has this index too (a standalone
+    # store needs it as well); a database migrated before that got it here.
+    op.create_index("ix_ledger_entries_leaf_hash", "ledger_entries", ["leaf_hash"], if_not_exists=True)
     op.create_table(
         "provenance_subject_owners",
         sa.Column("subject", sa.String(200), nullable=False),
