@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -149,6 +150,8 @@ class PrincipalCache:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, int, Principal]] = {}
         self._lock = threading.Lock()
+        # Look-ups in progress, by header (touched only on the event loop; see deps.get_principal).
+        self.in_flight: dict[str, Any] = {}
 
     @classmethod
     def forget_all(cls) -> None:

@@ -9,6 +9,7 @@ already committed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -80,8 +81,29 @@ async def get_principal(request: Request) -> Principal:
         with runtime.read_sessions() as session:
             return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
 
-    principal = await run_in_threadpool(lookup)
+    # One look-up per key at a time: when a cached caller expires under load, the requests that arrive meanwhile
+    # wait for that look-up instead of each running their own (16 clients made 16 identical look-ups).
+    loop = asyncio.get_running_loop()
+    in_flight = runtime.principals.in_flight
+    pending = in_flight.get(authorization) if authorization else None
+    if pending is not None and pending.get_loop() is loop:
+        found = await asyncio.shield(pending)
+        if found is not None:
+            return found
+        return await run_in_threadpool(lookup)  # that look-up failed: this request gets its own answer (401)
+    future: asyncio.Future[Principal | None] = loop.create_future()
+    if authorization:
+        in_flight[authorization] = future
+    try:
+        principal = await run_in_threadpool(lookup)
+    except BaseException:
+        future.set_result(None)
+        raise
+    finally:
+        if authorization and in_flight.get(authorization) is future:
+            del in_flight[authorization]
     runtime.principals.put(authorization, principal)
+    future.set_result(principal)
     return principal
 
 

@@ -119,3 +119,39 @@ def test_failed_look_ups_are_never_cached(api: Api, keys, runtime) -> None:
         assert revoke_key(session, key_id=key_id)
     for _ in range(2):
         assert_problem(api.client.get(BASE, headers=headers), 401)
+
+
+def test_concurrent_requests_of_one_key_share_one_look_up(app, trader: dict[str, str], monkeypatch) -> None:
+    """When a caller is not cached (first use, or expired), requests that arrive during the look-up wait for it
+    rather than each reading the database; a failed look-up is not shared (each request gets its own 401)."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from services.kernel import deps
+
+    calls = {"n": 0}
+    lock = threading.Lock()
+    real = deps.authenticate
+
+    def counting(session, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            calls["n"] += 1
+        time.sleep(0.2)  # a slow database: the other requests arrive meanwhile
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(deps, "authenticate", counting)
+
+    async def burst(headers: dict[str, str]) -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.get(BASE, headers=headers) for _ in range(8)))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(burst(trader)) == [200] * 8
+    assert calls["n"] == 1
+    calls["n"] = 0
+    assert asyncio.run(burst({"Authorization": "Bearer sg_nope_nope"})) == [401] * 8
+    assert calls["n"] == 8
