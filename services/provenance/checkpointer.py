@@ -1,9 +1,10 @@
-"""Checkpoints: sign the log's size and root every N seconds or M entries, after checking consistency, then anchor."""
+"""Checkpoints: sign the log's size and root every N seconds or M entries, after checking consistency; anchor them."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,6 +57,8 @@ class Checkpointer:
         self.connect_at_start = connect_at_start
         self.interval = prov.settings.ledger_checkpoint_seconds
         self.every_entries = prov.settings.ledger_checkpoint_entries
+        self.anchor_interval = prov.settings.ledger_anchor_seconds
+        self._last_anchor_at: float | None = None  # monotonic time of this process's last anchor
         self._anchorer_factory = anchorer_factory or (lambda: make_anchorer(prov.settings, prov.sessions))
         self._anchorer: ChainAnchorer | None = None
         self._pass_lock = threading.Lock()
@@ -132,19 +135,31 @@ class Checkpointer:
         logger.info("checkpoint anchored", extra={"size": size, "tx_hash": receipt.tx_hash})
         return receipt
 
-    def checkpoint_now(self) -> Outcome:
-        """One pass: sign a checkpoint if the log grew, then anchor the latest checkpoint if it is not yet.
+    def anchor_due(self, signed: tuple[int, bytes] | None) -> bool:
+        """Whether a scheduled pass anchors: always once the log stopped growing (this pass signed nothing),
+        while it grows at most every `SMARTGATE_LEDGER_ANCHOR_SECONDS` (each anchor is a chain transaction)."""
+        if signed is None or self._last_anchor_at is None:
+            return True
+        return time.monotonic() - self._last_anchor_at >= self.anchor_interval
+
+    def checkpoint_now(self, *, scheduled: bool = False) -> Outcome:
+        """One pass: sign a checkpoint if the log grew, then anchor the latest checkpoint if it is not yet
+        (a `scheduled` pass only when `anchor_due`; a direct call always).
 
         An anchoring failure never loses the checkpoint: it stays stored and the next pass anchors it.
         """
         with self._pass_lock:
             signed = self.sign()
+            if scheduled and not self.anchor_due(signed):
+                return Outcome(signed, None, None)
             try:
                 anchored = self.anchor_latest()
             except Exception as exc:  # noqa: BLE001 - any chain failure means "retry later", reported in the logs
                 logger.warning("anchoring failed; will retry", extra={"error": f"{type(exc).__name__}: {exc}"})
                 self._anchorer = None  # reconnect next time (a restarted node may have lost the contract)
                 return Outcome(signed, None, f"{type(exc).__name__}: {exc}")
+            if anchored is not None:
+                self._last_anchor_at = time.monotonic()
             return Outcome(signed, anchored, None)
 
     # -- scheduling -------------------------------------------------------------------------------------------
@@ -185,7 +200,7 @@ class Checkpointer:
             if self._stop.is_set():
                 return
             try:
-                self.checkpoint_now()
+                self.checkpoint_now(scheduled=True)
             except LedgerInconsistent:
                 logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")
             except Exception:

@@ -17,6 +17,9 @@ class ProvenanceSettings(KernelSettings):
     ledger_signing_key: SecretStr = SecretStr("")
     ledger_checkpoint_seconds: float = Field(default=2.0, gt=0)
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)
+    # Anchor (one chain transaction) at most this often while the log keeps growing; when it stops growing the
+    # latest checkpoint is anchored at the next pass. Every checkpoint is still signed and served.
+    ledger_anchor_seconds: float = Field(default=30.0, ge=0)
     # Empty: anchor on an in-process eth-tester chain (a development chain). Otherwise any JSON-RPC endpoint.
     chain_rpc_url: str = ""
     # Hex private key that signs anchor transactions locally; empty uses the node's first unlocked account.

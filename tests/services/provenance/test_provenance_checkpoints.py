@@ -235,3 +235,32 @@ def test_outside_development_a_key_and_a_real_chain_are_required(tmp_path: Any) 
     with pytest.raises(KeyConfigError, match="no ledger signing key"):
         Provenance(prod, engine=None, sessions=None)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())  # and no development key was written
+
+
+def test_while_the_log_grows_anchors_wait_for_the_anchor_interval(
+    monkeypatch: pytest.MonkeyPatch, settings: KernelSettings, runtime: Runtime, keys: Any, declaration_body: Any
+) -> None:
+    """Every checkpoint is signed; a chain transaction is sent at most every SMARTGATE_LEDGER_ANCHOR_SECONDS
+    while the log grows, and as soon as a pass finds it has stopped growing."""
+    from api.app import create_app
+
+    monkeypatch.setenv("SMARTGATE_LEDGER_ANCHOR_SECONDS", "3600")
+    app = create_app(settings, runtime=runtime)
+    checkpointer: Checkpointer = runtime.extras["provenance.checkpointer"]
+    trader = keys.make("trader", "Lao Cai Fruit Export JSC")
+    with TestClient(app) as client:
+        api = Api(client, runtime, declaration_body)
+        api.file(trader, submit=True)
+        runtime.relay.drain()
+        first = checkpointer.checkpoint_now(scheduled=True)
+        assert first.signed is not None
+        assert first.anchored is not None
+        api.file(trader, submit=True)
+        runtime.relay.drain()
+        growing = checkpointer.checkpoint_now(scheduled=True)
+        assert growing.signed is not None
+        assert growing.anchored is None
+        quiet = checkpointer.checkpoint_now(scheduled=True)
+        assert quiet.signed is None
+        assert quiet.anchored is not None
+        assert latest_anchored_size(runtime) == growing.signed[0]
