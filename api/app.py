@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from services.declarations.review_endpoints import risk_router, tariff_router
 from services.declarations.review_endpoints import router as review_router
 from services.kernel.database import unit_of_work, utcnow
 from services.kernel.errors import install_error_handlers, problem
+from services.kernel.leader import Leadership
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
@@ -57,6 +59,7 @@ class ExpiryScheduler:
 
     def start(self) -> None:
         """Run every `expiry_check_seconds` until stop()."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="expiry", daemon=True)
         self._thread.start()
 
@@ -100,15 +103,23 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
 
         install_default_rule_set(runtime.sessions)
         runtime.relay.start()
-        scheduler.start()
         for start in runtime.on_start:
             start()
+        # Checkpoints and expiry passes: once per deployment (see kernel/leader.py).
+        leadership = Leadership(
+            runtime.engine,
+            [(scheduler.start, scheduler.stop), *runtime.singletons],
+            shared=settings.workers > 1,
+            name=f"pid {os.getpid()}",
+        )
+        app.state.leadership = leadership
+        leadership.start()
         try:
             yield
         finally:
+            leadership.stop()
             for stop in reversed(runtime.on_stop):
                 stop()
-            scheduler.stop()
             runtime.relay.stop()
 
     app = FastAPI(

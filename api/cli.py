@@ -93,8 +93,9 @@ def serve(
     configure_process(settings)
     typer.echo(f"smartgate on http://{host}:{port} (docs at /docs), database {_redacted(url)}")
     if workers > 1:
-        # Each worker builds its own app from the environment; background work (relay, checkpoints) runs in each,
-        # which at-least-once delivery and idempotent consumers absorb.
+        # Each worker builds its own app from the environment. Each relays the outbox (events are claimed with
+        # SKIP LOCKED); the checkpointer and the expiry passes run in the one holding the leader lock.
+        os.environ["SMARTGATE_WORKERS"] = str(workers)
         uvicorn.run(
             "api.app:worker_app", factory=True, workers=workers, host=host, port=port, log_config=None, access_log=False
         )

@@ -27,6 +27,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # `serve --workers N` runs several processes into one log
         }
         rid = request_id_var.get()
         if rid:

@@ -30,6 +30,8 @@ class Runtime:
     # Background work of the services in this process (checkpointing, workers...), run by the app's lifespan.
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Background work one process of the deployment runs, as (start, stop): see kernel/leader.py.
+    singletons: list[tuple[Callable[[], None], Callable[[], None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: KernelSettings, *, bus: EventBus | None = None) -> Runtime:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
@@ -31,6 +31,9 @@ class KernelSettings(BaseSettings):
     # How long a process trusts an API key it has looked up; a key revoked elsewhere stops working within it.
     auth_cache_seconds: float = 5.0
     expiry_check_seconds: float = 300.0
+    # How many server processes share the database (`smartgate serve --workers N` sets it for its processes):
+    # above 1, one of them, elected by a PostgreSQL advisory lock, runs the checkpointer and the expiry passes.
+    workers: int = Field(default=1, ge=1)
     declaration_expiry_days: int = 15
     gate_code: str = "KIMTHANH"
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).

@@ -35,5 +35,5 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         ),
         name="provenance.append",
     )
-    runtime.on_start.append(checkpointer.start)
-    runtime.on_stop.append(checkpointer.stop)
+    # One checkpointer per deployment: with several server processes, the elected one runs it.
+    runtime.singletons.append((checkpointer.start, checkpointer.stop))

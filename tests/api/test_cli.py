@@ -156,3 +156,98 @@ def test_several_workers_need_postgresql(runner: CliRunner, settings: KernelSett
     result = invoke(runner, "serve", "--workers", "2")
     one_line_error(result, 2)
     assert "PostgreSQL" in result.output
+
+
+@pytest.mark.slow
+def test_serve_with_several_workers_checkpoints_and_anchors_from_one_process(
+    settings: KernelSettings,
+    keys,
+    declaration_body,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """`serve --workers 2` on PostgreSQL: both processes serve and relay; one (the leader) checkpoints, so every
+    anchor goes to one chain and contract (each process has its own in-process development chain)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    import httpx
+
+    from ledger import storage
+    from services.kernel.database import make_engine
+
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("several workers need PostgreSQL")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    trader = keys.make("trader", "Multi Worker Trading")
+    env = {
+        **os.environ,
+        "SMARTGATE_DATABASE_URL": settings.database_url,
+        "SMARTGATE_SECRET_KEY": settings.secret_key,
+        "SMARTGATE_ENVIRONMENT": "test",
+        "SMARTGATE_VAR_DIR": str(tmp_path / "var"),
+        "SMARTGATE_LEDGER_CHECKPOINT_SECONDS": "0.3",
+        "SMARTGATE_LEDGER_ANCHOR_SECONDS": "0",
+        "SMARTGATE_LOG_LEVEL": "INFO",
+    }
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    engine = make_engine(settings.database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(6):  # new connections: the kernel spreads them over both processes
+                time.sleep(0.5)  # a checkpoint (and an anchor) between filings
+                response = client.post(
+                    "/api/v1/declarations?submit=true",
+                    json=declaration_body,
+                    headers={**trader, "Idempotency-Key": uuid.uuid4().hex, "Connection": "close"},
+                )
+                assert response.status_code == 201, response.text
+
+        def covered() -> bool:
+            with engine.connect() as conn:
+                size = storage.log_size(conn)
+                anchored = max((int(r["checkpoint_size"]) for r in storage.anchors_for(conn)), default=0)
+            return size >= 6 * 3 and anchored == size  # at least created, submitted and assessed of each
+
+        deadline = time.monotonic() + 60
+        while not covered() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert covered(), (tmp_path / "serve.log").read_text()[-2000:]
+        with engine.connect() as conn:
+            anchors = storage.anchors_for(conn)
+        # One chain: its block numbers grow with the checkpoints. (Each process's development chain is the same
+        # deterministic chain, same id and contract address: two anchoring processes show as repeated blocks.)
+        blocks = [int(r["block_number"]) for r in anchors]
+        assert len(anchors) >= 2
+        assert blocks == sorted(set(blocks)), anchors
+        lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("{")]
+        started = {line["pid"] for line in lines if line["message"] == "Application startup complete."}
+        signed_by = {line["pid"] for line in lines if line["message"] == "checkpoint signed"}
+        assert len(started) == 2  # two serving processes (which one takes a connection is the kernel's choice)
+        assert len(signed_by) == 1  # one signed every checkpoint
+        leaders = [line["pid"] for line in lines if line["message"] == "this process now runs the background work"]
+        assert leaders == list(signed_by)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        engine.dispose()
+        log.close()

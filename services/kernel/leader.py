@@ -1,0 +1,135 @@
+"""Background work that exactly one process of a deployment runs (checkpoints, expiry passes).
+
+`smartgate serve --workers N` starts N processes on one PostgreSQL database. Each serves requests and relays the
+outbox (the relay claims events with SKIP LOCKED), but the ledger checkpointer and the expiry scheduler must run
+once: N checkpointers would each anchor every checkpoint (N chain transactions; on the development chain, N
+different chains). Whichever process holds the database's leader lock (a session-level PostgreSQL advisory lock on
+a connection kept for the purpose) runs them; the others try again every few seconds and take over when the leader
+exits, since the lock dies with its connection. A single process (the embedded default) simply runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, text
+
+logger = logging.getLogger("smartgate.leader")
+
+# pg_try_advisory_lock takes a 64-bit key: this one is "smartgate" in ASCII, shortened to fit.
+LEADER_LOCK_KEY = 0x736D61727467617465 & 0x7FFF_FFFF_FFFF_FFFF
+
+Work = tuple[Callable[[], None], Callable[[], None]]  # (start, stop)
+
+
+class Leadership:
+    """Start `work` in this process while it holds the leader lock (or always, when it is the only process)."""
+
+    def __init__(
+        self, engine: Engine, work: list[Work], *, shared: bool, retry_seconds: float = 2.0, name: str = ""
+    ) -> None:
+        """`shared`: other processes serve the same database (`serve --workers N`, PostgreSQL only)."""
+        if shared and engine.dialect.name != "postgresql":
+            raise ValueError("several processes on one database need PostgreSQL")
+        self.engine = engine
+        self.work = work
+        self.shared = shared
+        self.retry_seconds = retry_seconds
+        self.name = name or "process"
+        self._conn: Connection | None = None
+        self._leading = False
+        self._state = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process runs the work now."""
+        return self._leading
+
+    def start(self) -> None:
+        """Run the work now (one process), or compete for the lock in a background thread."""
+        if not self.shared:
+            self._begin()
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the work if this process runs it, and give the lock up."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._end()
+
+    def try_lead(self) -> bool:
+        """One attempt: take the lock if it is free (start the work), or check this process still holds it."""
+        if self._leading:
+            if self._still_held():
+                return True
+            logger.warning("leader lock lost (database connection gone); stopping background work")
+            self._end()
+            return False
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except Exception as exc:  # noqa: BLE001 - database down: try again later
+            logger.warning("cannot reach the database for the leader lock", extra={"error": str(exc)})
+            return False
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}).scalar())
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("leader lock attempt failed", extra={"error": str(exc)})
+            conn.close()
+            return False
+        if not got:
+            conn.close()
+            return False
+        self._conn = conn
+        logger.info("this process now runs the background work", extra={"worker": self.name})
+        self._begin()
+        return True
+
+    def _still_held(self) -> bool:
+        try:
+            assert self._conn is not None
+            self._conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure: the session, and so the lock, may be gone
+            return False
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.try_lead()
+            except Exception:  # noqa: BLE001 - keep competing; the log says why this attempt failed
+                logger.exception("leader election attempt failed")
+            self._stop.wait(self.retry_seconds)
+
+    def _begin(self) -> None:
+        with self._state:
+            if self._leading:
+                return
+            self._leading = True
+            for start, _stop in self.work:
+                start()
+
+    def _end(self) -> None:
+        with self._state:
+            if self._leading:
+                for _start, stop in reversed(self.work):
+                    try:
+                        stop()
+                    except Exception:  # noqa: BLE001 - stop the rest anyway
+                        logger.exception("stopping background work failed")
+                self._leading = False
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+            except Exception:  # noqa: BLE001, S110 - closing the connection releases it as well
+                pass
+            conn.close()
