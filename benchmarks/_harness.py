@@ -152,14 +152,21 @@ class HTTPConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """Send one request and return (status, body)."""
-        if self._writer is None or self._reader is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        """Send one request and return (status, body). A kept-alive connection the server closed meanwhile (its
+        keep-alive timeout) is reopened and the request sent again, once, as HTTP clients do."""
         lines = [f"{method} {path} HTTP/1.1", f"host: {self.host}:{self.port}", f"content-length: {len(body)}"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await self._writer.drain()
-        head = await self._reader.readuntil(b"\r\n\r\n")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        reused = self._writer is not None
+        try:
+            head = await self._send(data)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            await self.close()
+            answered = isinstance(exc, asyncio.IncompleteReadError) and exc.partial
+            if not reused or answered:
+                raise
+            head = await self._send(data)
+        assert self._reader is not None
         status = int(head[9:12])
         length, close = 0, False
         for line in head.split(b"\r\n")[1:]:
@@ -175,6 +182,13 @@ class HTTPConnection:
         if close:
             await self.close()
         return status, content
+
+    async def _send(self, data: bytes) -> bytes:
+        if self._writer is None or self._reader is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._writer.write(data)
+        await self._writer.drain()
+        return await self._reader.readuntil(b"\r\n\r\n")
 
     async def close(self) -> None:
         """Close the connection (the next request opens a new one)."""

@@ -94,16 +94,14 @@ async def get_principal(request: Request) -> Principal:
     future: asyncio.Future[Principal | None] = loop.create_future()
     if authorization:
         in_flight[authorization] = future
+    principal: Principal | None = None
     try:
         principal = await run_in_threadpool(lookup)
-    except BaseException:
-        future.set_result(None)
-        raise
+        runtime.principals.put(authorization, principal)
     finally:
         if authorization and in_flight.get(authorization) is future:
             del in_flight[authorization]
-    runtime.principals.put(authorization, principal)
-    future.set_result(principal)
+        future.set_result(principal)  # None (failed or cancelled): each waiter looks up for itself
     return principal
 
 

@@ -89,15 +89,23 @@ class Leadership:
             conn.close()
             return False
         self._conn = conn
+        if not self._begin():
+            self._end()
+            return False
         logger.info("this process now runs the background work", extra={"worker": self.name})
-        self._begin()
         return True
 
     def _still_held(self) -> bool:
         try:
             assert self._conn is not None
-            self._conn.execute(text("SELECT 1"))
-            return True
+            held = self._conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                    " AND granted AND objid = :low"
+                ),
+                {"low": LEADER_LOCK_KEY & 0xFFFF_FFFF},
+            ).scalar()
+            return bool(held)
         except Exception:  # noqa: BLE001 - any failure: the session, and so the lock, may be gone
             return False
 
@@ -109,27 +117,46 @@ class Leadership:
                 logger.exception("leader election attempt failed")
             self._stop.wait(self.retry_seconds)
 
-    def _begin(self) -> None:
+    def _begin(self) -> bool:
+        """Start every work item; if one fails, stop those started and report False (the lock is then given up,
+        so that another process can try)."""
         with self._state:
             if self._leading:
-                return
+                return True
+            if self.shared and self._stop.is_set():
+                return False  # stop() was called while this attempt took the lock
+            started: list[Callable[[], None]] = []
+            try:
+                for start, stop in self.work:
+                    start()
+                    started.append(stop)
+            except Exception:
+                logger.exception("background work failed to start")
+                for stop in reversed(started):
+                    self._safely(stop)
+                if not self.shared:
+                    raise
+                return False
             self._leading = True
-            for start, _stop in self.work:
-                start()
+            return True
+
+    @staticmethod
+    def _safely(stop: Callable[[], None]) -> None:
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - stop the rest anyway
+            logger.exception("stopping background work failed")
 
     def _end(self) -> None:
         with self._state:
             if self._leading:
                 for _start, stop in reversed(self.work):
-                    try:
-                        stop()
-                    except Exception:  # noqa: BLE001 - stop the rest anyway
-                        logger.exception("stopping background work failed")
+                    self._safely(stop)
                 self._leading = False
             conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
-            except Exception:  # noqa: BLE001, S110 - closing the connection releases it as well
-                pass
-            conn.close()
+                conn.close()
+            except Exception:  # noqa: BLE001 - never hand a connection that may still hold the lock to the pool
+                conn.invalidate()

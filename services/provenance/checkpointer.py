@@ -174,30 +174,38 @@ class Checkpointer:
 
     def start(self) -> None:
         """Run passes every N seconds (or after M entries) in a background thread until stop()."""
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="ledger-checkpointer", daemon=True)
+        self._stop = threading.Event()  # each run its own: a late old thread never sees the new one's signal
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="ledger-checkpointer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (a pass in progress finishes first)."""
+        """Stop the thread (a pass in progress finishes first), then, if the chain is connected, one last pass so
+        that checkpoints held back by the anchor interval are anchored before this process stops leading."""
+        was_running = self._thread is not None
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
+        if was_running and self._anchorer is not None:
+            try:
+                self.checkpoint_now()
+            except Exception:  # noqa: BLE001 - the next leader's first pass anchors it instead
+                logger.exception("last checkpoint pass before stopping failed")
 
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         if self.connect_at_start:
             try:
                 self.anchorer()
             except Exception as exc:  # noqa: BLE001 - the next pass retries; the log says why
                 logger.warning("anchor chain not reachable yet", extra={"error": f"{type(exc).__name__}: {exc}"})
-        while not self._stop.is_set():
+        while not stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
+            if stop.is_set():
                 return
             try:
                 self.checkpoint_now(scheduled=True)

@@ -126,3 +126,35 @@ def test_a_leader_whose_connection_dies_stops_and_another_takes_over(engines: li
         second.stop()
         outsider.dispose()
     assert recorders[0].running == recorders[1].running == 0
+
+
+def test_work_that_fails_to_start_is_rolled_back_and_the_lock_given_up(engines: list[Engine]) -> None:
+    """A process whose background work cannot start must not sit on the lock: what it started is stopped, the
+    lock is released, and another process leads."""
+    recorder = Recorder()
+
+    def broken() -> None:
+        raise RuntimeError("chain unreachable")
+
+    failing_work = [*recorder.work(), (broken, lambda: None)]
+    lone = Leadership(engines[0], failing_work, shared=False)
+    with pytest.raises(RuntimeError):
+        lone.start()  # one process: the error surfaces at start-up
+    assert recorder.running == 0
+    assert not lone.leading
+
+    pg_only(engines[0])
+    healthy = Recorder()
+    first = Leadership(engines[0], failing_work, shared=True, retry_seconds=0.05, name="broken")
+    second = Leadership(engines[1], healthy.work(), shared=True, retry_seconds=0.05, name="healthy")
+    try:
+        first.start()
+        time.sleep(0.3)  # it took the lock, failed, gave it up, and keeps trying
+        assert not first.leading
+        assert recorder.running == 0
+        second.start()
+        assert eventually(lambda: second.leading and healthy.running == 1)
+    finally:
+        first.stop()
+        second.stop()
+    assert recorder.running == healthy.running == 0

@@ -16,8 +16,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_declarations_org_submitted", "declarations", ["organisation_id", "submitted_at", "id"])
+    # PostgreSQL builds it without blocking filings (CONCURRENTLY cannot run inside a transaction).
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_declarations_org_submitted",
+            "declarations",
+            ["organisation_id", "submitted_at", "id"],
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_declarations_org_submitted", table_name="declarations")
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_declarations_org_submitted", table_name="declarations", postgresql_concurrently=True)
