@@ -11,6 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from services.kernel.database import make_engine
 from services.kernel.leader import LEADER_LOCK_KEY, Leadership
+from tests.support import wait_for
 
 
 class Recorder:
@@ -29,15 +30,6 @@ class Recorder:
             self.running -= 1
 
         return [(start, stop)]
-
-
-def eventually(condition: Callable[[], bool], deadline_s: float = 10.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture
@@ -84,14 +76,14 @@ def test_exactly_one_of_several_processes_runs_the_work_and_another_takes_over(e
     try:
         for leader in leaders:
             leader.start()
-        assert eventually(lambda: sum(r.running for r in recorders) == 1)
+        assert wait_for(lambda: sum(r.running for r in recorders) == 1)
         time.sleep(0.3)  # several more rounds of attempts: still exactly one
         assert sum(r.running for r in recorders) == 1
         first = next(i for i, leader in enumerate(leaders) if leader.leading)
         other = 1 - first
         leaders[first].stop()  # the leading process exits
         assert recorders[first].running == 0
-        assert eventually(lambda: recorders[other].running == 1)
+        assert wait_for(lambda: recorders[other].running == 1)
         assert leaders[other].leading
     finally:
         for leader in leaders:
@@ -109,7 +101,7 @@ def test_a_leader_whose_connection_dies_stops_and_another_takes_over(engines: li
     outsider = create_engine(engines[0].url, poolclass=NullPool)
     try:
         first.start()
-        assert eventually(lambda: first.leading)
+        assert wait_for(lambda: first.leading)
         second.start()
         with outsider.connect() as conn:
             holder = conn.execute(
@@ -118,7 +110,7 @@ def test_a_leader_whose_connection_dies_stops_and_another_takes_over(engines: li
             ).scalar_one()
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
         total = lambda attr: getattr(recorders[0], attr) + getattr(recorders[1], attr)  # noqa: E731
-        assert eventually(lambda: total("starts") >= 2 and total("running") == 1)  # someone took over
+        assert wait_for(lambda: total("starts") >= 2 and total("running") == 1)  # someone took over
         time.sleep(0.3)
         assert total("running") == 1
     finally:
@@ -153,7 +145,7 @@ def test_work_that_fails_to_start_is_rolled_back_and_the_lock_given_up(engines: 
         assert not first.leading
         assert recorder.running == 0
         second.start()
-        assert eventually(lambda: second.leading and healthy.running == 1)
+        assert wait_for(lambda: second.leading and healthy.running == 1)
     finally:
         first.stop()
         second.stop()

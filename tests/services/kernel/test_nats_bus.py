@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -16,6 +15,7 @@ from services.kernel.bus import OutboxRelay, idempotent
 from services.kernel.database import make_sessionmaker, unit_of_work
 from services.kernel.outbox import Event, record_event
 from services.kernel.runtime import Runtime
+from tests.support import wait_for
 
 NATS_URL = os.environ.get("SMARTGATE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -52,16 +52,6 @@ def jetstream(runtime: Runtime) -> Iterator[object]:
         await nc.close()
 
     asyncio.run(drop())
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll until `predicate()` holds (the outcome is decided by the bus, the deadline only bounds the wait)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_events_flow_from_outbox_through_jetstream_exactly_once_in_effect(runtime: Runtime, jetstream) -> None:

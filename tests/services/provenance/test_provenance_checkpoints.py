@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from services.provenance.service import Provenance
 from services.provenance.settings import ProvenanceSettings, provenance_settings
 from tests.api.support import Api
 from tests.services.provenance.conftest import settle, tamper
+from tests.support import wait_for
 
 
 def log_size(runtime: Runtime) -> int:
@@ -170,16 +170,6 @@ def latest_size(runtime: Runtime) -> int:
 def latest_anchored_size(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
         return max((int(r["checkpoint_size"]) for r in storage.anchors_for(conn)), default=0)
-
-
-def wait_for(condition: Callable[[], bool], deadline_s: float = 60.0) -> bool:
-    """Poll a condition of background work (the deadline only bounds a hang; it decides no outcome)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_anchors_on_a_real_node_with_the_contract_deployed_once(
