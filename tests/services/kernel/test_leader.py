@@ -104,8 +104,13 @@ def test_a_leader_whose_connection_dies_stops_and_another_takes_over(engines: li
         assert wait_for(lambda: first.leading)
         second.start()
         with outsider.connect() as conn:
+            # This test's database only: advisory locks are per database, and tests running beside this one (other
+            # databases on the same server) take the same key.
             holder = conn.execute(
-                text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :low AND granted"),
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :low AND granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
                 {"low": LEADER_LOCK_KEY & 0xFFFF_FFFF},
             ).scalar_one()
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
