@@ -284,8 +284,7 @@ def test_reassignment(gate, declaration_body, runtime):
 
 
 def test_rule_set_lifecycle_dry_run_and_activation(gate, declaration_body):
-    for _ in range(3):
-        file(gate, declaration_body)
+    filed = [file(gate, declaration_body) for _ in range(3)]
     client, admin, officer = gate["client"], gate["admin"], gate["officers"][0]
     strict = (
         "version: '2026.12.1'\nseed: 7\ntarget: {green: 0, yellow: 0, red: 100}\n"
@@ -304,7 +303,8 @@ def test_rule_set_lifecycle_dry_run_and_activation(gate, declaration_body):
     assert report["declarations"] == 3
     assert report["split_percent"]["red"] == 100.0
     assert report["rules_fired"] == {"fruit": 3}
-    assert report["channel_changes"] == 3
+    # The default set's random selection (1 % red) can already have made one red: only the others change.
+    assert report["channel_changes"] == sum(d["channel"] != "red" for d in filed)
     # The dry run changed nothing; activation switches new registrations to the new set.
     assert client.get("/api/v1/declarations", headers=admin).status_code == 200
     assert client.post("/api/v1/risk/rule-sets/2026.12.1/activate", headers=admin).json()["active"] is True
