@@ -46,13 +46,14 @@ run: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger ocr simulator
+	$(BIN)/mypy ledger ocr simulator api/console
 
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 test: setup lint
+	@BROWSER=1 scripts/system-deps.sh
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 bench: setup

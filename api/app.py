@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
+from api.console.routes import router as console_router
 from services.declarations import service as declarations_service
 from services.declarations.endpoints import problems
 from services.declarations.endpoints import router as declarations_router
@@ -175,6 +176,7 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     app.include_router(review_router)
     app.include_router(risk_router)
     app.include_router(tariff_router)
+    app.include_router(console_router)
     for install in service_installers(settings):
         install(app, runtime)
     return app

@@ -91,7 +91,9 @@ def serve(
     if not is_up_to_date(url):
         fail("the database is not migrated; run `smartgate migrate` first", 3)
     configure_process(settings)
-    typer.echo(f"smartgate on http://{host}:{port} (docs at /docs), database {_redacted(url)}")
+    typer.echo(
+        f"smartgate on http://{host}:{port} (docs at /docs, review console at /console), database {_redacted(url)}"
+    )
     if workers > 1:
         # Each worker builds its own app from the environment. Each relays the outbox (events are claimed with
         # SKIP LOCKED); the checkpointer and the expiry passes run in the one holding the leader lock.

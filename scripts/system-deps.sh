@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar) and the anvil EVM node (npm).
+# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), the anvil EVM node (npm), and for
+# the tests Chromium (BROWSER=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,12 @@ if ! ls .tools/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then
   else
     echo "system-deps: npm not found; install Node.js/npm to run the anvil tests (CI requires them)" >&2
   fi
+fi
+
+# Chromium for the review console's browser tests (`make test`; Playwright drives Debian's build, it downloads none).
+if [ "${BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "system-deps: installing chromium (browser tests of the review console)"
+  apt_install chromium || echo "system-deps: could not install chromium; the browser tests will skip (CI requires them)" >&2
 fi
 
 # Fonts for the OCR benchmark's image generator (benchmarks only: the committed test images need none).

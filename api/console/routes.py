@@ -1,0 +1,521 @@
+"""The review console: web pages where officers work the queue, decide, and look at gate holds and ledger proofs.
+
+Every page is rendered from the platform's public REST API, called in-process with the officer's own API key: the
+console holds no data and no rule of its own, authorisation is the API's, and what an officer does here is exactly
+what a client of the API could do. Pages are plain HTML forms (no script at all), served with a strict
+Content-Security-Policy; the key lives in an HttpOnly, SameSite=Strict cookie scoped to /console, and every form
+carries a token derived from it (CSRF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every value (Starlette's default)
+
+COOKIE = "smartgate_console"
+COOKIE_MAX_AGE = 12 * 3600  # one shift
+ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+OUTCOMES = {
+    "clear": "Clear",
+    "request_documents": "Request documents",
+    "inspect": "Order physical inspection",
+    "reject": "Reject",
+}
+NOTICES = {
+    "clear": "Cleared.",
+    "request_documents": "Documents requested from the trader.",
+    "inspect": "Physical inspection ordered.",
+    "reject": "Rejected.",
+    "on_duty": "You are on duty: new yellow and red declarations come to you in rotation.",
+    "off_duty": "You are off duty: no new declarations are assigned to you.",
+}
+SECURITY_HEADERS = {
+    # No script, no frames, no third-party anything; forms post only to this origin.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class SignedOut(Exception):
+    """The request carries no usable key: send the browser to the login page."""
+
+
+def _csrf(secret: str, key: str) -> str:
+    return hmac.new(secret.encode(), b"console-csrf:" + key.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _key(request: Request) -> str:
+    key = request.cookies.get(COOKIE, "")
+    if not key or len(key) > 200 or not key.isprintable():
+        raise SignedOut
+    return key
+
+
+async def _api(
+    request: Request,
+    method: str,
+    path: str,
+    *,
+    key: str,
+    params: dict[str, Any] | None = None,
+    json_body: Any = None,
+) -> httpx.Response:
+    """Call the platform's REST API in-process as the officer (same middleware, auth and problem+json)."""
+    transport = httpx.ASGITransport(app=request.app)
+    headers = {"Authorization": f"Bearer {key}"}
+    if rid := request.headers.get("x-request-id"):
+        headers["X-Request-ID"] = rid
+    async with httpx.AsyncClient(transport=transport, base_url="http://smartgate.internal") as client:
+        response = await client.request(method, path, params=params, json=json_body, headers=headers)
+    if response.status_code == 401:
+        raise SignedOut
+    return response
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    key = request.cookies.get(COOKIE, "")
+    runtime = request.app.state.runtime
+    context.setdefault("csrf", _csrf(runtime.settings.secret_key, key) if key else "")
+    context.setdefault("notice", NOTICES.get(request.query_params.get("done", "")))
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _problem_text(response: httpx.Response) -> dict[str, Any]:
+    """What to show of an API error (its RFC 9457 title, detail and per-field errors)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    errors = data.get("errors")
+    if not isinstance(errors, list):
+        errors = []
+    return {
+        "status": response.status_code,
+        "title": str(data.get("title", "Error")),
+        "detail": str(data.get("detail", "")),
+        "errors": [
+            f"{e.get('pointer', '')}: {e.get('detail', e.get('code', ''))}" for e in errors if isinstance(e, dict)
+        ],
+        "code": str(data.get("code", "")),
+    }
+
+
+def _check_csrf(request: Request, token: str) -> str:
+    key = _key(request)
+    expected = _csrf(request.app.state.runtime.settings.secret_key, key)
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise PermissionError
+    return key
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _to_login() -> Response:
+    response = _see_other("/console/login")
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+def _forbidden(request: Request) -> Response:
+    return _page(
+        request,
+        "error.html",
+        403,
+        problem={"status": 403, "title": "Forbidden", "detail": "The form expired or did not come from this console; "
+                 "reload the page and try again.", "errors": []},
+    )  # fmt: skip
+
+
+# ---- sign in / out ----------------------------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    """The sign-in page."""
+    return _page(request, "login.html", csrf="")
+
+
+@router.post("/login")
+async def login(request: Request, key: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Check the key against the review API (officers only) and keep it in the console's cookie."""
+    key = key.strip()
+    error = None
+    status = 200
+    if not key or not key.isprintable():
+        error, status = "Enter your API key.", 422
+    else:
+        try:
+            probe = await _api(request, "GET", "/api/v1/review/queue", key=key, params={"limit": 1})
+        except SignedOut:
+            error, status = "This key is not valid (or was revoked).", 401
+        else:
+            if probe.status_code == 403:
+                error, status = "This key is not an officer's: the console is for customs officers.", 403
+            elif probe.status_code != 200:
+                error, status = _problem_text(probe)["detail"] or "The platform could not check the key.", 502
+    if error:
+        return _page(request, "login.html", status, error=error, csrf="")
+    response = _see_other("/console")
+    response.set_cookie(
+        COOKIE,
+        key,
+        max_age=COOKIE_MAX_AGE,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """Forget the key."""
+    return _to_login()
+
+
+# ---- the queue ----------------------------------------------------------------------------------------------------
+
+
+@router.get("")
+async def queue(
+    request: Request,
+    channel: str = "",
+    status: str = "",
+    assigned: str = "all",
+) -> Response:
+    """Yellow and red declarations waiting for a decision, oldest first, with filters."""
+    try:
+        key = _key(request)
+        params: dict[str, Any] = {"assigned": assigned if assigned in ("me", "unassigned", "all") else "all"}
+        if channel in ("yellow", "red"):
+            params["channel"] = channel
+        if status in ("submitted", "awaiting_documents", "inspection"):
+            params["status"] = status
+        params["limit"] = 200
+        got = await _api(request, "GET", "/api/v1/review/queue", key=key, params=params)
+    except SignedOut:
+        return _to_login()
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    rows = [_summary(d) for d in got.json()]
+    return _page(request, "queue.html", rows=rows, filters=params, now=dt.datetime.now(dt.UTC))
+
+
+def _summary(decl: dict[str, Any]) -> dict[str, Any]:
+    body = decl.get("body") or {}
+    trader = body.get("consignee" if decl.get("kind") == "import" else "consignor") or {}
+    reasons = (decl.get("risk") or {}).get("reasons") or []
+    submitted = decl.get("submitted_at")
+    return {
+        "id": decl["id"],
+        "number": decl.get("number") or "(draft)",
+        "channel": decl.get("channel") or "",
+        "status": decl.get("status", ""),
+        "score": (decl.get("risk") or {}).get("score"),
+        "rules": [r.get("rule", "") for r in reasons if r.get("weight")] or [r.get("rule", "") for r in reasons],
+        "trader": trader.get("name", ""),
+        "kind": decl.get("kind", ""),
+        "containers": [c.get("number", "") for c in body.get("containers", [])],
+        "submitted_at": submitted,
+        "waiting": _age(submitted),
+        "assigned": decl.get("assigned_officer") or "—",
+        "duties": decl.get("duties_due_vnd"),
+    }
+
+
+def _age(stamp: str | None) -> str:
+    if not stamp:
+        return ""
+    try:
+        seconds = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return ""
+    minutes = max(0, int(seconds // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d}" if hours < 48 else f"{hours // 24} d"
+
+
+@router.post("/duty")
+async def duty(request: Request, csrf: Annotated[str, Form()] = "", on_duty: Annotated[str, Form()] = "") -> Response:
+    """Go on or off duty (on-duty officers receive new declarations in rotation)."""
+    try:
+        key = _check_csrf(request, csrf)
+        got = await _api(request, "PUT", "/api/v1/review/duty", key=key, json_body={"on_duty": on_duty == "true"})
+    except SignedOut:
+        return _to_login()
+    except PermissionError:
+        return _forbidden(request)
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    return _see_other("/console?done=" + ("on_duty" if on_duty == "true" else "off_duty"))
+
+
+# ---- one declaration ----------------------------------------------------------------------------------------------
+
+
+@router.get("/declarations/{declaration_id}")
+async def declaration(request: Request, declaration_id: str) -> Response:
+    """Everything an officer needs to decide: the goods, duties, risk reasons, history, documents, gate events and
+    the ledger's proof of the declaration's history."""
+    try:
+        return await _declaration_page(request, declaration_id)
+    except SignedOut:
+        return _to_login()
+
+
+async def _declaration_page(
+    request: Request, declaration_id: str, *, problem: dict[str, Any] | None = None, form: dict[str, str] | None = None
+) -> Response:
+    if not ID.match(declaration_id):
+        return _not_found(request, "no such declaration")
+    key = _key(request)
+    base = f"/api/v1/declarations/{declaration_id}"
+    got = await _api(request, "GET", base, key=key)
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    decl = got.json()
+    history, documents, events, ledger = await asyncio.gather(
+        _api(request, "GET", f"{base}/history", key=key),
+        _api(request, "GET", f"{base}/documents", key=key),
+        _api(request, "GET", "/api/v1/gate/events", key=key, params={"declaration_id": declaration_id}),
+        _ledger_summary(request, key, declaration_id),
+    )
+    return _page(
+        request,
+        "declaration.html",
+        problem["status"] if problem else 200,
+        d=decl,
+        body=decl.get("body") or {},
+        history=history.json().get("transitions", []) if history.status_code == 200 else [],
+        versions=len(history.json().get("versions", [])) if history.status_code == 200 else 0,
+        documents=documents.json() if documents.status_code == 200 else [],
+        gate_events=events.json().get("items", []) if events.status_code == 200 else [],
+        ledger=ledger,
+        outcomes={a: OUTCOMES[a] for a in decl.get("allowed_actions", []) if a in OUTCOMES},
+        problem=problem,
+        form=form or {},
+    )
+
+
+async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str, Any]:
+    """The declaration's provenance bundle, verified here: which entries, which checkpoint, which anchors."""
+    got = await _api(request, "GET", f"/api/v1/ledger/subjects/{subject}/bundle", key=key, params={"payloads": "false"})
+    if got.status_code != 200:
+        problem = _problem_text(got)
+        if problem["code"] == "ledger.not_checkpointed":
+            return {"state": "pending", "detail": problem["detail"]}
+        return {"state": "unavailable", "detail": problem["detail"]}
+    try:
+        from ledger.bundle import verify_bundle
+    except ImportError:  # the ledger extra is not installed: show the download only
+        return {"state": "unverified"}
+    try:
+        report = verify_bundle(got.content)
+    except Exception as exc:  # a bundle that does not verify is shown as such, never hidden
+        return {"state": "failed", "detail": str(exc)}
+    key_check = await _api(request, "GET", "/api/v1/ledger/public-key", key=key)
+    return {
+        "state": "verified",
+        "entries": report.entries,
+        "tree_size": report.tree_size,
+        "root": report.root_hash.hex(),
+        "same_key": key_check.status_code == 200 and report.key == key_check.text.strip(),
+        "anchors": [{"chain": a.chain_label, "block": a.block_number, "tx": a.tx_hash} for a in report.anchors],
+    }
+
+
+@router.post("/declarations/{declaration_id}/decide")
+async def decide(
+    request: Request,
+    declaration_id: str,
+    csrf: Annotated[str, Form()] = "",
+    outcome: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+    violation: Annotated[str, Form()] = "",
+) -> Response:
+    """Record a decision through the API; on a refusal (409, 422) show the page again with the API's reason."""
+    try:
+        key = _check_csrf(request, csrf)
+        if not ID.match(declaration_id):
+            return await _declaration_page(request, declaration_id)
+        payload: dict[str, Any] = {"outcome": outcome, "violation": violation == "on"}
+        if reason.strip():
+            payload["reason"] = reason.strip()
+        got = await _api(request, "POST", f"/api/v1/declarations/{declaration_id}/decisions", key=key,
+                         json_body=payload)  # fmt: skip
+        if got.status_code == 200:
+            return _see_other(f"/console/declarations/{declaration_id}?done={quote(outcome)}")
+        return await _declaration_page(
+            request, declaration_id, problem=_problem_text(got), form={"outcome": outcome, "reason": reason}
+        )
+    except SignedOut:
+        return _to_login()
+    except PermissionError:
+        return _forbidden(request)
+
+
+@router.get("/declarations/{declaration_id}/documents/{document_id}")
+async def document(request: Request, declaration_id: str, document_id: str) -> Response:
+    """A document the trader uploaded, always as a download: its bytes are the trader's, never a page of ours."""
+    got = await _fetch(
+        request,
+        f"/api/v1/declarations/{declaration_id}/documents/{document_id}",
+        valid=bool(ID.match(declaration_id) and ID.match(document_id)),
+        missing="no such document",
+    )
+    return _download(got, fallback=f"document-{document_id}") if isinstance(got, httpx.Response) else got
+
+
+@router.get("/declarations/{declaration_id}/bundle")
+async def bundle(request: Request, declaration_id: str) -> Response:
+    """The declaration's provenance bundle (verify it offline with `smartgate ledger verify-bundle FILE`)."""
+    got = await _fetch(
+        request,
+        f"/api/v1/ledger/subjects/{declaration_id}/bundle",
+        valid=bool(ID.match(declaration_id)),
+        missing="no such declaration",
+    )
+    return _download(got, fallback=f"bundle-{declaration_id}.json") if isinstance(got, httpx.Response) else got
+
+
+async def _fetch(request: Request, path: str, *, valid: bool, missing: str) -> httpx.Response | Response:
+    """GET an API resource as the signed-in officer: its response if 200, else the page to show instead (sign-in,
+    not found, or the API's problem)."""
+    try:
+        key = _key(request)
+        if not valid:
+            return _not_found(request, missing)
+        got = await _api(request, "GET", path, key=key)
+    except SignedOut:
+        return _to_login()
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    return got
+
+
+def _not_found(request: Request, detail: str) -> Response:
+    return _page(request, "error.html", 404, problem={"status": 404, "title": "Not found", "detail": detail,
+                 "errors": []})  # fmt: skip
+
+
+def _download(got: httpx.Response, *, fallback: str) -> Response:
+    disposition = got.headers.get("content-disposition", "")
+    if not disposition.startswith("attachment"):
+        disposition = f'attachment; filename="{fallback}"'
+    return Response(
+        got.content,
+        media_type=got.headers.get("content-type", "application/octet-stream"),
+        headers={**SECURITY_HEADERS, "Content-Disposition": disposition,
+                 "Content-Security-Policy": "default-src 'none'; sandbox"},
+    )  # fmt: skip
+
+
+# ---- the gate -------------------------------------------------------------------------------------------------
+
+
+@router.get("/gate")
+async def gate(request: Request, decision: str = "hold") -> Response:
+    """Trucks the gate held (container or seal not matching a declaration, unreadable code...), newest first."""
+    try:
+        key = _key(request)
+        params = {"limit": 100, **({"decision": decision} if decision in ("hold", "proceed") else {})}
+        got = await _api(request, "GET", "/api/v1/gate/events", key=key, params=params)
+    except SignedOut:
+        return _to_login()
+    if got.status_code == 404:
+        return _not_found(request, "the inspection service is not running in this process")
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    events = got.json().get("items", [])
+    for event in events:
+        event["image_links"] = [
+            f"/console/gate/{event['id']}/images/{link.rsplit('/', 1)[-1]}" for link in event.get("images", [])
+        ]
+    return _page(request, "gate.html", events=events, decision=params.get("decision", ""))
+
+
+@router.get("/gate/{event_id}/images/{sha256}")
+async def gate_image(request: Request, event_id: str, sha256: str) -> Response:
+    """A camera image of a gate event."""
+    got = await _fetch(
+        request,
+        f"/api/v1/gate/events/{event_id}/images/{sha256}",
+        valid=bool(ID.match(event_id) and SHA256.match(sha256)),
+        missing="no such image",
+    )
+    if not isinstance(got, httpx.Response):
+        return got
+    if got.headers.get("content-type") not in ("image/jpeg", "image/png", "image/webp"):
+        return Response(status_code=415)
+    return Response(got.content, media_type=got.headers["content-type"],
+                    headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"})  # fmt: skip
+
+
+@router.get("/static/console.css")
+async def stylesheet() -> FileResponse:
+    """The console's only stylesheet."""
+    return FileResponse(HERE / "static" / "console.css", media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+
+def query(**params: Any) -> str:
+    """A query string of the non-empty params (used by the templates' filter links)."""
+    return urlencode({k: v for k, v in params.items() if v})
+
+
+GATE_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam (no daylight saving): the officers' clock
+
+
+def local(stamp: Any) -> str:
+    """An ISO timestamp as the gate's local time, to the minute (the raw value stays in the title)."""
+    if not isinstance(stamp, str) or not stamp:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(GATE_TZ).strftime("%Y-%m-%d %H:%M ICT")
+
+
+def pretty(value: Any) -> str:
+    """A JSON value as indented text (for a payload an officer wants to read whole)."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+templates.env.globals.update(query=query, outcomes=OUTCOMES)
+templates.env.filters.update(
+    pretty=pretty, local=local, vnd=lambda n: f"{int(n):,}".replace(",", ".") if isinstance(n, int | float) else "—"
+)

@@ -1,0 +1,93 @@
+"""The review console in a real browser (headless Chromium through Playwright): sign in, open, decide."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_console import Console, clear_key
+
+CHROMIUM = os.environ.get("SMARTGATE_TEST_CHROMIUM", "/usr/bin/chromium")
+# Chromium's own background traffic is refused by a closed network; these flags keep it quiet and fast.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def _need_browser() -> Any:
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "the playwright package is not installed (the dev extra has it)"
+    if reason is None and not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        reason = f"Chromium not found at {CHROMIUM} (Debian package chromium; `make test` installs it)"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the browser tests: {reason}")
+        pytest.skip(reason)
+    return sync_playwright
+
+
+@pytest.fixture
+def served(app: Any) -> Iterator[str]:
+    """The app behind a real HTTP server on a free loopback port."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+@pytest.mark.xdist_group("browser")
+def test_officer_signs_in_opens_and_clears_in_a_browser(served, runtime, keys, declaration_body):
+    sync_playwright = _need_browser()
+    # The API through the same server the browser uses (one lifespan: the server's).
+    client = httpx.Client(base_url=served)
+    console = Console(client, runtime, keys, declaration_body)
+    decl = console.file()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/console")
+            assert page.url.endswith("/console/login")
+            page.fill("#key", clear_key(console.officer))
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{served}/console")
+            row = page.locator("table.queue tbody tr", has_text=decl["number"])
+            assert row.count() == 1
+            assert "yellow" in row.inner_text()
+            row.locator("a").click()
+            page.wait_for_url(f"{served}/console/declarations/{decl['id']}")
+            assert "new_trader" in page.inner_text("body")
+            # The stylesheet loads under the console's Content-Security-Policy (no inline style, no script).
+            assert page.eval_on_selector("header", "e => getComputedStyle(e).display") == "flex"
+            page.check("input[name=outcome][value=clear]")
+            page.fill("#reason", "phytosanitary certificate checked")
+            page.get_by_role("button", name="Record decision").click()
+            page.wait_for_url("**?done=clear")
+            assert page.locator(".notice").inner_text() == "Cleared."
+            assert "cleared" in page.locator("h1 .status").inner_text()
+        finally:
+            browser.close()
+    assert console.api(decl["id"])["status"] == "cleared"
+    client.close()
