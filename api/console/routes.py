@@ -23,6 +23,7 @@ import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -31,6 +32,7 @@ templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every v
 
 COOKIE = "smartgate_console"
 COOKIE_MAX_AGE = 12 * 3600  # one shift
+QUEUE_PAGE = 200  # the oldest first; a longer queue shows "200+"
 ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OUTCOMES = {
@@ -58,6 +60,9 @@ SECURITY_HEADERS = {
 }
 
 
+_PLAIN_HTTP = ("development", "test")
+
+
 class SignedOut(Exception):
     """The request carries no usable key: send the browser to the login page."""
 
@@ -66,9 +71,14 @@ def _csrf(secret: str, key: str) -> str:
     return hmac.new(secret.encode(), b"console-csrf:" + key.encode(), hashlib.sha256).hexdigest()[:40]
 
 
+def _usable(key: str) -> bool:
+    """A string that can be an API key at all (it travels in an HTTP header: printable ASCII, bounded)."""
+    return 0 < len(key) <= 200 and key.isascii() and key.isprintable()
+
+
 def _key(request: Request) -> str:
     key = request.cookies.get(COOKIE, "")
-    if not key or len(key) > 200 or not key.isprintable():
+    if not _usable(key):
         raise SignedOut
     return key
 
@@ -126,7 +136,19 @@ def _problem_text(response: httpx.Response) -> dict[str, Any]:
     }
 
 
+def _same_site(request: Request) -> bool:
+    """False for a form another site made the browser post (Fetch Metadata, else Origin): sign-in and sign-out have
+    no token to check, and for the others it is a second lock."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
 def _check_csrf(request: Request, token: str) -> str:
+    if not _same_site(request):
+        raise PermissionError
     key = _key(request)
     expected = _csrf(request.app.state.runtime.settings.secret_key, key)
     if not hmac.compare_digest(token.encode(), expected.encode()):
@@ -164,13 +186,17 @@ async def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, key: Annotated[str, Form(max_length=200)] = "") -> Response:
+async def login(request: Request, key: Annotated[str, Form()] = "") -> Response:
     """Check the key against the review API (officers only) and keep it in the console's cookie."""
+    if not _same_site(request):
+        return _forbidden(request)
     key = key.strip()
     error = None
     status = 200
-    if not key or not key.isprintable():
+    if not key:
         error, status = "Enter your API key.", 422
+    elif not _usable(key):
+        error, status = "This key is not valid (or was revoked).", 401
     else:
         try:
             probe = await _api(request, "GET", "/api/v1/review/queue", key=key, params={"limit": 1})
@@ -191,14 +217,18 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)] = ""
         path="/console",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Plain http only where the platform is served that way on purpose (development, tests); behind a TLS proxy
+        # that does not forward the scheme, the cookie must still never travel in clear.
+        secure=request.url.scheme == "https" or request.app.state.runtime.settings.environment not in _PLAIN_HTTP,
     )
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the key."""
+    """Forget the key (in this browser: the key itself stays valid until an admin revokes it)."""
+    if not _same_site(request):
+        return _forbidden(request)
     return _to_login()
 
 
@@ -220,14 +250,14 @@ async def queue(
             params["channel"] = channel
         if status in ("submitted", "awaiting_documents", "inspection"):
             params["status"] = status
-        params["limit"] = 200
+        params["limit"] = QUEUE_PAGE
         got = await _api(request, "GET", "/api/v1/review/queue", key=key, params=params)
     except SignedOut:
         return _to_login()
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     rows = [_summary(d) for d in got.json()]
-    return _page(request, "queue.html", rows=rows, filters=params, now=dt.datetime.now(dt.UTC))
+    return _page(request, "queue.html", rows=rows, filters=params, limit=QUEUE_PAGE)
 
 
 def _summary(decl: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +327,7 @@ async def declaration(request: Request, declaration_id: str) -> Response:
 async def _declaration_page(
     request: Request, declaration_id: str, *, problem: dict[str, Any] | None = None, form: dict[str, str] | None = None
 ) -> Response:
-    if not ID.match(declaration_id):
+    if not ID.fullmatch(declaration_id):
         return _not_found(request, "no such declaration")
     key = _key(request)
     base = f"/api/v1/declarations/{declaration_id}"
@@ -338,19 +368,23 @@ async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str,
         return {"state": "unavailable", "detail": problem["detail"]}
     try:
         from ledger.bundle import verify_bundle
+        from ledger.checkpoint import Verifier
     except ImportError:  # the ledger extra is not installed: show the download only
         return {"state": "unverified"}
+    public_key = await _api(request, "GET", "/api/v1/ledger/public-key", key=key)
     try:
-        report = verify_bundle(got.content)
+        trusted = Verifier.from_vkey(public_key.text.strip()) if public_key.status_code == 200 else None
+        # Pinned to the log's own key: a bundle signed by any other key fails. CPU work, kept off the event loop.
+        report = await run_in_threadpool(verify_bundle, got.content, trusted_key=trusted)
     except Exception as exc:  # a bundle that does not verify is shown as such, never hidden
         return {"state": "failed", "detail": str(exc)}
-    key_check = await _api(request, "GET", "/api/v1/ledger/public-key", key=key)
+    if trusted is None:
+        return {"state": "failed", "detail": "the log's public key is not available to check the signature against"}
     return {
         "state": "verified",
         "entries": report.entries,
         "tree_size": report.tree_size,
         "root": report.root_hash.hex(),
-        "same_key": key_check.status_code == 200 and report.key == key_check.text.strip(),
         "anchors": [{"chain": a.chain_label, "block": a.block_number, "tx": a.tx_hash} for a in report.anchors],
     }
 
@@ -361,13 +395,13 @@ async def decide(
     declaration_id: str,
     csrf: Annotated[str, Form()] = "",
     outcome: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form(max_length=4000)] = "",
+    reason: Annotated[str, Form()] = "",
     violation: Annotated[str, Form()] = "",
 ) -> Response:
     """Record a decision through the API; on a refusal (409, 422) show the page again with the API's reason."""
     try:
         key = _check_csrf(request, csrf)
-        if not ID.match(declaration_id):
+        if not ID.fullmatch(declaration_id):
             return await _declaration_page(request, declaration_id)
         payload: dict[str, Any] = {"outcome": outcome, "violation": violation == "on"}
         if reason.strip():
@@ -391,10 +425,12 @@ async def document(request: Request, declaration_id: str, document_id: str) -> R
     got = await _fetch(
         request,
         f"/api/v1/declarations/{declaration_id}/documents/{document_id}",
-        valid=bool(ID.match(declaration_id) and ID.match(document_id)),
+        valid=bool(ID.fullmatch(declaration_id) and ID.fullmatch(document_id)),
         missing="no such document",
     )
-    return _download(got, fallback=f"document-{document_id}") if isinstance(got, httpx.Response) else got
+    if not isinstance(got, httpx.Response):
+        return got
+    return _download(got, fallback=f"document-{document_id}", media_type="application/octet-stream")
 
 
 @router.get("/declarations/{declaration_id}/bundle")
@@ -403,7 +439,7 @@ async def bundle(request: Request, declaration_id: str) -> Response:
     got = await _fetch(
         request,
         f"/api/v1/ledger/subjects/{declaration_id}/bundle",
-        valid=bool(ID.match(declaration_id)),
+        valid=bool(ID.fullmatch(declaration_id)),
         missing="no such declaration",
     )
     return _download(got, fallback=f"bundle-{declaration_id}.json") if isinstance(got, httpx.Response) else got
@@ -429,13 +465,13 @@ def _not_found(request: Request, detail: str) -> Response:
                  "errors": []})  # fmt: skip
 
 
-def _download(got: httpx.Response, *, fallback: str) -> Response:
+def _download(got: httpx.Response, *, fallback: str, media_type: str | None = None) -> Response:
     disposition = got.headers.get("content-disposition", "")
     if not disposition.startswith("attachment"):
         disposition = f'attachment; filename="{fallback}"'
     return Response(
         got.content,
-        media_type=got.headers.get("content-type", "application/octet-stream"),
+        media_type=media_type or got.headers.get("content-type", "application/octet-stream"),
         headers={**SECURITY_HEADERS, "Content-Disposition": disposition,
                  "Content-Security-Policy": "default-src 'none'; sandbox"},
     )  # fmt: skip
@@ -471,15 +507,14 @@ async def gate_image(request: Request, event_id: str, sha256: str) -> Response:
     got = await _fetch(
         request,
         f"/api/v1/gate/events/{event_id}/images/{sha256}",
-        valid=bool(ID.match(event_id) and SHA256.match(sha256)),
+        valid=bool(ID.fullmatch(event_id) and SHA256.fullmatch(sha256)),
         missing="no such image",
     )
     if not isinstance(got, httpx.Response):
         return got
     if got.headers.get("content-type") not in ("image/jpeg", "image/png", "image/webp"):
         return Response(status_code=415)
-    return Response(got.content, media_type=got.headers["content-type"],
-                    headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"})  # fmt: skip
+    return Response(got.content, media_type=got.headers["content-type"], headers=SECURITY_HEADERS)
 
 
 @router.get("/static/console.css")

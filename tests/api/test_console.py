@@ -81,7 +81,9 @@ def test_pages_need_sign_in(console):
     login = console.page("/console/login")
     assert login.status_code == 200
     assert 'type="password"' in login.text
-    assert "script-src" not in login.headers["content-security-policy"]  # no script is allowed at all
+    csp = login.headers["content-security-policy"]
+    assert "default-src 'none'" in csp  # no script, frame or third-party anything
+    assert "script-src" not in csp
     assert login.headers["x-frame-options"] == "DENY"
 
 
@@ -164,7 +166,10 @@ def test_refused_decisions_show_the_api_reason(console):
     assert console.client.post(url, data={"outcome": "clear", "csrf": token}).status_code == 200
     twice = console.client.post(url, data={"outcome": "inspect", "csrf": token})
     assert twice.status_code == 409
-    assert "cleared" in twice.text
+    alert = re.search(r'<div class="error" role="alert">(.*?)</div>', twice.text, re.S)
+    assert alert, "the API's refusal is not shown"
+    assert "409" in alert.group(1)
+    assert "cleared" in alert.group(1)  # the API names the state it is in
     assert console.api(decl["id"])["status"] == "cleared"
 
 
@@ -204,6 +209,7 @@ def test_documents_are_downloads_never_pages(console):
     got = console.page(link)
     assert got.status_code == 200
     assert got.content == evil
+    assert got.headers["content-type"] == "application/octet-stream"  # never the trader's text/html
     assert got.headers["content-disposition"].startswith("attachment")
     assert "sandbox" in got.headers["content-security-policy"]
     assert console.page(f"/console/declarations/{decl['id']}/documents/not-an-id").status_code == 404
@@ -240,8 +246,6 @@ def test_ledger_proof_is_verified_on_the_page(console, runtime):
     decl = console.file()
     console.sign_in()
     url = f"/console/declarations/{decl['id']}"
-    if "provenance.checkpointer" not in runtime.extras:
-        pytest.skip("the provenance service is not installed")
     runtime.relay.drain()
     outcome = runtime.extras["provenance.checkpointer"].checkpoint_now()
     assert outcome.anchor_error is None, outcome.anchor_error
@@ -256,6 +260,7 @@ def test_ledger_proof_is_verified_on_the_page(console, runtime):
 
 
 def test_sign_out_and_revoked_keys(console):
+    decl = console.file()
     console.sign_in()
     assert console.page("/console").status_code == 200
     token = console.csrf(console.page("/console").text)
@@ -270,7 +275,13 @@ def test_sign_out_and_revoked_keys(console):
     gone = console.page("/console")
     assert gone.status_code == 303
     assert gone.headers["location"] == "/console/login"
-    assert token  # (the token of a key that no longer works is useless: the API refuses the key itself)
+    # A form of the revoked key's session changes nothing: the API refuses the key itself.
+    late = console.client.post(
+        f"/console/declarations/{decl['id']}/decide", data={"outcome": "clear", "csrf": token}, follow_redirects=False
+    )
+    assert late.status_code == 303
+    assert late.headers["location"] == "/console/login"
+    assert console.client.get(f"{BASE}/{decl['id']}", headers=console.trader).json()["status"] == "submitted"
 
 
 def test_duty_toggle(console, runtime):
@@ -286,3 +297,53 @@ def test_duty_toggle(console, runtime):
     off = console.client.post("/console/duty", data={"on_duty": "false", "csrf": token})
     assert off.status_code == 200
     assert "off duty" in off.text
+    assert console.api(console.file()["id"])["assigned_officer"] is None  # nobody on duty: unassigned
+    forged = console.client.post("/console/duty", data={"on_duty": "true", "csrf": "0" * 40})
+    assert forged.status_code == 403
+    assert console.api(console.file()["id"])["assigned_officer"] is None
+
+
+def test_bad_input_is_a_page_never_a_500(console):
+    decl = console.file()
+    # Keys travel in a header: a non-ASCII one is simply not valid.
+    assert console.client.post("/console/login", data={"key": "clé-é"}, follow_redirects=False).status_code == 401
+    console.sign_in()
+    for path in (
+        f"/console/declarations/{decl['id']}%0A",
+        f"/console/declarations/{decl['id']}/documents/{decl['id']}%0A",
+        f"/console/declarations/{decl['id']}%0A/bundle",
+        "/console/gate/x/images/y",
+        "/console/declarations/..%2F..%2Fapi%2Fv1%2Fdeclarations",
+    ):
+        assert console.page(path).status_code == 404, path
+    long_reason = console.client.post(
+        f"/console/declarations/{decl['id']}/decide",
+        data={"outcome": "reject", "reason": "x" * 5000, "csrf": console.csrf(console.page("/console").text)},
+    )
+    assert long_reason.status_code == 422  # the API's limit, shown on the page
+    assert 'role="alert"' in long_reason.text
+    assert console.api(decl["id"])["status"] == "submitted"
+    for junk in ("?channel=%00", "?assigned=<b>", "?status=" + "x" * 5000):
+        assert console.page("/console" + junk).status_code == 200
+
+
+def test_forms_posted_from_another_site_are_refused(console):
+    decl = console.file()
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    login = console.client.post(
+        "/console/login", data={"key": clear_key(console.officer)}, headers=cross, follow_redirects=False
+    )
+    assert login.status_code == 403
+    assert "set-cookie" not in login.headers
+    console.sign_in()
+    token = console.csrf(console.page("/console").text)
+    url = f"/console/declarations/{decl['id']}/decide"
+    forged = console.client.post(
+        url, data={"outcome": "clear", "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    assert console.client.post("/console/logout", headers=cross, follow_redirects=False).status_code == 403
+    assert console.api(decl["id"])["status"] == "submitted"
+    same = console.client.post(url, data={"outcome": "clear", "csrf": token}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200
+    assert console.api(decl["id"])["status"] == "cleared"
