@@ -15,7 +15,7 @@ export SMARTGATE_VAR_DIR ?= var
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
 	@echo "make test      set up, lint, and run the whole test suite (PostgreSQL too when SMARTGATE_TEST_DATABASE_URL is set)"
-	@echo "make lint      ruff format --check, ruff check, mypy on the libraries"
+	@echo "make lint      ruff format --check, ruff check, mypy on the libraries, services and the edge"
 	@echo "make bench     run the benchmarks under benchmarks/"
 	@echo "make loadtest  a bounded locust run against a local platform"
 	@echo "make sim       run the baseline gate scenario"
@@ -46,7 +46,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger ocr simulator api/console
+	$(BIN)/mypy ledger ocr simulator services api
 
 format: setup
 	$(BIN)/ruff format .

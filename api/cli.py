@@ -31,7 +31,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     from pydantic import ValidationError
 
     from services.kernel.settings import KernelSettings
@@ -43,7 +43,7 @@ def _settings():  # type: ignore[no-untyped-def]
         fail(f"invalid settings: {first['msg']}", 2)
 
 
-def _sessions(settings):  # type: ignore[no-untyped-def]
+def _sessions(settings):
     from services.kernel.database import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(settings.resolved_database_url))
@@ -241,7 +241,7 @@ def tariff_rate(
     typer.echo(json.dumps({"currency": currency, "day": the_day.isoformat(), "vnd_per_unit": str(rate)}))
 
 
-def _seed_rates_and_duty(session, settings, saved: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _seed_rates_and_duty(session, settings, saved: dict[str, str]) -> None:
     """Demo exchange rates for the last week and the demo officer on duty."""
     import datetime as dt
 

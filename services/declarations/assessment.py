@@ -23,7 +23,7 @@ from services.declarations.models import (
     TraderProfile,
     UnitValueObservation,
 )
-from services.kernel.database import UTCDateTime, utcnow
+from services.kernel.database import UTCDateTime, table_of, utcnow
 from services.kernel.outbox import canonical_sha256
 
 VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam keeps UTC+7 all year
@@ -72,7 +72,7 @@ REFERENCE_CACHE = _Cache(ttl=30.0)
 
 
 def _db(session: Session) -> str:
-    return str(session.get_bind().url)
+    return str(session.get_bind().engine.url)
 
 
 def tariff_rates(session: Session, hs_codes: set[str]) -> dict[str, duties.Rates]:
@@ -131,11 +131,11 @@ def active_rule_set(session: Session) -> RuleSet:
     key = (_db(session), "rule_set")
     cached = REFERENCE_CACHE.get(key)
     if cached is not _MISS and cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     active = session.scalar(select(RuleSet).where(RuleSet.active.is_(True)))
     if active is not None:
         session.expunge(active)
-        return REFERENCE_CACHE.put(key, active)  # type: ignore[no-any-return]
+        return REFERENCE_CACHE.put(key, active)
     # Not installed yet (the app installs it at start-up): assess with the shipped default, unsaved.
     return _shipped_default()
 
@@ -230,7 +230,7 @@ def unit_value_bands(
     hundreds of lines and moves slowly, and recomputing it on every filing was half the cost of assessment.
     """
     bands: dict[str, risk.UnitValueBand] = {}
-    database = str(session.get_bind().url)
+    database = str(session.get_bind().engine.url)
     now = time.monotonic()
     for hs in sorted(hs_codes):
         key = (database, hs, low, high)
@@ -264,7 +264,7 @@ _band_cache: dict[tuple[str, str, float, float], tuple[float, risk.UnitValueBand
 BAND_MAX_AGE_SECONDS = 60.0
 
 
-def _history_statement():  # type: ignore[no-untyped-def]
+def _history_statement():
     earlier = (
         select(Declaration.id)
         .where(
@@ -313,7 +313,7 @@ def ensure_profile(session: Session, organisation_id: str) -> None:
     dialect = session.get_bind().dialect.name
     insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert_stmt(TraderProfile.__table__)
+        insert_stmt(table_of(TraderProfile))
         .values(organisation_id=organisation_id, compliance_class="B", violations=0, clean_since_change=0,
                 updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["organisation_id"])
@@ -389,7 +389,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None)
 
 
-_INSERT_OBSERVATIONS = insert(UnitValueObservation.__table__)
+_INSERT_OBSERVATIONS = insert(table_of(UnitValueObservation))
 
 
 def record(session: Session, decl: Declaration, assessment: Assessment) -> None:

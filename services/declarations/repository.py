@@ -19,6 +19,7 @@ from services.declarations.models import (
     DeclarationTransition,
     DeclarationVersion,
 )
+from services.kernel.database import table_of
 from services.kernel.errors import Unprocessable
 
 
@@ -103,8 +104,8 @@ def replace_lookups(session: Session, decl: Declaration, *, containers: list[str
     add_lookups(session, decl, containers=containers, hs_codes=hs_codes)
 
 
-_INSERT_CONTAINERS = insert(DeclarationContainer.__table__)
-_INSERT_HS_CODES = insert(DeclarationHsCode.__table__)
+_INSERT_CONTAINERS = insert(table_of(DeclarationContainer))
+_INSERT_HS_CODES = insert(table_of(DeclarationHsCode))
 
 
 def add_lookups(session: Session, decl: Declaration, *, containers: list[str], hs_codes: list[str]) -> None:
@@ -116,10 +117,10 @@ def add_lookups(session: Session, decl: Declaration, *, containers: list[str], h
         conn.execute(_INSERT_HS_CODES, [{"declaration_id": decl.id, "hs_code": h} for h in sorted(set(hs_codes))])
 
 
-def _next_number_statement(dialect: str):  # type: ignore[no-untyped-def]
+def _next_number_statement(dialect: str):
     insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert_stmt(DeclarationSequence.__table__)
+        insert_stmt(table_of(DeclarationSequence))
         .values(prefix=bindparam("prefix"), year=bindparam("year"), last_value=1)
         .on_conflict_do_update(
             index_elements=["prefix", "year"], set_={"last_value": DeclarationSequence.__table__.c.last_value + 1}
@@ -144,7 +145,7 @@ def next_number(session: Session, *, prefix: str, year: int) -> int:
     params = {"prefix": prefix, "year": year}
     if dialect == "postgresql":
         # One statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips.
-        engine = session.get_bind().engine  # type: ignore[union-attr]
+        engine = session.get_bind().engine
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return int(conn.execute(_NEXT_NUMBER[dialect], params).scalar_one())
     return int(session.connection().execute(_NEXT_NUMBER["sqlite"], params).scalar_one())

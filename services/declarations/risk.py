@@ -103,8 +103,8 @@ class RandomSelection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    red: float = Field(0.0, ge=0, le=1)
-    yellow: float = Field(0.0, ge=0, le=1)
+    red: float = Field(default=0.0, ge=0, le=1)
+    yellow: float = Field(default=0.0, ge=0, le=1)
 
 
 class RuleSetSpec(BaseModel):

@@ -6,10 +6,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.declarations.models import Declaration, OfficerDuty
-from services.kernel.database import utcnow
+from services.kernel.database import table_of, utcnow
 
 # The on-duty officer whose last assignment is oldest (never-assigned first): VNACCS rotation since 2025.
-_DUTY = OfficerDuty.__table__
+_DUTY = table_of(OfficerDuty)
 _ROTATION = (
     select(_DUTY.c.officer_key_id)
     .where(_DUTY.c.on_duty.is_(True))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, Field, ValidationError, ValidatorFunctionWrapHandler, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.declarations import codes
 from services.kernel.schemas import InputSchema, Schema
@@ -228,7 +228,7 @@ class DeclarationIn(InputSchema):
         except ValidationError as exc:
             raise _merge(exc, cross) from None
         if cross:
-            raise ValidationError.from_exception_data(cls.__name__, cross)
+            raise ValidationError.from_exception_data(cls.__name__, cast("list[InitErrorDetails]", cross))
         return model
 
 
@@ -241,7 +241,7 @@ def _merge(exc: ValidationError, extra: list[Any]) -> ValidationError:
         }
         for e in exc.errors()
     ]
-    return ValidationError.from_exception_data(exc.title, errors + extra)  # type: ignore[arg-type]
+    return ValidationError.from_exception_data(exc.title, errors + extra)
 
 
 def _num(value: Any) -> Decimal | None:

@@ -16,7 +16,7 @@ from services.declarations.exceptions import DeclarationNotFound, IllegalTransit
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
 from services.kernel.auth import Principal, Role
-from services.kernel.database import new_id, utcnow
+from services.kernel.database import new_id, table_of, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
 from services.kernel.outbox import canonical_sha256, event_row, record_events
 
@@ -95,7 +95,7 @@ def _record_many(
     _write(session, [t for t, _ in rows], [e for _, e in rows])
 
 
-_INSERT_TRANSITIONS = insert(DeclarationTransition.__table__)
+_INSERT_TRANSITIONS = insert(table_of(DeclarationTransition))
 
 
 def _write(session: Session, transitions: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
@@ -233,8 +233,8 @@ def prepare(
     return filing
 
 
-_INSERT_DECLARATION = insert(Declaration.__table__)
-_INSERT_VERSION = insert(DeclarationVersion.__table__)
+_INSERT_DECLARATION = insert(table_of(Declaration))
+_INSERT_VERSION = insert(table_of(DeclarationVersion))
 _DECLARATION_COLUMNS = tuple(c.key for c in Declaration.__table__.columns)
 
 

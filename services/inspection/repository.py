@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.inspection.matching import Expected, near_patterns, normalise_code
 from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent
-from services.kernel.database import utcnow
+from services.kernel.database import table_of, utcnow
 from services.kernel.errors import Unprocessable
 
 
@@ -32,8 +32,8 @@ def _expected(row: ExpectedDeclaration) -> Expected:
 
 
 _UPDATED = ("number", "status", "version", "event_seq", "body_sha256", "truck_plate", "containers", "updated_at")
-_ED = ExpectedDeclaration.__table__
-_EC = ExpectedContainer.__table__
+_ED = table_of(ExpectedDeclaration)
+_EC = table_of(ExpectedContainer)
 _CURRENT = select(
     _ED.c.declaration_id, _ED.c.version, _ED.c.event_seq, _ED.c.number, _ED.c.body_sha256, _ED.c.truck_plate,
     _ED.c.containers,

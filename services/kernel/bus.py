@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.kernel.database import unit_of_work, utcnow
+from services.kernel.database import table_of, unit_of_work, utcnow
 from services.kernel.outbox import Event, ProcessedEvent, mark_published, pending_events
 
 logger = logging.getLogger("smartgate.bus")
@@ -236,7 +236,7 @@ def idempotent(
     return handler
 
 
-_PROCESSED_TABLE = ProcessedEvent.__table__
+_PROCESSED_TABLE = table_of(ProcessedEvent)
 _PROCESSED = select(_PROCESSED_TABLE.c.event_id).where(
     _PROCESSED_TABLE.c.consumer == bindparam("consumer"),
     _PROCESSED_TABLE.c.event_id.in_(bindparam("ids", expanding=True)),

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, String, Table, TypeDecorator, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -38,6 +38,12 @@ class Base(DeclarativeBase):
 def utcnow() -> dt.datetime:
     """Timezone-aware now in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, typed as a `Table` (SQLAlchemy types `Model.__table__` as a `FromClause`, which
+    insert/update/delete do not accept)."""
+    return cast(Table, model.__table__)
 
 
 def new_id() -> str:

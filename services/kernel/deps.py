@@ -108,7 +108,7 @@ async def get_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def require_roles(*roles: Role):
     """A dependency that lets only `roles` through (403 otherwise)."""
 
     async def dependency(principal: CurrentPrincipal) -> Principal:

@@ -12,7 +12,7 @@ import rfc8785
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.kernel.database import Base, UTCDateTime, new_id, utcnow
+from services.kernel.database import Base, UTCDateTime, new_id, table_of, utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -124,7 +124,7 @@ def event_row(*, type: str, subject: str, payload: dict[str, Any]) -> dict[str, 
     return {"id": new_id(), "type": type, "subject": subject, "payload": payload, "occurred_at": utcnow()}
 
 
-_INSERT_EVENTS = insert(OutboxEvent.__table__)
+_INSERT_EVENTS = insert(table_of(OutboxEvent))
 
 
 def record_events(session: Session, rows: list[dict[str, Any]]) -> list[str]:
@@ -141,7 +141,7 @@ def record_event(session: Session, *, type: str, subject: str, payload: dict[str
     return record_events(session, [event_row(type=type, subject=subject, payload=payload)])[0]
 
 
-_OUTBOX = OutboxEvent.__table__
+_OUTBOX = table_of(OutboxEvent)
 _PENDING = (
     select(_OUTBOX.c.seq, _OUTBOX.c.id, _OUTBOX.c.type, _OUTBOX.c.subject, _OUTBOX.c.payload, _OUTBOX.c.occurred_at)
     .where(_OUTBOX.c.published_at.is_(None))

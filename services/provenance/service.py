@@ -18,7 +18,7 @@ from ledger import reader, storage, writer
 from ledger.checkpoint import Signer, Verifier
 from ledger.keys import resolve_signer
 from services.kernel.database import reader as read_only
-from services.kernel.database import utcnow
+from services.kernel.database import table_of, utcnow
 from services.kernel.errors import NotFound, Unprocessable
 from services.kernel.outbox import Event, canonical_json
 from services.provenance.models import SubjectOwner
@@ -105,7 +105,7 @@ def record_owners(session: Session, events: list[Event]) -> None:
     if dialect in ("postgresql", "sqlite"):
         insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.connection().execute(
-            insert_stmt(SubjectOwner.__table__).on_conflict_do_nothing(),
+            insert_stmt(table_of(SubjectOwner)).on_conflict_do_nothing(),
             [{"subject": s, "organisation_id": o, "recorded_at": now} for s, o in owners.items()],
         )
         return

@@ -134,7 +134,7 @@ def upgrade() -> None:
         op.bulk_insert(tariff, list(_seed_rows()))
 
 
-def _seed_rows():  # type: ignore[no-untyped-def]
+def _seed_rows():
     """The seed tariff as it stood when this migration was written (later changes come as new migrations)."""
     with SEED.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
