@@ -239,3 +239,77 @@ def list_scenarios() -> None:
     for p in shipped_scenarios():
         raw = load_raw(p)
         typer.echo(f"{p.stem:<18} {raw.get('description', '')}")
+
+
+@app.command()
+def twin(
+    scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a shipped one (baseline-2025)."),
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="The platform's base URL."),
+    trucks: int = typer.Option(40, "--trucks", "-n", min=1, max=100_000, help="Loaded trucks to play."),
+    speedup: float = typer.Option(600.0, "--speedup", min=1.0, help="Scenario seconds per wall-clock second."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, max=256, help="Requests in flight at most."),
+    review_minutes: float = typer.Option(20.0, "--review-minutes", min=0.0, help="An officer's review, scenario min."),
+    keys_file: Path | None = typer.Option(
+        None,
+        "--keys-file",
+        help="A `var/demo.env`-style file with TRADER_KEY and OFFICER_KEY (or set "
+        "SMARTGATE_TWIN_TRADER_KEY and SMARTGATE_TWIN_OFFICER_KEY).",
+    ),  # fmt: skip
+    seed: int | None = SeedOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Directory for twin.json."),
+    progress: bool | None = ProgressOpt,
+) -> None:
+    """Twin mode: play the scenario's loaded trucks, compressed in time, through the real platform's API (file,
+    officer review of yellow and red, payment) and report the channel split the platform gave and its latency."""
+    import os
+
+    from simulator.scenario import parse_scenario
+    from simulator.twin import TwinError, TwinSettings, plan, run
+
+    raw = _load(scenario)
+    keys = {name: os.environ.get(f"SMARTGATE_TWIN_{name}_KEY", "") for name in ("TRADER", "OFFICER")}
+    if keys_file is not None:
+        try:
+            text = keys_file.read_text(encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot read {keys_file}: {e.strerror}")
+        for line in text.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            if name.strip() in ("TRADER_KEY", "OFFICER_KEY") and not keys[name.strip()[:-4]]:
+                keys[name.strip()[:-4]] = value.strip().strip("'\"")
+    missing = [f"SMARTGATE_TWIN_{n}_KEY" for n, v in keys.items() if not v]
+    if missing:
+        _fail(f"no API key: set {' and '.join(missing)}, or pass --keys-file var/demo.env")
+    root = raw.get("seed", 20250101) if seed is None else seed
+    settings = TwinSettings(url=url.rstrip("/"), trader_key=keys["TRADER"], officer_key=keys["OFFICER"],
+                            speedup=speedup, concurrency=concurrency, review_minutes=review_minutes)  # fmt: skip
+    try:
+        trucks_plan = plan(parse_scenario(raw, scenario), trucks=trucks, seed=root)
+        ctx, advance = _progress(progress, f"twin {raw['name']}")
+        with ctx:
+            result = run(trucks_plan, settings, progress=advance)
+    except TwinError as e:
+        _fail(str(e), 3)
+    typer.echo(
+        f"{raw['name']} twin: {result['trucks']} trucks over {result['scenario_span_min']} scenario min in "
+        f"{result['wall_s']} s; filed {result['filed']}, released {result['released']}, errors {len(result['errors'])}"
+    )
+    split = result["channel_split"]
+    assumed = raw.get("channels", {})
+    typer.echo(
+        "  channels (platform / scenario assumes): "
+        + ", ".join(
+            f"{c} {split[c]:.1%} / {assumed.get(c, 0):.1%}" if split[c] is not None else f"{c} –"
+            for c in ("green", "yellow", "red")
+        )  # fmt: skip
+    )
+    for step, v in result["latency_ms"].items():
+        typer.echo(f"  {step:<8} n {v['n']:>5}  p50 {v['p50']:>7} ms  p95 {v['p95']:>7} ms  max {v['max']:>7} ms")
+    for err in result["errors"][:5]:
+        typer.echo(f"  error, truck {err['truck']} ({err['class']}): {err['error']}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "twin.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+        typer.echo(f"wrote {out / 'twin.json'}")
+    if result["errors"]:
+        raise typer.Exit(1)

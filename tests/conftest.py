@@ -146,6 +146,27 @@ class Keys:
 
 
 @pytest.fixture
+def served(app: Any) -> Iterator[str]:
+    """The app behind a real HTTP server (uvicorn, with its lifespan) on a free loopback port: for clients that
+    must come over the network (a browser, the simulator's twin mode)."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+@pytest.fixture
 def keys(runtime: Runtime) -> Keys:
     """Key factory."""
     return Keys(runtime)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -34,27 +30,6 @@ def _need_browser() -> Any:
             pytest.fail(f"CI=true requires the browser tests: {reason}")
         pytest.skip(reason)
     return sync_playwright
-
-
-@pytest.fixture
-def served(app: Any) -> Iterator[str]:
-    """The app behind a real HTTP server on a free loopback port."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
 
 
 @pytest.mark.xdist_group("browser")

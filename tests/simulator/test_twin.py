@@ -1,0 +1,117 @@
+"""Twin mode: the scenario's trucks driven through the real platform over HTTP (both backends)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from stdnum import iso6346
+from typer.testing import CliRunner
+
+from services.declarations.assessment import VN_TZ
+from services.declarations.tariff import DEMO_RATES, post_rate
+from services.kernel.database import unit_of_work
+from simulator.cli import app as sim_app
+from simulator.scenario import load_scenario
+from simulator.twin import TwinError, TwinSettings, plan, run
+
+BASELINE = load_scenario("baseline-2025")
+
+
+def test_plan_is_reproducible_and_follows_the_scenario():
+    first = plan(BASELINE, trucks=200, seed=7)
+    assert first == plan(BASELINE, trucks=200, seed=7)
+    assert first != plan(BASELINE, trucks=200, seed=8)
+    assert [t.arrival_s for t in first] == sorted(t.arrival_s for t in first)
+    assert first[0].arrival_s == 0
+    loaded = {name for name, c in BASELINE.classes.items() if c.loaded}
+    counts = Counter(t.truck_class for t in first)
+    assert set(counts) <= loaded  # empty trucks file no goods declaration
+    assert counts["import_general"] > counts["export_general"]  # 170 vs 25 a day in the scenario
+    for t in first:
+        body = t.body
+        assert body["kind"] == t.direction
+        assert iso6346.is_valid(body["containers"][0]["number"])
+        assert (body["consignor"]["country"], body["consignee"]["country"]) == (
+            ("CN", "VN") if t.direction == "import" else ("VN", "CN")
+        )
+        assert ("preferential_origin" in body) == (t.direction == "import")
+
+
+def test_a_scenario_without_loaded_trucks_is_refused():
+    empty_only = BASELINE.model_copy(update={"classes": {k: c for k, c in BASELINE.classes.items() if not c.loaded}})
+    with pytest.raises(TwinError, match="no loaded truck class"):
+        plan(empty_only, trucks=5, seed=1)
+
+
+@pytest.fixture
+def platform(served: str, runtime: Any, keys: Any) -> dict[str, Any]:
+    """The platform over HTTP with today's exchange rates, a trader and an officer."""
+    with unit_of_work(runtime.sessions) as session:
+        for currency, rate in DEMO_RATES.items():
+            day = dt.datetime.now(VN_TZ).date()
+            post_rate(session, currency=currency, day=day, vnd_per_unit=rate, source="t", actor="t")
+    clear = lambda headers: headers["Authorization"].removeprefix("Bearer ")  # noqa: E731
+    return {"url": served, "trader": clear(keys.make("trader", "Lao Cai Fruit Export JSC")),
+            "officer": clear(keys.make("officer"))}  # fmt: skip
+
+
+def test_twin_files_reviews_pays_and_releases_through_the_api(platform, client):
+    trucks = plan(BASELINE, trucks=24, seed=3)
+    settings = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["officer"],
+                            speedup=1e6, concurrency=8, review_minutes=5)  # fmt: skip
+    result = run(trucks, settings)
+    assert result["errors"] == []
+    assert result["filed"] == result["released"] == 24
+    assert sum(result["channels"].values()) == 24
+    reviewed = result["channels"]["yellow"] + result["channels"]["red"]
+    assert reviewed > 0  # a new trader's imports go to review: the officer's side ran
+    assert result["decisions"].get("clear") == reviewed
+    assert result["decisions"].get("inspect", 0) == result["channels"]["red"]
+    assert result["latency_ms"]["file"]["n"] == 24
+    assert result["release_wall_s"]["n"] == 24
+    # What the platform holds agrees: every declaration released, with the officer in its history when reviewed.
+    officer = {"Authorization": f"Bearer {platform['officer']}"}
+    page = client.get("/api/v1/declarations?limit=100&status=released", headers=officer).json()
+    assert len(page["items"]) == 24
+    reviewed_ids = [d["id"] for d in page["items"] if d["channel"] != "green"]
+    history = client.get(f"/api/v1/declarations/{reviewed_ids[0]}/history", headers=officer).json()
+    assert any(t["actor"].startswith("officer:") and t["action"] == "clear" for t in history["transitions"])
+
+
+def test_twin_refuses_bad_keys_and_an_unreachable_platform(platform):
+    trucks = plan(BASELINE, trucks=2, seed=1)
+    swapped = TwinSettings(url=platform["url"], trader_key=platform["officer"], officer_key=platform["officer"])
+    with pytest.raises(TwinError, match="trader key was refused"):
+        run(trucks, swapped)
+    trader_as_officer = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["trader"])
+    with pytest.raises(TwinError, match="officer key was refused"):
+        run(trucks, trader_as_officer)
+    nowhere = TwinSettings(url="http://127.0.0.1:9", trader_key="x", officer_key="y")
+    with pytest.raises(TwinError, match="cannot reach"):
+        run(trucks, nowhere)
+
+
+def test_twin_cli(platform, tmp_path, monkeypatch):
+    keys_file = tmp_path / "demo.env"
+    keys_file.write_text(f"export TRADER_KEY={platform['trader']}\nexport OFFICER_KEY={platform['officer']}\n")
+    monkeypatch.delenv("SMARTGATE_TWIN_TRADER_KEY", raising=False)
+    monkeypatch.delenv("SMARTGATE_TWIN_OFFICER_KEY", raising=False)
+    cli = CliRunner()
+    missing = cli.invoke(sim_app, ["twin", "baseline-2025", "--url", platform["url"], "--no-progress"])
+    assert missing.exit_code == 2
+    assert "no API key" in missing.output
+    args = ["twin", "baseline-2025", "--url", platform["url"], "--keys-file", str(keys_file), "--trucks", "6",
+            "--speedup", "1000000", "--no-progress", "--out", str(tmp_path / "out")]  # fmt: skip
+    ok = cli.invoke(sim_app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "released 6, errors 0" in ok.output
+    assert "channels (platform / scenario assumes)" in ok.output
+    assert json.loads((tmp_path / "out" / "twin.json").read_text())["released"] == 6
+    refused = cli.invoke(sim_app, [*args[:4], "--no-progress"], env={"SMARTGATE_TWIN_TRADER_KEY": "bad",
+                                                                     "SMARTGATE_TWIN_OFFICER_KEY": "bad"})  # fmt: skip
+    assert refused.exit_code == 3
+    assert "refused" in refused.output
