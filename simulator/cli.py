@@ -268,15 +268,16 @@ def twin(
 
     raw = _load(scenario)
     keys = {name: os.environ.get(f"SMARTGATE_TWIN_{name}_KEY", "") for name in ("TRADER", "OFFICER")}
-    if keys_file is not None:
+    if keys_file is not None:  # an explicit file wins over the environment
         try:
             text = keys_file.read_text(encoding="utf-8")
         except OSError as e:
             _fail(f"cannot read {keys_file}: {e.strerror}")
         for line in text.splitlines():
-            name, _, value = line.removeprefix("export ").partition("=")
-            if name.strip() in ("TRADER_KEY", "OFFICER_KEY") and not keys[name.strip()[:-4]]:
-                keys[name.strip()[:-4]] = value.strip().strip("'\"")
+            name, _, value = line.strip().removeprefix("export ").partition("=")
+            if name.strip() in ("TRADER_KEY", "OFFICER_KEY"):
+                found = value.split("#", 1)[0].strip().strip("'\"")
+                keys[name.strip()[:-4]] = found or keys[name.strip()[:-4]]
     missing = [f"SMARTGATE_TWIN_{n}_KEY" for n, v in keys.items() if not v]
     if missing:
         _fail(f"no API key: set {' and '.join(missing)}, or pass --keys-file var/demo.env")
@@ -308,8 +309,11 @@ def twin(
     for err in result["errors"][:5]:
         typer.echo(f"  error, truck {err['truck']} ({err['class']}): {err['error']}")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "twin.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "twin.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot write {out / 'twin.json'}: {e.strerror}", 1)
         typer.echo(f"wrote {out / 'twin.json'}")
     if result["errors"]:
         raise typer.Exit(1)

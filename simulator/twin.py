@@ -71,8 +71,8 @@ class TwinTruck:
 
 
 def plan(scenario: Scenario, *, trucks: int, seed: int, day: dt.date | None = None) -> list[TwinTruck]:
-    """The first `trucks` loaded trucks of the scenario's days from opening time: non-homogeneous Poisson
-    arrivals per class and hour (the model's demand and hourly profiles), each with a declaration body."""
+    """The first `trucks` loaded trucks of the scenario's days from midnight: non-homogeneous Poisson arrivals per
+    class and hour (the model's demand and hourly profiles, as the model draws them), each with a declaration."""
     rng = np.random.default_rng(seed)
     day = day or dt.datetime.now(GATE_TZ).date()
     loaded = {name: c for name, c in scenario.classes.items() if c.loaded}
@@ -80,7 +80,7 @@ def plan(scenario: Scenario, *, trucks: int, seed: int, day: dt.date | None = No
         raise TwinError(f"scenario {scenario.name!r} has no loaded truck class to declare")
     arrivals: list[tuple[float, str]] = []
     for d in range(366):
-        for hour in range(scenario.hours.open_hour if d == 0 else 0, 24):
+        for hour in range(24):
             for name, c in loaded.items():
                 profile = scenario.profiles[c.profile]
                 rate = c.trucks_per_day * scenario.demand_multiplier * profile[hour] / sum(profile)
@@ -168,6 +168,8 @@ class _Client:
     def __init__(self, http: httpx.AsyncClient, settings: TwinSettings) -> None:
         self.http, self.settings = http, settings
         self.trader = {"Authorization": f"Bearer {settings.trader_key}"}
+        # Bank references are unique on the platform: each run has its own.
+        self.run_id = uuid.uuid4().hex[:10]
         self.officer = {"Authorization": f"Bearer {settings.officer_key}"}
 
     async def call(self, out: Outcome, step: str, method: str, path: str, who: dict[str, str], **kw: Any) -> Any:
@@ -178,10 +180,16 @@ class _Client:
             try:
                 problem = response.json()
                 reason = f"{problem.get('title', '')}: {problem.get('detail', '')}"
-            except ValueError:
+            except (ValueError, AttributeError):
                 reason = response.text[:200]
             raise _StepFailed(f"{step}: HTTP {response.status_code} {reason}")
-        return response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            raise _StepFailed(f"{step}: HTTP {response.status_code} with a body that is not JSON") from None
+        if not isinstance(data, dict):
+            raise _StepFailed(f"{step}: HTTP {response.status_code} with an unexpected body")
+        return data
 
 
 class _StepFailed(Exception):
@@ -210,16 +218,20 @@ async def _truck(client: _Client, truck: TwinTruck, out: Outcome, start: float, 
         if decl["status"] == "cleared" and due > 0:
             async with gate:
                 decl = await client.call(out, "pay", "POST", f"{path}/payments", client.trader,
-                                         json={"bank_reference": f"TWIN-{truck.n:06d}", "amount_vnd": due})  # fmt: skip
+                                         json={"bank_reference": f"TWIN-{client.run_id}-{truck.n:06d}",
+                                               "amount_vnd": due})  # fmt: skip
         out.status = decl["status"]
-        if out.status == "released":
-            async with gate:
-                history = await client.call(out, "history", "GET", f"{path}/history", client.trader)
-            out.released_at = next((t["at"] for t in history["transitions"] if t["to_status"] == "released"), None)
+        if out.status != "released":
+            raise _StepFailed(f"ended {out.status}, not released")
+        async with gate:
+            history = await client.call(out, "history", "GET", f"{path}/history", client.trader)
+        out.released_at = next((t["at"] for t in history["transitions"] if t["to_status"] == "released"), None)
     except _StepFailed as exc:
         out.error = str(exc)
     except httpx.HTTPError as exc:
         out.error = f"{type(exc).__name__}: {exc}"
+    except (KeyError, TypeError, ValueError) as exc:  # an answer of another shape: this truck's error, not the run's
+        out.error = f"unexpected answer from the platform ({type(exc).__name__}: {exc})"
 
 
 async def _check_access(http: httpx.AsyncClient, settings: TwinSettings) -> None:
@@ -230,14 +242,23 @@ async def _check_access(http: httpx.AsyncClient, settings: TwinSettings) -> None
         raise TwinError(f"cannot reach the platform at {settings.url}: {exc}") from exc
     if health.status_code != 200:
         raise TwinError(f"the platform at {settings.url} is not healthy (HTTP {health.status_code})")
-    # Probes that change nothing: an empty filing (a trader's key gets 422 for the body, any other role 403) and
-    # the review queue (officers only).
+    # Probes that change nothing: an empty filing (a trader's key gets 422 for the body, any other role 403) and a
+    # decision on a declaration that does not exist (an officer's key gets 404, any other role 403).
     probes: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
         ("trader", settings.trader_key, "POST", f"{API}/declarations", {}),
-        ("officer", settings.officer_key, "GET", f"{API}/review/queue?limit=1", None),
+        (
+            "officer",
+            settings.officer_key,
+            "POST",
+            f"{API}/declarations/{uuid.UUID(int=0)}/decisions",
+            {"outcome": "clear", "reason": "access check"},
+        ),
     )
     for role, key, method, path, body in probes:
-        got = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
+        try:
+            got = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
+        except httpx.HTTPError as exc:
+            raise TwinError(f"checking the {role} key at {settings.url}: {exc}") from exc
         if got.status_code in (401, 403):
             raise TwinError(f"the {role} key was refused (HTTP {got.status_code}): it must be a valid {role} key")
         if got.status_code >= 500:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from stdnum import iso6346
 from typer.testing import CliRunner
@@ -22,9 +24,10 @@ BASELINE = load_scenario("baseline-2025")
 
 
 def test_plan_is_reproducible_and_follows_the_scenario():
-    first = plan(BASELINE, trucks=200, seed=7)
-    assert first == plan(BASELINE, trucks=200, seed=7)
-    assert first != plan(BASELINE, trucks=200, seed=8)
+    day = dt.date(2026, 11, 28)
+    first = plan(BASELINE, trucks=200, seed=7, day=day)
+    assert first == plan(BASELINE, trucks=200, seed=7, day=day)
+    assert first != plan(BASELINE, trucks=200, seed=8, day=day)
     assert [t.arrival_s for t in first] == sorted(t.arrival_s for t in first)
     assert first[0].arrival_s == 0
     loaded = {name for name, c in BASELINE.classes.items() if c.loaded}
@@ -48,18 +51,20 @@ def test_a_scenario_without_loaded_trucks_is_refused():
 
 
 @pytest.fixture
-def platform(served: str, runtime: Any, keys: Any) -> dict[str, Any]:
+def platform(served: str, runtime: Any, keys: Any) -> Iterator[dict[str, Any]]:
     """The platform over HTTP with today's exchange rates, a trader and an officer."""
     with unit_of_work(runtime.sessions) as session:
         for currency, rate in DEMO_RATES.items():
             day = dt.datetime.now(VN_TZ).date()
             post_rate(session, currency=currency, day=day, vnd_per_unit=rate, source="t", actor="t")
     clear = lambda headers: headers["Authorization"].removeprefix("Bearer ")  # noqa: E731
-    return {"url": served, "trader": clear(keys.make("trader", "Lao Cai Fruit Export JSC")),
-            "officer": clear(keys.make("officer"))}  # fmt: skip
+    with httpx.Client(base_url=served) as http:  # the API as the twin sees it: over the network
+        yield {"url": served, "http": http, "trader": clear(keys.make("trader", "Lao Cai Fruit Export JSC")),
+               "officer": clear(keys.make("officer")), "admin": clear(keys.make("admin"))}  # fmt: skip
 
 
-def test_twin_files_reviews_pays_and_releases_through_the_api(platform, client):
+def test_twin_files_reviews_pays_and_releases_through_the_api(platform):
+    client = platform["http"]
     trucks = plan(BASELINE, trucks=24, seed=3)
     settings = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["officer"],
                             speedup=1e6, concurrency=8, review_minutes=5)  # fmt: skip
@@ -80,6 +85,10 @@ def test_twin_files_reviews_pays_and_releases_through_the_api(platform, client):
     reviewed_ids = [d["id"] for d in page["items"] if d["channel"] != "green"]
     history = client.get(f"/api/v1/declarations/{reviewed_ids[0]}/history", headers=officer).json()
     assert any(t["actor"].startswith("officer:") and t["action"] == "clear" for t in history["transitions"])
+    # A second run on the same platform (as against `make run`'s database) releases its trucks too.
+    again = run(plan(BASELINE, trucks=10, seed=4), settings)
+    assert again["errors"] == []
+    assert again["released"] == 10
 
 
 def test_twin_refuses_bad_keys_and_an_unreachable_platform(platform):
@@ -87,6 +96,9 @@ def test_twin_refuses_bad_keys_and_an_unreachable_platform(platform):
     swapped = TwinSettings(url=platform["url"], trader_key=platform["officer"], officer_key=platform["officer"])
     with pytest.raises(TwinError, match="trader key was refused"):
         run(trucks, swapped)
+    admin_as_officer = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["admin"])
+    with pytest.raises(TwinError, match="officer key was refused"):  # admins read the queue but do not decide
+        run(trucks, admin_as_officer)
     trader_as_officer = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["trader"])
     with pytest.raises(TwinError, match="officer key was refused"):
         run(trucks, trader_as_officer)
