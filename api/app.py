@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from sqlalchemy import text
@@ -179,7 +180,30 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     app.include_router(console_router)
     for install in service_installers(settings):
         install(app, runtime)
+    _document_rate_limit(app)
     return app
+
+
+def _document_rate_limit(app: FastAPI) -> None:
+    """Every operation that takes an API key can answer 429 (services/kernel/ratelimit.py): say so in OpenAPI."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    responses = operation.get("responses", {})
+                    if "401" in responses and "429" not in responses:
+                        responses["429"] = {
+                            **responses["401"],
+                            "description": "Too many requests for this API key: problem details (RFC 9457), with "
+                            "a Retry-After header",
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runtime], None]]:

@@ -94,6 +94,9 @@ def run(argv: list[str]) -> int:
             SMARTGATE_VAR_DIR=str(tmp),
             SMARTGATE_ENVIRONMENT="development",
             SMARTGATE_LOG_LEVEL="WARNING",
+            # A few simulated users share one key per role, where real traffic has a key per organisation: the
+            # per-key rate limit would measure itself, not the platform.
+            SMARTGATE_RATE_LIMIT_PER_MINUTE="0",
         )
         smartgate(["migrate"], env)
         smartgate(["demo", "seed"], env)

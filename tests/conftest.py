@@ -100,6 +100,7 @@ def settings(database_url: str, tmp_path: Path) -> KernelSettings:
         var_dir=tmp_path / "var",
         log_json=False,
         relay_interval_seconds=0.05,
+        rate_limit_per_minute=0,  # on in its own tests (tests/api/test_rate_limit.py)
         expiry_check_seconds=3600,
     )
 

@@ -69,7 +69,13 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_principal(request: Request) -> Principal:
-    """The authenticated caller (401 if the key is missing, unknown or revoked)."""
+    """The authenticated caller (401 if the key is missing, unknown or revoked; 429 over its rate limit)."""
+    principal = await _authenticated(request)
+    get_runtime(request).limiter.check(principal.key_id)
+    return principal
+
+
+async def _authenticated(request: Request) -> Principal:
     runtime = get_runtime(request)
     authorization = request.headers.get("authorization")
     cached = runtime.principals.get(authorization)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.kernel.auth import PrincipalCache
 from services.kernel.bus import EventBus, InProcessBus, OutboxRelay
 from services.kernel.database import make_engine, make_sessionmaker, reader
+from services.kernel.ratelimit import RateLimiter
 from services.kernel.settings import KernelSettings
 
 
@@ -26,6 +27,7 @@ class Runtime:
     bus: EventBus
     relay: OutboxRelay
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0.0))
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     extras: dict[str, Any] = field(default_factory=dict)
     # Background work of the services in this process (checkpointing, workers...), run by the app's lifespan.
     on_start: list[Callable[[], None]] = field(default_factory=list)
@@ -54,6 +56,7 @@ class Runtime:
                 batch_delay_seconds=settings.relay_batch_delay_seconds,
             ),
             principals=PrincipalCache(settings.auth_cache_seconds),
+            limiter=RateLimiter(settings.rate_limit_per_minute / settings.workers, settings.rate_limit_burst),
         )
 
     def close(self) -> None:

@@ -30,6 +30,10 @@ class KernelSettings(BaseSettings):
     relay_batch_delay_seconds: float = 0.05
     # How long a process trusts an API key it has looked up; a key revoked elsewhere stops working within it.
     auth_cache_seconds: float = 5.0
+    # Requests per minute per API key (a token bucket holding `rate_limit_burst`); 0 turns the limit off. Divided
+    # among the server processes of `serve --workers N`.
+    rate_limit_per_minute: float = Field(default=3000, ge=0)
+    rate_limit_burst: int = Field(default=300, ge=1)
     expiry_check_seconds: float = 300.0
     # How many server processes share the database (`smartgate serve --workers N` sets it for its processes):
     # above 1, one of them, elected by a PostgreSQL advisory lock, runs the checkpointer and the expiry passes.
