@@ -271,7 +271,8 @@ def _summary(decl: dict[str, Any]) -> dict[str, Any]:
         "channel": decl.get("channel") or "",
         "status": decl.get("status", ""),
         "score": (decl.get("risk") or {}).get("score"),
-        "rules": [r.get("rule", "") for r in reasons if r.get("weight")] or [r.get("rule", "") for r in reasons],
+        # Every hit, weightless ones too: a random selection (weight 0) is why a low score went red.
+        "rules": [r.get("rule", "") for r in reasons],
         "trader": trader.get("name", ""),
         "kind": decl.get("kind", ""),
         "containers": [c.get("number", "") for c in body.get("containers", [])],

@@ -38,7 +38,7 @@ class Console:
         self.n = 0
 
     def file(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A trader files and submits; a new trader's lychee import goes yellow (review queue)."""
+        """A trader files and submits; a new trader's lychee import goes yellow (or red by random draw) to review."""
         self.n += 1
         resp = self.client.post(
             f"{BASE}?submit=true",
@@ -106,15 +106,39 @@ def test_sign_in_takes_officer_keys_only(console, keys):
     assert "path=/console" in cookie
 
 
+def test_queue_says_when_a_random_draw_chose_the_channel(console, keys):
+    """A random selection adds no weight, yet it is why a low score is red: the queue must name it."""
+    admin = keys.make("admin")
+    always_red = (
+        "version: '2026.12.9'\nseed: 1\ntarget: {green: 0, yellow: 0, red: 100}\n"
+        "thresholds: {yellow: 1000, red: 2000}\nrandom_selection: {red: 1.0, yellow: 0}\n"
+        "rules:\n  - {id: fruit, type: hs_watchlist, prefixes: ['08'], weight: 5}\n"
+    )
+    assert console.client.post("/api/v1/risk/rule-sets", json={"yaml": always_red}, headers=admin).status_code == 201
+    activated = console.client.post("/api/v1/risk/rule-sets/2026.12.9/activate", headers=admin)
+    assert activated.status_code == 200, activated.text
+    decl = console.file()
+    assert decl["channel"] == "red"
+    console.sign_in()
+    queue = console.page("/console?channel=red")
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{decl['number']}(?:(?!</tr>).)*</tr>", queue.text, re.S)
+    assert row, queue.text
+    assert "fruit, random_red" in row.group(0)
+
+
 def test_officer_works_the_queue_and_decides(console):
     decl = console.file()
     console.sign_in()
     queue = console.page("/console")
     assert queue.status_code == 200
     assert decl["number"] in queue.text
-    assert "yellow" in queue.text
+    # Yellow, or red when the rule set's 1 % minimum random rate draws it: the row shows which.
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{decl['number']}(?:(?!</tr>).)*</tr>", queue.text, re.S)
+    assert row, queue.text
+    assert f'<span class="channel {decl["channel"]}">' in row.group(0)
     assert "new_trader" in queue.text
-    assert console.page("/console?channel=red").text.count(decl["number"]) == 0  # the filters reach the API
+    other = "red" if decl["channel"] == "yellow" else "yellow"
+    assert console.page(f"/console?channel={other}").text.count(decl["number"]) == 0  # the filters reach the API
 
     page = console.page(f"/console/declarations/{decl['id']}")
     assert page.status_code == 200
