@@ -212,7 +212,7 @@ def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runt
 
     found = []
     enabled = {s.strip() for s in settings.services.split(",") if s.strip()}
-    for name in ("provenance", "inspection"):
+    for name in ("provenance", "inspection", "webhooks"):
         if name not in enabled:
             continue
         try:

@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/filing windows sharing --seconds")
     parser.add_argument(
         "--services",
-        default="provenance,inspection",
+        default="provenance,inspection,webhooks",
         help="other services in the same process (default: all, as `make run`; '' = declarations alone, as one "
         "process of the distributed deployment)",
     )

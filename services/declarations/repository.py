@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import Select, bindparam, delete, exists, insert, select, tuple_
@@ -19,8 +17,8 @@ from services.declarations.models import (
     DeclarationTransition,
     DeclarationVersion,
 )
+from services.kernel import pagination
 from services.kernel.database import table_of
-from services.kernel.errors import Unprocessable
 
 
 @dataclass(slots=True)
@@ -47,18 +45,7 @@ def get(session: Session, declaration_id: str, *, organisation_id: str | None = 
 
 def encode_cursor(decl: Declaration) -> str:
     """An opaque cursor pointing after `decl` in newest-first order."""
-    raw = json.dumps([decl.created_at.isoformat(), decl.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    """Parse a cursor, or 422 if it was not made by us."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, decl_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return dt.datetime.fromisoformat(created), str(decl_id)
-    except (ValueError, TypeError) as exc:
-        raise Unprocessable("invalid cursor; pass back the next_cursor of a previous page") from exc
+    return pagination.encode_cursor(decl.created_at, decl.id)
 
 
 def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | None) -> list[Declaration]:
@@ -91,7 +78,7 @@ def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | N
             )
         )
     if cursor:
-        created, decl_id = decode_cursor(cursor)
+        created, decl_id = pagination.decode_cursor(cursor)
         stmt = stmt.where(tuple_(Declaration.created_at, Declaration.id) < tuple_(created, decl_id))
     stmt = stmt.order_by(Declaration.created_at.desc(), Declaration.id.desc()).limit(limit + 1)
     return list(session.scalars(stmt))

@@ -240,6 +240,8 @@ def record_payment(
         subject=decl.id,
         payload={
             "declaration_id": decl.id,
+            "number": decl.number,
+            "organisation_id": decl.organisation_id,
             "bank_reference_sha256": hashlib.sha256(bank_reference.encode()).hexdigest(),
             "amount_vnd": amount_vnd,
             "paid_vnd": decl.paid_vnd,

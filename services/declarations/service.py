@@ -155,6 +155,7 @@ def _assessed_event(decl: Declaration, bill: Any, result: Any) -> dict[str, Any]
         payload={
             "declaration_id": decl.id,
             "number": decl.number,
+            "organisation_id": decl.organisation_id,
             "version": decl.version,
             "body_sha256": decl.body_sha256,
             "channel": result.channel,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from services.inspection.matching import Expected, near_patterns, normalise_code
 from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent
+from services.kernel import pagination
 from services.kernel.database import table_of, utcnow
-from services.kernel.errors import Unprocessable
 
 
 def _expected(row: ExpectedDeclaration) -> Expected:
@@ -161,24 +158,7 @@ class EventFilter:
 
 def encode_cursor(row: GateEvent) -> str:
     """An opaque cursor pointing after `row` in newest-first order."""
-    raw = json.dumps([row.received_at.isoformat(), row.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    """Parse a cursor, or 422 if it was not made by us."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        received, event_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        at = dt.datetime.fromisoformat(received)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        at.astimezone(dt.UTC)  # out-of-range times fail here, not in the database driver
-        if "\x00" in str(event_id):
-            raise ValueError("NUL")
-        return at, str(event_id)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise Unprocessable("invalid cursor; pass back the next_cursor of a previous page") from exc
+    return pagination.encode_cursor(row.received_at, row.id)
 
 
 def list_page(session: Session, filt: EventFilter, *, limit: int, cursor: str | None) -> list[GateEvent]:
@@ -197,7 +177,7 @@ def list_page(session: Session, filt: EventFilter, *, limit: int, cursor: str | 
             or_(GateEvent.container_number == filt.container, GateEvent.matched_container == filt.container)
         )
     if cursor:
-        at, event_id = decode_cursor(cursor)
+        at, event_id = pagination.decode_cursor(cursor)
         stmt = stmt.where(or_(GateEvent.received_at < at, (GateEvent.received_at == at) & (GateEvent.id < event_id)))
     stmt = stmt.order_by(GateEvent.received_at.desc(), GateEvent.id.desc()).limit(limit + 1)
     return list(session.scalars(stmt))

@@ -43,7 +43,7 @@ class KernelSettings(BaseSettings):
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
     bus_url: str = ""
     # Which optional services this process runs (the distributed deployment runs one per process).
-    services: str = "provenance,inspection"
+    services: str = "provenance,inspection,webhooks"
     bus_stream: str = "SMARTGATE"
 
     @model_validator(mode="after")

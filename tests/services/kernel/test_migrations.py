@@ -12,7 +12,8 @@ import services.inspection.models
 import services.kernel.auth
 import services.kernel.idempotency
 import services.kernel.outbox
-import services.provenance.models  # noqa: F401 - registers the tables on Base.metadata
+import services.provenance.models
+import services.webhooks.models  # noqa: F401 - registers the tables on Base.metadata
 from services.kernel.database import Base
 
 

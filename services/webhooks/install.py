@@ -1,0 +1,24 @@
+"""Plug the webhooks service into a process: its routes, the consumer of declaration events, the dispatcher."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kernel.runtime import Runtime
+from services.webhooks import endpoints, service
+from services.webhooks.delivery import Dispatcher
+from services.webhooks.settings import webhook_settings
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    """Routes under /api/v1/webhooks; `declaration.*` events become deliveries; one dispatcher per deployment."""
+    settings = webhook_settings(runtime.settings)
+    dispatcher = Dispatcher(runtime.sessions, settings)
+    runtime.extras[endpoints.SETTINGS_KEY] = settings
+    runtime.extras[endpoints.DISPATCHER_KEY] = dispatcher
+    app.include_router(endpoints.router)
+    runtime.bus.subscribe(
+        "declaration.*", service.make_consumer(runtime.sessions, dispatcher.notify), name="webhooks.deliveries"
+    )
+    # With several server processes, the elected one dispatches (deliveries are claimed without row locks).
+    runtime.singletons.append((dispatcher.start, dispatcher.stop))

@@ -1,0 +1,143 @@
+"""Request and response bodies of the webhooks API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from services.kernel.schemas import InputSchema, Schema
+from services.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+Url = Annotated[str, Field(min_length=8, max_length=2048, description="https:// URL that receives POSTs")]
+Description = Annotated[str, Field(max_length=200)]
+EventTypes = Annotated[
+    list[Annotated[str, Field(max_length=64)]],
+    Field(max_length=20, description="Event types to send (empty: every declaration event)"),
+]
+
+
+class WebhookIn(InputSchema):
+    """An endpoint to register."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "url": "https://erp.example.vn/hooks/smartgate",
+                    "event_types": ["declaration.assessed", "declaration.documents_requested", "declaration.released"],
+                    "description": "ERP: customs status",
+                }
+            ]  # fmt: skip
+        }
+    }
+
+    url: Url
+    event_types: EventTypes = []
+    description: Description = ""
+
+
+class WebhookPatch(InputSchema):
+    """Fields to change; those left out stay as they are."""
+
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    active: bool | None = None
+
+
+class WebhookOut(Schema):
+    """A registered endpoint (its secret is shown only when made or rotated)."""
+
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    active: bool
+    disabled_reason: str | None = Field(description="Why the platform switched it off (410 Gone), if it did")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class WebhookWithSecret(WebhookOut):
+    """An endpoint with its signing secret: store it now, it is not shown again."""
+
+    secret: str = Field(description="whsec_… secret: verify `webhook-signature` with it (Standard Webhooks)")
+    previous_secret_valid_until: dt.datetime | None = Field(
+        description="After a rotation the previous secret also signs until then"
+    )
+
+
+class WebhookList(Schema):
+    """The organisation's endpoints."""
+
+    items: list[WebhookOut]
+    event_types: list[str] = Field(description="Every event type an endpoint can receive")
+
+
+class DeliveryOut(Schema):
+    """One event sent (or to be sent) to one endpoint, with its last attempt."""
+
+    id: str = Field(description="Also the `webhook-id` header: the same on every retry, so receivers can dedupe")
+    event_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    payload: dict[str, Any] = Field(description="The body sent: type, timestamp and data")
+
+
+class DeliveryPage(Schema):
+    """A page of deliveries, newest first; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+def endpoint_json(row: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    """The API view of an endpoint."""
+    out: dict[str, Any] = {
+        "id": row.id,
+        "url": row.url,
+        "description": row.description,
+        "event_types": list(row.event_types),
+        "active": row.active,
+        "disabled_reason": row.disabled_reason,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+    if with_secret:
+        out["secret"] = row.secret
+        until = row.previous_secret_until
+        out["previous_secret_valid_until"] = until.isoformat() if until and row.previous_secret else None
+    return out
+
+
+def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
+    """The API view of a delivery."""
+
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
+        "last_attempt_at": iso(row.last_attempt_at),
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "last_duration_ms": row.last_duration_ms,
+        "created_at": row.created_at.isoformat(),
+        "delivered_at": iso(row.delivered_at),
+        "payload": row.payload,
+    }
