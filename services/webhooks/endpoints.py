@@ -118,10 +118,8 @@ def update_webhook(
     is off nothing is sent to it, and its events are not kept for later: catch up with `GET /api/v1/declarations`.
     Deliveries already queued wait and go out when it is on again."""
     row = _endpoint(session, principal, endpoint_id)
-    changes = body.model_dump(exclude_unset=True)
-    for field in ("url", "active"):
-        if field in changes and changes[field] is None:
-            del changes[field]  # null means "leave it", as leaving the field out does
+    # null means "leave it as it is", as leaving the field out does
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     row = service.update_endpoint(session, row, changes, allow_private=settings_of(runtime).private_targets_allowed)
     if changes.get("active"):
         session.commit()  # before the dispatcher looks for what was queued
@@ -219,11 +217,12 @@ def get_webhook_delivery(
 def retry_webhook_delivery(
     endpoint_id: str, delivery_id: str, session: SessionDep, principal: CurrentTrader, runtime: RuntimeDep
 ) -> JSONResponse:
-    """Send it again now, with a fresh round of attempts (also one already delivered, if your side lost it)."""
+    """Send it again now, with a fresh round of attempts (also one already delivered, if your side lost it); 409 if
+    it was never attempted or the endpoint is switched off."""
     row = _endpoint(session, principal, endpoint_id)
     if not ID.fullmatch(delivery_id):
         raise NotFound(f"delivery {delivery_id[:64]} not found")
-    delivery = service.retry_delivery(session, service.get_delivery(session, row, delivery_id))
+    delivery = service.retry_delivery(session, row, service.get_delivery(session, row, delivery_id))
     session.commit()
     _wake(runtime)
     return JSONResponse(delivery_json(delivery), status_code=202)

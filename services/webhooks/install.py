@@ -13,12 +13,14 @@ from services.webhooks.settings import webhook_settings
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/webhooks; `declaration.*` events become deliveries; one dispatcher per deployment."""
     settings = webhook_settings(runtime.settings)
-    dispatcher = Dispatcher(runtime.sessions, settings)
+    dispatcher = Dispatcher(runtime.sessions, settings, read_sessions=runtime.read_sessions)
     runtime.extras[endpoints.SETTINGS_KEY] = settings
     runtime.extras[endpoints.DISPATCHER_KEY] = dispatcher
     app.include_router(endpoints.router)
     runtime.bus.subscribe(
-        "declaration.*", service.make_consumer(runtime.sessions, dispatcher.notify), name="webhooks.deliveries"
+        "declaration.*",
+        service.make_consumer(runtime.sessions, dispatcher.notify, read_sessions=runtime.read_sessions),
+        name="webhooks.deliveries",
     )
     # With several server processes, the elected one dispatches (deliveries are claimed without row locks).
     runtime.singletons.append((dispatcher.start, dispatcher.stop))

@@ -57,9 +57,33 @@ def require_trader(principal: Principal) -> str:
 # ---------------------------------------------------------------------------------------------------- targets
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether the platform may call `address`: globally routable, including the IPv4 address inside an IPv6
+    form (mapped, compatible, 6to4, Teredo, NAT64), which Python's `is_global` alone does not look into."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner: list[ipaddress.IPv4Address] = []
+        if address.ipv4_mapped:
+            inner.append(address.ipv4_mapped)
+        if address.sixtofour:
+            inner.append(address.sixtofour)
+        if address.teredo:
+            inner.extend(address.teredo)
+        packed = address.packed
+        if address in _NAT64 or address in _NAT64_LOCAL or packed[:12] == bytes(12):
+            inner.append(ipaddress.IPv4Address(packed[12:]))
+        return all(is_public_address(a) for a in inner)
+    return True
+
+
 def check_url(url: str, *, allow_private: bool) -> str:
-    """Refuse a URL the platform must not call: not http(s), credentials in it, or (in production) not https or
-    naming a loopback, private or link-local host. Returns the URL as given."""
+    """Refuse a URL the platform must not call: not http(s), credentials in it, a host name that is not one, or (in
+    production) not https or naming a loopback, private or link-local host. Returns the URL as given."""
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -75,17 +99,29 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise Unprocessable("the URL must not have a #fragment", code="webhook.url")
     if port == 0:
         raise Unprocessable("port 0 is not a port", code="webhook.url")
-    if not allow_private:
-        host = parts.hostname.rstrip(".").lower()
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            raise Unprocessable(f"{host} is not a public host", code="webhook.url")
+    host = parts.hostname.rstrip(".").lower()
+    address = _ip_literal(host)
+    if address is None:
         try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
-        if address is not None and not address.is_global:
+            labels = host.encode("idna").split(b".")
+        except UnicodeError as exc:
+            raise Unprocessable(f"{host[:253]} is not a host name", code="webhook.url") from exc
+        if not all(label and len(label) <= 63 and not label.startswith(b"-") for label in labels):
+            raise Unprocessable(f"{host[:253]} is not a host name", code="webhook.url")
+    if not allow_private:
+        single_label = address is None and "." not in host
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")) or single_label:
+            raise Unprocessable(f"{host} is not a public host", code="webhook.url")
+        if address is not None and not is_public_address(address):
             raise Unprocessable(f"{host} is not a public address", code="webhook.url")
     return url
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 def check_event_types(types: list[str]) -> list[str]:
@@ -295,10 +331,25 @@ def enqueue(session: Session, events: list[Event]) -> int:
     return len(rows)
 
 
-def make_consumer(sessions: sessionmaker[Session], wake: Callable[[], None]) -> Callable[[Event], None]:
-    """The bus handler: idempotent by the (endpoint, event) key itself, so no dedupe table; takes batches too."""
+def make_consumer(
+    sessions: sessionmaker[Session], wake: Callable[[], None], *, read_sessions: sessionmaker[Session] | None = None
+) -> Callable[[Event], None]:
+    """The bus handler: idempotent by the (endpoint, event) key itself, so no dedupe table; takes batches too.
+    Most batches concern no endpoint: that is found with a read (on SQLite, without the writer lock)."""
 
     def handle_batch(events: list[Event]) -> None:
+        orgs = {e.payload.get("organisation_id") for e in events if e.type in EVENT_TYPES}
+        orgs.discard(None)
+        if not orgs:
+            return
+        with unit_of_work(read_sessions or sessions) as session:
+            wanted = session.scalar(
+                select(func.count())
+                .select_from(WebhookEndpoint)
+                .where(WebhookEndpoint.organisation_id.in_(orgs), WebhookEndpoint.active.is_(True))
+            )
+        if not wanted:
+            return
         with unit_of_work(sessions) as session:
             made = enqueue(session, events)
         if made:
@@ -338,10 +389,12 @@ def get_delivery(session: Session, row: WebhookEndpoint, delivery_id: str) -> We
     return delivery
 
 
-def retry_delivery(session: Session, delivery: WebhookDelivery) -> WebhookDelivery:
+def retry_delivery(session: Session, row: WebhookEndpoint, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send again now, with a fresh round of attempts (a delivered one too: a receiver that lost it asks)."""
     if delivery.status == "pending" and delivery.attempts == 0:
         raise Conflict("this delivery has not been attempted yet", code="webhook.delivery_pending")
+    if not row.active and delivery.event_type != TEST_EVENT:
+        raise Conflict("the endpoint is switched off; switch it on first", code="webhook.inactive")
     delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
     session.flush()
     return delivery

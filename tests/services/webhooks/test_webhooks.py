@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import ipaddress
 import json
+import socket
 import threading
 import time
 import uuid
@@ -15,11 +17,13 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from services.kernel.auth import get_or_create_organisation
 from services.kernel.database import unit_of_work
 from services.kernel.errors import Unprocessable
 from services.kernel.outbox import Event
 from services.webhooks import service, signing
-from services.webhooks.delivery import TargetRefused, check_target
+from services.webhooks.delivery import TargetRefused, pinned_request, resolve_target
+from services.webhooks.endpoints import DISPATCHER_KEY
 from services.webhooks.models import WebhookDelivery
 from tests.api.support import ORG_A, ORG_B
 
@@ -91,14 +95,15 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def hooks(settings: Any, runtime: Any, keys: Any, declaration_body: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
-    """The platform with quick retries (two, 50 ms apart) and a 1 s timeout; a trader of ORG_A and of ORG_B."""
+    """The platform with quick retries (two, 50 ms apart); a trader of ORG_A and of ORG_B. The 5 s timeout leaves
+    room for a loaded machine; the tests of timeouts shorten it (`short_timeout`)."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
     monkeypatch.setenv("SMARTGATE_WEBHOOK_RETRY_SECONDS", "[0.05, 0.05]")
     monkeypatch.setenv("SMARTGATE_WEBHOOK_POLL_SECONDS", "0.05")
-    monkeypatch.setenv("SMARTGATE_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("SMARTGATE_WEBHOOK_TIMEOUT_SECONDS", "5")
     app = create_app(settings, runtime=runtime)
     with TestClient(app) as client:
         yield Hooks(client, runtime, keys.make("trader", ORG_A), keys.make("trader", ORG_B), keys.make("officer"),
@@ -177,12 +182,81 @@ def test_signature_reproduces_the_standard_webhooks_test_vector() -> None:
         "https://[::1]/x",
         "https://localhost:8000/x",
         "https://printer.local/x",
+        "https://intranet/x",
         "https://example.vn:99999/x",
     ],
 )
 def test_production_refuses_urls_it_must_not_call(url: str) -> None:
     with pytest.raises(Unprocessable):
         service.check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("10.0.0.1", False),
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("fe80::1", False),
+        ("fd00::1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_addresses_inside_ipv6_forms_are_checked_too(address: str, public: bool) -> None:
+    assert service.is_public_address(ipaddress.ip_address(address)) is public
+    url = f"https://[{address}]/x" if ":" in address else f"https://{address}/x"
+    if public:
+        assert service.check_url(url, allow_private=False)
+    else:
+        with pytest.raises(Unprocessable):
+            service.check_url(url, allow_private=False)
+
+
+def test_the_request_goes_to_the_address_that_was_checked() -> None:
+    import httpx
+
+    with httpx.Client() as client:
+        req = pinned_request(client, "https://erp.example.vn:8443/hooks?x=1", "203.0.113.7", {"a": "b"}, b"{}")
+        assert req.url.host == "203.0.113.7"
+        assert req.url.port == 8443
+        assert req.url.raw_path == b"/hooks?x=1"
+        assert req.headers["host"] == "erp.example.vn:8443"
+        assert req.extensions["sni_hostname"] == "erp.example.vn"  # TLS checks the certificate against the name
+        v6 = pinned_request(client, "https://erp.example.vn/h", "2606:4700::1", {}, b"{}")
+        assert v6.url.host == "2606:4700::1"
+        plain = pinned_request(client, "http://127.0.0.1:9/h", None, {}, b"{}")
+        assert plain.url.host == "127.0.0.1"
+        assert "sni_hostname" not in plain.extensions
+
+
+def test_a_pass_that_lost_its_lease_records_nothing(runtime: Any, keys: Any) -> None:
+    """A manual retry (or another dispatcher) while a pass is out: the stale pass's result must not overwrite it."""
+    from services.webhooks.delivery import Dispatcher, Result
+    from services.webhooks.settings import WebhookSettings
+
+    keys.make("trader", ORG_A)
+    with unit_of_work(runtime.sessions) as session:
+        org = get_or_create_organisation(session, name=ORG_A).id
+        row = service.create_endpoint(session, organisation_id=org, url="http://127.0.0.1:9/h", event_types=[],
+                                      description="", actor="t", allow_private=True, max_endpoints=10)  # fmt: skip
+        service.enqueue_test(session, row)
+    dispatcher = Dispatcher(runtime.sessions, WebhookSettings(**runtime.settings.model_dump()))
+    (job,) = dispatcher._claim()
+    assert dispatcher._claim() == []  # leased: not claimed twice
+    with unit_of_work(runtime.sessions) as session:
+        delivery = session.get(WebhookDelivery, job.delivery_id)
+        delivery.attempts = 1  # as if attempted once before
+        service.retry_delivery(session, session.get(service.WebhookEndpoint, row.id), delivery)
+    dispatcher._record([Result(job, job.lease, 500, "HTTP 500", 3)])
+    with unit_of_work(runtime.sessions) as session:
+        after = session.get(WebhookDelivery, job.delivery_id)
+        assert (after.status, after.attempts, after.last_error) == ("pending", 0, None)
 
 
 def test_development_may_call_loopback_but_never_other_schemes() -> None:
@@ -193,9 +267,13 @@ def test_development_may_call_loopback_but_never_other_schemes() -> None:
 
 
 def test_a_name_that_resolves_to_loopback_is_refused_at_delivery() -> None:
-    with pytest.raises(TargetRefused, match="not a public address"):
-        check_target("https://localhost/x", allow_private=False)
-    check_target("https://localhost/x", allow_private=True)
+    with pytest.raises(TargetRefused, match="does not resolve to a public address"):
+        resolve_target("https://localhost/x", allow_private=False)
+    with pytest.raises(TargetRefused, match="does not resolve to a public address"):
+        resolve_target("https://127.0.0.1/x", allow_private=False)
+    with pytest.raises(TargetRefused, match="cannot resolve"):
+        resolve_target("https://a..b/x", allow_private=False)
+    assert resolve_target("https://localhost/x", allow_private=True) is None
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -283,26 +361,55 @@ def test_failures_are_retried_then_given_up_and_sent_again_by_hand(hooks: Hooks,
     assert ok["last_status_code"] == 204
 
 
-def test_timeouts_and_redirects_are_failed_attempts(hooks: Hooks, receiver: Receiver) -> None:
+def short_timeout(hooks: Hooks, seconds: float) -> None:
+    dispatcher = hooks.runtime.extras[DISPATCHER_KEY]
+    dispatcher.settings = dispatcher.settings.model_copy(update={"webhook_timeout_seconds": seconds})
+
+
+def test_redirects_are_not_followed(hooks: Hooks, receiver: Receiver) -> None:
     endpoint = hooks.register(receiver.url)
     receiver.answer(302, headers={"location": "https://elsewhere.example/"})
-    receiver.answer(200, delay=1.5)
     hooks.client.post(f"{HOOKS}/{endpoint['id']}/test", headers=hooks.trader)
     done = hooks.wait(lambda: (d := hooks.deliveries(endpoint["id"], status="delivered")) and d)
-    assert done[0]["attempts"] == 3
-    assert len(receiver.requests) == 3  # the redirect was not followed
-    first_two = [r["path"] for r in receiver.requests[:2]]
-    assert first_two == ["/hooks/smartgate"] * 2
+    assert done[0]["attempts"] == 2
+    assert [r["path"] for r in receiver.requests] == ["/hooks/smartgate"] * 2  # both to us, none elsewhere
 
 
-def test_timeout_is_reported(hooks: Hooks, receiver: Receiver) -> None:
+def test_a_receiver_that_does_not_answer_in_time_fails_the_attempt(hooks: Hooks, receiver: Receiver) -> None:
+    short_timeout(hooks, 0.3)
     endpoint = hooks.register(receiver.url)
     for _ in range(3):
-        receiver.answer(200, delay=1.5)
+        receiver.answer(200, delay=1.0)
     hooks.client.post(f"{HOOKS}/{endpoint['id']}/test", headers=hooks.trader)
     failed = hooks.wait(lambda: (d := hooks.deliveries(endpoint["id"], status="failed")) and d)
-    assert failed[0]["last_error"] == "no answer within 1 s"
+    assert failed[0]["last_error"] == "no answer within 0.3 s"
     assert failed[0]["last_status_code"] is None
+
+
+def test_an_unreachable_receiver_costs_one_attempt_per_pass_not_one_per_delivery(hooks: Hooks) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/hook"  # nothing listens there once the socket closes
+    endpoint = hooks.register(closed)
+    for _ in range(4):
+        hooks.client.post(f"{HOOKS}/{endpoint['id']}/test", headers=hooks.trader)
+    failed = hooks.wait(lambda: len(d := hooks.deliveries(endpoint["id"], status="failed")) == 4 and d)
+    assert all(d["attempts"] == 3 for d in failed)
+    assert all("ConnectError" in d["last_error"] for d in failed)
+    assert any(d["last_error"].startswith("not sent: ConnectError") for d in failed)
+
+
+def test_a_receivers_odd_answer_is_kept_as_text(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint = hooks.register(receiver.url)
+    for _ in range(3):
+        receiver.answer(500, body=b"crash\x00\x1b[31m" + "lỗi".encode() + b"\xff" * 2000)
+    hooks.client.post(f"{HOOKS}/{endpoint['id']}/test", headers=hooks.trader)
+    failed = hooks.wait(lambda: (d := hooks.deliveries(endpoint["id"], status="failed")) and d)
+    error = failed[0]["last_error"]
+    assert error.startswith("HTTP 500: crash?")
+    assert "lỗi" in error
+    assert "\x00" not in error
+    assert len(error) <= 600
 
 
 def test_gone_switches_the_endpoint_off_until_the_trader_switches_it_on(hooks: Hooks, receiver: Receiver) -> None:
@@ -361,9 +468,15 @@ def test_rotation_signs_with_both_secrets_for_a_day(hooks: Hooks, receiver: Rece
 def test_only_the_owner_sees_and_changes_an_endpoint(hooks: Hooks, receiver: Receiver) -> None:
     endpoint = hooks.register(receiver.url)
     path = f"{HOOKS}/{endpoint['id']}"
-    assert hooks.client.get(path, headers=hooks.other).status_code == 404
-    assert hooks.client.patch(path, json={"active": False}, headers=hooks.other).status_code == 404
-    assert hooks.client.delete(path, headers=hooks.other).status_code == 404
+    ping = hooks.client.post(f"{path}/test", headers=hooks.trader).json()
+    hooks.wait(lambda: hooks.deliveries(endpoint["id"], status="delivered"))
+    for method, sub in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/secret"), ("POST", "/test"),
+                        ("GET", "/deliveries"), ("GET", f"/deliveries/{ping['id']}"),
+                        ("POST", f"/deliveries/{ping['id']}/retry")):  # fmt: skip
+        kwargs: dict[str, Any] = {"json": {"active": False}} if method == "PATCH" else {}
+        resp = hooks.client.request(method, path + sub, headers=hooks.other, **kwargs)
+        assert resp.status_code == 404, (method, sub, resp.text)
+    assert hooks.client.get(path, headers=hooks.trader).json()["active"] is True
     assert hooks.client.get(HOOKS, headers=hooks.officer).status_code == 403
     assert hooks.client.get(HOOKS).status_code == 401
     assert hooks.client.get(f"{HOOKS}/not-an-id", headers=hooks.trader).status_code == 404
@@ -376,9 +489,33 @@ def test_only_the_owner_sees_and_changes_an_endpoint(hooks: Hooks, receiver: Rec
     assert hooks.client.get(path, headers=hooks.trader).status_code == 404
 
 
+def test_null_in_a_change_leaves_the_field_as_it_is(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint = hooks.register(receiver.url, event_types=["declaration.released"], description="ERP")
+    nulls = {"url": None, "event_types": None, "description": None, "active": None}
+    resp = hooks.client.patch(f"{HOOKS}/{endpoint['id']}", json=nulls, headers=hooks.trader)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["event_types"] == ["declaration.released"]
+    assert resp.json()["description"] == "ERP"
+    cleared = hooks.client.patch(f"{HOOKS}/{endpoint['id']}", json={"event_types": []}, headers=hooks.trader)
+    assert cleared.json()["event_types"] == []
+
+
+def test_a_switched_off_endpoint_is_not_retried_by_hand(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint = hooks.register(receiver.url, event_types=["declaration.created"])
+    receiver.answer(410)
+    hooks.file()
+    failed = hooks.wait(lambda: hooks.deliveries(endpoint["id"], status="failed"))
+    again = hooks.client.post(f"{HOOKS}/{endpoint['id']}/deliveries/{failed[0]['id']}/retry", headers=hooks.trader)
+    assert again.status_code == 409
+    assert again.json()["code"] == "webhook.inactive"
+
+
 def test_bad_registrations_are_problems_and_the_limit_holds(hooks: Hooks, receiver: Receiver) -> None:
     for body, code in (
         ({"url": "ftp://example.vn/x"}, "webhook.url"),
+        ({"url": "https://a..b/x"}, "webhook.url"),
+        ({"url": "https://-/x"}, "webhook.url"),
+        ({"url": f"https://{'a' * 64}.vn/x"}, "webhook.url"),
         ({"url": receiver.url, "event_types": ["declaration.assigned"]}, "webhook.event_types"),
         ({"url": receiver.url, "secret": "mine"}, None),
         ({"url": receiver.url + "\x00"}, None),
