@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,18 +14,13 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from api.console.routes import router as console_router
-from services.declarations import service as declarations_service
 from services.declarations.endpoints import problems
-from services.declarations.endpoints import router as declarations_router
-from services.declarations.review_endpoints import risk_router, tariff_router
-from services.declarations.review_endpoints import router as review_router
-from services.kernel.database import unit_of_work, utcnow
 from services.kernel.errors import install_error_handlers, problem
-from services.kernel.leader import Leadership
+from services.kernel.leader import LEADER_LOCK_KEY, Leadership
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
-from services.kernel.settings import KernelSettings, get_settings
+from services.kernel.settings import SERVICES, KernelSettings, get_settings
 
 logger = logging.getLogger("smartgate.app")
 
@@ -41,84 +36,26 @@ Every error is RFC 9457 `application/problem+json`; every response carries `X-Re
 UPLOAD_PATHS = (r"/api/v1/declarations/[^/]+/documents", r"/api/v1/gate/events")
 
 
-class ExpiryScheduler:
-    """Expires declarations whose goods never reached the gate, periodically, in the background."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def run_once(self) -> list[str]:
-        """One pass; returns the expired ids."""
-        with unit_of_work(self.runtime.sessions) as session:
-            expired = declarations_service.expire_stale(
-                session, now=utcnow(), days=self.runtime.settings.declaration_expiry_days
-            )
-        if expired:
-            self.runtime.relay.notify()
-            logger.info("declarations expired", extra={"count": len(expired)})
-        return expired
-
-    def start(self) -> None:
-        """Run every `expiry_check_seconds` until stop() (a new loop, with its own stop signal, each time)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="expiry", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the loop (a pass in progress finishes)."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-            if not self._thread.is_alive():
-                self._thread = None
-
-    def _loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.runtime.settings.expiry_check_seconds):
-            try:
-                self.run_once()
-            except Exception:
-                logger.exception("expiry pass failed")
-
-
-def subscribe_consumers(runtime: Runtime) -> None:
-    """Wire each service's event consumers to the bus (idempotent: dedupe by event id)."""
-    from services.declarations import consumers as declarations_consumers
-    from services.kernel.bus import idempotent
-
-    bus = runtime.bus
-    sessions = runtime.sessions
-    bus.subscribe("gate.mismatch", idempotent(sessions, "declarations", declarations_consumers.on_gate_mismatch),
-                  name="declarations.gate_mismatch")  # fmt: skip
-    bus.subscribe("gate.exited", idempotent(sessions, "declarations", declarations_consumers.on_gate_exit),
-                  name="declarations.gate_exit")  # fmt: skip
-
-
 def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the one-process app; background workers start with the app's lifespan."""
     settings = settings or get_settings()
     runtime = runtime or Runtime.build(settings)
-    scheduler = ExpiryScheduler(runtime)
-    subscribe_consumers(runtime)
+    services = enabled_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from services.declarations.assessment import install_default_rule_set
-
-        install_default_rule_set(runtime.sessions)
-        # Checkpoints and expiry passes: once per deployment (see kernel/leader.py). Several processes are
-        # declared by `serve --workers N` (SMARTGATE_WORKERS); only PostgreSQL can be shared.
+        # Checkpoints, expiry passes, webhook dispatch: once per deployment (see kernel/leader.py). Several
+        # processes are declared by `serve --workers N` (SMARTGATE_WORKERS); only PostgreSQL can be shared. Each
+        # set of services elects its own leader (a distributed deployment runs a set per process).
         shared = settings.workers > 1 and runtime.engine.dialect.name == "postgresql"
         if settings.workers > 1 and not shared:
             logger.warning("SMARTGATE_WORKERS > 1 ignored: SQLite is served by one process")
         leadership = Leadership(
             runtime.engine,
-            [(scheduler.start, scheduler.stop), *runtime.singletons],
+            list(runtime.singletons),
             shared=shared,
             name=f"pid {os.getpid()}",
+            key=leader_key(services),
         )
         app.state.leadership = leadership
         started: list[Callable[[], None]] = []
@@ -148,7 +85,6 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.expiry = scheduler
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -173,13 +109,10 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
             return problem(503, "Not ready", f"database unreachable: {type(exc).__name__}")
         return JSONResponse({"status": "ready", "database": runtime.engine.dialect.name})
 
-    app.include_router(declarations_router)
-    app.include_router(review_router)
-    app.include_router(risk_router)
-    app.include_router(tariff_router)
-    app.include_router(console_router)
     for install in service_installers(settings):
         install(app, runtime)
+    if settings.console:
+        app.include_router(console_router)
     _document_rate_limit(app)
     return app
 
@@ -206,15 +139,22 @@ def _document_rate_limit(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def enabled_services(settings: KernelSettings) -> list[str]:
+    """The services this process runs (SMARTGATE_SERVICES, checked by the settings), in a fixed order."""
+    return [name for name in SERVICES if name in settings.service_names]
+
+
+def leader_key(services: list[str]) -> int:
+    """The advisory-lock key of a set of services: processes running the same set elect one leader among them."""
+    return LEADER_LOCK_KEY ^ zlib.crc32(",".join(services).encode())
+
+
 def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runtime], None]]:
     """The `install(app, runtime)` of every enabled service present: routers, event subscriptions, background work."""
     import importlib
 
     found = []
-    enabled = {s.strip() for s in settings.services.split(",") if s.strip()}
-    for name in ("provenance", "inspection", "webhooks"):
-        if name not in enabled:
-            continue
+    for name in enabled_services(settings):
         try:
             module = importlib.import_module(f"services.{name}.install")
         except ModuleNotFoundError as exc:

@@ -75,13 +75,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only)")] = 1,
+    services: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated services this process runs (default: SMARTGATE_SERVICES, i.e. all)"),
+    ] = None,
+    console: Annotated[
+        bool | None, typer.Option("--console/--no-console", help="Serve the officers' console here (default: yes)")
+    ] = None,
 ) -> None:
-    """Run the platform (all services in one process) with uvicorn."""
+    """Run the platform (all services in one process, or those of --services) with uvicorn."""
     import uvicorn
 
     from api.app import configure_process, create_app
     from services.kernel.migrate import is_up_to_date
 
+    # Through the environment, so that every worker process of --workers N reads the same.
+    if services is not None:
+        os.environ["SMARTGATE_SERVICES"] = services
+    if console is not None:
+        os.environ["SMARTGATE_CONSOLE"] = "true" if console else "false"
     settings = _settings()
     url = settings.resolved_database_url
     if workers > 1 and not url.startswith("postgresql"):
@@ -91,8 +103,12 @@ def serve(
     if not is_up_to_date(url):
         fail("the database is not migrated; run `smartgate migrate` first", 3)
     configure_process(settings)
+    from api.app import enabled_services
+
+    console_note = ", review console at /console" if settings.console else ""
     typer.echo(
-        f"smartgate on http://{host}:{port} (docs at /docs, review console at /console), database {_redacted(url)}"
+        f"smartgate ({', '.join(enabled_services(settings)) or 'no service'}) on http://{host}:{port} "
+        f"(docs at /docs{console_note}), database {_redacted(url)}"
     )
     if workers > 1:
         # Each worker builds its own app from the environment. Each relays the outbox (events are claimed with
@@ -103,6 +119,32 @@ def serve(
         )
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def gateway(
+    route: Annotated[
+        list[str],
+        typer.Option(help="NAME=URL of a service process, once per service (e.g. declarations=http://10.0.0.5:8000)"),
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Run the gateway of the distributed deployment: one address, each request passed to its service, the console."""
+    import uvicorn
+
+    from api.app import configure_process
+    from api.gateway import create_gateway, parse_routes
+
+    try:
+        routes = parse_routes(route)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    settings = _settings()
+    configure_process(settings)
+    typer.echo(f"smartgate gateway on http://{host}:{port} (docs at /docs, review console at /console): "
+               + ", ".join(f"{n} -> {u}" for n, u in routes.items()))  # fmt: skip
+    uvicorn.run(create_gateway(settings, routes), host=host, port=port, log_config=None, access_log=False)
 
 
 @keys_app.command("create")

@@ -99,7 +99,8 @@ def bench(
                 "SMARTGATE_ENVIRONMENT": "development",
                 "SMARTGATE_VAR_DIR": str(tmp / "var"),
                 "SMARTGATE_LOG_LEVEL": "WARNING",
-                "SMARTGATE_SERVICES": services,
+                # Declarations always: the benchmark files declarations.
+                "SMARTGATE_SERVICES": ",".join(["declarations", *[x for x in services.split(",") if x.strip()]]),
                 # 16 clients on one key measure capacity, not the per-key rate limit (which would throttle them).
                 "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
             }

@@ -28,12 +28,21 @@ class Leadership:
     """Start `work` in this process while it holds the leader lock (or always, when it is the only process)."""
 
     def __init__(
-        self, engine: Engine, work: list[Work], *, shared: bool, retry_seconds: float = 2.0, name: str = ""
+        self,
+        engine: Engine,
+        work: list[Work],
+        *,
+        shared: bool,
+        retry_seconds: float = 2.0,
+        name: str = "",
+        key: int = LEADER_LOCK_KEY,
     ) -> None:
-        """`shared`: other processes serve the same database (`serve --workers N`, PostgreSQL only)."""
+        """`shared`: other processes serve the same database (`serve --workers N`, PostgreSQL only). `key`: the
+        advisory lock, one per set of services (a process running other services elects its own leader)."""
         if shared and engine.dialect.name != "postgresql":
             raise ValueError("several processes on one database need PostgreSQL")
         self.engine = engine
+        self.key = key & 0x7FFF_FFFF_FFFF_FFFF
         self.work = work
         self.shared = shared
         self.retry_seconds = retry_seconds
@@ -80,7 +89,7 @@ class Leadership:
             logger.warning("cannot reach the database for the leader lock", extra={"error": str(exc)})
             return False
         try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}).scalar())
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
         except Exception as exc:  # noqa: BLE001
             logger.warning("leader lock attempt failed", extra={"error": str(exc)})
             conn.close()
@@ -103,7 +112,7 @@ class Leadership:
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
                     " AND granted AND objid = :low"
                 ),
-                {"low": LEADER_LOCK_KEY & 0xFFFF_FFFF},
+                {"low": self.key & 0xFFFF_FFFF},
             ).scalar()
             return bool(held)
         except Exception:  # noqa: BLE001 - any failure: the session, and so the lock, may be gone
@@ -156,7 +165,7 @@ class Leadership:
             conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
                 conn.close()
             except Exception:  # noqa: BLE001 - never hand a connection that may still hold the lock to the pool
                 conn.invalidate()

@@ -73,5 +73,5 @@ def _bus_for(settings: KernelSettings) -> EventBus:
     if settings.bus_url.startswith(("nats://", "tls://")):
         from services.kernel.nats_bus import JetStreamBus
 
-        return JetStreamBus(settings.bus_url, stream=settings.bus_stream)
+        return JetStreamBus(settings.bus_url, stream=settings.bus_stream, prefix=settings.bus_prefix)
     return InProcessBus()

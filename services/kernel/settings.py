@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
+# The deployable services, in the order a process installs them.
+SERVICES = ("declarations", "provenance", "inspection", "webhooks")
 
 
 class KernelSettings(BaseSettings):
@@ -42,9 +44,28 @@ class KernelSettings(BaseSettings):
     gate_code: str = "KIMTHANH"
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
     bus_url: str = ""
-    # Which optional services this process runs (the distributed deployment runs one per process).
-    services: str = "provenance,inspection,webhooks"
+    # Which services this process runs: all of them in the embedded default; one (or a few) per process in the
+    # distributed deployment, behind `smartgate gateway`.
+    services: str = "declarations,provenance,inspection,webhooks"
+    # Whether this process serves the officers' console (the gateway serves it in the distributed deployment).
+    console: bool = True
     bus_stream: str = "SMARTGATE"
+    # Subjects are `<prefix>.<event type>`; two deployments on one NATS server need their own stream and prefix.
+    bus_prefix: str = Field(default="smartgate", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, value: str) -> str:
+        """Only services that exist: a typo must not start a process that silently serves nothing."""
+        unknown = sorted({s.strip() for s in value.split(",") if s.strip()} - set(SERVICES))
+        if unknown:
+            raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+        return value
+
+    @property
+    def service_names(self) -> set[str]:
+        """The services named in `services`."""
+        return {s.strip() for s in self.services.split(",") if s.strip()}
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> KernelSettings:

@@ -1,0 +1,184 @@
+"""The gateway of the distributed deployment: one address for every client, each request passed to the service
+that serves its path, the officers' console, one OpenAPI document for all.
+
+Each service process (`smartgate serve --services NAME --no-console`) authenticates, limits and validates its own
+requests, so the gateway adds no second opinion: it routes, streams bodies both ways (uploads of up to 20 MiB are
+not held in memory), carries the request id across, and turns an unreachable service into 503 problem+json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.background import BackgroundTask
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+
+from api.console.routes import router as console_router
+from services.kernel.errors import install_error_handlers, problem
+from services.kernel.observability import RequestContextMiddleware, request_id_var
+from services.kernel.responses import JSONResponse
+from services.kernel.settings import SERVICES, KernelSettings
+
+logger = logging.getLogger("smartgate.gateway")
+
+# Which service serves which paths (a test checks this against every path the services declare).
+PREFIXES: dict[str, tuple[str, ...]] = {
+    "declarations": ("/api/v1/declarations", "/api/v1/review", "/api/v1/risk", "/api/v1/tariff",
+                     "/api/v1/exchange-rates"),
+    "provenance": ("/api/v1/ledger",),
+    "inspection": ("/api/v1/gate",),
+    "webhooks": ("/api/v1/webhooks",),
+}  # fmt: skip
+# Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def parse_routes(items: list[str]) -> dict[str, str]:
+    """`NAME=URL` items into {service: base URL}; every service named exactly once and known."""
+    routes: dict[str, str] = {}
+    for item in items:
+        name, sep, url = item.partition("=")
+        name, url = name.strip(), url.strip().rstrip("/")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise ValueError(f"route '{item}': expected NAME=http://host:port")
+        if name not in SERVICES:
+            raise ValueError(f"route '{item}': unknown service '{name}'; known: {', '.join(SERVICES)}")
+        if name in routes:
+            raise ValueError(f"route '{item}': service '{name}' given twice")
+        routes[name] = url
+    if not routes:
+        raise ValueError("no routes: give at least one NAME=URL")
+    return routes
+
+
+@dataclass
+class GatewayState:
+    """What the console reads from `app.state.runtime` (the gateway has no database of its own)."""
+
+    settings: KernelSettings
+
+
+def service_for(path: str, routes: dict[str, str]) -> str | None:
+    """The service that serves `path`, if it is routed here."""
+    for name, prefixes in PREFIXES.items():
+        if name in routes and any(path == p or path.startswith(p + "/") for p in prefixes):
+            return name
+    return None
+
+
+def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout: float = 60.0) -> FastAPI:
+    """The gateway app in front of `routes` ({service: base URL})."""
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=False, limits=httpx.Limits(max_connections=200)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="smartgate", version="0.1.0", lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None)  # fmt: skip
+    app.state.runtime = GatewayState(settings)
+    app.state.routes = routes
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        async def one(name: str, url: str) -> tuple[str, str]:
+            try:
+                resp = await client.get(f"{url}/readyz", timeout=3.0)
+                return name, "ready" if resp.status_code == 200 else f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                return name, type(exc).__name__
+
+        states = dict(await asyncio.gather(*(one(n, u) for n, u in routes.items())))
+        down = {n: s for n, s in states.items() if s != "ready"}
+        if down:
+            return problem(503, "Not ready", "not every service is ready: "
+                           + ", ".join(f"{n} ({s})" for n, s in sorted(down.items())), services=states)  # fmt: skip
+        return JSONResponse({"status": "ready", "services": states})
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        """Every service's OpenAPI document, merged (paths and component schemas)."""
+        merged: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": "smartgate", "version": "0.1.0"},
+                                  "paths": {}, "components": {"schemas": {}}}  # fmt: skip
+        missing = []
+        for name, url in routes.items():
+            try:
+                resp = await client.get(f"{url}/openapi.json", timeout=10.0)
+                resp.raise_for_status()
+                doc = resp.json()
+            except (httpx.HTTPError, ValueError):
+                missing.append(name)
+                continue
+            merged["info"] = doc.get("info", merged["info"])
+            for path, item in doc.get("paths", {}).items():
+                if service_for(path, {name: url}) == name:
+                    merged["paths"][path] = item
+            merged["components"]["schemas"].update(doc.get("components", {}).get("schemas", {}))
+            for key, value in doc.get("components", {}).items():
+                if key != "schemas":
+                    merged["components"].setdefault(key, {}).update(value)
+        if missing:
+            merged["info"] = {**merged["info"], "x-missing-services": missing}
+        return JSONResponse(merged)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="smartgate")
+
+    app.include_router(console_router)
+
+    @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
+    async def forward(request: Request, rest: str) -> Response:
+        path = request.url.path
+        name = service_for(path, routes)
+        if name is None:
+            return problem(404, "Not found", f"no service serves {path[:200]}")
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+                   and k.lower() != "x-request-id"]  # fmt: skip
+        headers.append(("x-request-id", request_id_var.get() or ""))
+        client_host = request.client.host if request.client else ""
+        prior = request.headers.get("x-forwarded-for")
+        headers.append(("x-forwarded-for", f"{prior}, {client_host}" if prior else client_host))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        headers.append(("x-forwarded-host", request.headers.get("host", "")))
+        body = request.stream() if request.method not in ("GET", "HEAD", "OPTIONS") else None
+        upstream = client.build_request(request.method, routes[name] + path, params=request.url.query.encode(),
+                                        headers=headers, content=body)  # fmt: skip
+        try:
+            resp = await client.send(upstream, stream=True)
+        except httpx.TimeoutException:
+            return problem(504, "Gateway timeout", f"the {name} service did not answer in time")
+        except httpx.HTTPError as exc:
+            logger.warning("upstream unreachable", extra={"service": name, "error": type(exc).__name__})
+            return problem(503, "Service unavailable", f"the {name} service is unreachable; try again shortly",
+                           headers={"Retry-After": "5"})  # fmt: skip
+        out = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP
+               and k.lower() != "x-request-id"]  # fmt: skip
+        response = StreamingResponse(
+            resp.aiter_raw(), status_code=resp.status_code, background=BackgroundTask(resp.aclose)
+        )
+        response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+        return response
+
+    return app

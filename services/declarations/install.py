@@ -1,0 +1,31 @@
+"""Plug the declarations service into a process: its routers, its consumers of gate events, the expiry passes and
+the default rule set."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.declarations import consumers
+from services.declarations.assessment import install_default_rule_set
+from services.declarations.endpoints import router
+from services.declarations.expiry import ExpiryScheduler
+from services.declarations.review_endpoints import risk_router, tariff_router
+from services.declarations.review_endpoints import router as review_router
+from services.kernel.bus import idempotent
+from services.kernel.runtime import Runtime
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    """Routes under /api/v1/declarations, /review, /risk, /tariff and /exchange-rates; the `gate.mismatch` and
+    `gate.exited` consumers; one expiry scheduler per deployment."""
+    for r in (router, review_router, risk_router, tariff_router):
+        app.include_router(r)
+    bus, sessions = runtime.bus, runtime.sessions
+    bus.subscribe("gate.mismatch", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_mismatch),
+                  name="declarations.gate_mismatch")  # fmt: skip
+    bus.subscribe("gate.exited", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_exit),
+                  name="declarations.gate_exit")  # fmt: skip
+    scheduler = ExpiryScheduler(runtime)
+    app.state.expiry = scheduler
+    runtime.on_start.append(lambda: install_default_rule_set(sessions))
+    runtime.singletons.insert(0, (scheduler.start, scheduler.stop))

@@ -1,0 +1,302 @@
+"""The distributed deployment for real: each service in its own process (`smartgate serve --services NAME`), events
+between them over NATS JetStream, one PostgreSQL database, and `smartgate gateway` in front. A declaration filed at
+the gateway reaches the provenance process (ledger), the inspection process (its read model) and the webhooks
+process (a delivery to the trader), each only through the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.gateway import PREFIXES, parse_routes, service_for
+from services.declarations.schemas import EXAMPLE
+from services.kernel.auth import Role, create_key, get_or_create_organisation
+from services.kernel.database import make_sessionmaker, unit_of_work
+from services.kernel.settings import SERVICES
+from tests.api.support import ORG_A
+from tests.conftest import _admin_engine, _free_port, pg_server_url
+from tests.services.kernel.test_nats_bus import NATS_URL, _reachable
+from tests.services.webhooks.test_webhooks import Receiver
+
+SMARTGATE = str(Path(sys.executable).parent / "smartgate")
+
+
+# ---------------------------------------------------------------------------------------------- routing, statically
+
+
+def test_the_gateway_routes_every_path_to_the_service_that_serves_it() -> None:
+    from services.declarations.endpoints import router as declarations
+    from services.declarations.review_endpoints import risk_router, tariff_router
+    from services.declarations.review_endpoints import router as review
+    from services.inspection.endpoints import router as inspection
+    from services.provenance.endpoints import router as provenance
+    from services.webhooks.endpoints import router as webhooks
+
+    owners = {"declarations": [declarations, review, risk_router, tariff_router], "inspection": [inspection],
+              "provenance": [provenance], "webhooks": [webhooks]}  # fmt: skip
+    assert set(owners) == set(SERVICES) == set(PREFIXES)
+    routes = {name: f"http://{name}:8000" for name in SERVICES}
+    for name, routers in owners.items():
+        for router in routers:
+            for route in router.routes:
+                path = getattr(route, "path")  # noqa: B009
+                concrete = path.replace("{", "x").replace("}", "")
+                assert service_for(concrete, routes) == name, path
+    assert service_for("/api/v1/declarationsX", routes) is None
+    assert service_for("/api/v1/ledger", {"declarations": "http://d"}) is None  # not routed here
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([], "no routes"),
+        (["declarations"], "expected NAME=http"),
+        (["declarations=ftp://x"], "expected NAME=http"),
+        (["billing=http://x"], "unknown service 'billing'"),
+        (["webhooks=http://a", "webhooks=http://b"], "given twice"),
+    ],
+)
+def test_bad_routes_are_refused(items: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_routes(items)
+
+
+def test_the_cli_refuses_bad_routes_and_unknown_services_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "SMARTGATE_VAR_DIR": str(tmp_path)}
+    bad = subprocess.run([SMARTGATE, "gateway", "--route", "billing=http://x"], env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "smartgate: error: route 'billing=http://x': unknown service 'billing'; known: "
+        "declarations, provenance, inspection, webhooks"
+    ]
+    typo = subprocess.run([SMARTGATE, "serve", "--services", "declaration"], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert typo.returncode == 2
+    assert "unknown service(s) declaration" in typo.stderr
+    assert len(typo.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- the real thing
+
+
+class Deployment:
+    def __init__(
+        self, url: str, db_url: str, secret: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path
+    ) -> None:
+        self.url, self.db_url, self.secret, self.procs, self.logs = url, db_url, secret, procs, logs
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+
+
+def _wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}: {(logs / f'{name}.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail("the distributed deployment did not become ready: "
+                + "; ".join(f"{n}: {(logs / f'{n}.log').read_text()[-400:]}" for n in procs))  # fmt: skip
+
+
+@pytest.fixture
+def deployment(_templates: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
+    pg = pg_server_url()
+    reason = None if pg else "PostgreSQL: set SMARTGATE_TEST_DATABASE_URL (.ci/run does)"
+    if reason is None and not _reachable(NATS_URL):
+        reason = f"NATS not reachable at {NATS_URL}"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the distributed deployment test: {reason}")
+        pytest.skip(reason)
+    assert pg is not None
+    name = f"sg_dist_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine(pg)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_templates["postgresql"]}"'))
+    db_url = make_url(pg).set(database=name).render_as_string(hide_password=False)
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        "SMARTGATE_ENVIRONMENT": "test",
+        "SMARTGATE_SECRET_KEY": secrets.token_urlsafe(40),
+        "SMARTGATE_DATABASE_URL": db_url,
+        "SMARTGATE_BUS_URL": NATS_URL,
+        "SMARTGATE_BUS_STREAM": f"SGDIST_{tag}",
+        "SMARTGATE_BUS_PREFIX": f"sgdist{tag}",
+        "SMARTGATE_VAR_DIR": str(tmp_path / "var"),
+        "SMARTGATE_LOG_JSON": "false",
+        "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
+        "SMARTGATE_LEDGER_CHECKPOINT_SECONDS": "0.5",
+        "SMARTGATE_WEBHOOK_POLL_SECONDS": "0.2",
+    }
+    ports = {s: _free_port() for s in SERVICES}
+    gateway_port = _free_port()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    try:
+        for service, port in ports.items():
+            procs[service] = subprocess.Popen(
+                [SMARTGATE, "serve", "--port", str(port), "--services", service, "--no-console"],
+                env=env, stdout=(logs / f"{service}.log").open("wb"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        routes = [f"--route={s}=http://127.0.0.1:{p}" for s, p in ports.items()]
+        gateway = [SMARTGATE, "gateway", "--port", str(gateway_port), *routes]
+        out = (logs / "gateway.log").open("wb")
+        procs["gateway"] = subprocess.Popen(gateway, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{gateway_port}"
+        _wait_ready(url, procs, logs)
+        yield Deployment(url, db_url, env["SMARTGATE_SECRET_KEY"], procs, logs)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+        async def drop_stream() -> None:
+            import nats
+
+            nc = await nats.connect(NATS_URL)
+            try:
+                await nc.jetstream().delete_stream(f"SGDIST_{tag}")
+            except Exception:  # noqa: BLE001 - nothing was published
+                pass
+            await nc.close()
+
+        asyncio.run(drop_stream())
+
+
+def _keys(db_url: str, secret: str) -> dict[str, dict[str, str]]:
+    engine = create_engine(db_url)
+    out = {}
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        org = get_or_create_organisation(session, name=ORG_A)
+        for role in (Role.trader, Role.officer):
+            _, clear = create_key(
+                session, secret_key=secret, role=role, organisation=org if role is Role.trader else None
+            )
+            out[role.value] = {"Authorization": f"Bearer {clear}"}
+    engine.dispose()
+    return out
+
+
+def _until(what: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail("the deployment did not get there in time")
+
+
+@pytest.mark.xdist_group("distributed")
+def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(deployment: Deployment) -> None:
+    from ledger.bundle import verify_bundle
+    from ledger.checkpoint import Verifier
+
+    keys = _keys(deployment.db_url, deployment.secret)
+    trader, officer = keys["trader"], keys["officer"]
+    receiver = Receiver()
+    try:
+        with httpx.Client(base_url=deployment.url, timeout=30) as api:
+            hook = api.post("/api/v1/webhooks", json={"url": receiver.url}, headers=trader)
+            assert hook.status_code == 201, hook.text
+            filed = api.post("/api/v1/declarations?submit=true", json=EXAMPLE,
+                             headers={**trader, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+            assert filed.status_code == 201, filed.text
+            assert filed.headers["x-request-id"]
+            decl = filed.json()
+            assert decl["channel"] in ("yellow", "red")
+
+            # webhooks process: a signed delivery of the declaration's events
+            _until(lambda: len(receiver.requests) >= 3)
+            from standardwebhooks import Webhook
+
+            types = [Webhook(hook.json()["secret"]).verify(r["body"], r["headers"])["type"] for r in receiver.requests]
+            assert types[:3] == ["declaration.created", "declaration.submitted", "declaration.assessed"]
+
+            # an officer decides through the gateway; the decision reaches the ledger in the provenance process
+            decided = api.post(f"/api/v1/declarations/{decl['id']}/decisions", headers=officer,
+                               json={"outcome": "clear", "reason": "documents in order"})  # fmt: skip
+            assert decided.status_code == 200, decided.text
+
+            def bundle() -> Any:  # created, submitted, assessed, cleared: all appended and checkpointed
+                resp = api.get(f"/api/v1/ledger/subjects/{decl['id']}/bundle", headers=trader)
+                return resp if resp.status_code == 200 and len(resp.json().get("entries", [])) >= 4 else None
+
+            got = _until(bundle)
+            key = api.get("/api/v1/ledger/public-key").text.strip()
+            report = verify_bundle(got.content, trusted_key=Verifier.from_vkey(key))
+            assert report.subject == decl["id"]
+            assert len(report.entries) >= 4
+
+            # inspection process: its read model of declarations expected at the gate
+            engine = create_engine(deployment.db_url)
+            try:
+
+                def expected() -> Any:
+                    with engine.connect() as conn:
+                        return conn.execute(text("SELECT status FROM gate_expected_declarations WHERE "
+                                                 "declaration_id = :id"), {"id": decl["id"]}).scalar()  # fmt: skip
+
+                assert _until(lambda: expected() == decided.json()["status"])
+            finally:
+                engine.dispose()
+            assert api.get("/api/v1/gate/events", headers=officer).status_code == 200
+
+            # one OpenAPI document for all; the console served by the gateway
+            doc = api.get("/openapi.json").json()
+            assert {"/api/v1/declarations", "/api/v1/ledger/public-key", "/api/v1/gate/events",
+                    "/api/v1/webhooks"} <= set(doc["paths"])  # fmt: skip
+            assert "x-missing-services" not in doc["info"]
+            assert api.get("/console/login").status_code == 200
+            signed_in = api.post("/console/login", data={"key": officer["Authorization"][7:]})
+            assert signed_in.status_code == 303
+            queue = api.get("/console", cookies=signed_in.cookies)
+            assert queue.status_code == 200
+
+            # errors stay problems: an unknown path, and a service that is down
+            missing = api.get("/api/v1/nothing")
+            assert missing.status_code == 404
+            assert missing.headers["content-type"] == "application/problem+json"
+            deployment.procs["webhooks"].send_signal(signal.SIGTERM)
+            deployment.procs["webhooks"].wait(timeout=20)
+            down = api.get("/api/v1/webhooks", headers=trader)
+            assert down.status_code == 503
+            assert down.headers["content-type"] == "application/problem+json"
+            assert "webhooks" in down.json()["detail"]
+            assert api.get("/readyz").status_code == 503
+            assert api.get(f"/api/v1/declarations/{decl['id']}", headers=trader).status_code == 200  # others go on
+    finally:
+        receiver.close()
