@@ -10,10 +10,11 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export SMARTGATE_VAR_DIR ?= var
 
-.PHONY: help setup system-deps run test lint format bench loadtest sim migrate clean
+.PHONY: help setup system-deps run run-distributed test lint format bench loadtest sim migrate clean
 
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
+	@echo "make run-distributed  one process per service + the gateway, on local PostgreSQL and NATS (see docs/deployment.md)"
 	@echo "make test      set up, lint, and run the whole test suite (PostgreSQL too when SMARTGATE_TEST_DATABASE_URL is set)"
 	@echo "make lint      ruff format --check, ruff check, mypy on the libraries, services and the edge"
 	@echo "make bench     run the benchmarks under benchmarks/"
@@ -42,6 +43,9 @@ run: setup
 	$(BIN)/smartgate migrate
 	$(BIN)/smartgate demo seed
 	$(BIN)/smartgate serve --host $(HOST) --port $(PORT)
+
+run-distributed: setup
+	scripts/run-distributed.sh
 
 lint: setup
 	$(BIN)/ruff format --check .
