@@ -14,12 +14,13 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from api.console.routes import router as console_router
-from services.declarations.endpoints import problems
+from api.limits import UPLOAD_PATHS
 from services.kernel.errors import install_error_handlers, problem
-from services.kernel.leader import LEADER_LOCK_KEY, Leadership
+from services.kernel.leader import LEADER_LOCK_KEY, Leadership, Work
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
+from services.kernel.schemas import problems
 from services.kernel.settings import SERVICES, KernelSettings, get_settings
 
 logger = logging.getLogger("smartgate.app")
@@ -32,32 +33,30 @@ Every error is RFC 9457 `application/problem+json`; every response carries `X-Re
 """
 
 
-# Endpoints that receive files: documents and gate camera images.
-UPLOAD_PATHS = (r"/api/v1/declarations/[^/]+/documents", r"/api/v1/gate/events")
-
-
 def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the one-process app; background workers start with the app's lifespan."""
     settings = settings or get_settings()
     runtime = runtime or Runtime.build(settings)
     services = enabled_services(settings)
+    owned: dict[str, list[Work]] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Checkpoints, expiry passes, webhook dispatch: once per deployment (see kernel/leader.py). Several
         # processes are declared by `serve --workers N` (SMARTGATE_WORKERS); only PostgreSQL can be shared. Each
-        # set of services elects its own leader (a distributed deployment runs a set per process).
+        # service's background work has its own lock, so processes running different sets of services (the
+        # distributed deployment) still run each piece exactly once.
         shared = settings.workers > 1 and runtime.engine.dialect.name == "postgresql"
         if settings.workers > 1 and not shared:
             logger.warning("SMARTGATE_WORKERS > 1 ignored: SQLite is served by one process")
-        leadership = Leadership(
-            runtime.engine,
-            list(runtime.singletons),
-            shared=shared,
-            name=f"pid {os.getpid()}",
-            key=leader_key(services),
-        )
-        app.state.leadership = leadership
+        leaderships = [
+            Leadership(
+                runtime.engine, work, shared=shared, name=f"{service}@pid {os.getpid()}", key=leader_key(service)
+            )
+            for service, work in owned.items()
+            if work
+        ]
+        app.state.leaderships = leaderships
         started: list[Callable[[], None]] = []
         try:
             runtime.relay.start()
@@ -65,8 +64,9 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
             started.extend(runtime.on_stop)  # the services' stops are safe to call whether or not theirs started
             for start in runtime.on_start:
                 start()
-            leadership.start()
-            started.append(leadership.stop)
+            for leadership in leaderships:
+                leadership.start()
+                started.append(leadership.stop)
             if settings.environment != "test":
                 # Everything loaded so far (modules, models, schemas: ~240,000 objects) lives as long as the
                 # process: moved out of the collector's reach, a full collection no longer walks it (each walk was
@@ -109,9 +109,11 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
             return problem(503, "Not ready", f"database unreachable: {type(exc).__name__}")
         return JSONResponse({"status": "ready", "database": runtime.engine.dialect.name})
 
-    for install in service_installers(settings):
+    for service, install in service_installers(settings):
+        before = len(runtime.singletons)
         install(app, runtime)
-    if settings.console:
+        owned[service] = runtime.singletons[before:]
+    if settings.console and "declarations" in services:  # its pages are the declarations service's review
         app.include_router(console_router)
     _document_rate_limit(app)
     return app
@@ -144,13 +146,14 @@ def enabled_services(settings: KernelSettings) -> list[str]:
     return [name for name in SERVICES if name in settings.service_names]
 
 
-def leader_key(services: list[str]) -> int:
-    """The advisory-lock key of a set of services: processes running the same set elect one leader among them."""
-    return LEADER_LOCK_KEY ^ zlib.crc32(",".join(services).encode())
+def leader_key(service: str) -> int:
+    """The advisory-lock key of one service's background work: the processes that run the service elect one."""
+    return LEADER_LOCK_KEY ^ zlib.crc32(service.encode())
 
 
-def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runtime], None]]:
-    """The `install(app, runtime)` of every enabled service present: routers, event subscriptions, background work."""
+def service_installers(settings: KernelSettings) -> list[tuple[str, Callable[[FastAPI, Runtime], None]]]:
+    """(name, `install(app, runtime)`) of every enabled service present: routers, event subscriptions, background
+    work."""
     import importlib
 
     found = []
@@ -161,7 +164,7 @@ def service_installers(settings: KernelSettings) -> list[Callable[[FastAPI, Runt
             if exc.name and exc.name.startswith(f"services.{name}"):
                 continue  # the service is not part of this installation
             raise
-        found.append(module.install)
+        found.append((name, module.install))
     return found
 
 

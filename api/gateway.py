@@ -19,11 +19,13 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from api.console.routes import router as console_router
+from api.limits import UPLOAD_PATHS
 from services.kernel.errors import install_error_handlers, problem
-from services.kernel.observability import RequestContextMiddleware, request_id_var
+from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, request_id_var
 from services.kernel.responses import JSONResponse
 from services.kernel.settings import SERVICES, KernelSettings
 
@@ -39,7 +41,13 @@ PREFIXES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+                        "transfer-encoding", "upgrade", "host", "content-length", "x-request-id", "forwarded",
+                        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})  # fmt: skip
+# Of an upstream's answer: what belongs to its connection, and what this server adds itself.
+RESPONSE_DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "trailer", "transfer-encoding",
+                           "upgrade", "x-request-id", "date", "server"})  # fmt: skip
+# A path the gateway passes on must mean the same to the service: no dot-segments, no encoded slash or backslash.
+_AMBIGUOUS = ("%2f", "%5c", "\\")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -94,6 +102,9 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
     app.state.runtime = GatewayState(settings)
     app.state.routes = routes
     install_error_handlers(app)
+    # The same body limits as the services (so the console's forms are bounded here too).
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, uploads=UPLOAD_PATHS,
+                       upload_max_bytes=settings.max_upload_bytes)  # fmt: skip
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
@@ -150,21 +161,26 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
 
     @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
     async def forward(request: Request, rest: str) -> Response:
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
         path = request.url.path
+        lowered = raw_path.decode("latin-1").lower()
+        if any(seg in (".", "..") for seg in path.split("/")) or any(a in lowered for a in _AMBIGUOUS):
+            return problem(400, "Bad request", "the path has dot-segments or an encoded slash")
         name = service_for(path, routes)
         if name is None:
             return problem(404, "Not found", f"no service serves {path[:200]}")
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
-                   and k.lower() != "x-request-id"]  # fmt: skip
-        headers.append(("x-request-id", request_id_var.get() or ""))
+        connection_named = {t.strip().lower() for t in request.headers.get("connection", "").split(",")}
+        headers = [(k, v) for k, v in request.headers.raw
+                   if k.decode("latin-1").lower() not in HOP_BY_HOP | connection_named]  # fmt: skip
         client_host = request.client.host if request.client else ""
-        prior = request.headers.get("x-forwarded-for")
-        headers.append(("x-forwarded-for", f"{prior}, {client_host}" if prior else client_host))
-        headers.append(("x-forwarded-proto", request.url.scheme))
-        headers.append(("x-forwarded-host", request.headers.get("host", "")))
+        headers += [(b"x-request-id", (request_id_var.get() or "").encode("latin-1")),
+                    (b"x-forwarded-for", client_host.encode("latin-1")),
+                    (b"x-forwarded-proto", request.url.scheme.encode("latin-1")),
+                    (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1"))]  # fmt: skip
+        query = request.scope.get("query_string") or b""
+        target = httpx.URL(routes[name]).copy_with(raw_path=raw_path + (b"?" + query if query else b""))
         body = request.stream() if request.method not in ("GET", "HEAD", "OPTIONS") else None
-        upstream = client.build_request(request.method, routes[name] + path, params=request.url.query.encode(),
-                                        headers=headers, content=body)  # fmt: skip
+        upstream = client.build_request(request.method, target, headers=headers, content=body)
         try:
             resp = await client.send(upstream, stream=True)
         except httpx.TimeoutException:
@@ -173,12 +189,16 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
             logger.warning("upstream unreachable", extra={"service": name, "error": type(exc).__name__})
             return problem(503, "Service unavailable", f"the {name} service is unreachable; try again shortly",
                            headers={"Retry-After": "5"})  # fmt: skip
-        out = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP
-               and k.lower() != "x-request-id"]  # fmt: skip
-        response = StreamingResponse(
-            resp.aiter_raw(), status_code=resp.status_code, background=BackgroundTask(resp.aclose)
-        )
-        response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+        except ClientDisconnect:
+            return Response(status_code=400)  # the client went away mid-upload; nobody reads this
+        try:
+            out = [(k, v) for k, v in resp.headers.raw if k.decode("latin-1").lower() not in RESPONSE_DROP]
+            response = StreamingResponse(resp.aiter_raw(), status_code=resp.status_code,
+                                         background=BackgroundTask(resp.aclose))  # fmt: skip
+            response.raw_headers = out
+        except BaseException:
+            await resp.aclose()
+            raise
         return response
 
     return app

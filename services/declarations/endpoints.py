@@ -35,23 +35,11 @@ from services.kernel.idempotency import (
     validate_key,
 )
 from services.kernel.responses import JSONResponse
-from services.kernel.schemas import Problem
+from services.kernel.schemas import problems
 
 router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
 
 
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
-    return {
-        code: {
-            "description": "Problem details (RFC 9457)",
-            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
-
-
-PROBLEM_SCHEMA = Problem.model_json_schema()
 PROBLEMS = problems(401, 403, 404, 409, 422)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
@@ -21,7 +21,7 @@ from services.kernel.database import unit_of_work
 from services.kernel.deps import RuntimeDep, SessionDep, require_roles
 from services.kernel.errors import NotFound, Unprocessable
 from services.kernel.runtime import Runtime
-from services.kernel.schemas import Problem
+from services.kernel.schemas import problems
 
 # Gate events and declarations are UUIDs; anything else (NUL included) is a 404 or a 422, never a database error.
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -36,13 +36,6 @@ STORE_KEY = "inspection.images"
 CurrentGate = Annotated[Principal, require_roles(Role.gate)]
 GateOrOfficer = Annotated[Principal, require_roles(Role.gate, Role.officer, Role.admin)]
 CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.admin)]
-
-_PROBLEM = {"application/problem+json": {"schema": Problem.model_json_schema()}}
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
-    return {code: {"description": "Problem details (RFC 9457)", "content": _PROBLEM} for code in codes}
 
 
 def pool_of(runtime: Runtime) -> OcrPool:

@@ -46,3 +46,11 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+
+
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
+    return {code: {"description": "Problem details (RFC 9457)", "content": _PROBLEM_CONTENT} for code in codes}

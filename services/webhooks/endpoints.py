@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -13,7 +13,7 @@ from services.kernel.deps import RuntimeDep, SessionDep, require_roles
 from services.kernel.errors import NotFound
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
-from services.kernel.schemas import Problem
+from services.kernel.schemas import problems
 from services.webhooks import service
 from services.webhooks.delivery import Dispatcher
 from services.webhooks.models import WebhookEndpoint
@@ -36,12 +36,6 @@ DISPATCHER_KEY = "webhooks.dispatcher"
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 CurrentTrader = Annotated[Principal, require_roles(Role.trader)]
-_PROBLEM = {"application/problem+json": {"schema": Problem.model_json_schema()}}
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
-    return {code: {"description": "Problem details (RFC 9457)", "content": _PROBLEM} for code in codes}
 
 
 def settings_of(runtime: Runtime) -> WebhookSettings:
