@@ -76,6 +76,31 @@ def drop(name: str | None) -> None:
         admin.dispose()
 
 
+def migrate_with_trader_key(url: str, secret: str) -> str:
+    """Migrate the database at `url` and make the trader key the load uses (returned in clear)."""
+    upgrade(url)
+    engine = make_engine(url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        org = get_or_create_organisation(session, name="Bench Trading")
+        _, key = create_key(session, secret_key=secret, role=Role.trader, organisation=org)
+    engine.dispose()
+    return key
+
+
+def server_env(url: str, secret: str, var_dir: Path) -> dict[str, str]:
+    """The environment of a platform process under load."""
+    return {
+        "SMARTGATE_DATABASE_URL": url,
+        "SMARTGATE_SECRET_KEY": secret,
+        # The embedded default's environment (`make run`): models and the anchor chain load at start.
+        "SMARTGATE_ENVIRONMENT": "development",
+        "SMARTGATE_VAR_DIR": str(var_dir),
+        "SMARTGATE_LOG_LEVEL": "WARNING",
+        # 16 clients on one key measure capacity, not the per-key rate limit (which would throttle them).
+        "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
+    }
+
+
 def bench(
     backend: str, *, seconds: float, clients: int, services: str, workers: int = 1, rounds: int = 3
 ) -> tuple[float, float]:
@@ -86,24 +111,10 @@ def bench(
         secret = secrets.token_urlsafe(40)
         servers: list[subprocess.Popen[bytes]] = []
         try:
-            upgrade(url)
-            engine = make_engine(url)
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                org = get_or_create_organisation(session, name="Bench Trading")
-                _, key = create_key(session, secret_key=secret, role=Role.trader, organisation=org)
-            engine.dispose()
-            env = {
-                "SMARTGATE_DATABASE_URL": url,
-                "SMARTGATE_SECRET_KEY": secret,
-                # The embedded default's environment (`make run`): models and the anchor chain load at start.
-                "SMARTGATE_ENVIRONMENT": "development",
-                "SMARTGATE_VAR_DIR": str(tmp / "var"),
-                "SMARTGATE_LOG_LEVEL": "WARNING",
-                # Declarations always: the benchmark files declarations.
-                "SMARTGATE_SERVICES": ",".join(["declarations", *[x for x in services.split(",") if x.strip()]]),
-                # 16 clients on one key measure capacity, not the per-key rate limit (which would throttle them).
-                "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
-            }
+            key = migrate_with_trader_key(url, secret)
+            env = server_env(url, secret, tmp / "var")
+            # Declarations always: the benchmark files declarations.
+            env["SMARTGATE_SERVICES"] = ",".join(["declarations", *[x for x in services.split(",") if x.strip()]])
             body = filing_body()
             python = sys.executable
             endpoints = {

@@ -17,10 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._harness import LoadResult, free_port, run_load, start_server, stop_server, wait_quiet  # noqa: E402
-from benchmarks.api_filing import database, drop, filing_body  # noqa: E402
-from services.kernel.auth import Role, create_key, get_or_create_organisation  # noqa: E402
-from services.kernel.database import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from services.kernel.migrate import upgrade  # noqa: E402
+from benchmarks.api_filing import database, drop, filing_body, migrate_with_trader_key, server_env  # noqa: E402
 
 
 def main() -> None:
@@ -37,20 +34,8 @@ def main() -> None:
         secret = secrets.token_urlsafe(40)
         servers = []
         try:
-            upgrade(url)
-            engine = make_engine(url)
-            with unit_of_work(make_sessionmaker(engine)) as session:
-                org = get_or_create_organisation(session, name="Bench Trading")
-                _, key = create_key(session, secret_key=secret, role=Role.trader, organisation=org)
-            engine.dispose()
-            env = {
-                "SMARTGATE_DATABASE_URL": url,
-                "SMARTGATE_SECRET_KEY": secret,
-                "SMARTGATE_ENVIRONMENT": "development",
-                "SMARTGATE_VAR_DIR": str(tmp / "var"),
-                "SMARTGATE_LOG_LEVEL": "WARNING",
-                "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
-            }
+            key = migrate_with_trader_key(url, secret)
+            env = server_env(url, secret, tmp / "var")
             python = sys.executable
             service_port, gateway_port = free_port(), free_port()
             serve = [python, "-m", "api.cli", "serve", "--services", "declarations", "--no-console",
