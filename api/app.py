@@ -17,6 +17,7 @@ from api.console.routes import router as console_router
 from api.limits import UPLOAD_PATHS
 from services.kernel.errors import install_error_handlers, problem
 from services.kernel.leader import LEADER_LOCK_KEY, Leadership, Work
+from services.kernel.nesting import JsonDepthMiddleware
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
@@ -86,6 +87,8 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # Inside the size limit, which bounds the body it reads; before any parser sees the body (see kernel/nesting.py).
+    app.add_middleware(JsonDepthMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
