@@ -97,7 +97,7 @@ class BlockingReader:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def read_array(self, bgr):  # type: ignore[no-untyped-def]
+    def read_array(self, bgr, *, deadline=None):  # type: ignore[no-untyped-def]
         from ocr.reader import GateRead
 
         self.entered.set()
