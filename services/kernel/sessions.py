@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import ForeignKey, String, select, update
+from sqlalchemy import ForeignKey, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.kernel.auth import ApiKey, Principal, Role
@@ -24,6 +24,7 @@ from services.kernel.errors import Unauthorized
 SCHEME = "Console"
 # last_seen_at is written at most this often per session (each write takes SQLite's writer lock).
 TOUCH_EVERY = dt.timedelta(seconds=60)
+KEEP_ENDED = dt.timedelta(days=30)
 ENDED = "the console session has ended (signed out, expired, or its key was revoked); sign in again"
 
 
@@ -58,13 +59,16 @@ def authorization(secret_key: str, token: str) -> str:
 
 def is_console(header: str | None) -> bool:
     """Whether an Authorization header is a console session's (not an API key's)."""
-    return bool(header) and header.partition(" ")[0].lower() == SCHEME.lower()  # type: ignore[union-attr]
+    return header is not None and header.partition(" ")[0].lower() == SCHEME.lower()
 
 
 def open_session(session: Session, *, key_id: str, max_seconds: float) -> tuple[ConsoleSession, str]:
     """A new session for `key_id`; returns it and the id for the cookie (shown once, never stored)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    # The key's sessions that ended long ago go (kept a while for whoever asks who was signed in when).
+    session.execute(delete(ConsoleSession).where(ConsoleSession.key_id == key_id,
+                                                 ConsoleSession.expires_at < now - KEEP_ENDED))  # fmt: skip
     row = ConsoleSession(token_hash=token_hash(token), key_id=key_id, created_at=now, last_seen_at=now,
                          expires_at=now + dt.timedelta(seconds=max_seconds))  # fmt: skip
     session.add(row)

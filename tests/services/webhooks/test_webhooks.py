@@ -635,3 +635,32 @@ def test_a_stored_url_with_control_characters_fails_the_attempt_quietly(
         assert after.attempts == 1
         assert after.last_status_code is None
         assert "control characters" in (after.last_error or "")
+
+
+def test_concurrent_registrations_over_http_get_201_or_409(served: str, keys: Any) -> None:
+    """The same race through the served app: 10 created, the rest 409 problem+json, whatever the backend."""
+    import httpx
+
+    trader = keys.make("trader", ORG_A)
+    start = threading.Barrier(16)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def register(n: int) -> None:
+        with httpx.Client(base_url=served, timeout=60) as client:
+            start.wait(timeout=30)
+            resp = client.post(HOOKS, json={"url": f"http://127.0.0.1:9/h/{n}"}, headers=trader)
+        with lock:
+            answers.append(resp)
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert sorted(r.status_code for r in answers) == [201] * 10 + [409] * 6
+    for refused in (r for r in answers if r.status_code == 409):
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "webhook.limit"
+    with httpx.Client(base_url=served) as client:
+        assert len(client.get(HOOKS, headers=trader).json()["items"]) == 10
