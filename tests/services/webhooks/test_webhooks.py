@@ -664,3 +664,31 @@ def test_concurrent_registrations_over_http_get_201_or_409(served: str, keys: An
         assert refused.json()["code"] == "webhook.limit"
     with httpx.Client(base_url=served) as client:
         assert len(client.get(HOOKS, headers=trader).json()["items"]) == 10
+
+
+def test_the_slot_migration_numbers_existing_endpoints(database_url: str) -> None:
+    """Endpoints made before slots existed get 0, 1, ... per organisation, in the order they were made."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from services.kernel.migrate import alembic_config, upgrade
+
+    cfg = alembic_config(database_url)
+    command.downgrade(cfg, "w0001")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for n, (org, at) in enumerate([("o1", "2026-12-01 10:00:02"), ("o1", "2026-12-01 10:00:01"),
+                                           ("o2", "2026-12-01 10:00:00"), ("o1", "2026-12-01 10:00:03")]):  # fmt: skip
+                conn.execute(
+                    text("INSERT INTO webhook_endpoints (id, organisation_id, url, description, event_types, secret, "
+                         "active, created_by, created_at, updated_at) VALUES (:id, :org, 'https://x.vn/h', '', '[]', "
+                         "'whsec_x', true, 't', :at, :at)"),
+                    {"id": f"e{n}", "org": org, "at": at},
+                )  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as conn:
+            slots = dict(conn.execute(text("SELECT id, slot FROM webhook_endpoints")).all())
+    finally:
+        engine.dispose()
+    assert slots == {"e1": 0, "e0": 1, "e3": 2, "e2": 0}
