@@ -17,7 +17,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from services.kernel import sessions
 from services.kernel.auth import Principal, Role, authenticate
+from services.kernel.database import unit_of_work
 from services.kernel.runtime import Runtime
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -78,14 +80,24 @@ async def get_principal(request: Request) -> Principal:
 async def _authenticated(request: Request) -> Principal:
     runtime = get_runtime(request)
     authorization = request.headers.get("authorization")
-    cached = runtime.principals.get(authorization)
+    # Console sessions are never cached: a sign-out or an expiry must take effect on the very next request.
+    console = sessions.is_console(authorization)
+    cached = None if console else runtime.principals.get(authorization)
     if cached is not None:
         return cached
 
     def lookup() -> Principal:
         # A read-only session: on SQLite it never waits for, or holds, the writer lock.
         with runtime.read_sessions() as session:
-            return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
+            if not console:
+                return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
+            principal, stale = sessions.resolve(session, secret_key=runtime.settings.secret_key,
+                                                header=authorization or "",
+                                                idle_seconds=runtime.settings.console_session_idle_seconds)  # fmt: skip
+        if stale and principal.session_id:  # at most once a minute per session: a short write of its own
+            with unit_of_work(runtime.sessions) as session:
+                sessions.touch(session, principal.session_id)
+        return principal
 
     # One look-up per key at a time: when a cached caller expires under load, the requests that arrive meanwhile
     # wait for that look-up instead of each running their own (16 clients made 16 identical look-ups).
@@ -103,7 +115,8 @@ async def _authenticated(request: Request) -> Principal:
     principal: Principal | None = None
     try:
         principal = await run_in_threadpool(lookup)
-        runtime.principals.put(authorization, principal)
+        if not console:
+            runtime.principals.put(authorization, principal)
     finally:
         if authorization and in_flight.get(authorization) is future:
             del in_flight[authorization]

@@ -67,6 +67,14 @@ class PayloadTooLarge(AppError):
     status, title, type_slug = 413, "Content too large", "too-large"
 
 
+class ServiceUnavailable(AppError):
+    status, title, type_slug = 503, "Service unavailable", "unavailable"
+
+
+class InsufficientStorage(AppError):
+    status, title, type_slug = 507, "Insufficient storage", "insufficient-storage"
+
+
 def problem(
     status: int,
     title: str,

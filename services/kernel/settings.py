@@ -37,6 +37,9 @@ class KernelSettings(BaseSettings):
     rate_limit_per_minute: float = Field(default=3000, ge=0)
     rate_limit_burst: int = Field(default=300, ge=1)
     expiry_check_seconds: float = 300.0
+    # Console sessions end after this long without a page, and this long after sign-in whatever happens.
+    console_session_idle_seconds: float = Field(default=8 * 3600, gt=0)
+    console_session_max_seconds: float = Field(default=12 * 3600, gt=0)
     # How many server processes share the database (`smartgate serve --workers N` sets it for its processes):
     # above 1, one of them, elected by a PostgreSQL advisory lock, runs the checkpointer and the expiry passes.
     workers: int = Field(default=1, ge=1)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.kernel.database import table_of, unit_of_work, utcnow
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
-from services.webhooks.service import TEST_EVENT, is_public_address, signing_secrets
+from services.webhooks.service import TEST_EVENT, has_control, is_public_address, signing_secrets
 from services.webhooks.settings import WebhookSettings
 
 logger = logging.getLogger("smartgate.webhooks.delivery")
@@ -215,6 +215,9 @@ class Dispatcher:
         unreachable = False
         deadline = started + self.settings.webhook_timeout_seconds
         try:
+            if has_control(job.url):
+                # Refused at registration since; an older row may still hold one. A failed attempt, not a traceback.
+                raise TargetRefused("the URL contains control characters; change it (PATCH the endpoint)")
             address = resolve_target(job.url, allow_private=self.settings.private_targets_allowed)
             headers = signing.headers(list(job.secrets), job.delivery_id, int(at.timestamp()), job.body)
             headers["content-type"] = "application/json"
@@ -235,6 +238,8 @@ class Dispatcher:
                 error = f"HTTP {status_code}{where}" + (f": {text}" if text else "")
         except TargetRefused as exc:
             error = str(exc)
+        except httpx.InvalidURL as exc:  # not an HTTPError: a URL the client cannot send at all
+            error = _clean(f"the URL cannot be sent: {exc}")
         except httpx.TimeoutException:
             error, unreachable = f"no answer within {self.settings.webhook_timeout_seconds:g} s", True
         except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
