@@ -29,11 +29,13 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from services.kernel.auth import Role, create_key, get_or_create_organisation
-from services.kernel.database import unit_of_work
+from services.kernel.database import make_engine, unit_of_work
+from services.kernel.dbtimeouts import DatabaseTimeouts, wait_bound
 from services.kernel.deps import SessionDep
+from services.kernel.leader import Leadership
 from services.kernel.migrate import upgrade
 from services.kernel.runtime import Runtime
 from services.kernel.settings import KernelSettings
@@ -280,6 +282,10 @@ def test_stopped_postgresql_answers_503_and_recovers_without_restart(cluster: Pg
         relay = app.runtime.relay._thread
         assert relay is not None
         assert relay.is_alive()
+        for worker in ("provenance.checkpointer", "webhooks.dispatcher"):
+            thread = app.runtime.extras[worker]._thread
+            assert thread is not None, worker
+            assert thread.is_alive(), worker
         assert not _tracebacks(app.records[logged_before:])
         assert not {o.key for o in outcomes if o.key} & _stored_keys(url)
 
@@ -374,6 +380,66 @@ def test_frozen_postgresql_answers_503_and_abandoned_filings_never_commit(cluste
             assert again.status == 201, again
         assert wait_for(lambda: _unpublished(url) == 0, 30)
         assert not _tracebacks(app.records[logged_before:])
+
+
+def test_a_commit_lost_in_a_freeze_is_reported_as_unknown_and_the_same_key_settles_it(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """What cannot be guaranteed is said: a COMMIT the frozen server already received is applied when it runs
+    again, after the client was answered. That answer is `database.commit_unknown`, and a retry with the same
+    Idempotency-Key replays the stored filing instead of filing it twice."""
+    url = _pg_database(cluster)
+    database = url.rsplit("/", 1)[1]
+    body = _body()
+    with serve(url, tmp_path) as app:
+        armed = threading.Event()
+
+        @event.listens_for(app.runtime.engine, "commit")
+        def _freeze_at_commit(conn: Any) -> None:
+            # The filing's own commit (a request's write transaction; not a key look-up, not background work).
+            request_write = wait_bound(None) is not None and "sqlite_begin" not in conn.get_execution_options()
+            if request_write and armed.is_set():
+                armed.clear()
+                cluster.freeze()
+
+        before_freeze = _server_now(cluster, database)
+        key = uuid.uuid4().hex
+        armed.set()
+        try:
+            lost = app.file(body, key=key)
+        finally:
+            cluster.thaw()
+        _assert_outage_answer(lost, REQUEST_BOUND_S)
+        assert lost.code == "database.commit_unknown"
+        assert wait_for(lambda: _abandoned_backends(cluster, database, before_freeze) == 0, 30)
+        assert key in _stored_keys(url)  # the server had the COMMIT: it applied it when it ran again
+        replayed = app.http.post(app.base + BASE, json=body, headers={**app.trader, "Idempotency-Key": key})
+        assert replayed.status_code == 201
+        assert replayed.headers.get("idempotent-replayed") == "true"
+
+
+def test_leader_election_survives_a_stopped_database(cluster: PgCluster) -> None:
+    """The leader's lock dies with the server: its work stops, and once the server is back a process leads again."""
+    url = _pg_database(cluster)
+    running: list[int] = []
+    leadership = Leadership(
+        make_engine(url, timeouts=DatabaseTimeouts()),
+        [(lambda: running.append(1), lambda: running.pop())],
+        shared=True,
+        retry_seconds=0.2,
+    )
+    leadership.start()
+    try:
+        assert wait_for(lambda: leadership.leading, 30)
+        cluster.stop("immediate")
+        assert wait_for(lambda: not leadership.leading, 30)
+        assert running == []
+        cluster.start()
+        assert wait_for(lambda: leadership.leading, 30)
+        assert running == [1]
+    finally:
+        leadership.stop()
+        leadership.engine.dispose()
 
 
 # ---- SQLite locked by another process
