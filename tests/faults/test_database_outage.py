@@ -452,9 +452,10 @@ def test_sqlite_write_lock_held_elsewhere_answers_503(tmp_path: Path) -> None:
     body = _body()
     with serve(url, tmp_path) as app:
         assert app.file(body).status == 201
-        holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+        # Waits its turn if the app's background work is writing just then; then holds the lock.
+        holder = sqlite3.connect(path, isolation_level=None, timeout=10)
+        holder.execute("BEGIN IMMEDIATE")
         try:
-            holder.execute("BEGIN IMMEDIATE")
             blocked = app.file(body)
             _assert_outage_answer(blocked, REQUEST_BOUND_S)
             assert blocked.code == "database.unavailable"
@@ -512,7 +513,7 @@ def test_a_lock_held_elsewhere_answers_503_then_the_same_key_files(
     headers = {**trader, "Idempotency-Key": uuid.uuid4().hex}
     holder: Any
     if database_url.startswith("sqlite"):
-        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=0)
+        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=10)
         holder.execute("BEGIN IMMEDIATE")
     else:
         plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
