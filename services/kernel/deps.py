@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from services.kernel import sessions
 from services.kernel.auth import Principal, Role, authenticate
 from services.kernel.database import unit_of_work
+from services.kernel.dbfaults import outage_code
 from services.kernel.runtime import Runtime
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -106,21 +107,27 @@ async def _authenticated(request: Request) -> Principal:
     pending = in_flight.get(authorization) if authorization else None
     if pending is not None and pending.get_loop() is loop:
         found = await asyncio.shield(pending)
-        if found is not None:
+        if isinstance(found, Principal):
             return found
+        if found is not None:
+            # The database is down: this request's own look-up would only wait as long again (a 503 it is).
+            raise found
         return await run_in_threadpool(lookup)  # that look-up failed: this request gets its own answer (401)
-    future: asyncio.Future[Principal | None] = loop.create_future()
+    future: asyncio.Future[Principal | Exception | None] = loop.create_future()
     if authorization:
         in_flight[authorization] = future
-    principal: Principal | None = None
+    outcome: Principal | Exception | None = None
     try:
-        principal = await run_in_threadpool(lookup)
+        outcome = principal = await run_in_threadpool(lookup)
         if not console:
             runtime.principals.put(authorization, principal)
+    except Exception as exc:
+        outcome = exc if outage_code(exc) else None
+        raise
     finally:
         if authorization and in_flight.get(authorization) is future:
             del in_flight[authorization]
-        future.set_result(principal)  # None (failed or cancelled): each waiter looks up for itself
+        future.set_result(outcome)  # None (failed or cancelled): each waiter looks up for itself
     return principal
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
+from services.kernel.dbfaults import FailureLog
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
 from services.webhooks.service import TEST_EVENT, has_control, is_public_address, signing_secrets
@@ -317,6 +318,7 @@ class Dispatcher:
                 self._thread = None
 
     def _loop(self, stop: threading.Event) -> None:
+        failures = FailureLog(logger, "webhook dispatch pass")
         while not stop.is_set():
             self._wake.wait(self.settings.webhook_poll_seconds)
             self._wake.clear()
@@ -325,5 +327,7 @@ class Dispatcher:
             try:
                 while self.run_once() >= self.BATCH and not stop.is_set():
                     pass
-            except Exception:
-                logger.exception("webhook dispatch pass failed")
+            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()
