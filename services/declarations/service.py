@@ -155,7 +155,7 @@ def _step_rows(
 
 def _assessed_event(decl: Declaration, done: assessment.Assessment) -> dict[str, Any]:
     """The channel and the duties, which the trader is told; the score, rule hits and draw stay in the
-    declarations database, and the event carries only their salted commitment (see assessment.commitment_of)."""
+    declarations database, and the event carries only their salted commitment (see selectivity.commitment_of)."""
     return event_row(
         type=ASSESSED,
         subject=decl.id,
