@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.declarations import duties, risk
+from services.declarations import duties, risk, selectivity
 from services.declarations.models import (
     Declaration,
     ExchangeRate,
+    RiskAssessment,
     RuleSet,
     TariffLine,
     TraderProfile,
@@ -322,20 +324,24 @@ def ensure_profile(session: Session, organisation_id: str) -> None:
 
 @dataclass(slots=True)
 class Assessment:
-    """The duty bill, the channel, and the unit-value observations the declaration adds once stored."""
+    """The duty bill, the channel, the confidential record behind it with the salt of its commitment, and the
+    unit-value observations the declaration adds once stored."""
 
     bill: duties.DutyBill
     result: risk.RiskResult
     gate_mismatches: int
     observations: list[dict[str, Any]]
     new_profile: bool
+    record: dict[str, Any]
+    salt: str
+    commitment: str
 
     def apply(self, decl: Declaration) -> None:
         """Set the assessment columns of the declaration."""
         decl.duties = self.bill.to_json()
         decl.duties_due_vnd = self.bill.total_vnd
         decl.channel = self.result.channel
-        decl.risk = {**self.result.to_json(), "gate_mismatches": self.gate_mismatches}
+        decl.risk = {**self.record, "commitment": self.commitment}
 
 
 def evaluate(session: Session, decl: Declaration) -> Assessment:
@@ -379,31 +385,49 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         line_vnd_per_kg=per_kg,
         bands=bands,
     )
-    result = risk.evaluate(spec, data)
+    result = risk.evaluate(spec, data, draw_key=selectivity.draw_key(session))
+    kept = decl.channel
+    if risk.higher(result.channel, kept) != result.channel:
+        # Re-assessed after an amendment (or a gate report): new goods may raise the channel, never lower it.
+        result.reasons.append({"rule": "channel_kept", "weight": 0, "detail": f"was {kept} before this assessment",
+                               "reason": selectivity.KEPT_REASON})  # fmt: skip
+        result.channel = str(kept)
     now = utcnow()
     observations: list[dict[str, Any]] = [
         {"hs_code": item["hs_code"], "vnd_per_kg": value, "declaration_id": decl.id, "observed_at": now}
         for item, value in zip(items, per_kg, strict=True)
         if value is not None
     ]
-    return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None)
+    record = selectivity.confidential_record(decl, result, mismatches)
+    salt = secrets.token_hex(16)
+    return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None, record=record,
+                      salt=salt, commitment=selectivity.commitment_of(record, salt))  # fmt: skip
 
 
 _INSERT_OBSERVATIONS = insert(table_of(UnitValueObservation))
+_INSERT_ASSESSMENT = insert(table_of(RiskAssessment))
 
 
 def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
-    """Store what an assessment adds: the trader's first profile and the unit-value observations (after the
-    evaluation, so a line is never compared with itself)."""
+    """Store what an assessment adds (the declaration's row must exist): the confidential record with its salt,
+    the trader's first profile and the unit-value observations (after the evaluation, so a line is never
+    compared with itself)."""
+    conn = session.connection()
+    conn.execute(
+        _INSERT_ASSESSMENT,
+        [{"declaration_id": decl.id, "version": decl.version, "record": assessment.record, "salt": assessment.salt,
+          "commitment": assessment.commitment, "created_at": utcnow()}],
+    )  # fmt: skip
     if assessment.new_profile:
         ensure_profile(session, decl.organisation_id)
     if assessment.observations:
-        session.connection().execute(_INSERT_OBSERVATIONS, assessment.observations)
+        conn.execute(_INSERT_OBSERVATIONS, assessment.observations)
 
 
-def assess(session: Session, decl: Declaration) -> tuple[duties.DutyBill, risk.RiskResult]:
+def assess(session: Session, decl: Declaration) -> Assessment:
     """Compute and store the duty bill and the channel of a registered declaration."""
     assessment = evaluate(session, decl)
     assessment.apply(decl)
+    session.flush()
     record(session, decl, assessment)
-    return assessment.bill, assessment.result
+    return assessment

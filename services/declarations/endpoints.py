@@ -6,25 +6,30 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import repository, service
 from services.declarations.models import Declaration as DeclarationRow
+from services.declarations.models import RiskAssessment
 from services.declarations.schemas import (
     EXAMPLE,
+    AssessmentOut,
     CancelIn,
-    Declaration,
     DeclarationIn,
-    DeclarationPage,
     History,
     Kind,
     ListStatus,
+    OfficerDeclaration,
+    OfficerDeclarationPage,
+    TraderDeclaration,
+    TraderDeclarationPage,
     Transition,
     VersionOut,
 )
 from services.kernel.auth import Role
 from services.kernel.database import read_first
-from services.kernel.deps import CurrentPrincipal, CurrentTrader, SessionDep
+from services.kernel.deps import CurrentOfficer, CurrentPrincipal, CurrentTrader, SessionDep
 from services.kernel.errors import PreconditionFailed, Unprocessable
 from services.kernel.idempotency import (
     IdempotencyRecord,
@@ -41,12 +46,36 @@ router = APIRouter(prefix="/api/v1/declarations", tags=["declarations"])
 
 
 PROBLEMS = problems(401, 403, 404, 409, 422)
+# Answers whose shape depends on the caller: a trader gets the trader view, officers and admins the officer view.
+EITHER_VIEW = TraderDeclaration | OfficerDeclaration
+OFFICER_ONLY = ("risk", "assigned_officer")
+
+
+def officer_view(role: Role) -> bool:
+    """Whether `role` sees how declarations were selected (customs staff do, traders and the gate do not)."""
+    return role in (Role.officer, Role.admin)
+
+
+def next_step(decl: DeclarationRow) -> str | None:
+    """What the trader is to do next, in words (None once nothing is left to do)."""
+    owed = max(decl.duties_due_vnd - decl.paid_vnd, 0)
+    steps = {
+        "draft": "complete the declaration and submit it",
+        "submitted": "wait for customs: the declaration is under review",
+        "awaiting_documents": "upload the documents customs asked for (the officer's reason is in the history), "
+        "or amend the declaration",
+        "inspection": "present the goods for physical inspection at the gate",
+        "cleared": f"pay the {owed} VND of duties still due: the goods are released once paid in full",
+        "released": "the goods may leave through the gate",
+    }
+    return steps.get(decl.status)
 
 
 def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
-    """The API view of a stored declaration (shape: the `Declaration` schema; the body is returned as stored)."""
+    """The API view of a stored declaration: `OfficerDeclaration` for customs staff, otherwise
+    `TraderDeclaration`, without the risk assessment or the assigned officer (the body is returned as stored)."""
     actions = service.officer_actions(decl.status) if role is Role.officer else service.allowed_actions(decl.status)
-    return {
+    view = {
         "id": decl.id,
         "number": decl.number,
         "status": decl.status,
@@ -62,12 +91,14 @@ def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]
         "submitted_at": decl.submitted_at.isoformat() if decl.submitted_at else None,
         "allowed_actions": actions,
         "channel": decl.channel,
-        "risk": decl.risk,
         "duties": decl.duties,
         "duties_due_vnd": decl.duties_due_vnd,
         "paid_vnd": decl.paid_vnd,
-        "assigned_officer": decl.assigned_officer,
+        "next_step": next_step(decl),
     }
+    if officer_view(role):
+        view |= {"risk": decl.risk, "assigned_officer": decl.assigned_officer}
+    return view
 
 
 def _respond(decl: DeclarationRow, status_code: int = 200, *, role: Role = Role.trader, **headers: str) -> JSONResponse:
@@ -79,7 +110,7 @@ def _respond(decl: DeclarationRow, status_code: int = 200, *, role: Role = Role.
 @router.post(
     "",
     status_code=201,
-    response_model=Declaration,
+    response_model=TraderDeclaration,
     responses={**PROBLEMS, **problems(400, 413)},
     summary="File a declaration",
 )
@@ -126,10 +157,17 @@ def _replay(record: IdempotencyRecord) -> JSONResponse:
         headers["Location"] = record.location
     if etag := record.response_body.get("etag"):
         headers["ETag"] = etag
-    return JSONResponse(record.response_body, status_code=record.status_code, headers=headers)
+    # Responses stored before traders got their own view held the officer's fields: never replay those.
+    body = {k: v for k, v in record.response_body.items() if k not in OFFICER_ONLY}
+    return JSONResponse(body, status_code=record.status_code, headers=headers)
 
 
-@router.get("", response_model=DeclarationPage, responses=PROBLEMS, summary="List declarations")
+@router.get(
+    "",
+    response_model=TraderDeclarationPage | OfficerDeclarationPage,
+    responses=PROBLEMS,
+    summary="List declarations",
+)
 def list_declarations(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -143,7 +181,8 @@ def list_declarations(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
-    """Declarations newest first; traders see their organisation's, officers all. Paginate with `cursor`."""
+    """Declarations newest first; traders see their organisation's (trader view), officers all (officer view).
+    Paginate with `cursor`."""
     if principal.role is not Role.trader:
         principal.require(Role.officer, Role.admin)
     for name, value in (("created_from", created_from), ("created_to", created_to)):
@@ -178,26 +217,47 @@ def list_declarations(
     )
 
 
-@router.get("/{declaration_id}", response_model=Declaration, responses=PROBLEMS, summary="Get a declaration")
+@router.get("/{declaration_id}", response_model=EITHER_VIEW, responses=PROBLEMS, summary="Get a declaration")
 def get_declaration(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
-    """One declaration with its `ETag` (needed to amend it)."""
+    """One declaration with its `ETag` (needed to amend it): the trader view for its trader (channel, duties,
+    what to do next), the officer view with the risk assessment for officers and admins."""
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
     return _respond(decl, role=principal.role)
 
 
 @router.get("/{declaration_id}/history", response_model=History, responses=PROBLEMS, summary="History")
 def get_history(declaration_id: str, session: SessionDep, principal: CurrentPrincipal) -> History:
-    """Every state change (with actor and time) and every body version."""
+    """Every state change (with actor and time) and every body version. Traders see customs staff by role
+    (`customs officer`); officers and admins see their key ids."""
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    transitions = [Transition.model_validate(t) for t in repository.transitions(session, decl.id)]
+    if not officer_view(principal.role):
+        transitions = [t.model_copy(update={"actor": service.public_actor(t.actor)}) for t in transitions]
     return History(
         id=decl.id,
         number=decl.number,
-        transitions=[Transition.model_validate(t) for t in repository.transitions(session, decl.id)],
+        transitions=transitions,
         versions=[VersionOut.model_validate(v) for v in repository.versions(session, decl.id)],
     )
 
 
-@router.post("/{declaration_id}/submit", response_model=Declaration, responses=PROBLEMS, summary="Submit a draft")
+@router.get(
+    "/{declaration_id}/assessments",
+    response_model=list[AssessmentOut],
+    responses=PROBLEMS,
+    summary="Risk assessments with their salts (officers and admins)",
+)
+def get_assessments(declaration_id: str, session: SessionDep, principal: CurrentOfficer) -> list[AssessmentOut]:
+    """Every assessment of the declaration, oldest first: the confidential record (score, rule hits, draw) and
+    the salt that, added to it, gives the commitment the ledger's `declaration.assessed` event carries."""
+    decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
+    rows = session.scalars(
+        select(RiskAssessment).where(RiskAssessment.declaration_id == decl.id).order_by(RiskAssessment.id)
+    )
+    return [AssessmentOut.model_validate(r) for r in rows]
+
+
+@router.post("/{declaration_id}/submit", response_model=TraderDeclaration, responses=PROBLEMS, summary="Submit a draft")
 def submit_declaration(
     declaration_id: str,
     session: SessionDep,
@@ -210,7 +270,7 @@ def submit_declaration(
 
 @router.post(
     "/{declaration_id}/amend",
-    response_model=Declaration,
+    response_model=TraderDeclaration,
     responses={**PROBLEMS, **problems(412, 428)},
     summary="Amend (replace the body)",
 )
@@ -221,7 +281,9 @@ def amend_declaration(
     body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": EXAMPLE}})],
     if_match: Annotated[str | None, Header(description="The ETag you last read")] = None,
 ) -> JSONResponse:
-    """Replace the body with a new version (the old one is kept). `If-Match` is required; a stale one is 412."""
+    """Replace the body with a new version (the old one is kept). `If-Match` is required; a stale one is 412.
+    A registered declaration is assessed again: its channel may rise, never fall, and one under review (or
+    awaiting documents, or cleared but not released) goes back to review."""
     try:
         decl = service.amend(session, principal=principal, declaration_id=declaration_id, body=body, if_match=if_match)
     except StaleDataError as exc:
@@ -230,7 +292,9 @@ def amend_declaration(
     return _respond(decl)
 
 
-@router.post("/{declaration_id}/cancel", response_model=Declaration, responses=PROBLEMS, summary="Cancel a declaration")
+@router.post(
+    "/{declaration_id}/cancel", response_model=TraderDeclaration, responses=PROBLEMS, summary="Cancel a declaration"
+)
 def cancel_declaration(
     declaration_id: str,
     body: CancelIn,

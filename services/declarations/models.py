@@ -229,3 +229,28 @@ class UnitValueObservation(Base):
     vnd_per_kg: Mapped[Decimal] = mapped_column(Numeric(20, 4))
     declaration_id: Mapped[str] = mapped_column(String(36))
     observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskDrawKey(Base):
+    """The secret key of the random selection draw (one row, made by the migration; never served by the API)."""
+
+    __tablename__ = "risk_draw_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hex: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskAssessment(Base):
+    """One assessment's confidential record (score, rule hits, draw) and the salt of the commitment that the
+    `declaration.assessed` event carries in its place: given both, an auditor recomputes the commitment."""
+
+    __tablename__ = "risk_assessments"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -94,7 +94,12 @@ def reassign(session: Session, *, principal: Principal, declaration_id: str, off
         session,
         type=ASSIGNED,
         subject=decl.id,
-        payload={"declaration_id": decl.id, "from": previous, "to": officer_key_id, "actor": principal.actor},
+        # Which officers: not in the event (the ledger is readable by the trader); the declaration row has it.
+        payload={
+            "declaration_id": decl.id,
+            "reassigned": previous != officer_key_id,
+            "actor": service.public_actor(principal.actor),
+        },  # fmt: skip
     )
     return decl
 
@@ -245,7 +250,7 @@ def record_payment(
             "amount_vnd": amount_vnd,
             "paid_vnd": decl.paid_vnd,
             "due_vnd": decl.duties_due_vnd,
-            "actor": principal.actor,
+            "actor": service.public_actor(principal.actor),
         },
     )
     service.settle(session, decl)

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import Field
 
 from services.declarations import review, rulesets, service, tariff
-from services.declarations.endpoints import PROBLEMS, problems, to_json
+from services.declarations.endpoints import EITHER_VIEW, PROBLEMS, problems, to_json
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
@@ -307,7 +307,7 @@ def get_document(
 
 @router.post(
     "/api/v1/declarations/{declaration_id}/payments",
-    response_model=Declaration,
+    response_model=EITHER_VIEW,
     responses=PROBLEMS,
     summary="Record a duty payment",
     tags=["declarations"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,13 @@ from services.kernel.nesting import MAX_DEPTH, yaml_depth_exceeds
 
 DEFAULT_RULE_SET = Path(__file__).resolve().parent / "rules" / "default.yaml"
 CHANNELS = ("green", "yellow", "red")
+
+
+def higher(a: str | None, b: str | None) -> str | None:
+    """The more severe of two channels (None: not assessed)."""
+    if a is None or b is None:
+        return a or b
+    return max(a, b, key=CHANNELS.index)
 
 
 class _Rule(BaseModel):
@@ -199,9 +207,10 @@ class RiskResult:
         }
 
 
-def draw(spec: RuleSetSpec, declaration_id: str, body_sha256: str) -> float:
-    """A uniform number in [0, 1) fixed by (rule set, seed, declaration, body): replays give the same selection."""
-    digest = hashlib.sha256(f"{spec.version}:{spec.seed}:{declaration_id}:{body_sha256}".encode()).digest()
+def draw(spec: RuleSetSpec, declaration_id: str, key: bytes = b"") -> float:
+    """A uniform number in [0, 1) fixed by (rule set version, seed, declaration id) under the platform's secret
+    draw key: HMAC-SHA256, so amending the body never re-draws and nobody without the key can predict it."""
+    digest = hmac.new(key, f"{spec.version}:{spec.seed}:{declaration_id}".encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -249,12 +258,13 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:
     return hits
 
 
-def evaluate(spec: RuleSetSpec, data: RiskInput) -> RiskResult:
-    """Score the rule hits, pick the channel, then apply the minimum random selection."""
+def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> RiskResult:
+    """Score the rule hits, pick the channel, then apply the minimum random selection (drawn with `draw_key`,
+    the platform's secret; tests of the rules alone may leave it empty)."""
     hits = _hits(spec, data)
     score = sum(h["weight"] for h in hits)
     channel = "red" if score >= spec.thresholds.red else "yellow" if score >= spec.thresholds.yellow else "green"
-    u = draw(spec, data.declaration_id, data.body_sha256)
+    u = draw(spec, data.declaration_id, draw_key)
     rnd = spec.random_selection
     if u < rnd.red:
         if channel != "red":

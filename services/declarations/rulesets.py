@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.declarations import assessment, risk
+from services.declarations import assessment, risk, selectivity
 from services.declarations.models import Declaration, RuleSet
 from services.kernel.auth import Principal, Role
 from services.kernel.database import utcnow
@@ -87,6 +87,7 @@ def dry_run(session: Session, *, principal: Principal, version: str, limit: int)
     changed = 0
     band_rule = next((r for r in spec.rules if isinstance(r, risk.UnitValueAnomaly)), None)
     band_cache: dict[str, risk.UnitValueBand | None] = {}
+    key = selectivity.draw_key(session)
     for decl in decls:
         bill = decl.duties or {}
         per_kg: list[Decimal | None] = []
@@ -111,7 +112,7 @@ def dry_run(session: Session, *, principal: Principal, version: str, limit: int)
             line_vnd_per_kg=per_kg,
             bands=bands,
         )
-        result = risk.evaluate(spec, data)
+        result = risk.evaluate(spec, data, draw_key=key)
         channels[result.channel] += 1
         fired.update(h["rule"] for h in result.reasons)
         changed += result.channel != decl.channel

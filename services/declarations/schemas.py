@@ -330,7 +330,8 @@ def cross_field_errors(data: Any) -> list[dict[str, Any]]:
 
 
 class Transition(Schema):
-    """One state change, with who did it and when (the timestamps of a WCO Time Release Study)."""
+    """One state change, with who did it and when (the timestamps of a WCO Time Release Study). A trader sees
+    customs staff by role (`customs officer`), officers see the key id (`officer:…`)."""
 
     action: str
     from_status: str | None
@@ -341,8 +342,9 @@ class Transition(Schema):
     at: dt.datetime
 
 
-class Declaration(Schema):
-    """A declaration as the API returns it."""
+class TraderDeclaration(Schema):
+    """A declaration as its trader sees it: the channel and what to do next, never how it was selected (WCO Risk
+    Management Compendium: selectivity criteria are confidential)."""
 
     id: str
     number: str | None = Field(description="Registration number, assigned on submission (e.g. KT-2026-000123)")
@@ -358,18 +360,43 @@ class Declaration(Schema):
     updated_at: dt.datetime
     submitted_at: dt.datetime | None
     allowed_actions: list[str] = Field(description="What the caller may do next (trader actions or officer decisions)")
-    channel: Literal["green", "yellow", "red"] | None = Field(description="Risk channel, set at registration")
-    risk: dict[str, Any] | None = Field(description="rule_set_version, score, reasons (each rule hit with its weight)")
+    channel: Literal["green", "yellow", "red"] | None = Field(
+        description="Risk channel, set at registration; an amendment never lowers it"
+    )
     duties: dict[str, Any] | None = Field(description="Per-line duty breakdown, rates used, and totals in VND")
     duties_due_vnd: int
     paid_vnd: int
+    next_step: str | None = Field(
+        description="What the trader is to do next (upload documents, present the goods, pay the duties due...)"
+    )
+
+
+class OfficerDeclaration(TraderDeclaration):
+    """A declaration as customs officers and admins see it: the trader's view plus the risk assessment and the
+    officer it is assigned to."""
+
+    risk: dict[str, Any] | None = Field(
+        description="rule_set_version, score, reasons (each rule hit with its weight), random_draw, and the "
+        "commitment the ledger's `declaration.assessed` event carries"
+    )
     assigned_officer: str | None
 
 
-class DeclarationPage(Schema):
-    """A page of declarations; pass `next_cursor` as `cursor` for the next."""
+# The name the review endpoints use for the officer view.
+Declaration = OfficerDeclaration
 
-    items: list[Declaration]
+
+class TraderDeclarationPage(Schema):
+    """A page of a trader's declarations; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[TraderDeclaration]
+    next_cursor: str | None
+
+
+class OfficerDeclarationPage(Schema):
+    """A page of declarations as officers see them; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[OfficerDeclaration]
     next_cursor: str | None
 
 
@@ -390,6 +417,18 @@ class History(Schema):
     number: str | None
     transitions: list[Transition]
     versions: list[VersionOut]
+
+
+class AssessmentOut(Schema):
+    """One assessment's confidential record and the salt of its commitment (officers and admins): the SHA-256 of
+    the RFC 8785 canonical JSON of `record` with `salt` added equals the `assessment_sha256` of the
+    `declaration.assessed` event in the ledger."""
+
+    version: int
+    record: dict[str, Any]
+    salt: str
+    commitment: str
+    created_at: dt.datetime
 
 
 class CancelIn(InputSchema):

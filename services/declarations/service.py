@@ -15,6 +15,7 @@ from services.declarations.events import ASSESSED, VERBS
 from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
+from services.declarations.selectivity import public_actor
 from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id, table_of, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
@@ -30,6 +31,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.submitted, "clear"): Status.cleared,
     (Status.submitted, "expire"): Status.expired,
     (Status.cleared, "cancel"): Status.cancelled,
+    # Amended after clearance, before release (VNACCS AMA): back to customs and assessed again.
+    (Status.cleared, "amend"): Status.submitted,
     (Status.cleared, "release"): Status.released,
     (Status.cleared, "expire"): Status.expired,
     (Status.released, "exit"): Status.exited,
@@ -38,7 +41,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.submitted, "inspect"): Status.inspection,
     (Status.submitted, "reject"): Status.rejected,
     (Status.awaiting_documents, "provide_documents"): Status.submitted,
-    (Status.awaiting_documents, "amend"): Status.awaiting_documents,
+    # An amendment answers a documents request as an upload does: back to review, assessed again.
+    (Status.awaiting_documents, "amend"): Status.submitted,
     (Status.awaiting_documents, "cancel"): Status.cancelled,
     (Status.awaiting_documents, "clear"): Status.cleared,
     (Status.awaiting_documents, "reject"): Status.rejected,
@@ -135,7 +139,8 @@ def _step_rows(
             "status": to_status,
             "version": decl.version,
             "body_sha256": decl.body_sha256,
-            "actor": actor,
+            # Customs staff are named by role: officers' key ids never reach traders, webhooks or the ledger.
+            "actor": public_actor(actor),
             "reason": reason,
             "at": now.isoformat(),
             # What the gate needs to recognise the truck (inspection keeps a read model of it).
@@ -148,7 +153,9 @@ def _step_rows(
     return transition_row, event
 
 
-def _assessed_event(decl: Declaration, bill: Any, result: Any) -> dict[str, Any]:
+def _assessed_event(decl: Declaration, done: assessment.Assessment) -> dict[str, Any]:
+    """The channel and the duties, which the trader is told; the score, rule hits and draw stay in the
+    declarations database, and the event carries only their salted commitment (see selectivity.commitment_of)."""
     return event_row(
         type=ASSESSED,
         subject=decl.id,
@@ -158,12 +165,10 @@ def _assessed_event(decl: Declaration, bill: Any, result: Any) -> dict[str, Any]
             "organisation_id": decl.organisation_id,
             "version": decl.version,
             "body_sha256": decl.body_sha256,
-            "channel": result.channel,
-            "score": result.score,
-            "rule_set_version": result.rule_set_version,
-            "rules": [{"rule": r["rule"], "weight": r["weight"]} for r in result.reasons],
-            "duties_total_vnd": bill.total_vnd,
-            "duties_assessed": bill.assessed,
+            "channel": decl.channel,
+            "assessment_sha256": done.commitment,
+            "duties_total_vnd": done.bill.total_vnd,
+            "duties_assessed": done.bill.assessed,
         },
     )
 
@@ -252,7 +257,7 @@ def store(session: Session, filing: Filing) -> Declaration:
         decl.number = f"{prefix}-{now.year}-{repository.next_number(session, prefix=prefix, year=now.year):06d}"
         rows.append(_step_rows(decl, "submit", Status.draft.value, decl.status, actor=actor, reason=None, now=now))
         result = filing.assessment.result
-        rows.append(({}, _assessed_event(decl, filing.assessment.bill, result)))
+        rows.append(({}, _assessed_event(decl, filing.assessment)))
         if result.channel == "green":
             decl.status = _check(decl, "clear", trader_only=False)
             rows.append(_step_rows(decl, "clear", Status.submitted.value, decl.status, actor="system:risk",
@@ -263,7 +268,6 @@ def store(session: Session, filing: Filing) -> Declaration:
                                        reason=_paid_reason(decl), now=now))  # fmt: skip
         else:
             routing.enqueue(session, decl)
-        assessment.record(session, decl, filing.assessment)
     conn = session.connection()
     conn.execute(_INSERT_DECLARATION, [{c: getattr(decl, c) for c in _DECLARATION_COLUMNS}])
     conn.execute(
@@ -271,6 +275,8 @@ def store(session: Session, filing: Filing) -> Declaration:
         [{"declaration_id": decl.id, "version": 1, "body": decl.body, "body_sha256": decl.body_sha256,
           "actor": actor, "created_at": now}],
     )  # fmt: skip
+    if filing.assessment is not None:
+        assessment.record(session, decl, filing.assessment)
     repository.add_lookups(session, decl, containers=filing.containers, hs_codes=filing.hs_codes)
     _write(session, [t for t, _ in rows if t], [e for _, e in rows])
     # Inserted above: attach the object without another INSERT.
@@ -356,7 +362,11 @@ def submit(session: Session, *, principal: Principal, declaration_id: str) -> De
 def amend(
     session: Session, *, principal: Principal, declaration_id: str, body: DeclarationIn, if_match: str | None
 ) -> Declaration:
-    """Replace the body with a new version; the caller must prove it saw the current one (If-Match)."""
+    """Replace the body with a new version; the caller must prove it saw the current one (If-Match).
+
+    A registered declaration is assessed again: new goods may raise its channel, never lower it, and the random
+    draw is the declaration's own (not the body's), so an amendment cannot re-draw a selection; a declaration
+    selected for review stays in review until an officer decides."""
     decl = _owned(session, principal=principal, declaration_id=declaration_id)
     if not if_match:
         raise PreconditionRequired("amend requires If-Match with the ETag of the version you are replacing")
@@ -365,7 +375,8 @@ def amend(
             "the declaration changed since you read it; fetch it again and re-apply your amendment",
             current_etag=etag(decl),
         )
-    _check(decl, "amend")
+    from_status = decl.status
+    decl.status = _check(decl, "amend")
     document = _body_document(body)
     decl.version += 1
     decl.body = document
@@ -390,9 +401,9 @@ def amend(
     )
     # The UPDATE carries "WHERE row_version = <read value>": of two racing amends, one finds no row.
     session.flush()
-    _record(session, decl, action="amend", from_status=decl.status, actor=principal.actor, reason=None)
+    _record(session, decl, action="amend", from_status=from_status, actor=principal.actor, reason=None)
     if decl.status == Status.submitted:
-        # A registered declaration amended before clearance is assessed again (VNACCS IDA01).
+        # Registered: assessed again (VNACCS IDA01 before clearance, AMA after it).
         assess_and_route(session, decl)
     return decl
 
@@ -426,10 +437,9 @@ GREEN_REASON = "green channel: automatic clearance"
 
 def assess_and_route(session: Session, decl: Declaration) -> None:
     """Assess a registered declaration; green clears automatically, yellow and red join the review queue."""
-    bill, result = assessment.assess(session, decl)
-    session.flush()
-    record_events(session, [_assessed_event(decl, bill, result)])
-    if result.channel == "green":
+    done = assessment.assess(session, decl)
+    record_events(session, [_assessed_event(decl, done)])
+    if done.result.channel == "green":
         transition(session, decl=decl, action="clear", actor="system:risk", reason=GREEN_REASON)
         settle(session, decl)
     else:

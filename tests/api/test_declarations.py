@@ -175,7 +175,9 @@ def test_every_trader_action_refused_in_final_states(api: Api, trader: dict[str,
         assert problem["current_status"] == "exited"
 
 
-def test_history_shows_every_change_with_actor_and_time(api: Api, trader: dict[str, str]) -> None:
+def test_history_shows_every_change_with_actor_and_time(
+    api: Api, trader: dict[str, str], officer: dict[str, str]
+) -> None:
     decl = api.file(trader)
     api.client.post(f"{BASE}/{decl['id']}/submit", headers=trader)
     current = api.client.get(f"{BASE}/{decl['id']}", headers=trader).json()
@@ -195,7 +197,10 @@ def test_history_shows_every_change_with_actor_and_time(api: Api, trader: dict[s
         ("clear", "submitted", "cleared", 2),
     ]
     key_id = trader["Authorization"].split("_")[1]
-    assert [t["actor"] for t in history["transitions"]] == [f"trader:{key_id}"] * 3 + ["officer:test"]
+    # The trader sees customs staff by role; officers see who.
+    assert [t["actor"] for t in history["transitions"]] == [f"trader:{key_id}"] * 3 + ["customs officer"]
+    seen = api.client.get(f"{BASE}/{decl['id']}/history", headers=officer).json()
+    assert [t["actor"] for t in seen["transitions"]] == [f"trader:{key_id}"] * 3 + ["officer:test"]
     times = [dt.datetime.fromisoformat(t["at"]) for t in history["transitions"]]
     assert times == sorted(times)
     assert all(t.tzinfo is not None for t in times)

@@ -23,12 +23,14 @@ def _emit(runtime, type_: str, payload: dict) -> str:
 
 
 def test_gate_mismatch_reassesses_to_red_once_even_if_redelivered(runtime, client, keys, declaration_body):
-    trader = keys.make("trader", "Mismatch Co")
-    decl = _file(client, trader, declaration_body, "m-1")
-    assert decl["status"] == "submitted"
-    assert decl["channel"] in ("yellow", "red")
+    trader, officer = keys.make("trader", "Mismatch Co"), keys.make("officer")
+    filed = _file(client, trader, declaration_body, "m-1")
+    assert filed["status"] == "submitted"
+    assert filed["channel"] in ("yellow", "red")
+    decl = client.get(f"/api/v1/declarations/{filed['id']}", headers=officer).json()  # the officer view: risk
     event_id = _emit(runtime, "gate.mismatch", {"declaration_id": decl["id"], "reasons": ["seal mismatch"]})
-    after = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
+    assert client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()["channel"] == "red"
+    after = client.get(f"/api/v1/declarations/{decl['id']}", headers=officer).json()
     assert after["channel"] == "red"
     assert after["risk"]["gate_mismatches"] == 1
     assert after["risk"]["score"] == decl["risk"]["score"] + 100
@@ -38,7 +40,7 @@ def test_gate_mismatch_reassesses_to_red_once_even_if_redelivered(runtime, clien
         row = session.query(OutboxEvent).filter_by(id=event_id).one()
         event = Event(id=row.id, type=row.type, subject=row.subject, payload=row.payload, occurred_at=row.occurred_at)
     runtime.bus.publish(event)
-    again = client.get(f"/api/v1/declarations/{decl['id']}", headers=trader).json()
+    again = client.get(f"/api/v1/declarations/{decl['id']}", headers=officer).json()
     assert again["risk"]["gate_mismatches"] == 1
 
 

@@ -55,6 +55,18 @@ def test_another_seed_changes_the_random_draw():
     assert evaluate(SPEC, data).draw != evaluate(other, data).draw
 
 
+def test_the_draw_is_the_declarations_own_and_secret():
+    coin = SPEC.model_copy(update={"random_selection": SPEC.random_selection.model_copy(update={"yellow": 0.5})})
+    key = bytes(range(32))
+    first = evaluate(coin, base(), draw_key=key)
+    # Other goods, another body hash: the same draw (amending a declaration cannot re-draw its selection).
+    amended = base(body_sha256="1" * 64, body={"kind": "import", "items": [{"hs_code": "08109020", "origin": "CN"}]})
+    assert evaluate(coin, amended, draw_key=key).draw == first.draw
+    # Another declaration, or another key (each database draws its own), gives another draw.
+    assert evaluate(coin, base(declaration_id="d-2"), draw_key=key).draw != first.draw
+    assert evaluate(coin, base(), draw_key=bytes(32)).draw != first.draw
+
+
 def test_clean_declaration_fires_nothing():
     assert rules_hit(base()) == set()
     assert evaluate(PLAIN, base()).channel == "green"

@@ -223,7 +223,7 @@ def test_cancel_after_release_names_state_and_allowed_actions(file, uow, trader_
 def test_allowed_actions_of_each_state() -> None:
     assert service.allowed_actions("draft") == ["submit", "amend", "cancel"]
     assert set(service.allowed_actions("submitted")) == {"amend", "cancel"}
-    assert service.allowed_actions("cleared") == ["cancel"]
+    assert service.allowed_actions("cleared") == ["cancel", "amend"]  # amended after clearance: assessed again
     for final in ("released", "exited", "cancelled", "expired", "rejected"):
         assert service.allowed_actions(final) == []
     assert {"clear", "expire"} <= set(service.allowed_actions("submitted", trader_only=False))
