@@ -124,6 +124,7 @@ def test_the_provenance_consumer_takes_fetched_batches_and_falls_back_one_by_one
         append_many(session, events)
 
     handler = idempotent(sessions, "provenance-nats-test", make_handler(prov, singles.append), handle_many=flaky_many)
+    jetstream.fetch_batch = 50  # four fetches: the failing one among batches that go through
     jetstream.subscribe("*", handler, name="provenance-nats-test")
 
     def ledger_size() -> int:
