@@ -47,9 +47,9 @@ def pending(runtime: Runtime) -> int:
         return int(session.scalar(stmt) or 0)
 
 
-def test_the_relay_on_sqlite_reads_without_claiming_and_delivers_everything(runtime: Runtime) -> None:
-    """The single-writer fast path: a consumer that writes to the database while the relay delivers is not blocked
-    by the relay (on PostgreSQL the relay's claim is a row lock no consumer touches)."""
+def test_a_consumer_writes_to_the_database_while_the_relay_delivers_to_it(runtime: Runtime) -> None:
+    """SQLite: the relay delivers outside any write transaction (the single writer is free for the consumer).
+    PostgreSQL: the relay's open claim is a lock on its outbox rows, which a consumer writing events never waits on."""
     ids = emit(runtime, ["a", "b", "a", "c"])
     seen: list[str] = []
 
