@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
 from services.kernel.dbfaults import FailureLog, outage_code
-from services.kernel.outbox import Event, ProcessedEvent, mark_published, pending_events
+from services.kernel.outbox import Event, ProcessedEvent, claim_events, mark_published, pending_events
 
 logger = logging.getLogger("smartgate.bus")
 
@@ -93,6 +93,9 @@ class OutboxRelay:
         self.bus = bus
         self.interval = interval_seconds
         self.batch_delay = batch_delay_seconds
+        bind = factory.kw.get("bind")
+        # Several processes may relay one PostgreSQL database (`serve --workers N`, the distributed deployment).
+        self._claims = bind is not None and bind.dialect.name == "postgresql"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,39 +106,50 @@ class OutboxRelay:
     def run_once(self, *, limit: int = BATCH) -> int:
         """Publish pending events in order, stopping at the first failure. Returns how many were published.
 
-        Delivery happens outside any write transaction (consumers write to the database themselves, and SQLite
-        has one writer); a crash between delivery and marking only means redelivery, which consumers dedupe.
+        SQLite (one process, one writer): the events are read, delivered outside any write transaction (consumers
+        write to the database themselves) and then marked. PostgreSQL (possibly several processes, each with a
+        relay): the events are claimed with `FOR UPDATE SKIP LOCKED` in a transaction that stays open while they
+        are delivered and commits their marks, so no two relays deliver the same event and a crashed relay's
+        claim ends with its connection. Either way a crash between delivery and marking only means redelivery,
+        which consumers dedupe.
         """
         with self._lock:
+            if self._claims:
+                with unit_of_work(self.factory) as session:
+                    done = self._deliver(claim_events(session, limit=limit))
+                    mark_published(session, done)
+                return len(done)
             with unit_of_work(self.read_factory) as session:
                 events = pending_events(session, limit=limit, lock=False)
-            done: list[int] = []
-            batch = getattr(self.bus, "publish_batch", None)
-            delivered: int | None = None
-            if batch is not None and len(events) > 1:
-                try:
-                    delivered = batch(events)
-                except Exception as exc:
-                    if outage_code(exc):
-                        raise  # no event is at fault: the next pass retries them all (consumers dedupe)
-                    # Find the event that fails, delivering those before it (consumers dedupe the repeats).
-                    logger.warning("batch delivery failed; delivering one by one", exc_info=True)
-            if delivered is not None:
-                done = [e.seq for e in events[:delivered]]
-            else:
-                for event in events:
-                    try:
-                        self.bus.publish(event)
-                    except Exception as exc:
-                        if outage_code(exc):
-                            raise
-                        logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
-                        break
-                    done.append(event.seq)
+            done = self._deliver(events)
             if done:
                 with unit_of_work(self.factory) as session:
                     mark_published(session, done)
             return len(done)
+
+    def _deliver(self, events: list[Event]) -> list[int]:
+        """Publish `events` in order (in one batch where the bus can); the seqs of those delivered before the
+        first failure."""
+        batch = getattr(self.bus, "publish_batch", None)
+        if batch is not None and len(events) > 1:
+            try:
+                return [e.seq for e in events[: batch(events)]]
+            except Exception as exc:
+                if outage_code(exc):
+                    raise  # no event is at fault: the next pass retries them all (consumers dedupe)
+                # Find the event that fails, delivering those before it (consumers dedupe the repeats).
+                logger.warning("batch delivery failed; delivering one by one", exc_info=True)
+        done: list[int] = []
+        for event in events:
+            try:
+                self.bus.publish(event)
+            except Exception as exc:
+                if outage_code(exc):
+                    raise
+                logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
+                break
+            done.append(event.seq)
+        return done
 
     def drain(self) -> int:
         """Publish until nothing is pending (tests and shutdown)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import rfc8785
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, insert, select, update
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, table_of, utcnow
@@ -162,6 +162,43 @@ def pending_events(session: Session, *, limit: int = 500, lock: bool = True) -> 
         Event(id=r.id, type=r.type, subject=r.subject, payload=r.payload, occurred_at=r.occurred_at, seq=r.seq)
         for r in conn.execute(stmt, {"limit": limit})
     ]
+
+
+# The first unpublished event of each subject below `below` that this relay did not claim: another relay holds it
+# (or it became visible after the claim). Uses ix_outbox_events_unpublished (published_at, seq).
+_EARLIER_ELSEWHERE = (
+    select(_OUTBOX.c.subject, func.min(_OUTBOX.c.seq))
+    .where(
+        _OUTBOX.c.published_at.is_(None),
+        _OUTBOX.c.seq < bindparam("below"),
+        _OUTBOX.c.subject.in_(bindparam("subjects", expanding=True)),
+        _OUTBOX.c.seq.not_in(bindparam("claimed", expanding=True)),
+    )
+    .group_by(_OUTBOX.c.subject)
+)
+
+
+def claim_events(session: Session, *, limit: int = 500) -> list[Event]:
+    """PostgreSQL: lock up to `limit` unpublished events no other relay holds, for as long as the session's
+    transaction lasts, and return those that may be delivered now, oldest first.
+
+    `FOR UPDATE SKIP LOCKED` gives each relay rows no other relay is delivering. Two relays hold disjoint rows and
+    deliver at the same time, so an event is held back (stays locked, undelivered, for a later pass) while an
+    earlier event of its subject is still pending outside this claim: per subject, consumers get events in outbox
+    order. The earliest pending event of a subject is never held back, so every subject makes progress.
+    """
+    claimed = pending_events(session, limit=limit, lock=True)
+    if not claimed:
+        return []
+    params = {
+        "below": claimed[-1].seq,
+        "subjects": sorted({e.subject for e in claimed}),
+        "claimed": [e.seq for e in claimed],
+    }
+    first_elsewhere: dict[str, int] = dict(session.connection().execute(_EARLIER_ELSEWHERE, params).tuples().all())
+    if not first_elsewhere:
+        return claimed
+    return [e for e in claimed if first_elsewhere.get(e.subject, e.seq) >= e.seq]
 
 
 def mark_published(session: Session, seqs: list[int]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -12,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 from services.kernel.bus import OutboxRelay, idempotent
-from services.kernel.database import make_sessionmaker, unit_of_work
+from services.kernel.database import make_sessionmaker, new_id, unit_of_work, utcnow
 from services.kernel.outbox import Event, record_event
 from services.kernel.runtime import Runtime
 from tests.support import wait_for
@@ -91,3 +93,67 @@ def test_events_flow_from_outbox_through_jetstream_exactly_once_in_effect(runtim
     assert wait_for(lambda: marker in seen)
     assert seen.count(ids[0]) == 1
     assert len(seen) == 3
+
+
+def test_the_provenance_consumer_takes_fetched_batches_and_falls_back_one_by_one(runtime: Runtime, jetstream) -> None:
+    """200 events already in the stream: the provenance handler gets them in batches (one transaction each), every
+    event becomes exactly one ledger entry, and a batch that fails is taken apart without losing anything."""
+    from ledger import storage
+    from services.provenance.consumer import make_batch_handler, make_handler
+    from services.provenance.service import Provenance
+    from services.provenance.settings import provenance_settings
+
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        ids = [
+            record_event(session, type="declaration.submitted", subject=f"d-{i // 4}", payload={"n": i})
+            for i in range(200)
+        ]
+    relay = OutboxRelay(sessions, jetstream, read_factory=runtime.read_sessions)
+    assert relay.drain() == 200
+    prov = Provenance(provenance_settings(runtime.settings), engine=runtime.engine, sessions=sessions)
+    batches: list[int] = []
+    singles: list[int] = []
+    failed_batches: list[int] = []
+    append_many = make_batch_handler(prov, batches.append)
+
+    def flaky_many(session, events: list[Event]) -> None:  # type: ignore[no-untyped-def]
+        if not failed_batches and any(e.id == ids[120] for e in events):
+            failed_batches.append(len(events))
+            raise RuntimeError("the batch's transaction failed: each event must be taken on its own")
+        append_many(session, events)
+
+    handler = idempotent(sessions, "provenance-nats-test", make_handler(prov, singles.append), handle_many=flaky_many)
+    jetstream.fetch_batch = 50  # four fetches: the failing one among batches that go through
+    jetstream.subscribe("*", handler, name="provenance-nats-test")
+
+    def ledger_size() -> int:
+        with runtime.engine.connect() as conn:
+            return storage.log_size(conn)
+
+    assert wait_for(lambda: ledger_size() >= 200), ledger_size()
+    time.sleep(0.5)  # room for a wrongly repeated append to show
+    assert ledger_size() == 200
+    with runtime.engine.connect() as conn:
+        in_ledger = [row.event_id for row in storage.iter_entries(conn)]
+    assert sorted(in_ledger) == sorted(ids)  # each event exactly once
+    assert max(batches) > 1
+    assert failed_batches
+    assert failed_batches[0] > 1
+    assert len(singles) >= failed_batches[0]  # the failed batch's events went one by one
+    assert sum(batches) + len(singles) == 200
+
+
+def test_a_published_batch_keeps_outbox_order_and_reports_the_first_failure(runtime: Runtime, jetstream) -> None:
+    """The relay's batch publish has every event in flight at once: the stream still holds them in order, and an
+    event JetStream does not take (here one over the server's payload limit) ends the count the relay marks."""
+    events = [
+        Event(id=new_id(), type="declaration.created", subject=f"d-{i}", payload={"n": i}, occurred_at=utcnow(), seq=i)
+        for i in range(1, 41)
+    ]
+    events[29] = dataclasses.replace(events[29], payload={"blob": "x" * 2_000_000})
+    assert jetstream.publish_batch(events) == 29
+    seen: list[int] = []
+    jetstream.subscribe("declaration.*", lambda e: seen.append(e.seq), name="order")
+    assert wait_for(lambda: len(seen) >= 39), seen
+    assert seen == [*range(1, 30), *range(31, 41)]  # stream order = outbox order; the failed one is not in it
