@@ -45,7 +45,8 @@ PROBLEMS = problems(401, 403, 404, 409, 422)
 
 def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
     """The API view of a stored declaration (shape: the `Declaration` schema; the body is returned as stored)."""
-    actions = service.officer_actions(decl.status) if role is Role.officer else service.allowed_actions(decl.status)
+    customs = role in (Role.officer, Role.supervisor)
+    actions = service.officer_actions(decl.status) if customs else service.allowed_actions(decl.status)
     return {
         "id": decl.id,
         "number": decl.number,
@@ -145,7 +146,7 @@ def list_declarations(
 ) -> JSONResponse:
     """Declarations newest first; traders see their organisation's, officers all. Paginate with `cursor`."""
     if principal.role is not Role.trader:
-        principal.require(Role.officer, Role.admin)
+        principal.require(Role.officer, Role.supervisor, Role.admin)
     for name, value in (("created_from", created_from), ("created_to", created_to)):
         if value is None:
             continue
@@ -192,7 +193,12 @@ def get_history(declaration_id: str, session: SessionDep, principal: CurrentPrin
     return History(
         id=decl.id,
         number=decl.number,
-        transitions=[Transition.model_validate(t) for t in repository.transitions(session, decl.id)],
+        # Who works a file inside customs (assignments) is not the trader's to see.
+        transitions=[
+            Transition.model_validate(t)
+            for t in repository.transitions(session, decl.id)
+            if principal.role is not Role.trader or t.action != "assign"
+        ],  # fmt: skip
         versions=[VersionOut.model_validate(v) for v in repository.versions(session, decl.id)],
     )
 
