@@ -87,6 +87,19 @@ def test_an_officer_key(runner: CliRunner, api: Api) -> None:
     assert api.client.get(BASE, headers={"Authorization": f"Bearer {made['api_key']}"}).status_code == 200
 
 
+@pytest.mark.parametrize("role", ["supervisor", "treasury"])
+def test_supervisor_and_treasury_keys(runner: CliRunner, api: Api, role: str) -> None:
+    made = json.loads(invoke(runner, "keys", "create", "--role", role).stdout)
+    assert (made["role"], made["organisation"]) == (role, None)
+    headers = {"Authorization": f"Bearer {made['api_key']}"}
+    # A supervisor reads the review queue; the treasury reads the payments waiting for it, not the queue.
+    queue, payments = (
+        api.client.get("/api/v1/review/queue", headers=headers),
+        api.client.get("/api/v1/payments", headers=headers),
+    )
+    assert (queue.status_code, payments.status_code) == ((200, 403) if role == "supervisor" else (403, 200))
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [
