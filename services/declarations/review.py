@@ -115,11 +115,7 @@ def reassign(
         key = session.get(ApiKey, officer_key_id)
         if key is None or key.role not in DECIDERS or key.revoked_at is not None:
             raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
-        duty = session.get(OfficerDuty, officer_key_id)
-        if duty is None:
-            duty = OfficerDuty(officer_key_id=officer_key_id, on_duty=False, assigned_count=0)
-            session.add(duty)
-        routing.assign(session, decl, duty)
+        routing.assign_to(session, decl, officer_key_id)
     else:
         decl.assigned_officer = None
     decl.updated_at = utcnow()
