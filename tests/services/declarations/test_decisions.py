@@ -255,3 +255,42 @@ def test_money_fields_are_strict(gate, declaration_body, runtime):
     assert "/items/0/customs_value" in [e["pointer"] for e in assert_problem(resp, 422)["errors"]]
     with unit_of_work(runtime.read_sessions) as session:
         assert session.get(Declaration, decl["id"]).paid_vnd == 0
+
+
+# ---- races: decided by the database, not by timing ---------------------------------------------------------------
+
+
+def test_racing_confirmations_and_a_rejection_count_one_payment_once(gate, declaration_body, runtime):
+    from tests.api.test_concurrency import race
+
+    decl = cleared(gate, declaration_body)
+    claim = pay(gate, decl["id"], "VCB-RACE-0001", decl["duties_due_vnd"]).json()
+
+    def act(i: int) -> Any:
+        if i == 0:
+            return gate["client"].post(f"/api/v1/payments/{claim['id']}/reject", headers=gate["treasury"],
+                                       json={"reason": "racing the confirmations"})  # fmt: skip
+        return confirm(gate, claim["id"])
+
+    responses = race(4, act)
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409], [r.text for r in responses]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    with unit_of_work(runtime.read_sessions) as session:
+        paid = session.get(Declaration, decl["id"]).paid_vnd
+    assert paid == (decl["duties_due_vnd"] if winner["status"] == "confirmed" else 0)
+    paid_events = [e for e in events(runtime, decl["id"]) if e.type == "declaration.paid"]
+    assert len(paid_events) == (1 if winner["status"] == "confirmed" else 0)
+
+
+def test_two_decisions_on_one_reviewed_version_apply_once(gate, declaration_body):
+    from tests.api.test_concurrency import race
+
+    decl = queued(gate, declaration_body)
+    officer = assignee(gate, decl["id"])
+    etag = read(gate, decl["id"], officer).headers["ETag"]
+    who = [officer, gate["supervisor"]]
+    outcomes = ["request_documents", "inspect"]
+    responses = race(2, lambda i: post_decision(gate, decl["id"], who[i], etag, outcomes[i]))
+    assert sorted(r.status_code for r in responses) == [200, 412], [r.text for r in responses]
+    history = gate["client"].get(f"{BASE}/{decl['id']}/history", headers=gate["supervisor"]).json()
+    assert [t["action"] for t in history["transitions"]][2:] in (["request_documents"], ["inspect"])
