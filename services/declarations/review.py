@@ -282,6 +282,10 @@ def store_document(
             reason=f"document {digest[:12]}",
             trader_only=True,
         )
+    else:
+        # A new document changes what an officer reviews: touching the row changes its ETag, so a decision taken
+        # on the documents seen before is 412, like one taken on an earlier body.
+        decl.updated_at = utcnow()
     session.flush()
     return doc
 

@@ -105,6 +105,17 @@ def test_an_amendment_after_the_officer_read_it_makes_the_decision_412(gate, dec
     assert not any(t["actor"].startswith("officer:") for t in history["transitions"])
 
 
+def test_a_document_uploaded_after_the_officer_read_it_makes_the_decision_412(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    officer = assignee(gate, decl["id"])
+    seen = read(gate, decl["id"], officer).headers["ETag"]
+    invoice = {"file": ("invoice.pdf", b"%PDF-1.7 a new invoice", "application/pdf")}
+    upload = gate["client"].post(f"{BASE}/{decl['id']}/documents", headers=gate["trader"], files=invoice)
+    assert upload.status_code == 201, upload.text
+    assert_problem(post_decision(gate, decl["id"], officer, seen), 412, "decision.stale")
+    unchanged(gate, decl, read(gate, decl["id"], officer).headers["ETag"])
+
+
 def test_the_openapi_document_says_if_match_is_required(gate):
     op = gate["client"].get("/openapi.json").json()["paths"][f"{BASE}/{{declaration_id}}/decisions"]["post"]
     params = [p for p in op["parameters"] if p["name"] == "If-Match"]
