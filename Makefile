@@ -16,7 +16,7 @@ help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
 	@echo "make run-distributed  one process per service + the gateway, on local PostgreSQL and NATS (see docs/deployment.md)"
 	@echo "make test      set up, lint, and run the whole test suite (PostgreSQL too when SMARTGATE_TEST_DATABASE_URL is set)"
-	@echo "make lint      ruff format --check, ruff check, mypy on the libraries, services and the edge"
+	@echo "make lint      ruff format --check, ruff check, mypy, and the import contracts (lint-imports)"
 	@echo "make bench     run the benchmarks under benchmarks/"
 	@echo "make loadtest  a bounded locust run against a local platform"
 	@echo "make sim       run the baseline gate scenario"
@@ -51,6 +51,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy ledger ocr simulator services api
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .

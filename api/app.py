@@ -10,13 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.console.routes import router as console_router
 from api.limits import UPLOAD_PATHS
-from services.kernel.errors import install_error_handlers, problem
+from services.kernel.database import reader
+from services.kernel.dbfaults import summary
+from services.kernel.dbtimeouts import DatabaseWaitMiddleware, waiting_at_most
+from services.kernel.errors import DATABASE_RETRY_AFTER_SECONDS, install_error_handlers, problem
 from services.kernel.leader import LEADER_LOCK_KEY, Leadership, Work
+from services.kernel.nesting import JsonDepthMiddleware
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
@@ -24,6 +30,9 @@ from services.kernel.schemas import problems
 from services.kernel.settings import SERVICES, KernelSettings, get_settings
 
 logger = logging.getLogger("smartgate.app")
+
+# /readyz answers within this, whatever the database does (a probe that hangs is as bad as no probe).
+READY_SECONDS = 1.5
 
 DESCRIPTION = """
 smartgate is the digital platform of the Kim Thành (Lào Cai, VN) ↔ Bắc Sơn (Hà Khẩu, CN) road border gate.
@@ -86,6 +95,8 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # Inside the size limit, which bounds the body it reads; before any parser sees the body (see kernel/nesting.py).
+    app.add_middleware(JsonDepthMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -93,20 +104,36 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         upload_max_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(DatabaseWaitMiddleware, seconds=settings.db_timeout_seconds)
 
     @app.get("/healthz", tags=["health"], summary="Process is up")
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    ready_threads = anyio.CapacityLimiter(4)
+
+    def check_database() -> None:
+        # A read (on SQLite, another process holding the write lock does not make this one unready).
+        with waiting_at_most(READY_SECONDS * 0.75), reader(runtime.engine).connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     @app.get("/readyz", tags=["health"], summary="Ready to serve", responses=problems(503))
-    def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database answers."""
+    async def readyz() -> JSONResponse:
+        """Readiness: the database answers, within READY_SECONDS (a frozen database is not ready either)."""
         try:
-            with runtime.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with anyio.fail_after(READY_SECONDS):
+                # Its own threads: a probe never queues behind requests stuck on the database.
+                await anyio.to_thread.run_sync(check_database, limiter=ready_threads, abandon_on_cancel=True)
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported, not raised
-            return problem(503, "Not ready", f"database unreachable: {type(exc).__name__}")
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else summary(exc)
+            return problem(
+                503,
+                "Not ready",
+                f"database unreachable: {reason}",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+                code="database.unavailable",
+            )
         return JSONResponse({"status": "ready", "database": runtime.engine.dialect.name})
 
     for service, install in service_installers(settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,19 +69,32 @@ class AnchorReceipt:
 
 
 def load_chain_libraries() -> None:
-    """Import web3 and eth-tester now, in the calling thread.
+    """Import web3 and eth-tester now, in the calling thread, leaving the interpreter's recursion limit as it was.
 
     They take seconds to import, and some of what they import (py_ecc, py-evm) raises the interpreter's recursion
-    limit as it loads. Done lazily in a background thread, that change can land while another thread is inside
-    CPython 3.11's AST code (Hypothesis reading sources, a module compiling), which then fails with
-    "SystemError: AST constructor recursion depth mismatch". A process that will anchor loads them up front.
+    limit to 100,000 as it loads. That limit is the only guard of C code that recurses per level of its input (the
+    `json` parser among it): raised, a deeply nested request body overflows the C stack and kills the process. So
+    the limit is put back once they are loaded; the anchor contract's calls are shallow and need no more. Done
+    lazily in a background thread, the change could also land while another thread is inside CPython 3.11's AST
+    code ("SystemError: AST constructor recursion depth mismatch"): a process that will anchor loads them up front.
     """
-    import web3  # noqa: F401
-    from web3 import EthereumTesterProvider  # noqa: F401
+    limit = sys.getrecursionlimit()
+    try:
+        import eth_tester  # noqa: F401
+        import web3  # noqa: F401
+        from web3 import EthereumTesterProvider  # noqa: F401
+
+        try:
+            from eth_tester import PyEVMBackend  # noqa: F401 - imports py-evm, which raises the limit too
+        except ImportError:  # eth-tester without py-evm: EthereumTesterProvider cannot run, connect() still can
+            pass
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def dev_chain() -> Web3:
     """Return a Web3 on a fresh in-process eth-tester chain (a development chain)."""
+    load_chain_libraries()
     from web3 import EthereumTesterProvider, Web3
 
     return Web3(EthereumTesterProvider())
@@ -88,6 +102,7 @@ def dev_chain() -> Web3:
 
 def connect(rpc_url: str, *, timeout_s: float = 10.0) -> Web3:
     """Return a Web3 on a JSON-RPC endpoint, failing with AnchorError if it does not answer."""
+    load_chain_libraries()
     from web3 import Web3
 
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))

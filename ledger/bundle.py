@@ -126,7 +126,8 @@ def verify_bundle(
     if isinstance(data, bytes | bytearray):
         try:
             bundle = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            # RecursionError: nested deeper than the interpreter allows (a hostile bundle, not a crash)
             raise BundleError(f"bundle is not JSON: {exc}") from exc
     else:
         bundle = data

@@ -102,7 +102,8 @@ class Leaf:
         """Parse leaf bytes, insisting that they are exactly the canonical encoding of a well-formed leaf."""
         try:
             obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            # RecursionError: nested deeper than the interpreter allows (a hostile bundle, not a crash)
             raise LeafError(f"leaf is not JSON: {exc}", index=index) from exc
         if not isinstance(obj, dict) or set(obj) != set(FIELDS):
             found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__

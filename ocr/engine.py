@@ -76,6 +76,13 @@ class OcrEngine:
         self.intra_op_threads = opts.intra_op_num_threads
         self.det_max_side = det_max_side
         self._det_in = self.det.get_inputs()[0].name
+        # onnxruntime's CPU arena keeps every block it ever grew to: one detection at full resolution left the
+        # process hundreds of megabytes bigger for good. A run larger than the usual whole-image detection asks
+        # the arena to hand back what it grew by (then `ocr.memory.trim` returns it to the OS); the usual runs
+        # keep the arena's speed.
+        self._det_area = det_max_side * det_max_side
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._rec_in = self.rec.get_inputs()[0].name
         # rapidocr's post-processing with a lower box threshold, so that a faint or boxed check digit is still
         # proposed (the recogniser and the parser reject what is not text), and a larger unclip ratio, so that
@@ -112,7 +119,7 @@ class OcrEngine:
         rw = max(32, int(round(w * ratio / 32)) * 32)
         small = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA)
         x = (small.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
-        pred = self.det.run(None, {self._det_in: x})[0]
+        pred = self.det.run(None, {self._det_in: x}, self._shrink if rh * rw > self._det_area else None)[0]
         boxes, _scores = self._post(pred, (h, w))
         out = []
         for box in boxes:

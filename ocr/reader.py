@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocr import iso6346
 from ocr.barcodes import Barcode, read_barcodes
-from ocr.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+from ocr.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_READ_MAX_SIDE, load_image
 from ocr.parse import Candidate, Line, find_codes, group_rows, rank, with_check_digit
 
 if TYPE_CHECKING:
@@ -18,7 +18,17 @@ if TYPE_CHECKING:
 
     from ocr.engine import OcrEngine
 
-__all__ = ["Barcode", "CodeRead", "GateRead", "GateReader"]
+__all__ = ["Barcode", "CodeRead", "DeadlineExceeded", "GateRead", "GateReader"]
+
+
+class DeadlineExceeded(TimeoutError):
+    """The read was given up between two stages of the pipeline because its deadline (time.monotonic) passed."""
+
+
+def _check(deadline: float | None) -> None:
+    """Raise `DeadlineExceeded` once `deadline` has passed (checked between stages: none takes long)."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded("deadline passed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,7 @@ class GateReader:
         det_max_side: int = 640,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_side: int = DEFAULT_READ_MAX_SIDE,
         barcodes: bool = True,
     ) -> None:
         """Configure the reader; no model is loaded until the first read (or `warm_up`)."""
@@ -98,6 +109,7 @@ class GateReader:
         self.det_max_side = det_max_side
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.max_side = max_side
         self.barcodes = barcodes
         self._engine: OcrEngine | None = None
         self._lock = threading.Lock()
@@ -117,22 +129,27 @@ class GateReader:
         """Load the models now (at service start) rather than on the first truck."""
         _ = self.engine
 
-    def read(self, image_bytes: bytes) -> GateRead:
-        """Decode an image safely (raises `ocr.images.ImageError`) and read it; `seconds` covers both steps."""
+    def read(self, image_bytes: bytes, *, deadline: float | None = None) -> GateRead:
+        """Decode an image safely (raises `ocr.images.ImageError`), reduced to `max_side`, and read it; `seconds`
+        covers both steps."""
         start = time.perf_counter()
-        bgr = load_image(image_bytes, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-        return self.read_array(bgr, _start=start)
+        bgr = load_image(image_bytes, max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_side=self.max_side)
+        return self.read_array(bgr, deadline=deadline, _start=start)
 
-    def read_array(self, bgr: NDArray[np.uint8], *, _start: float | None = None) -> GateRead:
-        """Read an already decoded BGR image."""
+    def read_array(
+        self, bgr: NDArray[np.uint8], *, deadline: float | None = None, _start: float | None = None
+    ) -> GateRead:
+        """Read an already decoded BGR image; past `deadline` (time.monotonic) it raises `DeadlineExceeded` at
+        the next stage boundary instead of finishing."""
         start = time.perf_counter() if _start is None else _start
-        codes = self.read_codes(bgr)
+        codes = self.read_codes(bgr, deadline=deadline)
+        _check(deadline)
         bars = read_barcodes(bgr) if self.barcodes else []
         return GateRead([_code_read(c) for c in codes], bars, time.perf_counter() - start)
 
     # -- the pipeline ----------------------------------------------------------------------------------------
 
-    def read_codes(self, bgr: NDArray[np.uint8]) -> list[Candidate]:
+    def read_codes(self, bgr: NDArray[np.uint8], *, deadline: float | None = None) -> list[Candidate]:
         """Detect text once, then recognise in stages, likeliest code regions first; stop once a code verifies.
 
         1. Vertical columns found by the whole-image detection, re-laid upright (a tall box that could not be cut
@@ -143,6 +160,8 @@ class GateReader:
         4. The door edges at full resolution, where vertical codes are painted and where their thin characters
            are too small for the whole-image detection.
         5. The remaining small text (a code painted smaller than usual).
+
+        `deadline` is checked before each stage (see `read_array`).
         """
         from ocr.columns import find_columns
 
@@ -164,6 +183,7 @@ class GateReader:
         cands: list[Candidate] = []
         for regs, cols, rotated in stages:
             if regs or cols:
+                _check(deadline)
                 lines += self._recognise(bgr, regs, cols, rotated=rotated)
                 cands = self._rescue_check_digits(bgr, self._parse(lines), regions)
                 if _settled(cands):
@@ -171,18 +191,22 @@ class GateReader:
         # A corrected reading is final enough: the edge and small-text passes could only confirm the same code.
         if cands and cands[0].status == "corrected":
             return cands
-        edge_cols = [c for c in self._edge_columns(bgr) if not any(_inside(c.rect, k.rect) for k in columns)]
+        _check(deadline)
+        edge_cols = [c for c in self._edge_columns(bgr, deadline) if not any(_inside(c.rect, k.rect) for k in columns)]
         if edge_cols:
+            _check(deadline)
             lines += self._recognise(bgr, [], edge_cols, rotated=False)
             lines += self._recognise(bgr, [], edge_cols, rotated=True)
             cands = self._rescue_check_digits(bgr, self._parse(lines), regions)
             if _settled(cands):
                 return cands
         if rest:
+            _check(deadline)
             lines += self._recognise(bgr, rest, [], rotated=False)
             cands = self._rescue_check_digits(bgr, self._parse(lines), regions)
             if _settled(cands):
                 return cands
+        _check(deadline)
         return self._reread_rows(bgr, lines, cands, regions)
 
     def _reread_rows(
@@ -214,7 +238,7 @@ class GateReader:
         others = [ln for ln in lines if ln.box not in members]
         return self._rescue_check_digits(bgr, rank(cands + self._parse(others + merged)), regions)
 
-    def _edge_columns(self, bgr: NDArray[np.uint8]) -> list[Any]:
+    def _edge_columns(self, bgr: NDArray[np.uint8], deadline: float | None = None) -> list[Any]:
         """Look for vertical codes along the left and right door edges with the detector at full resolution."""
         import numpy as np
 
@@ -224,6 +248,7 @@ class GateReader:
         band = max(32, int(0.2 * w))
         found = []
         for x0 in (0, w - band):
+            _check(deadline)
             strip = np.ascontiguousarray(bgr[:, x0 : x0 + band])
             det = self.engine.detect(strip, max_side=max(h, band))
             boxes = [b + np.array([x0, 0], dtype=np.float32) for b in det.boxes]

@@ -1,10 +1,19 @@
 """The review console: web pages where officers work the queue, decide, and look at gate holds and ledger proofs.
 
-Every page is rendered from the platform's public REST API, called in-process with the officer's own API key: the
-console holds no data and no rule of its own, authorisation is the API's, and what an officer does here is exactly
-what a client of the API could do. Pages are plain HTML forms (no script at all), served with a strict
-Content-Security-Policy; the key lives in an HttpOnly, SameSite=Strict cookie scoped to /console, and every form
-carries a token derived from it (CSRF).
+Every page is rendered from the platform's public REST API, called in-process as the signed-in officer: the console
+holds no data and no rule of its own, authorisation is the API's, and what an officer does here is exactly what a
+client of the API could do. Pages are plain HTML forms (no script at all), served with a strict
+Content-Security-Policy.
+
+Sessions (services/kernel/sessions.py): signing in sends the officer's API key once to the API, which opens a
+server-side session and returns a random session id; the key is then forgotten. The browser's cookie (HttpOnly,
+SameSite=Strict, path /console, Secure outside development and test) holds only that id; the database holds only
+its SHA-256. The console calls the API on the officer's behalf with `Authorization: Console <id>.<HMAC of the id
+under the deployment secret>`, which the API resolves to the session's key on every request (no cache): so a
+database leak reveals no key and no usable session, a cookie lifted from a browser is no API credential outside
+the console, and sign-out, the idle and absolute expiry, and a revoked key end the session at the next request.
+This works the same in the distributed deployment, where the gateway serves the console without a database. Every
+form carries a token derived from the session id (CSRF), so a form is good for that session only.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from services.kernel import sessions
+
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every value (Starlette's default)
 
 COOKIE = "smartgate_console"
-COOKIE_MAX_AGE = 12 * 3600  # one shift
 QUEUE_PAGE = 200  # the oldest first; a longer queue shows "200+"
 ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -66,10 +76,11 @@ SECURITY_HEADERS = {
 
 
 _PLAIN_HTTP = ("development", "test")
+SESSIONS = "/api/v1/review/sessions"
 
 
 class SignedOut(Exception):
-    """The request carries no usable key: send the browser to the login page."""
+    """The request carries no live session: send the browser to the login page."""
 
 
 def _csrf(secret: str, key: str) -> str:
@@ -82,6 +93,7 @@ def _usable(key: str) -> bool:
 
 
 def _key(request: Request) -> str:
+    """The session id in the cookie (never an API key), or SignedOut."""
     key = request.cookies.get(COOKIE, "")
     if not _usable(key):
         raise SignedOut
@@ -96,11 +108,15 @@ async def _api(
     key: str,
     params: dict[str, Any] | None = None,
     json_body: Any = None,
+    bearer: bool = False,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """Call the platform's REST API in-process as the officer (same middleware, auth and problem+json)."""
+    """Call the platform's REST API in-process as the officer (same middleware, auth and problem+json): `key` is
+    the session id, or with `bearer` the API key itself (sign-in only)."""
     transport = httpx.ASGITransport(app=request.app)
-    headers = {**(headers or {}), "Authorization": f"Bearer {key}"}
+    secret = request.app.state.runtime.settings.secret_key
+    auth = f"Bearer {key}" if bearer else sessions.authorization(secret, key)
+    headers = {**(headers or {}), "Authorization": auth}
     if rid := request.headers.get("x-request-id"):
         headers["X-Request-ID"] = rid
     async with httpx.AsyncClient(transport=transport, base_url="http://smartgate.internal") as client:
@@ -193,48 +209,58 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request, key: Annotated[str, Form()] = "") -> Response:
-    """Check the key against the review API (officers only) and keep it in the console's cookie."""
+    """Open a session with the key (officers only, checked by the API); the cookie gets the session id only."""
     if not _same_site(request):
         return _forbidden(request)
     key = key.strip()
     error = None
     status = 200
+    token = ""
     if not key:
         error, status = "Enter your API key.", 422
     elif not _usable(key):
         error, status = "This key is not valid (or was revoked).", 401
     else:
         try:
-            probe = await _api(request, "GET", "/api/v1/review/queue", key=key, params={"limit": 1})
+            opened = await _api(request, "POST", SESSIONS, key=key, bearer=True)
         except SignedOut:
             error, status = "This key is not valid (or was revoked).", 401
         else:
-            if probe.status_code == 403:
+            if opened.status_code == 403:
                 error, status = "This key is not an officer's: the console is for customs officers.", 403
-            elif probe.status_code != 200:
-                error, status = _problem_text(probe)["detail"] or "The platform could not check the key.", 502
-    if error:
-        return _page(request, "login.html", status, error=error, csrf="")
+            elif opened.status_code != 201:
+                error, status = _problem_text(opened)["detail"] or "The platform could not check the key.", 502
+            else:
+                token = str(opened.json().get("token", ""))
+    if error or not _usable(token):
+        return _page(request, "login.html", status if error else 502,
+                     error=error or "The platform could not open a session.", csrf="")  # fmt: skip
+    settings = request.app.state.runtime.settings
     response = _see_other("/console")
     response.set_cookie(
         COOKIE,
-        key,
-        max_age=COOKIE_MAX_AGE,
+        token,
+        max_age=int(settings.console_session_max_seconds),
         path="/console",
         httponly=True,
         samesite="strict",
         # Plain http only where the platform is served that way on purpose (development, tests); behind a TLS proxy
         # that does not forward the scheme, the cookie must still never travel in clear.
-        secure=request.url.scheme == "https" or request.app.state.runtime.settings.environment not in _PLAIN_HTTP,
+        secure=request.url.scheme == "https" or settings.environment not in _PLAIN_HTTP,
     )
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the key (in this browser: the key itself stays valid until an admin revokes it)."""
+    """End the session on the server (its id, even replayed, signs no one in) and forget it in this browser. The key
+    itself stays valid until an admin revokes it."""
     if not _same_site(request):
         return _forbidden(request)
+    try:
+        await _api(request, "DELETE", f"{SESSIONS}/current", key=_key(request))
+    except SignedOut:
+        pass  # no cookie, or the session had already ended
     return _to_login()
 
 

@@ -7,6 +7,7 @@ import threading
 
 from services.declarations import service as declarations_service
 from services.kernel.database import unit_of_work, utcnow
+from services.kernel.dbfaults import FailureLog
 from services.kernel.runtime import Runtime
 
 logger = logging.getLogger("smartgate.declarations.expiry")
@@ -48,8 +49,11 @@ class ExpiryScheduler:
                 self._thread = None
 
     def _loop(self, stop: threading.Event) -> None:
+        failures = FailureLog(logger, "expiry pass")
         while not stop.wait(self.runtime.settings.expiry_check_seconds):
             try:
                 self.run_once()
-            except Exception:
-                logger.exception("expiry pass failed")
+            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()

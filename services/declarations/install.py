@@ -12,14 +12,15 @@ from services.declarations.expiry import ExpiryScheduler
 from services.declarations.payment_endpoints import router as payment_router
 from services.declarations.review_endpoints import risk_router, tariff_router
 from services.declarations.review_endpoints import router as review_router
+from services.declarations.session_endpoints import router as session_router
 from services.kernel.bus import idempotent
 from services.kernel.runtime import Runtime
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
-    """Routes under /api/v1/declarations, /review, /payments, /risk, /tariff and /exchange-rates; the
-    `gate.mismatch` and `gate.exited` consumers; one expiry scheduler per deployment."""
-    for r in (router, review_router, payment_router, risk_router, tariff_router):
+    """Routes under /api/v1/declarations, /review (with the console's sessions), /payments, /risk, /tariff and
+    /exchange-rates; the `gate.mismatch` and `gate.exited` consumers; one expiry scheduler per deployment."""
+    for r in (router, review_router, session_router, payment_router, risk_router, tariff_router):
         app.include_router(r)
     bus, sessions = runtime.bus, runtime.sessions
     bus.subscribe("gate.mismatch", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_mismatch),

@@ -20,8 +20,10 @@ from services.declarations.models import (
 )
 from services.declarations.schemas import Status
 from services.kernel.auth import ApiKey, Principal, Role
+from services.kernel.blobs import write_once
 from services.kernel.database import utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unprocessable
+from services.kernel.filenames import display_name
 from services.kernel.outbox import record_event
 
 # Who decides: the declaration's assignee (an officer) or any supervisor. Admins run the platform; they read the
@@ -258,15 +260,12 @@ def store_document(
     if not data:
         raise Unprocessable("the uploaded file is empty", code="document.empty")
     digest = hashlib.sha256(data).hexdigest()
-    path = storage_dir / digest[:2] / digest
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    # Before anything is recorded: a disk that cannot take it answers 503/507 and the transaction rolls back.
+    write_once(storage_dir / digest[:2] / digest, data, what="document")
     doc = DeclarationDocument(
         declaration_id=decl.id,
-        filename=filename.replace("\x00", "")[:255] or "document",
+        # Cleaned once, here: every listing and download shows this name; the bytes stay as sent (the SHA-256).
+        filename=display_name(filename),
         content_type=content_type.replace("\x00", "")[:100] or "application/octet-stream",
         size_bytes=len(data),
         sha256=digest,

@@ -19,6 +19,7 @@ from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentAdmin, CurrentOfficer, CurrentPrincipal, CurrentTrader, RuntimeDep, SessionDep
 from services.kernel.errors import NotFound, PreconditionFailed, Unprocessable
+from services.kernel.filenames import content_disposition, display_name
 from services.kernel.schemas import InputSchema, Schema
 
 router = APIRouter(tags=["review"])
@@ -26,6 +27,7 @@ risk_router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
 tariff_router = APIRouter(tags=["tariff"])
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
 VersionPath = Annotated[str, PathParam(pattern=r"^[0-9A-Za-z.\-_]{1,32}$")]
 
 
@@ -102,7 +104,7 @@ class DocumentOut(Schema):
     """A stored document."""
 
     id: str
-    filename: str
+    filename: str = Field(description="As uploaded, without control or bidi-override characters or a directory part")
     content_type: str
     size_bytes: int
     sha256: str
@@ -246,7 +248,7 @@ def reassign(declaration_id: str, body: AssignmentIn, session: SessionDep, princ
     "/api/v1/declarations/{declaration_id}/documents",
     status_code=201,
     response_model=DocumentOut,
-    responses={**PROBLEMS, **problems(413)},
+    responses={**PROBLEMS, **problems(413, 503, 507)},
     summary="Upload a document",
     tags=["declarations"],
     openapi_extra={
@@ -267,7 +269,9 @@ async def upload_document(
     session: SessionDep,
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> DocumentOut:
-    """Attach a document; if an officer asked for documents, the declaration goes back to review."""
+    """Attach a document; if an officer asked for documents, the declaration goes back to review. The file name is
+    kept without control or bidi characters or a directory part (the bytes, and their SHA-256, as sent); storage that
+    cannot take the file answers 503 (507 when full) and nothing is recorded."""
     data = await file.read(MAX_DOCUMENT_BYTES + 1)
     if len(data) > MAX_DOCUMENT_BYTES:
         from services.kernel.errors import PayloadTooLarge
@@ -306,7 +310,8 @@ def list_documents(declaration_id: str, session: SessionDep, principal: CurrentP
         .where(DeclarationDocument.declaration_id == decl.id)
         .order_by(DeclarationDocument.uploaded_at)
     )
-    return [DocumentOut.model_validate(d) for d in docs]
+    # Names are cleaned when stored; cleaning again covers rows stored before that rule.
+    return [DocumentOut.model_validate(d).model_copy(update={"filename": display_name(d.filename)}) for d in docs]
 
 
 @router.get(
@@ -318,7 +323,8 @@ def list_documents(declaration_id: str, session: SessionDep, principal: CurrentP
 def get_document(
     declaration_id: str, document_id: str, session: SessionDep, principal: CurrentPrincipal, runtime: RuntimeDep
 ) -> FileResponse:
-    """The document's bytes."""
+    """The document's bytes, always as an `application/octet-stream` attachment (the type the trader gave is in the
+    listing): a browser never renders a trader's file as a page of this origin."""
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
     doc = session.get(DeclarationDocument, document_id) if service.ID_SHAPE.match(document_id) else None
     if doc is None or doc.declaration_id != decl.id:
@@ -326,7 +332,8 @@ def get_document(
     path = review.document_path(runtime.settings.var_dir / "documents", doc)
     if not path.exists():
         raise NotFound("the document's file is missing from storage")
-    return FileResponse(path, media_type=doc.content_type, filename=doc.filename)
+    return FileResponse(path, media_type="application/octet-stream", headers=DOWNLOAD_HEADERS
+                        | {"Content-Disposition": content_disposition(doc.filename)})  # fmt: skip
 
 
 @risk_router.get("/rule-sets", response_model=list[RuleSetOut], responses=PROBLEMS, summary="List rule sets")

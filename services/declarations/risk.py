@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.kernel.nesting import MAX_DEPTH, yaml_depth_exceeds
+
 DEFAULT_RULE_SET = Path(__file__).resolve().parent / "rules" / "default.yaml"
 CHANNELS = ("green", "yellow", "red")
 
@@ -136,6 +138,8 @@ class RuleSetError(ValueError):
 
 def parse_rule_set(text: str) -> RuleSetSpec:
     """Parse and validate YAML, with errors that name where the problem is."""
+    if yaml_depth_exceeds(text):
+        raise RuleSetError(f"collections are nested deeper than {MAX_DEPTH} levels")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

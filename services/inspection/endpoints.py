@@ -63,7 +63,7 @@ def _respond(row: GateEvent, *, created: bool) -> JSONResponse:
     response_model=GateEventOut,
     responses={
         200: {"description": "The same capture was already recorded: the first event"},
-        **problems(401, 403, 413, 422, 503),
+        **problems(401, 403, 413, 422, 503, 507),  # 413: image.too_large, images.too_large (pixels)
     },  # fmt: skip
     summary="Post a gate event (camera images)",
     openapi_extra={
@@ -136,7 +136,7 @@ async def post_gate_event(
     seen = await run_in_threadpool(_find_capture, runtime, capture.fingerprint)
     if seen is not None:
         return _respond(seen, created=False)
-    reads = await pool_of(runtime).read_all(files)
+    reads = await pool_of(runtime).read_all(files, lane=lane)
     store = store_of(runtime)
     await run_in_threadpool(lambda: [store.put(data) for _, data in files])
     row, created = await run_in_threadpool(

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.inspection import endpoints, service
 from services.inspection.reading import OcrPool
+from services.inspection.settings import inspection_settings
 from services.inspection.storage import ImageStore
 from services.kernel.bus import idempotent
 from services.kernel.runtime import Runtime
@@ -13,7 +14,17 @@ from services.kernel.runtime import Runtime
 
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/gate, the `declaration.*` consumer, and the OCR worker threads."""
-    pool = OcrPool()
+    ocr = inspection_settings(runtime.settings)
+    pool = OcrPool(
+        workers=ocr.ocr_workers,
+        lane_workers=ocr.ocr_lane_limit,
+        max_pending=ocr.ocr_max_pending,
+        max_pending_per_lane=ocr.ocr_max_pending_per_lane,
+        max_pixels=ocr.ocr_max_image_pixels,
+        max_event_pixels=ocr.ocr_max_event_pixels,
+        read_max_side=ocr.ocr_read_max_side,
+        deadline_seconds=ocr.ocr_event_deadline_seconds,
+    )
     runtime.extras[endpoints.POOL_KEY] = pool
     runtime.extras[endpoints.STORE_KEY] = ImageStore(runtime.settings.var_dir / "gate-images")
     app.include_router(endpoints.router)

@@ -34,13 +34,16 @@ class BarcodeOut(BaseModel):
 
 
 class ImageReadOut(BaseModel):
-    """What was read from one image."""
+    """What was read from one image; a `failed` one was not read (`reason`: `deadline`, the gate event's OCR
+    deadline passed first, or `error`, the reader failed) and contributes nothing to the decision."""
 
     image_sha256: str
     filename: str
     container_codes: list[CodeReadOut]
     barcodes: list[BarcodeOut]
     seconds: float
+    status: Literal["read", "failed"] = "read"
+    reason: Literal["deadline", "error"] | None = None
 
 
 class MatchOut(BaseModel):
@@ -97,7 +100,8 @@ def to_json(row: GateEvent) -> dict[str, Any]:
             "declaration_number": row.declaration_number,
             "container": row.matched_container,
         },
-        "reads": row.reads,
+        # Events stored before reads had a status were all read.
+        "reads": [{"status": "read", **r} for r in row.reads],
         "evidence": row.evidence,
         "images": [f"/api/v1/gate/events/{row.id}/images/{sha}" for sha in row.image_sha256s],
     }

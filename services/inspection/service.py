@@ -65,10 +65,7 @@ def record(
     existing = repository.by_fingerprint(session, capture.fingerprint)
     if existing is not None:
         return existing, False
-    reads = [
-        {"image_sha256": sha, "filename": img.filename, **img.read.to_dict(), "seconds": round(img.seconds, 4)}
-        for sha, img in zip(capture.image_sha256s, images, strict=True)
-    ]
+    reads = [_read_json(sha, img) for sha, img in zip(capture.image_sha256s, images, strict=True)]
     outcome = evaluate(session, direction=capture.direction, reads=reads, plate=capture.plate)
     decl = outcome.declaration
     row = GateEvent(
@@ -103,6 +100,15 @@ def record(
         return existing, False
     record_events(session, _events(row, outcome))
     return row, True
+
+
+def _read_json(sha256: str, img: ImageRead) -> dict[str, Any]:
+    """One image's stored read; a failed one (not read by the deadline, or the reader failed) says why."""
+    out = {"image_sha256": sha256, "filename": img.filename, **img.read.to_dict(), "seconds": round(img.seconds, 4)}
+    out["status"] = img.status
+    if img.reason:
+        out["reason"] = img.reason
+    return out
 
 
 def _best_code(reads: list[dict[str, Any]]) -> str | None:

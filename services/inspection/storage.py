@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from ocr.images import sniff_format
+from services.kernel.blobs import write_once
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -29,22 +28,8 @@ class ImageStore:
     def put(self, data: bytes) -> str:
         """Store `data` (if not already stored) and return its SHA-256."""
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, flush to disk, then rename: a reader never sees half an image, and two
-        # writers of the same image both end with the same complete file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{digest[:8]}-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Atomic, and a disk that cannot take it is 503/507 problem+json (kernel/blobs.py), with nothing left behind.
+        write_once(self.path(digest), data, what="gate image")
         return digest
 
     def get(self, sha256: str) -> bytes | None:

@@ -69,6 +69,8 @@ class Principal:
     role: Role
     organisation_id: str | None
     label: str = ""
+    # Set when the caller is the console acting for a signed-in officer (kernel/sessions.py).
+    session_id: str | None = None
 
     @property
     def actor(self) -> str:
@@ -135,6 +137,10 @@ def revoke_key(session: Session, *, key_id: str) -> bool:
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    # Its console sessions end too (sessions also check the key on every request: this records why and when).
+    from services.kernel.sessions import end_all_of_key  # sessions.py builds on this module
+
+    end_all_of_key(session, key_id)
     PrincipalCache.forget_all()
     return True
 

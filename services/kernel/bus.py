@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
+from services.kernel.dbfaults import FailureLog, outage_code
 from services.kernel.outbox import Event, ProcessedEvent, mark_published, pending_events
 
 logger = logging.getLogger("smartgate.bus")
@@ -67,7 +68,9 @@ class InProcessBus:
                 if fnmatch.fnmatchcase(event.type, pattern):
                     try:
                         handler(event)
-                    except Exception:
+                    except Exception as exc:
+                        if outage_code(exc):
+                            raise  # the database is down: the relay's pass ends, its next one retries
                         logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
                         return n
         return len(events)
@@ -112,7 +115,9 @@ class OutboxRelay:
             if batch is not None and len(events) > 1:
                 try:
                     delivered = batch(events)
-                except Exception:
+                except Exception as exc:
+                    if outage_code(exc):
+                        raise  # no event is at fault: the next pass retries them all (consumers dedupe)
                     # Find the event that fails, delivering those before it (consumers dedupe the repeats).
                     logger.warning("batch delivery failed; delivering one by one", exc_info=True)
             if delivered is not None:
@@ -121,7 +126,9 @@ class OutboxRelay:
                 for event in events:
                     try:
                         self.bus.publish(event)
-                    except Exception:
+                    except Exception as exc:
+                        if outage_code(exc):
+                            raise
                         logger.exception("event delivery failed; will retry", extra={"event_id": event.id})
                         break
                     done.append(event.seq)
@@ -157,6 +164,7 @@ class OutboxRelay:
             self._thread = None
 
     def _loop(self) -> None:
+        failures = FailureLog(logger, "outbox relay pass")
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             if self.batch_delay:
@@ -168,8 +176,10 @@ class OutboxRelay:
                 # A short batch means nothing else was pending; events committed since then woke us again.
                 while self.run_once() >= self.BATCH and not self._stop.is_set():
                     pass
-            except Exception:
-                logger.exception("outbox relay pass failed")
+            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()
         try:
             self.drain()
         except Exception:

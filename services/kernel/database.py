@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from services.kernel.dbtimeouts import DatabaseTimeouts, wait_bound, waiting_at_most
+
+# Without configured timeouts (the CLI, migrations): how long a writer waits for SQLite's write lock.
 WRITER_WAIT_SECONDS = 30.0
 
 NAMING_CONVENTION = {
@@ -82,28 +85,48 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and explicit transaction control."""
+def make_engine(url: str, *, pool_size: int = 20, timeouts: DatabaseTimeouts | None = None) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and explicit transaction control.
+
+    `timeouts` bounds every wait for the database (a served process: see services/kernel/dbtimeouts.py); without
+    them (the CLI, migrations) only SQLite's lock waits are bounded, by WRITER_WAIT_SECONDS.
+    """
     parsed = make_url(url)
     json_options: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
+    pool_timeout = timeouts.pool_seconds if timeouts else 30.0
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        background = timeouts.background_seconds if timeouts else WRITER_WAIT_SECONDS
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": background},
             pool_size=pool_size,
             max_overflow=20,
+            pool_timeout=pool_timeout,
             **json_options,
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, background)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=20, **json_options)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_timeout=pool_timeout, **json_options)
+    if timeouts is not None and engine.dialect.driver == "psycopg":
+        _bound_connections(engine, timeouts)
     _ping_idle_connections(engine)
     return engine
 
 
+def _bound_connections(engine: Engine, timeouts: DatabaseTimeouts) -> None:
+    """Open PostgreSQL connections whose waits are bounded, with connect, statement and lock timeouts."""
+    from services.kernel import pgconnection
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return pgconnection.connect(timeouts, cargs, cparams)
+
+
 PING_AFTER_IDLE_SECONDS = 10.0
+# A ping is one trivial round trip: a connection that takes longer is replaced rather than waited for.
+PING_WAIT_SECONDS = 1.0
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -121,23 +144,29 @@ def _ping_idle_connections(engine: Engine) -> None:
         if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            alive = engine.dialect.do_ping(dbapi_connection)
+            with waiting_at_most(PING_WAIT_SECONDS):
+                alive = engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError("pooled connection is dead") from exc
         if not alive:
             raise DisconnectionError("pooled connection is dead")
 
 
-def _tune_sqlite(engine: Engine) -> None:
-    """WAL so readers never block the writer; BEGIN IMMEDIATE for writes so two writers queue instead of failing."""
+def _tune_sqlite(engine: Engine, background_seconds: float) -> None:
+    """WAL so readers never block the writer; BEGIN IMMEDIATE for writes so two writers queue instead of failing.
+
+    Waiting for the write lock is bounded: within a request by its bound (then "database is locked": 503), in
+    background work by `background_seconds`."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        busy_ms = int(background_seconds * 1000)
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        record.info["busy_ms"] = busy_ms
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -153,12 +182,17 @@ def _tune_sqlite(engine: Engine) -> None:
         # A deferred transaction that reads then writes can fail with SQLITE_BUSY_SNAPSHOT
         # under concurrency; taking the write lock up front makes writers wait their turn.
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        bound = wait_bound(background_seconds) or background_seconds
         if mode == "IMMEDIATE":
             # Bounded like SQLite's own busy timeout: a writer that never ends must not hang the process.
-            if not writer.acquire(timeout=WRITER_WAIT_SECONDS):
+            started = time.monotonic()
+            if not writer.acquire(timeout=bound):
                 raise sqlite3.OperationalError("database is locked (waited for the writer queue)")
             conn.info["sqlite_writer"] = True
+            # The queue and SQLite's busy wait (another process holding the lock) share one bound.
+            bound = max(bound - (time.monotonic() - started), 0.0)
         try:
+            _set_busy_timeout(conn, bound)
             conn.exec_driver_sql(f"BEGIN {mode}")
         except BaseException:
             _release(conn)
@@ -170,6 +204,14 @@ def _tune_sqlite(engine: Engine) -> None:
 
     event.listen(engine, "commit", _release)
     event.listen(engine, "rollback", _release)
+
+
+def _set_busy_timeout(conn: Any, seconds: float) -> None:
+    """Make SQLite's busy wait `seconds` (to 50 ms) on this connection, if it is not already."""
+    busy_ms = round(seconds * 20) * 50
+    if conn.info.get("busy_ms") != busy_ms:
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+        conn.info["busy_ms"] = busy_ms
 
 
 def reader(engine: Engine) -> Engine:

@@ -17,7 +17,10 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from services.kernel import sessions
 from services.kernel.auth import Principal, Role, authenticate
+from services.kernel.database import unit_of_work
+from services.kernel.dbfaults import outage_code
 from services.kernel.runtime import Runtime
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -78,14 +81,24 @@ async def get_principal(request: Request) -> Principal:
 async def _authenticated(request: Request) -> Principal:
     runtime = get_runtime(request)
     authorization = request.headers.get("authorization")
-    cached = runtime.principals.get(authorization)
+    # Console sessions are never cached: a sign-out or an expiry must take effect on the very next request.
+    console = sessions.is_console(authorization)
+    cached = None if console else runtime.principals.get(authorization)
     if cached is not None:
         return cached
 
     def lookup() -> Principal:
         # A read-only session: on SQLite it never waits for, or holds, the writer lock.
         with runtime.read_sessions() as session:
-            return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
+            if not console:
+                return authenticate(session, secret_key=runtime.settings.secret_key, authorization=authorization)
+            principal, stale = sessions.resolve(session, secret_key=runtime.settings.secret_key,
+                                                header=authorization or "",
+                                                idle_seconds=runtime.settings.console_session_idle_seconds)  # fmt: skip
+        if stale and principal.session_id:  # at most once a minute per session: a short write of its own
+            with unit_of_work(runtime.sessions) as session:
+                sessions.touch(session, principal.session_id)
+        return principal
 
     # One look-up per key at a time: when a cached caller expires under load, the requests that arrive meanwhile
     # wait for that look-up instead of each running their own (16 clients made 16 identical look-ups).
@@ -94,20 +107,27 @@ async def _authenticated(request: Request) -> Principal:
     pending = in_flight.get(authorization) if authorization else None
     if pending is not None and pending.get_loop() is loop:
         found = await asyncio.shield(pending)
-        if found is not None:
+        if isinstance(found, Principal):
             return found
+        if found is not None:
+            # The database is down: this request's own look-up would only wait as long again (a 503 it is).
+            raise found
         return await run_in_threadpool(lookup)  # that look-up failed: this request gets its own answer (401)
-    future: asyncio.Future[Principal | None] = loop.create_future()
+    future: asyncio.Future[Principal | Exception | None] = loop.create_future()
     if authorization:
         in_flight[authorization] = future
-    principal: Principal | None = None
+    outcome: Principal | Exception | None = None
     try:
-        principal = await run_in_threadpool(lookup)
-        runtime.principals.put(authorization, principal)
+        outcome = principal = await run_in_threadpool(lookup)
+        if not console:
+            runtime.principals.put(authorization, principal)
+    except Exception as exc:
+        outcome = exc if outage_code(exc) else None
+        raise
     finally:
         if authorization and in_flight.get(authorization) is future:
             del in_flight[authorization]
-        future.set_result(principal)  # None (failed or cancelled): each waiter looks up for itself
+        future.set_result(outcome)  # None (failed or cancelled): each waiter looks up for itself
     return principal
 
 

@@ -67,6 +67,14 @@ class PayloadTooLarge(AppError):
     status, title, type_slug = 413, "Content too large", "too-large"
 
 
+class ServiceUnavailable(AppError):
+    status, title, type_slug = 503, "Service unavailable", "unavailable"
+
+
+class InsufficientStorage(AppError):
+    status, title, type_slug = 507, "Insufficient storage", "insufficient-storage"
+
+
 def problem(
     status: int,
     title: str,
@@ -195,3 +203,58 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             error_id=error_id,
         )
+
+    install_database_error_handlers(app)
+
+
+# Seconds a client is asked to wait after a database outage answer (a restart or failover takes a few).
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable(request: Request, code: str, error: str) -> JSONResponse:
+    """503 for a database outage: `database.unavailable` (nothing was committed) or `database.commit_unknown`."""
+    if code == "database.commit_unknown":
+        title = "Commit outcome unknown"
+        detail = (
+            "the database stopped answering after this change was sent for commit: it may or may not be stored. "
+            "Retry with the same Idempotency-Key (it takes effect at most once) or read the resource."
+        )
+    else:
+        title = "Database unavailable"
+        detail = "the database is unavailable or did not answer in time; nothing was stored. Retry later."
+    logger.warning("database unavailable", extra={"code": code, "path": request.url.path, "error": error})
+    return problem(
+        503,
+        title,
+        detail,
+        type_slug="database-unavailable",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        code=code,
+    )
+
+
+def install_database_error_handlers(app: FastAPI) -> None:
+    """A database outage (connection refused or lost, no answer, timeout, SQLite locked) answers 503 with
+    Retry-After, logged as one warning line; any other database error stays an unexpected 500."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.kernel.dbfaults import outage_code, summary
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        code = outage_code(exc)
+        if code is None:
+            raise exc  # a bug, not an outage: the unexpected-error path logs its traceback and answers 500
+        return database_unavailable(request, code, summary(exc))
+
+    classes: list[type[Exception]] = [SQLAlchemyError, sqlite3.OperationalError]
+    try:
+        import psycopg
+
+        classes.append(psycopg.OperationalError)
+    except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only installs may lack it
+        pass
+    for cls in classes:
+        app.add_exception_handler(cls, _database)

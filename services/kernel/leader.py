@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
 
+from services.kernel.dbfaults import summary
+
 logger = logging.getLogger("smartgate.leader")
 
 # pg_try_advisory_lock takes a 64-bit key: this one is "smartgate" in ASCII, shortened to fit.
@@ -86,12 +88,12 @@ class Leadership:
         try:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except Exception as exc:  # noqa: BLE001 - database down: try again later
-            logger.warning("cannot reach the database for the leader lock", extra={"error": str(exc)})
+            logger.warning("cannot reach the database for the leader lock", extra={"error": summary(exc)})
             return False
         try:
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
         except Exception as exc:  # noqa: BLE001
-            logger.warning("leader lock attempt failed", extra={"error": str(exc)})
+            logger.warning("leader lock attempt failed", extra={"error": summary(exc)})
             conn.close()
             return False
         if not got:

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from services.kernel.bus import Handler
+from services.kernel.dbfaults import FailureLog, outage_code
 from services.kernel.outbox import Event
 
 logger = logging.getLogger("smartgate.bus.nats")
@@ -101,6 +102,7 @@ class JetStreamBus:
             config=ConsumerConfig(ack_wait=self.ack_wait, max_deliver=-1),
         )
         loop = asyncio.get_running_loop()
+        failures = FailureLog(logger, f"consumer {durable}")
         while not self._stop.is_set():
             try:
                 messages = await sub.fetch(batch=50, timeout=0.5)
@@ -117,13 +119,17 @@ class JetStreamBus:
                     event = Event.from_json(json.loads(message.data))
                     # Handlers are blocking (they write to the database): run them off the loop.
                     await loop.run_in_executor(None, handler, event)
-                except Exception:
-                    logger.exception("handler failed; event will be redelivered", extra={"consumer": durable})
+                except Exception as exc:
+                    if outage_code(exc):
+                        failures.failed(exc)  # the database is down: one line per outage, not one per event
+                    else:
+                        logger.exception("handler failed; event will be redelivered", extra={"consumer": durable})
                     # A plain NAK (redelivered at once) after a short pause of this consumer: a NAK with a server-side
                     # delay was sometimes not redelivered for many seconds on this server under load.
                     await message.nak()
                     await asyncio.sleep(0.2)
                 else:
+                    failures.succeeded()
                     await message.ack()
 
     def close(self) -> None:

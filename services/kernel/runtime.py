@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.kernel.auth import PrincipalCache
 from services.kernel.bus import EventBus, InProcessBus, OutboxRelay
 from services.kernel.database import make_engine, make_sessionmaker, reader
+from services.kernel.dbtimeouts import DatabaseTimeouts
 from services.kernel.ratelimit import RateLimiter
 from services.kernel.settings import KernelSettings
 
@@ -38,7 +39,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: KernelSettings, *, bus: EventBus | None = None) -> Runtime:
         """Engine, sessions and an in-process bus for `settings`."""
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, timeouts=DatabaseTimeouts.from_settings(settings))
         sessions = make_sessionmaker(engine)
         read_sessions = make_sessionmaker(reader(engine))
         the_bus = bus or _bus_for(settings)

@@ -37,6 +37,9 @@ class KernelSettings(BaseSettings):
     rate_limit_per_minute: float = Field(default=3000, ge=0)
     rate_limit_burst: int = Field(default=300, ge=1)
     expiry_check_seconds: float = 300.0
+    # Console sessions end after this long without a page, and this long after sign-in whatever happens.
+    console_session_idle_seconds: float = Field(default=8 * 3600, gt=0)
+    console_session_max_seconds: float = Field(default=12 * 3600, gt=0)
     # How many server processes share the database (`smartgate serve --workers N` sets it for its processes):
     # above 1, one of them, elected by a PostgreSQL advisory lock, runs the checkpointer and the expiry passes.
     workers: int = Field(default=1, ge=1)
@@ -49,6 +52,17 @@ class KernelSettings(BaseSettings):
     services: str = "declarations,provenance,inspection,webhooks"
     # Whether this process serves the officers' console (the gateway serves it in the distributed deployment).
     console: bool = True
+    # How long anything waits for the database (services/kernel/dbtimeouts.py). A request waits at most
+    # `db_timeout_seconds` at each step (one answer from PostgreSQL, SQLite's write lock), `db_pool_timeout_seconds`
+    # for a pooled connection and `db_connect_timeout_seconds` to connect, then answers 503 with Retry-After;
+    # background work waits up to `db_background_timeout_seconds` and retries. The server enforces the statement
+    # and lock timeouts (PostgreSQL; 0 sends none, e.g. behind a pooler that refuses startup options).
+    db_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=2, ge=2)
+    db_background_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_statement_timeout_seconds: float = Field(default=10.0, ge=0)
+    db_lock_timeout_seconds: float = Field(default=2.0, ge=0)
     bus_stream: str = "SMARTGATE"
     # Subjects are `<prefix>.<event type>`; two deployments on one NATS server need their own stream and prefix.
     bus_prefix: str = Field(default="smartgate", pattern=r"^[A-Za-z0-9_-]{1,64}$")

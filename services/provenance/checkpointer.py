@@ -16,6 +16,7 @@ from ledger.anchor import AnchorReceipt
 from ledger.checkpoint import Checkpoint, checkpoint_hash, open_checkpoint
 from ledger.verify import VerificationError, verify_consistency
 from services.kernel.database import unit_of_work, utcnow
+from services.kernel.dbfaults import FailureLog, outage_code
 from services.provenance.anchoring import ChainAnchorer, make_anchorer
 from services.provenance.service import Provenance
 
@@ -155,6 +156,8 @@ class Checkpointer:
             try:
                 anchored = self.anchor_latest()
             except Exception as exc:  # noqa: BLE001 - any chain failure means "retry later", reported in the logs
+                if outage_code(exc):
+                    raise  # the database, not the chain, is down: keep the chain connection
                 logger.warning("anchoring failed; will retry", extra={"error": f"{type(exc).__name__}: {exc}"})
                 self._anchorer = None  # reconnect next time (a restarted node may have lost the contract)
                 return Outcome(signed, None, f"{type(exc).__name__}: {exc}")
@@ -202,6 +205,7 @@ class Checkpointer:
                 self.anchorer()
             except Exception as exc:  # noqa: BLE001 - the next pass retries; the log says why
                 logger.warning("anchor chain not reachable yet", extra={"error": f"{type(exc).__name__}: {exc}"})
+        failures = FailureLog(logger, "checkpoint pass")
         while not stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -211,5 +215,7 @@ class Checkpointer:
                 self.checkpoint_now(scheduled=True)
             except LedgerInconsistent:
                 logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")
-            except Exception:
-                logger.exception("checkpoint pass failed; will retry")
+            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()

@@ -21,9 +21,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
+from services.kernel.dbfaults import FailureLog
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
-from services.webhooks.service import TEST_EVENT, is_public_address, signing_secrets
+from services.webhooks.service import TEST_EVENT, has_control, is_public_address, signing_secrets
 from services.webhooks.settings import WebhookSettings
 
 logger = logging.getLogger("smartgate.webhooks.delivery")
@@ -215,6 +216,9 @@ class Dispatcher:
         unreachable = False
         deadline = started + self.settings.webhook_timeout_seconds
         try:
+            if has_control(job.url):
+                # Refused at registration since; an older row may still hold one. A failed attempt, not a traceback.
+                raise TargetRefused("the URL contains control characters; change it (PATCH the endpoint)")
             address = resolve_target(job.url, allow_private=self.settings.private_targets_allowed)
             headers = signing.headers(list(job.secrets), job.delivery_id, int(at.timestamp()), job.body)
             headers["content-type"] = "application/json"
@@ -235,6 +239,8 @@ class Dispatcher:
                 error = f"HTTP {status_code}{where}" + (f": {text}" if text else "")
         except TargetRefused as exc:
             error = str(exc)
+        except httpx.InvalidURL as exc:  # not an HTTPError: a URL the client cannot send at all
+            error = _clean(f"the URL cannot be sent: {exc}")
         except httpx.TimeoutException:
             error, unreachable = f"no answer within {self.settings.webhook_timeout_seconds:g} s", True
         except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
@@ -312,6 +318,7 @@ class Dispatcher:
                 self._thread = None
 
     def _loop(self, stop: threading.Event) -> None:
+        failures = FailureLog(logger, "webhook dispatch pass")
         while not stop.is_set():
             self._wake.wait(self.settings.webhook_poll_seconds)
             self._wake.clear()
@@ -320,5 +327,7 @@ class Dispatcher:
             try:
                 while self.run_once() >= self.BATCH and not stop.is_set():
                     pass
-            except Exception:
-                logger.exception("webhook dispatch pass failed")
+            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
+                failures.failed(exc)
+            else:
+                failures.succeeded()

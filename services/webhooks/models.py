@@ -15,9 +15,16 @@ class WebhookEndpoint(Base):
     """A trader organisation's URL that receives its declarations' events."""
 
     __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        # The per-organisation limit, held by the database: an endpoint takes a free slot below the limit, and two
+        # registrations racing for the same slot cannot both commit (a count checked first can be raced past).
+        UniqueConstraint("organisation_id", "slot", name="uq_webhook_endpoints_organisation_slot"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organisation_id: Mapped[str] = mapped_column(String(36), index=True)
+    # 0 .. limit - 1: which of the organisation's endpoint slots this one holds.
+    slot: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str] = mapped_column(String(200), default="")
     # Event types sent to this endpoint; empty means every type a trader may receive.

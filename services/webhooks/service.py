@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.auth import Principal, Role
@@ -85,6 +87,9 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
 def check_url(url: str, *, allow_private: bool) -> str:
     """Refuse a URL the platform must not call: not http(s), credentials in it, a host name that is not one, or (in
     production) not https or naming a loopback, private or link-local host. Returns the URL as given."""
+    if has_control(url):
+        # urlsplit silently drops tab, CR and LF, so the check below would pass a URL that no HTTP client sends.
+        raise Unprocessable("the URL must not contain control characters (CR, LF, tab...)", code="webhook.url")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -116,6 +121,11 @@ def check_url(url: str, *, allow_private: bool) -> str:
         if address is not None and not is_public_address(address):
             raise Unprocessable(f"{host} is not a public address", code="webhook.url")
     return url
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character (C0, DEL or C1)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -171,30 +181,43 @@ def create_endpoint(
     """Register an endpoint with a fresh secret (409 beyond the organisation's limit)."""
     check_url(url, allow_private=allow_private)
     types = check_event_types(event_types)
-    count = session.scalar(
-        select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.organisation_id == organisation_id)
-    )
-    if (count or 0) >= max_endpoints:
-        raise Conflict(
-            f"an organisation may register at most {max_endpoints} webhook endpoints; delete one first",
-            code="webhook.limit",
-        )
     now = utcnow()
-    row = WebhookEndpoint(
-        id=new_id(),
-        organisation_id=organisation_id,
-        url=url,
-        description=description,
-        event_types=types,
-        secret=signing.new_secret(),
-        active=True,
-        created_by=actor,
-        created_at=now,
-        updated_at=now,
+    # A bounded number of tries: each lost race means another registration took a slot, and there are only
+    # `max_endpoints` of them.
+    for _ in range(max_endpoints + 1):
+        slot = _free_slot(session, organisation_id, max_endpoints)
+        if slot is None:
+            break
+        row = WebhookEndpoint(
+            id=new_id(),
+            organisation_id=organisation_id,
+            slot=slot,
+            url=url,
+            description=description,
+            event_types=types,
+            secret=signing.new_secret(),
+            active=True,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():  # a savepoint: losing the slot undoes only this insert
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            continue  # a concurrent registration took that slot (it committed first): look again
+        return row
+    raise Conflict(
+        f"an organisation may register at most {max_endpoints} webhook endpoints; delete one first",
+        code="webhook.limit",
     )
-    session.add(row)
-    session.flush()
-    return row
+
+
+def _free_slot(session: Session, organisation_id: str, max_endpoints: int) -> int | None:
+    """The lowest slot below the limit that no endpoint of the organisation holds (None: all taken)."""
+    taken = set(session.scalars(select(WebhookEndpoint.slot).where(WebhookEndpoint.organisation_id == organisation_id)))
+    return next((n for n in range(max_endpoints) if n not in taken), None)
 
 
 def update_endpoint(

@@ -10,8 +10,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,20 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from api.gateway import PREFIXES, parse_routes, service_for
 from services.declarations.schemas import EXAMPLE
-from services.kernel.auth import Role, create_key, get_or_create_organisation
-from services.kernel.database import make_sessionmaker, unit_of_work
 from services.kernel.settings import SERVICES
-from tests.api.support import ORG_A
-from tests.conftest import _admin_engine, _free_port, pg_server_url
+from tests.conftest import _free_port, pg_server_url
+from tests.processes import SMARTGATE, Processes, make_keys, pg_database, require, server_env, until, wait_ready
 from tests.services.kernel.test_nats_bus import NATS_URL, _reachable
 from tests.services.webhooks.test_webhooks import Receiver
-
-SMARTGATE = str(Path(sys.executable).parent / "smartgate")
-
 
 # ---------------------------------------------------------------------------------------------- routing, statically
 
@@ -118,134 +110,54 @@ def test_the_gateway_alone_bounds_bodies_refuses_ambiguous_paths_and_reports_a_d
 
 
 class Deployment:
-    def __init__(
-        self, url: str, db_url: str, secret: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path
-    ) -> None:
-        self.url, self.db_url, self.secret, self.procs, self.logs = url, db_url, secret, procs, logs
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-
-
-def _wait_ready(url: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode}: {(logs / f'{name}.log').read_text()[-2000:]}")
-        try:
-            resp = httpx.get(f"{url}/readyz", timeout=2)
-            if resp.status_code == 200 and set(resp.json().get("services", {})) == set(SERVICES):
-                return  # our gateway (not whatever else took a port meanwhile), with every service ready
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.3)
-    pytest.fail("the distributed deployment did not become ready: "
-                + "; ".join(f"{n}: {(logs / f'{n}.log').read_text()[-400:]}" for n in procs))  # fmt: skip
+    def __init__(self, url: str, db_url: str, secret: str, processes: Processes) -> None:
+        self.url, self.db_url, self.secret, self.processes = url, db_url, secret, processes
 
 
 @pytest.fixture
 def deployment(_templates: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
-    pg = pg_server_url()
-    reason = None if pg else "PostgreSQL: set SMARTGATE_TEST_DATABASE_URL (.ci/run does)"
-    if reason is None and not _reachable(NATS_URL):
-        reason = f"NATS not reachable at {NATS_URL}"
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true requires the distributed deployment test: {reason}")
-        pytest.skip(reason)
-    assert pg is not None
-    name = f"sg_dist_{uuid.uuid4().hex[:10]}"
-    admin = _admin_engine(pg)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_templates["postgresql"]}"'))
-    db_url = make_url(pg).set(database=name).render_as_string(hide_password=False)
+    require(None if pg_server_url() else "PostgreSQL: set SMARTGATE_TEST_DATABASE_URL (.ci/run does)")
+    require(None if _reachable(NATS_URL) else f"NATS not reachable at {NATS_URL}")
     tag = uuid.uuid4().hex[:10]
-    env = {
-        **os.environ,
-        "SMARTGATE_ENVIRONMENT": "test",
-        "SMARTGATE_SECRET_KEY": secrets.token_urlsafe(40),
-        "SMARTGATE_DATABASE_URL": db_url,
-        "SMARTGATE_BUS_URL": NATS_URL,
-        "SMARTGATE_BUS_STREAM": f"SGDIST_{tag}",
-        "SMARTGATE_BUS_PREFIX": f"sgdist{tag}",
-        "SMARTGATE_VAR_DIR": str(tmp_path / "var"),
-        "SMARTGATE_LOG_JSON": "false",
-        "SMARTGATE_RATE_LIMIT_PER_MINUTE": "0",
-        "SMARTGATE_LEDGER_CHECKPOINT_SECONDS": "0.5",
-        "SMARTGATE_WEBHOOK_POLL_SECONDS": "0.2",
-    }
-    ports = {s: _free_port() for s in SERVICES}
-    gateway_port = _free_port()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    try:
-        for service, port in ports.items():
-            procs[service] = subprocess.Popen(
-                [SMARTGATE, "serve", "--port", str(port), "--services", service, "--no-console"],
-                env=env, stdout=(logs / f"{service}.log").open("wb"), stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        routes = [f"--route={s}=http://127.0.0.1:{p}" for s, p in ports.items()]
-        gateway = [SMARTGATE, "gateway", "--port", str(gateway_port), *routes]
-        out = (logs / "gateway.log").open("wb")
-        procs["gateway"] = subprocess.Popen(gateway, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
-        url = f"http://127.0.0.1:{gateway_port}"
-        _wait_ready(url, procs, logs)
-        yield Deployment(url, db_url, env["SMARTGATE_SECRET_KEY"], procs, logs)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-        async def drop_stream() -> None:
-            import nats
-
-            nc = await nats.connect(NATS_URL)
-            try:
-                await nc.jetstream().delete_stream(f"SGDIST_{tag}")
-            finally:
-                await nc.close()
-
+    processes = Processes(tmp_path / "logs")
+    with pg_database(_templates["postgresql"], "sg_dist") as db_url:
+        env = server_env(
+            db_url,
+            tmp_path / "var",
+            SMARTGATE_BUS_URL=NATS_URL,
+            SMARTGATE_BUS_STREAM=f"SGDIST_{tag}",
+            SMARTGATE_BUS_PREFIX=f"sgdist{tag}",
+            SMARTGATE_LEDGER_CHECKPOINT_SECONDS="0.5",
+            SMARTGATE_WEBHOOK_POLL_SECONDS="0.2",
+        )
+        ports = {s: _free_port() for s in SERVICES}
+        gateway_port = _free_port()
         try:
-            asyncio.run(drop_stream())
-        except Exception:  # noqa: BLE001 - nothing was published, or NATS went away: not this test's failure
-            pass
+            for service, port in ports.items():
+                processes.start(service, [SMARTGATE, "serve", "--port", str(port), "--services", service,
+                                          "--no-console"], env)  # fmt: skip
+            routes = [f"--route={s}=http://127.0.0.1:{p}" for s, p in ports.items()]
+            processes.start("gateway", [SMARTGATE, "gateway", "--port", str(gateway_port), *routes], env)
+            url = f"http://127.0.0.1:{gateway_port}"
+            # Our gateway (not whatever else took a port meanwhile), with every service ready.
+            wait_ready(url, processes, accept=lambda body: set(body.get("services", {})) == set(SERVICES))
+            yield Deployment(url, db_url, env["SMARTGATE_SECRET_KEY"], processes)
+        finally:
+            processes.stop_all()
 
+            async def drop_stream() -> None:
+                import nats
 
-def _keys(db_url: str, secret: str) -> dict[str, dict[str, str]]:
-    engine = create_engine(db_url)
-    out = {}
-    with unit_of_work(make_sessionmaker(engine)) as session:
-        org = get_or_create_organisation(session, name=ORG_A)
-        for role in (Role.trader, Role.supervisor):
-            _, clear = create_key(
-                session, secret_key=secret, role=role, organisation=org if role is Role.trader else None
-            )
-            out[role.value] = {"Authorization": f"Bearer {clear}"}
-    engine.dispose()
-    return out
+                nc = await nats.connect(NATS_URL)
+                try:
+                    await nc.jetstream().delete_stream(f"SGDIST_{tag}")
+                finally:
+                    await nc.close()
 
-
-def _until(what: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail("the deployment did not get there in time")
+            try:
+                asyncio.run(drop_stream())
+            except Exception:  # noqa: BLE001 - nothing was published, or NATS went away: not this test's failure
+                pass
 
 
 @pytest.mark.xdist_group("distributed")
@@ -253,7 +165,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
     from ledger.bundle import verify_bundle
     from ledger.checkpoint import Verifier
 
-    keys = _keys(deployment.db_url, deployment.secret)
+    keys = make_keys(deployment.db_url, deployment.secret)
     trader, supervisor = keys["trader"], keys["supervisor"]
     receiver = Receiver()
     try:
@@ -269,7 +181,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
             assert decl["channel"] in ("yellow", "red")
 
             # webhooks process: a signed delivery of the declaration's events
-            _until(lambda: len(receiver.requests) >= 3)
+            until(lambda: len(receiver.requests) >= 3)
             from standardwebhooks import Webhook
 
             types = [Webhook(hook.json()["secret"]).verify(r["body"], r["headers"])["type"] for r in receiver.requests]
@@ -286,7 +198,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
                 resp = api.get(f"/api/v1/ledger/subjects/{decl['id']}/bundle", headers=trader)
                 return resp if resp.status_code == 200 and len(resp.json().get("entries", [])) >= 4 else None
 
-            got = _until(bundle)
+            got = until(bundle)
             key = api.get("/api/v1/ledger/public-key").text.strip()
             report = verify_bundle(got.content, trusted_key=Verifier.from_vkey(key))
             assert report.subject == decl["id"]
@@ -301,7 +213,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
                         return conn.execute(text("SELECT status FROM gate_expected_declarations WHERE "
                                                  "declaration_id = :id"), {"id": decl["id"]}).scalar()  # fmt: skip
 
-                assert _until(lambda: expected() == decided.json()["status"])
+                assert until(lambda: expected() == decided.json()["status"])
             finally:
                 engine.dispose()
             assert api.get("/api/v1/gate/events", headers=supervisor).status_code == 200
@@ -331,8 +243,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
             missing = api.get("/api/v1/nothing")
             assert missing.status_code == 404
             assert missing.headers["content-type"] == "application/problem+json"
-            deployment.procs["webhooks"].send_signal(signal.SIGTERM)
-            deployment.procs["webhooks"].wait(timeout=20)
+            deployment.processes.kill("webhooks", signal.SIGTERM)
             down = api.get("/api/v1/webhooks", headers=trader)
             assert down.status_code == 503
             assert down.headers["content-type"] == "application/problem+json"

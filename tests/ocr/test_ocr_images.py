@@ -71,3 +71,39 @@ def test_exif_orientation_is_applied() -> None:
 
 def test_image_error_is_a_value_error() -> None:
     assert issubclass(ImageError, ValueError)
+
+
+def test_probe_reads_the_size_from_the_header_only() -> None:
+    from ocr.images import probe
+
+    bomb = encode(Image.new("RGB", (6000, 6600), (30, 60, 120)), "PNG", optimize=True)
+    info = probe(bomb)
+    assert (info.format, info.width, info.height, info.pixels) == ("PNG", 6000, 6600, 39_600_000)
+    with pytest.raises(ImageError, match="not a JPEG"):
+        probe(b"GIF89a....")
+
+
+def test_the_default_pixel_limit_refuses_a_40_megapixel_image() -> None:
+    from ocr.images import ImageTooLarge
+
+    bomb = encode(Image.new("RGB", (6000, 6600), (30, 60, 120)), "PNG", optimize=True)
+    with pytest.raises(ImageTooLarge, match="6000x6600 pixels, over the limit of 16000000"):
+        load_image(bomb)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_large_images_are_reduced_while_decoding(fmt: str) -> None:
+    img = Image.new("RGB", (3200, 2400), (0, 0, 255))
+    arr = load_image(encode(img, fmt), max_side=1600)
+    assert arr.shape == (1200, 1600, 3)
+    assert arr[600, 800, 0] > 200  # still blue (BGR)
+    # Smaller than max_side: untouched.
+    assert load_image(encode(Image.new("RGB", (800, 600)), fmt), max_side=1600).shape == (600, 800, 3)
+
+
+def test_exif_orientation_is_applied_after_reduction() -> None:
+    img = Image.new("RGB", (4000, 1000), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    arr = load_image(encode(img, "JPEG", exif=exif.tobytes()), max_side=1000)
+    assert arr.shape[:2] == (1000, 250)

@@ -56,3 +56,32 @@ def test_bad_image_is_an_image_error_not_a_crash(reader: GateReader) -> None:
 
     with pytest.raises(ImageError):
         reader.read(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+
+@pytest.mark.parametrize("name", sorted(LABELS)[::12])
+def test_a_12_megapixel_photo_is_reduced_on_decode_and_read_the_same(reader: GateReader, name: str) -> None:
+    """A 4000x3000 camera JPEG is decoded at a reduced scale (to 1600 px) and read as the original is."""
+    import io
+
+    from PIL import Image
+
+    from ocr.images import load_image
+
+    small = (DATA / name).read_bytes()
+    out = io.BytesIO()
+    Image.open(io.BytesIO(small)).resize((4000, 3000), Image.Resampling.BICUBIC).save(out, "JPEG", quality=92)
+    big = out.getvalue()
+    assert load_image(big, max_side=reader.max_side).shape == (1200, 1600, 3)
+    codes = reader.read(big).container_codes
+    assert [c.code for c in codes[:1]] == [LABELS[name]["code"]], [(c.code, c.status) for c in codes]
+    assert codes[0].status == reader.read(small).container_codes[0].status
+
+
+def test_a_read_past_its_deadline_stops(reader: GateReader) -> None:
+    import time
+
+    from ocr.reader import DeadlineExceeded
+
+    blob = (DATA / sorted(LABELS)[0]).read_bytes()
+    with pytest.raises(DeadlineExceeded):
+        reader.read(blob, deadline=time.monotonic())

@@ -320,3 +320,58 @@ def test_exchange_rates_admin_only_and_rate_of_registration_date(gate):
     assert rates == [{"currency": "USD", "day": "2020-01-02", "vnd_per_unit": "23000.000000", "source": "SBV"}]
     assert client.get("/api/v1/tariff/08109020", headers=gate["trader"]).json()["acfta_rate"] == "0.000"
     assert client.get("/api/v1/tariff/99999999", headers=gate["trader"]).status_code == 404
+
+
+# ---- documents: downloads, names, storage (audit, issue 12) ----------------------------------------------------
+
+
+def test_document_downloads_are_octet_stream_attachments_with_clean_names(gate, declaration_body):
+    decl = queued(gate, declaration_body)
+    client = gate["client"]
+    assert decide(gate, decl["id"], "request_documents").status_code == 200
+    evil = b"<html><script>alert(document.cookie)</script></html>"
+    # A right-to-left override makes "Hóa đơn\u202elmth.pdf" read as "Hóa đơnfdp.html"; an isolate and a mark too.
+    upload = client.post(
+        f"/api/v1/declarations/{decl['id']}/documents",
+        files={"file": ("Hóa đơn\u202elmth.pdf\u2066\u200f", evil, "text/html")},
+        headers=gate["trader"],
+    )
+    assert upload.status_code == 201, upload.text
+    doc = upload.json()
+    assert doc["filename"] == "Hóa đơnlmth.pdf"
+    listed = client.get(f"/api/v1/declarations/{decl['id']}/documents", headers=gate["officers"][0]).json()
+    assert [d["filename"] for d in listed] == ["Hóa đơnlmth.pdf"]
+    got = client.get(f"/api/v1/declarations/{decl['id']}/documents/{doc['id']}", headers=gate["officers"][0])
+    assert got.status_code == 200
+    assert got.content == evil
+    assert got.headers["content-type"] == "application/octet-stream"  # never the trader's text/html
+    assert got.headers["x-content-type-options"] == "nosniff"
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment; ")
+    assert 'filename="Hoa onlmth.pdf"' in disposition  # the ASCII fallback
+    assert "filename*=UTF-8''H%C3%B3a%20%C4%91%C6%A1nlmth.pdf" in disposition
+    assert disposition.isascii()
+
+
+def test_an_unwritable_documents_directory_is_503_and_records_nothing(gate, declaration_body, runtime):
+    from tests.api.support import assert_problem
+    from tests.support import leftovers, make_unwritable
+
+    decl = queued(gate, declaration_body)
+    client = gate["client"]
+    assert decide(gate, decl["id"], "request_documents").status_code == 200
+    make_unwritable(runtime.settings.var_dir / "documents")
+    upload = client.post(
+        f"/api/v1/declarations/{decl['id']}/documents",
+        files={"file": ("phyto.pdf", b"%PDF-1.7 certificate", "application/pdf")},
+        headers=gate["trader"],
+    )
+    problem = assert_problem(upload, 503)
+    assert problem["code"] == "storage.unavailable"
+    assert str(runtime.settings.var_dir) not in problem["detail"]  # the path is for the log, not the caller
+    assert upload.headers["retry-after"]
+    assert client.get(f"/api/v1/declarations/{decl['id']}/documents", headers=gate["trader"]).json() == []
+    assert client.get(f"/api/v1/declarations/{decl['id']}", headers=gate["trader"]).json()["status"] == (
+        "awaiting_documents"
+    )
+    assert leftovers(runtime.settings.var_dir) == []

@@ -78,7 +78,7 @@ class FakeReader:
         self.code, self.status, self.barcodes = code, status, barcodes or []
         self.calls = 0
 
-    def read_array(self, bgr: Any) -> GateRead:
+    def read_array(self, bgr: Any, *, deadline: float | None = None) -> GateRead:
         self.calls += 1
         codes = []
         if self.code:

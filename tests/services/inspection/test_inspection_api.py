@@ -97,7 +97,7 @@ class BlockingReader:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def read_array(self, bgr):  # type: ignore[no-untyped-def]
+    def read_array(self, bgr, *, deadline=None):  # type: ignore[no-untyped-def]
         from ocr.reader import GateRead
 
         self.entered.set()
@@ -144,3 +144,15 @@ def test_out_of_range_times_blank_plates_and_nul_are_4xx_not_500(gate, fake_read
     for forged in (["0001-01-01T00:30:00+01:00", "x"], ["2026-11-28T08:00:00+00:00", "a\x00b"]):
         cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
         assert_problem(client.get(f"/api/v1/gate/events?cursor={cursor}", headers=officer), 422)
+
+
+def test_an_unwritable_image_store_is_503_and_records_no_event(gate, fake_reader, runtime):
+    from tests.support import leftovers, make_unwritable
+
+    fake_reader(CODE)
+    make_unwritable(runtime.settings.var_dir / "gate-images")
+    problem = assert_problem(gate.post(door("A")), 503)
+    assert problem["code"] == "storage.unavailable"
+    assert gate.outbox("gate.read") == []
+    assert gate.client.get("/api/v1/gate/events", headers=gate.officer).json()["items"] == []
+    assert leftovers(runtime.settings.var_dir) == []

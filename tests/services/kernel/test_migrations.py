@@ -12,6 +12,7 @@ import services.inspection.models
 import services.kernel.auth
 import services.kernel.idempotency
 import services.kernel.outbox
+import services.kernel.sessions
 import services.provenance.models
 import services.webhooks.models  # noqa: F401 - registers the tables on Base.metadata
 from services.kernel.database import Base

@@ -578,3 +578,147 @@ def test_delivery_log_pages(hooks: Hooks, receiver: Receiver) -> None:
         if not cursor:
             break
     assert len(seen) == len(set(seen)) == 5
+
+
+# ---------------------------------------------------------------------------------------------- audit (issue 12)
+
+
+def test_concurrent_registrations_never_pass_the_limit(runtime: Any, keys: Any) -> None:
+    """16 registrations at once against a limit of 10, each in its own session: the database holds the limit."""
+    from services.kernel.errors import Conflict
+
+    keys.make("trader", ORG_A)
+    with unit_of_work(runtime.sessions) as session:
+        org = get_or_create_organisation(session, name=ORG_A).id
+    start = threading.Barrier(16)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def register(n: int) -> None:
+        start.wait(timeout=30)
+        try:
+            with unit_of_work(runtime.sessions) as session:
+                service.create_endpoint(session, organisation_id=org, url=f"https://erp.example.vn/h/{n}",
+                                        event_types=[], description="", actor="t", allow_private=False,
+                                        max_endpoints=10)  # fmt: skip
+            outcome = "created"
+        except Conflict as exc:
+            outcome = exc.extra.get("code", "?")
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["created"] * 10 + ["webhook.limit"] * 6
+    with unit_of_work(runtime.sessions) as session:
+        rows = service.list_endpoints(session, org)
+    assert len(rows) == 10
+    assert sorted(r.slot for r in rows) == list(range(10))
+
+
+def test_a_deleted_endpoint_frees_its_slot(hooks: Hooks, receiver: Receiver) -> None:
+    made = [hooks.register(f"{receiver.url}/{n}") for n in range(10)]
+    assert hooks.client.post(HOOKS, json={"url": receiver.url}, headers=hooks.trader).status_code == 409
+    assert hooks.client.delete(f"{HOOKS}/{made[3]['id']}", headers=hooks.trader).status_code == 204
+    hooks.register(receiver.url)
+    over = hooks.client.post(HOOKS, json={"url": receiver.url}, headers=hooks.trader)
+    assert over.status_code == 409
+    assert over.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("bad", ["\r\nX-Injected: 1", "\n", "\t", "\x7f", "\x85", "\x1b[31m"])
+def test_urls_with_control_characters_are_refused(hooks: Hooks, receiver: Receiver, bad: str) -> None:
+    url = f"{receiver.url}/a{bad}b"
+    resp = hooks.client.post(HOOKS, json={"url": url}, headers=hooks.trader)
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["code"] == "webhook.url"
+    endpoint = hooks.register(receiver.url)
+    patched = hooks.client.patch(f"{HOOKS}/{endpoint['id']}", json={"url": url}, headers=hooks.trader)
+    assert patched.status_code == 422
+    assert patched.json()["code"] == "webhook.url"
+
+
+def test_a_stored_url_with_control_characters_fails_the_attempt_quietly(
+    runtime: Any, keys: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row from before the rule: each attempt is a recorded failure, never a logged traceback."""
+    from services.webhooks.delivery import Dispatcher
+    from services.webhooks.settings import WebhookSettings
+
+    keys.make("trader", ORG_A)
+    with unit_of_work(runtime.sessions) as session:
+        org = get_or_create_organisation(session, name=ORG_A).id
+        row = service.create_endpoint(session, organisation_id=org, url="http://127.0.0.1:9/h", event_types=[],
+                                      description="", actor="t", allow_private=True, max_endpoints=10)  # fmt: skip
+        row.url = "http://127.0.0.1:9/h\r\nX-Injected: 1"
+        delivery_id = service.enqueue_test(session, row).id
+    dispatcher = Dispatcher(runtime.sessions, WebhookSettings(**runtime.settings.model_dump()))
+    with caplog.at_level("WARNING", logger="smartgate.webhooks"):
+        assert dispatcher.run_once() == 1
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info] == []
+    with unit_of_work(runtime.sessions) as session:
+        after = session.get(WebhookDelivery, delivery_id)
+        assert after.attempts == 1
+        assert after.last_status_code is None
+        assert "control characters" in (after.last_error or "")
+
+
+def test_concurrent_registrations_over_http_get_201_or_409(served: str, keys: Any) -> None:
+    """The same race through the served app: 10 created, the rest 409 problem+json, whatever the backend."""
+    import httpx
+
+    trader = keys.make("trader", ORG_A)
+    start = threading.Barrier(16)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def register(n: int) -> None:
+        with httpx.Client(base_url=served, timeout=60) as client:
+            start.wait(timeout=30)
+            resp = client.post(HOOKS, json={"url": f"http://127.0.0.1:9/h/{n}"}, headers=trader)
+        with lock:
+            answers.append(resp)
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert sorted(r.status_code for r in answers) == [201] * 10 + [409] * 6
+    for refused in (r for r in answers if r.status_code == 409):
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "webhook.limit"
+    with httpx.Client(base_url=served) as client:
+        assert len(client.get(HOOKS, headers=trader).json()["items"]) == 10
+
+
+def test_the_slot_migration_numbers_existing_endpoints(database_url: str) -> None:
+    """Endpoints made before slots existed get 0, 1, ... per organisation, in the order they were made."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from services.kernel.migrate import alembic_config, upgrade
+
+    cfg = alembic_config(database_url)
+    command.downgrade(cfg, "w0001")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for n, (org, at) in enumerate([("o1", "2026-12-01 10:00:02"), ("o1", "2026-12-01 10:00:01"),
+                                           ("o2", "2026-12-01 10:00:00"), ("o1", "2026-12-01 10:00:03")]):  # fmt: skip
+                conn.execute(
+                    text("INSERT INTO webhook_endpoints (id, organisation_id, url, description, event_types, secret, "
+                         "active, created_by, created_at, updated_at) VALUES (:id, :org, 'https://x.vn/h', '', '[]', "
+                         "'whsec_x', true, 't', :at, :at)"),
+                    {"id": f"e{n}", "org": org, "at": at},
+                )  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as conn:
+            slots = dict(conn.execute(text("SELECT id, slot FROM webhook_endpoints")).all())
+    finally:
+        engine.dispose()
+    assert slots == {"e1": 0, "e0": 1, "e3": 2, "e2": 0}
