@@ -149,7 +149,7 @@ def gateway(
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="trader | officer | gate | engineer | admin")],
+    role: Annotated[str, typer.Option(help="trader | officer | supervisor | treasury | gate | engineer | admin")],
     org: Annotated[str | None, typer.Option(help="Organisation name (trader keys; created if missing)")] = None,
     label: Annotated[str, typer.Option(help="Free text to recognise the key")] = "",
 ) -> None:
@@ -190,7 +190,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id printed a
 
 @demo_app.command("seed")
 def demo_seed() -> None:
-    """Create the demo organisation, a trader, an officer and a gate key (development only); print the keys."""
+    """Create the demo organisations and a key per role (development only); print the keys."""
     from services.kernel.auth import ApiKey, Role, create_key, get_or_create_organisation, hash_key
     from services.kernel.database import unit_of_work
 
@@ -208,6 +208,8 @@ def demo_seed() -> None:
             ("trader", Role.trader),
             ("trader_b", Role.trader),
             ("officer", Role.officer),
+            ("supervisor", Role.supervisor),
+            ("treasury", Role.treasury),
             ("gate", Role.gate),
             ("admin", Role.admin),
         ):
@@ -231,7 +233,7 @@ def demo_seed() -> None:
     env_file.write_text("".join(f"export {name.upper()}_KEY={key}\n" for name, key in saved.items()))
     typer.echo("demo API keys (also in var/demo.env; `source var/demo.env` to use them in a shell):")
     for name, key in saved.items():
-        typer.echo(f"  {name:9s} {key}")
+        typer.echo(f"  {name:10s} {key}")
 
 
 @tariff_app.command("load")

@@ -35,7 +35,7 @@ logger = logging.getLogger("smartgate.gateway")
 # Which service serves which paths (a test checks this against every path the services declare).
 PREFIXES: dict[str, tuple[str, ...]] = {
     "declarations": ("/api/v1/declarations", "/api/v1/review", "/api/v1/risk", "/api/v1/tariff",
-                     "/api/v1/exchange-rates"),
+                     "/api/v1/exchange-rates", "/api/v1/payments"),
     "provenance": ("/api/v1/ledger",),
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),

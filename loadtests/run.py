@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CSV_PREFIX = "smartgate"
 # Keys given for another platform must not leak into a run against the fresh one.
-KEY_VARIABLES = ("SMARTGATE_LOAD_TRADER_KEY", "SMARTGATE_LOAD_OFFICER_KEY", "SMARTGATE_LOAD_ADMIN_KEY")
+KEY_VARIABLES = ("SMARTGATE_LOAD_TRADER_KEY", "SMARTGATE_LOAD_OFFICER_KEY", "SMARTGATE_LOAD_ADMIN_KEY",
+                 "SMARTGATE_LOAD_TREASURY_KEY")  # fmt: skip
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

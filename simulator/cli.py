@@ -252,22 +252,23 @@ def twin(
     keys_file: Path | None = typer.Option(
         None,
         "--keys-file",
-        help="A `var/demo.env`-style file with TRADER_KEY and OFFICER_KEY (or set "
-        "SMARTGATE_TWIN_TRADER_KEY and SMARTGATE_TWIN_OFFICER_KEY).",
+        help="A `var/demo.env`-style file with TRADER_KEY, OFFICER_KEY and TREASURY_KEY (or set "
+        "SMARTGATE_TWIN_TRADER_KEY, SMARTGATE_TWIN_OFFICER_KEY and SMARTGATE_TWIN_TREASURY_KEY).",
     ),  # fmt: skip
     seed: int | None = SeedOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Directory for twin.json."),
     progress: bool | None = ProgressOpt,
 ) -> None:
     """Twin mode: play the scenario's loaded trucks, compressed in time, through the real platform's API (file,
-    officer review of yellow and red, payment) and report the channel split the platform gave and its latency."""
+    officer review of yellow and red, payment confirmed by the treasury) and report the channel split the platform
+    gave and its latency."""
     import os
 
     from simulator.scenario import parse_scenario
     from simulator.twin import TwinError, TwinSettings, plan, run
 
     raw = _load(scenario)
-    keys = {name: os.environ.get(f"SMARTGATE_TWIN_{name}_KEY", "") for name in ("TRADER", "OFFICER")}
+    keys = {name: os.environ.get(f"SMARTGATE_TWIN_{name}_KEY", "") for name in ("TRADER", "OFFICER", "TREASURY")}
     if keys_file is not None:  # an explicit file wins over the environment
         try:
             text = keys_file.read_text(encoding="utf-8")
@@ -275,7 +276,7 @@ def twin(
             _fail(f"cannot read {keys_file}: {e.strerror}")
         for line in text.splitlines():
             name, _, value = line.strip().removeprefix("export ").partition("=")
-            if name.strip() in ("TRADER_KEY", "OFFICER_KEY"):
+            if name.strip() in ("TRADER_KEY", "OFFICER_KEY", "TREASURY_KEY"):
                 found = value.split("#", 1)[0].strip().strip("'\"")
                 keys[name.strip()[:-4]] = found or keys[name.strip()[:-4]]
     missing = [f"SMARTGATE_TWIN_{n}_KEY" for n, v in keys.items() if not v]
@@ -283,7 +284,8 @@ def twin(
         _fail(f"no API key: set {' and '.join(missing)}, or pass --keys-file var/demo.env")
     root = raw.get("seed", 20250101) if seed is None else seed
     settings = TwinSettings(url=url.rstrip("/"), trader_key=keys["TRADER"], officer_key=keys["OFFICER"],
-                            speedup=speedup, concurrency=concurrency, review_minutes=review_minutes)  # fmt: skip
+                            treasury_key=keys["TREASURY"], speedup=speedup, concurrency=concurrency,
+                            review_minutes=review_minutes)  # fmt: skip
     try:
         trucks_plan = plan(parse_scenario(raw, scenario), trucks=trucks, seed=root)
         ctx, advance = _progress(progress, f"twin {raw['name']}")

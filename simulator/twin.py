@@ -2,9 +2,10 @@
 
 The model says how many trucks of which class arrive when; twin mode makes each loaded truck a real declaration
 (goods typical of its class), files it as a trader would, lets an officer decide the ones the platform's risk
-engine sends to review, pays the duties, and records what the platform answered and how fast. What it shows that
-the model alone cannot: the channel split the platform's rule set really produces for this traffic (the model
-assumes one), and how the platform's API holds up under the scenario's arrival pattern.
+engine sends to review, pays the duties (a trader's claim the treasury then confirms), and records what the
+platform answered and how fast. What it shows that the model alone cannot: the channel split the platform's rule
+set really produces for this traffic (the model assumes one), and how the platform's API holds up under the
+scenario's arrival pattern.
 
 Like any client it reaches the platform over HTTP only (DESIGN.md): it imports nothing from `services/` or `api/`.
 Not simulated here: the gate cameras (posting images needs rendered container doors and the OCR model) and the
@@ -158,6 +159,8 @@ class TwinSettings:
     url: str
     trader_key: str
     officer_key: str
+    # The bank / State Treasury side: a trader's payment is only a claim until the treasury confirms it.
+    treasury_key: str
     speedup: float = 600.0
     concurrency: int = 16
     review_minutes: float = 20.0
@@ -171,6 +174,8 @@ class _Client:
         # Bank references are unique on the platform: each run has its own.
         self.run_id = uuid.uuid4().hex[:10]
         self.officer = {"Authorization": f"Bearer {settings.officer_key}"}
+        self.treasury = {"Authorization": f"Bearer {settings.treasury_key}"}
+        self.officer_id: str | None = None  # the officer key's id, which assignments name (read at the start)
 
     async def call(self, out: Outcome, step: str, method: str, path: str, who: dict[str, str], **kw: Any) -> Any:
         started = time.perf_counter()
@@ -208,19 +213,31 @@ async def _truck(client: _Client, truck: TwinTruck, out: Outcome, start: float, 
         # The officer's review takes scenario time (compressed like everything else).
         if decl["status"] == "submitted":
             await asyncio.sleep(settings.review_minutes * 60 / settings.speedup)
+            if decl.get("assigned_officer") is None and client.officer_id:
+                # Nobody on duty got it in rotation: the officer takes it (only the assignee decides).
+                async with gate:
+                    decl = await client.call(out, "take", "POST", f"{path}/assignment", client.officer,
+                                             json={"officer_key_id": client.officer_id})  # fmt: skip
             outcomes = ["inspect", "clear"] if decl.get("channel") == "red" else ["clear"]
             for outcome in outcomes:
                 decision = {"outcome": outcome, "reason": f"twin: {outcome} after review"}
+                # On the version reviewed: the ETag of the declaration as last read.
                 async with gate:
-                    decl = await client.call(out, "decide", "POST", f"{path}/decisions", client.officer, json=decision)
+                    decl = await client.call(out, "decide", "POST", f"{path}/decisions", client.officer,
+                                             json=decision, headers={"If-Match": decl["etag"]})  # fmt: skip
                 out.decisions.append(outcome)
+        out.status = decl["status"]
         due = int(decl.get("duties_due_vnd") or 0) - int(decl.get("paid_vnd") or 0)
         if decl["status"] == "cleared" and due > 0:
             async with gate:
-                decl = await client.call(out, "pay", "POST", f"{path}/payments", client.trader,
-                                         json={"bank_reference": f"TWIN-{client.run_id}-{truck.n:06d}",
-                                               "amount_vnd": due})  # fmt: skip
-        out.status = decl["status"]
+                claim = await client.call(out, "pay", "POST", f"{API}/declarations/{decl['id']}/payments",
+                                          client.trader, json={"bank_reference": f"TWIN-{client.run_id}-{truck.n:06d}",
+                                                               "amount_vnd": due})  # fmt: skip
+            # The trader's payment is a claim; the treasury confirms the money arrived, which releases the goods.
+            async with gate:
+                paid = await client.call(out, "confirm", "POST", f"{API}/payments/{claim['id']}/confirm",
+                                         client.treasury)  # fmt: skip
+            out.status = paid["declaration_status"]
         if out.status != "released":
             raise _StepFailed(f"ended {out.status}, not released")
         async with gate:
@@ -242,8 +259,9 @@ async def _check_access(http: httpx.AsyncClient, settings: TwinSettings) -> None
         raise TwinError(f"cannot reach the platform at {settings.url}: {exc}") from exc
     if health.status_code != 200:
         raise TwinError(f"the platform at {settings.url} is not healthy (HTTP {health.status_code})")
-    # Probes that change nothing: an empty filing (a trader's key gets 422 for the body, any other role 403) and a
-    # decision on a declaration that does not exist (an officer's key gets 404, any other role 403).
+    # Probes that change nothing: an empty filing (a trader's key gets 422 for the body, any other role 403), a
+    # decision on a declaration that does not exist (an officer's key gets 404, any other role 403), and the
+    # confirmation of a payment that does not exist (the treasury's key gets 404, any other role 403).
     probes: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
         ("trader", settings.trader_key, "POST", f"{API}/declarations", {}),
         (
@@ -253,6 +271,7 @@ async def _check_access(http: httpx.AsyncClient, settings: TwinSettings) -> None
             f"{API}/declarations/{uuid.UUID(int=0)}/decisions",
             {"outcome": "clear", "reason": "access check"},
         ),
+        ("treasury", settings.treasury_key, "POST", f"{API}/payments/{uuid.UUID(int=0)}/confirm", {}),
     )
     for role, key, method, path, body in probes:
         try:
@@ -273,6 +292,8 @@ async def run_async(
     async with httpx.AsyncClient(base_url=settings.url, timeout=settings.timeout_s, limits=limits) as http:
         await _check_access(http, settings)
         client = _Client(http, settings)
+        duty = await http.get(f"{API}/review/duty", headers=client.officer)
+        client.officer_id = duty.json().get("officer_key_id") if duty.status_code == 200 else None
         gate = asyncio.Semaphore(settings.concurrency)
         outcomes = [Outcome(t.n, t.truck_class) for t in trucks]
         start = time.monotonic()

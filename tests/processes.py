@@ -70,12 +70,13 @@ def server_env(db_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def make_keys(db_url: str, secret: str, org: str = ORG_A) -> dict[str, dict[str, str]]:
-    """Authorization headers of a new trader (of `org`) and a new officer, written straight into the database."""
+    """Authorization headers of a new trader (of `org`), officer and supervisor, written straight into the
+    database."""
     engine = create_engine(db_url)
     out = {}
     with unit_of_work(make_sessionmaker(engine)) as session:
         organisation = get_or_create_organisation(session, name=org)
-        for role in (Role.trader, Role.officer):
+        for role in (Role.trader, Role.officer, Role.supervisor):
             _, clear = create_key(
                 session, secret_key=secret, role=role, organisation=organisation if role is Role.trader else None
             )

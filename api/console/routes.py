@@ -56,9 +56,14 @@ NOTICES = {
     "request_documents": "Documents requested from the trader.",
     "inspect": "Physical inspection ordered.",
     "reject": "Rejected.",
+    "taken": "The declaration is yours to decide.",
     "on_duty": "You are on duty: new yellow and red declarations come to you in rotation.",
     "off_duty": "You are off duty: no new declarations are assigned to you.",
 }
+STALE = (
+    "This declaration changed since you opened it (the trader amended it, or someone acted on it), so your "
+    "decision was not recorded. The page now shows it as it is: review it again, then decide."
+)
 SECURITY_HEADERS = {
     # No script, no frames, no third-party anything; forms post only to this origin.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -104,12 +109,14 @@ async def _api(
     params: dict[str, Any] | None = None,
     json_body: Any = None,
     bearer: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """Call the platform's REST API in-process as the officer (same middleware, auth and problem+json): `key` is
     the session id, or with `bearer` the API key itself (sign-in only)."""
     transport = httpx.ASGITransport(app=request.app)
     secret = request.app.state.runtime.settings.secret_key
-    headers = {"Authorization": f"Bearer {key}" if bearer else sessions.authorization(secret, key)}
+    auth = f"Bearer {key}" if bearer else sessions.authorization(secret, key)
+    headers = {**(headers or {}), "Authorization": auth}
     if rid := request.headers.get("x-request-id"):
         headers["X-Request-ID"] = rid
     async with httpx.AsyncClient(transport=transport, base_url="http://smartgate.internal") as client:
@@ -423,8 +430,10 @@ async def decide(
     outcome: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     violation: Annotated[str, Form()] = "",
+    if_match: Annotated[str, Form()] = "",
 ) -> Response:
-    """Record a decision through the API; on a refusal (409, 422) show the page again with the API's reason."""
+    """Record a decision through the API, on the version the page showed (its ETag travels as If-Match); on a
+    refusal (409, 412, 422...) show the page again, as it is now, with the reason."""
     try:
         key = _check_csrf(request, csrf)
         if not ID.fullmatch(declaration_id):
@@ -432,13 +441,42 @@ async def decide(
         payload: dict[str, Any] = {"outcome": outcome, "violation": violation == "on"}
         if reason.strip():
             payload["reason"] = reason.strip()
+        # An ETag is a short quoted token: anything else is sent as nothing (the API's 428).
+        tag = if_match if 0 < len(if_match) <= 100 and if_match.isascii() and if_match.isprintable() else ""
         got = await _api(request, "POST", f"/api/v1/declarations/{declaration_id}/decisions", key=key,
-                         json_body=payload)  # fmt: skip
+                         json_body=payload, headers={"If-Match": tag} if tag else None)  # fmt: skip
         if got.status_code == 200:
             return _see_other(f"/console/declarations/{declaration_id}?done={quote(outcome)}")
+        problem = _problem_text(got)
+        if got.status_code in (412, 428):
+            # The page the officer decided on is not the declaration any more: show what it is now, and make the
+            # officer choose again rather than resubmit the old choice.
+            problem["detail"] = STALE
+            return await _declaration_page(request, declaration_id, problem=problem, form={"reason": reason})
         return await _declaration_page(
-            request, declaration_id, problem=_problem_text(got), form={"outcome": outcome, "reason": reason}
+            request, declaration_id, problem=problem, form={"outcome": outcome, "reason": reason}
         )
+    except SignedOut:
+        return _to_login()
+    except PermissionError:
+        return _forbidden(request)
+
+
+@router.post("/declarations/{declaration_id}/take")
+async def take(request: Request, declaration_id: str, csrf: Annotated[str, Form()] = "") -> Response:
+    """Take an unassigned declaration (only its assignee or a supervisor decides one)."""
+    try:
+        key = _check_csrf(request, csrf)
+        if not ID.fullmatch(declaration_id):
+            return await _declaration_page(request, declaration_id)
+        me = await _api(request, "GET", "/api/v1/review/duty", key=key)
+        got = me
+        if me.status_code == 200:
+            got = await _api(request, "POST", f"/api/v1/declarations/{declaration_id}/assignment", key=key,
+                             json_body={"officer_key_id": me.json()["officer_key_id"]})  # fmt: skip
+        if got.status_code == 200:
+            return _see_other(f"/console/declarations/{declaration_id}?done=taken")
+        return await _declaration_page(request, declaration_id, problem=_problem_text(got))
     except SignedOut:
         return _to_login()
     except PermissionError:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # importing locust monkey-patches the process (gevent); keep 
     from locust.clients import ResponseContextManager
 
 API = "/api/v1"
-ROLES = ("trader", "officer", "admin")
+ROLES = ("trader", "officer", "admin", "treasury")
 # Owner prefixes seen at the crossing (carrier or leasing company) + "U" for a freight container.
 OWNER_CODES = ("CSQU", "MSKU", "TGHU", "OOLU", "CMAU", "TCNU")
 _EXPORT_LINE = re.compile(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=(.*)$")
@@ -39,6 +39,8 @@ class Keys:
     trader: str
     officer: str
     admin: str | None = None
+    # Confirms the trader's payments (without it the documents flow claims payments but releases nothing).
+    treasury: str | None = None
 
 
 EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "declaration.json"
@@ -77,7 +79,8 @@ def load_keys(environ: Mapping[str, str]) -> Keys:
     if missing:
         names = ", ".join(f"SMARTGATE_LOAD_{role.upper()}_KEY" for role in missing)
         raise MissingKeys(f"no API key for {', '.join(missing)}: set {names} or SMARTGATE_LOAD_KEYS_FILE")
-    return Keys(trader=str(found["trader"]), officer=str(found["officer"]), admin=found["admin"])
+    return Keys(trader=str(found["trader"]), officer=str(found["officer"]), admin=found["admin"],
+                treasury=found["treasury"])  # fmt: skip
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""Trader documents and payment flow: file, answer documents requests, pay cleared declarations to release them."""
+"""Trader documents and payment flow: file, answer documents requests, pay cleared declarations, and the treasury
+confirming those payments, which releases them."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ class DocumentsFlow(SequentialTaskSet):
     rng: random.Random
     awaiting: dict[str, Any] | None
     payable: dict[str, Any] | None
+    payment: dict[str, Any] | None
 
     def on_start(self) -> None:
         """A random stream per simulated user."""
         self.rng = random.Random()
         self.awaiting = None
         self.payable = None
+        self.payment = None
 
     @task
     def file_and_submit(self) -> None:
@@ -82,7 +85,8 @@ class DocumentsFlow(SequentialTaskSet):
 
     @task
     def pay(self) -> None:
-        """Pay the balance (bank reference from the e-payment gateway): cleared and paid in full is released."""
+        """Pay the balance (bank reference from the e-payment gateway): a claim, released nothing yet."""
+        self.payment = None
         if self.payable is None:
             return
         balance = self.payable["duties_due_vnd"] - self.payable["paid_vnd"]
@@ -94,9 +98,26 @@ class DocumentsFlow(SequentialTaskSet):
             name="[Documents] 6. Pay duties",
             catch_response=True,
         ) as resp:
+            data = ok_json(resp, 201)
+            if data is not None and (data["status"], data["declaration_status"]) != ("claimed", "cleared"):
+                resp.failure(f"a trader's payment is {data['status']} and the declaration {data['declaration_status']}")
+            self.payment = data
+
+    @task
+    def confirm(self) -> None:
+        """The treasury confirms the money arrived (its own key): cleared and paid in full is released."""
+        treasury = keys().treasury
+        if self.payment is None or not treasury:
+            return
+        with self.client.post(
+            f"{API}/payments/{self.payment['id']}/confirm",
+            headers={"Authorization": f"Bearer {treasury}"},
+            name="[Documents] 7. Treasury confirms",
+            catch_response=True,
+        ) as resp:
             data = ok_json(resp, 200)
-            if data is not None and data["status"] != "released":
-                resp.failure(f"paid in full but the declaration is {data['status']}")
+            if data is not None and data["declaration_status"] != "released":
+                resp.failure(f"paid in full and confirmed but the declaration is {data['declaration_status']}")
 
     @task
     def history(self) -> None:
@@ -104,7 +125,7 @@ class DocumentsFlow(SequentialTaskSet):
         if self.payable is None:
             return
         with self.client.get(
-            f"{API}/declarations/{self.payable['id']}/history", name="[Documents] 7. History", catch_response=True
+            f"{API}/declarations/{self.payable['id']}/history", name="[Documents] 8. History", catch_response=True
         ) as resp:
             ok_json(resp, 200)
 

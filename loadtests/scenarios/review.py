@@ -14,6 +14,7 @@ class ReviewFlow(SequentialTaskSet):
     """One decision: every step is named "[Review] n. Step"."""
 
     decl: dict[str, Any]
+    etag: str
     has_documents: bool
 
     @task
@@ -38,7 +39,10 @@ class ReviewFlow(SequentialTaskSet):
         with self.client.get(
             f"{API}/declarations/{self.decl['id']}", name="[Review] 2. Open", catch_response=True
         ) as resp:
-            ok_json(resp, 200)
+            if ok_json(resp, 200) is None:
+                raise InterruptTaskSet(reschedule=False)
+            # The version reviewed: the decision carries it (If-Match), so it never applies to a later one.
+            self.etag = resp.headers["ETag"]
 
     @task
     def documents(self) -> None:
@@ -63,6 +67,7 @@ class ReviewFlow(SequentialTaskSet):
         with self.client.post(
             f"{API}/declarations/{self.decl['id']}/decisions",
             json={"outcome": outcome, "reason": reason},
+            headers={"If-Match": self.etag},
             name=f"[Review] 4. Decide ({outcome})",
             catch_response=True,
         ) as resp:

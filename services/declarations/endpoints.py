@@ -53,7 +53,7 @@ OFFICER_ONLY = ("risk", "assigned_officer")
 
 def officer_view(role: Role) -> bool:
     """Whether `role` sees how declarations were selected (customs staff do, traders and the gate do not)."""
-    return role in (Role.officer, Role.admin)
+    return role in (Role.officer, Role.supervisor, Role.admin)
 
 
 def next_step(decl: DeclarationRow) -> str | None:
@@ -74,7 +74,8 @@ def next_step(decl: DeclarationRow) -> str | None:
 def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
     """The API view of a stored declaration: `OfficerDeclaration` for customs staff, otherwise
     `TraderDeclaration`, without the risk assessment or the assigned officer (the body is returned as stored)."""
-    actions = service.officer_actions(decl.status) if role is Role.officer else service.allowed_actions(decl.status)
+    customs = role in (Role.officer, Role.supervisor)
+    actions = service.officer_actions(decl.status) if customs else service.allowed_actions(decl.status)
     view = {
         "id": decl.id,
         "number": decl.number,
@@ -184,7 +185,7 @@ def list_declarations(
     """Declarations newest first; traders see their organisation's (trader view), officers all (officer view).
     Paginate with `cursor`."""
     if principal.role is not Role.trader:
-        principal.require(Role.officer, Role.admin)
+        principal.require(Role.officer, Role.supervisor, Role.admin)
     for name, value in (("created_from", created_from), ("created_to", created_to)):
         if value is None:
             continue
@@ -232,7 +233,10 @@ def get_history(declaration_id: str, session: SessionDep, principal: CurrentPrin
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
     transitions = [Transition.model_validate(t) for t in repository.transitions(session, decl.id)]
     if not officer_view(principal.role):
-        transitions = [t.model_copy(update={"actor": service.public_actor(t.actor)}) for t in transitions]
+        # Who works a file inside customs (assignments) is not the trader's to see; staff are named by role.
+        transitions = [
+            t.model_copy(update={"actor": service.public_actor(t.actor)}) for t in transitions if t.action != "assign"
+        ]
     return History(
         id=decl.id,
         number=decl.number,

@@ -16,6 +16,7 @@ DOCUMENTS_PROVIDED = "declaration.documents_provided"
 INSPECTION_ORDERED = "declaration.inspection_ordered"
 REJECTED = "declaration.rejected"
 PAID = "declaration.paid"
+PAYMENT_REJECTED = "declaration.payment_rejected"
 ASSIGNED = "declaration.assigned"
 
 # The verb of each action, for naming its event.

@@ -206,16 +206,23 @@ class DeclarationDocument(Base):
 
 
 class Payment(Base):
-    """A duty payment reported by the bank gateway (here: posted through the API)."""
+    """A duty payment: claimed by the trader, then confirmed (or rejected) by the treasury; only confirmed money
+    counts towards the duties."""
 
     __tablename__ = "declaration_payments"
+    __table_args__ = (Index("ix_declaration_payments_status_paid", "status", "paid_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
     bank_reference: Mapped[str] = mapped_column(String(64), unique=True)
     amount_vnd: Mapped[int] = mapped_column(BigInteger)
     recorded_by: Mapped[str] = mapped_column(String(64))
+    # When it was recorded (claimed, or recorded as confirmed by the treasury).
     paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="claimed")
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class UnitValueObservation(Base):

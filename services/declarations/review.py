@@ -1,4 +1,4 @@
-"""Officer review: duty roster, queue, decisions, documents, payments and the compliance feedback they drive."""
+"""Officer review: duty roster, queue, assignment, decisions, documents and the compliance feedback they drive."""
 
 from __future__ import annotations
 
@@ -6,27 +6,34 @@ import hashlib
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.declarations import routing, service
-from services.declarations.events import ASSIGNED, PAID
+from services.declarations.events import ASSIGNED
 from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
-from services.declarations.models import Declaration, DeclarationDocument, OfficerDuty, Payment, TraderProfile
+from services.declarations.models import (
+    Declaration,
+    DeclarationDocument,
+    DeclarationTransition,
+    OfficerDuty,
+    TraderProfile,
+)
 from services.declarations.schemas import Status
 from services.kernel.auth import ApiKey, Principal, Role
 from services.kernel.blobs import write_once
 from services.kernel.database import utcnow
-from services.kernel.errors import Conflict, Unprocessable
+from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unprocessable
 from services.kernel.filenames import display_name
 from services.kernel.outbox import record_event
 
+# Who decides: the declaration's assignee (an officer) or any supervisor. Admins run the platform; they read the
+# queue but never decide (nor assign) customs matters.
+DECIDERS = (Role.officer.value, Role.supervisor.value)
 QUEUE_STATUSES = (Status.submitted.value, Status.awaiting_documents.value, Status.inspection.value)
 CLEAN_CLEARANCES_TO_PROMOTE = 20
 DEMOTE = {"A": "B", "B": "C", "C": "C"}
 PROMOTE = {"C": "B", "B": "A", "A": "A"}
 DOCUMENT_STATUSES = (Status.draft, Status.submitted, Status.awaiting_documents, Status.inspection)
-PAYABLE_STATUSES = (Status.submitted, Status.awaiting_documents, Status.inspection, Status.cleared)
 
 
 def set_duty(session: Session, *, principal: Principal, on_duty: bool) -> OfficerDuty:
@@ -41,6 +48,13 @@ def set_duty(session: Session, *, principal: Principal, on_duty: bool) -> Office
     return duty
 
 
+def duty_of(session: Session, *, principal: Principal) -> OfficerDuty:
+    """The caller's row of the duty roster (a transient off-duty one if it never went on duty)."""
+    principal.require(Role.officer, Role.supervisor)
+    duty = session.get(OfficerDuty, principal.key_id)
+    return duty or OfficerDuty(officer_key_id=principal.key_id, on_duty=False, assigned_count=0)
+
+
 def queue(
     session: Session,
     *,
@@ -51,7 +65,7 @@ def queue(
     limit: int,
 ) -> list[Declaration]:
     """Declarations waiting for an officer, oldest first."""
-    principal.require(Role.officer, Role.admin)
+    principal.require(Role.officer, Role.supervisor, Role.admin)
     stmt = select(Declaration).where(
         Declaration.status.in_([status] if status else QUEUE_STATUSES), Declaration.queued_at.is_not(None)
     )
@@ -75,32 +89,64 @@ def _in_review(session: Session, declaration_id: str) -> Declaration:
     return decl
 
 
-def reassign(session: Session, *, principal: Principal, declaration_id: str, officer_key_id: str) -> Declaration:
-    """Give a queued declaration to another officer."""
-    principal.require(Role.officer, Role.admin)
+def reassign(
+    session: Session, *, principal: Principal, declaration_id: str, officer_key_id: str | None, reason: str | None
+) -> Declaration:
+    """Give a queued declaration to an officer, or back to the unassigned pool (None), recorded in its history.
+
+    A supervisor assigns any queued declaration to any active officer or supervisor. An officer may only take an
+    unassigned one for itself, or hand its own back to the pool: never pick a colleague, never take a colleague's.
+    """
+    principal.require(Role.officer, Role.supervisor)
     decl = _in_review(session, declaration_id)
     if decl.status not in QUEUE_STATUSES or decl.queued_at is None:
         raise IllegalTransition(action="reassign", status=decl.status, allowed=service.officer_actions(decl.status))
-    key = session.get(ApiKey, officer_key_id)
-    if key is None or key.role != Role.officer.value or key.revoked_at is not None:
-        raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
-    duty = session.get(OfficerDuty, officer_key_id)
-    if duty is None:
-        duty = OfficerDuty(officer_key_id=officer_key_id, on_duty=False, assigned_count=0)
-        session.add(duty)
     previous = decl.assigned_officer
-    routing.assign(session, decl, duty)
+    if officer_key_id == previous:
+        return decl
+    if principal.role is Role.officer:
+        taking = previous is None and officer_key_id == principal.key_id
+        handing_back = previous == principal.key_id and officer_key_id is None
+        if not (taking or handing_back):
+            raise Forbidden(
+                "an officer takes an unassigned declaration for itself or hands its own back; "
+                "any other assignment is a supervisor's",
+                code="assignment.forbidden",
+            )
+    if officer_key_id is not None:
+        key = session.get(ApiKey, officer_key_id)
+        if key is None or key.role not in DECIDERS or key.revoked_at is not None:
+            raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
+        routing.assign_to(session, decl, officer_key_id)
+    else:
+        decl.assigned_officer = None
+    decl.updated_at = utcnow()
+    text = f"assigned to {officer_key_id or 'nobody'} (was {previous or 'nobody'})" + (f": {reason}" if reason else "")
+    # A history entry with no change of state: who moved the file, from whom to whom, and why.
+    session.add(
+        DeclarationTransition(
+            declaration_id=decl.id,
+            action="assign",
+            from_status=decl.status,
+            to_status=decl.status,
+            actor=principal.actor,
+            reason=text,
+            version=decl.version,
+            at=decl.updated_at,
+        )
+    )
     record_event(
         session,
         type=ASSIGNED,
         subject=decl.id,
-        # Which officers: not in the event (the ledger is readable by the trader); the declaration row has it.
+        # Which officers, and why: not in the event (the ledger is readable by the trader); the history has it.
         payload={
             "declaration_id": decl.id,
-            "reassigned": previous != officer_key_id,
+            "reassigned": previous is not None,
             "actor": service.public_actor(principal.actor),
         },  # fmt: skip
     )
+    session.flush()
     return decl
 
 
@@ -125,12 +171,53 @@ def _compliance_feedback(session: Session, decl: Declaration, *, violation: bool
     profile.updated_at = utcnow()
 
 
+def check_authority(principal: Principal, decl: Declaration) -> None:
+    """403 unless the caller may decide this declaration: its assignee, or a supervisor."""
+    principal.require(Role.officer, Role.supervisor)
+    if principal.role is Role.supervisor or decl.assigned_officer == principal.key_id:
+        return
+    if decl.assigned_officer is None:
+        raise Forbidden(
+            "this declaration is not assigned to anyone: take it first (POST its /assignment with your key id)",
+            code="decision.unassigned",
+        )
+    raise Forbidden(
+        "this declaration is assigned to another officer: only its assignee or a supervisor decides it",
+        code="decision.not_assignee",
+    )
+
+
+def check_if_match(decl: Declaration, if_match: str | None) -> None:
+    """428 without an ETag of the declaration, 412 unless it is the current one (what the officer reviewed)."""
+    tag = (if_match or "").strip()
+    if not tag or tag == "*":
+        raise PreconditionRequired(
+            "a decision requires If-Match with the ETag of the declaration as you reviewed it",
+            code="decision.if_match_required",
+        )
+    if tag != service.etag(decl):
+        raise PreconditionFailed(
+            "the declaration changed since you reviewed it (amended, or acted on by someone else); "
+            "read it again and decide on what it says now",
+            code="decision.stale",
+        )  # no current ETag here: the way to a new one is reading (reviewing) the declaration again
+
+
 def decide(
-    session: Session, *, principal: Principal, declaration_id: str, outcome: str, reason: str | None, violation: bool
+    session: Session,
+    *,
+    principal: Principal,
+    declaration_id: str,
+    outcome: str,
+    reason: str | None,
+    violation: bool,
+    if_match: str | None,
 ) -> Declaration:
-    """Record an officer's decision on a queued declaration (each one an event with the officer and reason)."""
-    principal.require(Role.officer)
+    """Record a decision on the version the officer reviewed (each one an event with the officer and reason)."""
+    principal.require(Role.officer, Role.supervisor)
     decl = _in_review(session, declaration_id)
+    check_authority(principal, decl)
+    check_if_match(decl, if_match)
     if (decl.status, outcome) not in service.TRANSITIONS or outcome not in service.OFFICER_DECISIONS:
         raise IllegalTransition(action=outcome, status=decl.status, allowed=service.officer_actions(decl.status))
     if outcome == "reject" and not reason:
@@ -198,6 +285,10 @@ def store_document(
             reason=f"document {digest[:12]}",
             trader_only=True,
         )
+    else:
+        # A new document changes what an officer reviews: touching the row changes its ETag, so a decision taken
+        # on the documents seen before is 412, like one taken on an earlier body.
+        decl.updated_at = utcnow()
     session.flush()
     return doc
 
@@ -205,53 +296,3 @@ def store_document(
 def document_path(storage_dir: Path, doc: DeclarationDocument) -> Path:
     """Where a document's bytes are."""
     return storage_dir / doc.sha256[:2] / doc.sha256
-
-
-def record_payment(
-    session: Session, *, principal: Principal, declaration_id: str, bank_reference: str, amount_vnd: int
-) -> Declaration:
-    """Record a duty payment (stand-in for the e-payment gateway); cleared and paid in full → released."""
-    if not service.ID_SHAPE.match(declaration_id):
-        raise DeclarationNotFound(declaration_id[:64])
-    if principal.role is Role.trader:
-        decl = session.scalar(
-            select(Declaration).where(
-                Declaration.id == declaration_id, Declaration.organisation_id == principal.organisation_id
-            )
-        )
-    else:
-        principal.require(Role.admin)
-        decl = session.get(Declaration, declaration_id)
-    if decl is None:
-        raise DeclarationNotFound(declaration_id)
-    if decl.status not in PAYABLE_STATUSES or decl.channel is None:
-        raise IllegalTransition(action="pay", status=decl.status, allowed=service.allowed_actions(decl.status))
-    if session.scalar(select(Payment.id).where(Payment.bank_reference == bank_reference)) is not None:
-        raise Conflict(f"bank reference {bank_reference} was already recorded", code="payment.duplicate")
-    session.add(
-        Payment(
-            declaration_id=decl.id, bank_reference=bank_reference, amount_vnd=amount_vnd, recorded_by=principal.actor
-        )
-    )
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"bank reference {bank_reference} was already recorded", code="payment.duplicate") from exc
-    decl.paid_vnd += amount_vnd
-    record_event(
-        session,
-        type=PAID,
-        subject=decl.id,
-        payload={
-            "declaration_id": decl.id,
-            "number": decl.number,
-            "organisation_id": decl.organisation_id,
-            "bank_reference_sha256": hashlib.sha256(bank_reference.encode()).hexdigest(),
-            "amount_vnd": amount_vnd,
-            "paid_vnd": decl.paid_vnd,
-            "due_vnd": decl.duties_due_vnd,
-            "actor": service.public_actor(principal.actor),
-        },
-    )
-    service.settle(session, decl)
-    return decl

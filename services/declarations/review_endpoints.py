@@ -1,4 +1,4 @@
-"""HTTP endpoints of officer review, documents, payments, risk rule sets, tariff and exchange rates."""
+"""HTTP endpoints of officer review, documents, risk rule sets, tariff and exchange rates."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import Field
+from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import review, rulesets, service, tariff
-from services.declarations.endpoints import EITHER_VIEW, PROBLEMS, problems, to_json
+from services.declarations.endpoints import PROBLEMS, problems, to_json
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentAdmin, CurrentOfficer, CurrentPrincipal, CurrentTrader, RuntimeDep, SessionDep
-from services.kernel.errors import NotFound, Unprocessable
+from services.kernel.errors import NotFound, PreconditionFailed, Unprocessable
 from services.kernel.filenames import content_disposition, display_name
 from services.kernel.schemas import InputSchema, Schema
 
@@ -53,22 +54,16 @@ class DutyIn(InputSchema):
 
 
 class AssignmentIn(InputSchema):
-    """Reassign to another officer."""
-
-    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [{"officer_key_id": "a1b2c3d4e5f6"}]}}
-
-    officer_key_id: Annotated[str, Field(min_length=4, max_length=16)]
-
-
-class PaymentIn(InputSchema):
-    """A payment reported by the bank (stand-in for the e-payment gateway)."""
+    """Who gets the declaration: an officer's (or supervisor's) key id, or null for the unassigned pool."""
 
     model_config = InputSchema.model_config | {
-        "json_schema_extra": {"examples": [{"bank_reference": "VCB-20261128-000123", "amount_vnd": 1234567}]}
+        "json_schema_extra": {"examples": [{"officer_key_id": "a1b2c3d4e5f6", "reason": "covering for a colleague"}]}
     }
 
-    bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_/.]+$")]
-    amount_vnd: Annotated[int, Field(gt=0, le=10**15)]
+    officer_key_id: Annotated[str, Field(min_length=4, max_length=16)] | None = Field(
+        description="The new assignee's key id; null hands the declaration back to the unassigned pool"
+    )
+    reason: Annotated[str, Field(min_length=3, max_length=500)] | None = None
 
 
 class RateIn(InputSchema):
@@ -173,44 +168,80 @@ def review_queue(
     return JSONResponse([to_json(d, role=Role.officer) for d in rows])
 
 
+@router.get("/api/v1/review/duty", response_model=DutyOut, responses=PROBLEMS, summary="Your duty status")
+def get_duty(session: SessionDep, principal: CurrentOfficer) -> DutyOut:
+    """Your key id (the one assignments name), whether you are on duty, and how many declarations you were given."""
+    return DutyOut.model_validate(review.duty_of(session, principal=principal))
+
+
 @router.put("/api/v1/review/duty", response_model=DutyOut, responses=PROBLEMS, summary="Go on or off duty")
 def set_duty(body: DutyIn, session: SessionDep, principal: CurrentOfficer) -> DutyOut:
     """On-duty officers receive new yellow and red declarations in rotation."""
     return DutyOut.model_validate(review.set_duty(session, principal=principal, on_duty=body.on_duty))
 
 
+IF_MATCH_REQUIRED = {
+    "parameters": [
+        {
+            "name": "If-Match",
+            "in": "header",
+            "required": True,
+            "description": "The ETag of the declaration as you reviewed it (GET /api/v1/declarations/{id}). "
+            "Missing: 428; any other than the current one (the trader amended it, or someone acted on it): 412.",
+            "schema": {"type": "string", "examples": ['"3-5f2c0a9e1b7d"']},
+        }
+    ]
+}
+
+
 @router.post(
     "/api/v1/declarations/{declaration_id}/decisions",
     response_model=Declaration,
-    responses=PROBLEMS,
+    responses={**PROBLEMS, **problems(412, 428)},
     summary="Decide on a declaration",
     tags=["review"],
+    openapi_extra=IF_MATCH_REQUIRED,
 )
-def decide(declaration_id: str, body: DecisionIn, session: SessionDep, principal: CurrentOfficer) -> JSONResponse:
-    """Clear, request documents, order a physical inspection, or reject (with a reason). Illegal decisions → 409."""
-    decl = review.decide(
-        session,
-        principal=principal,
-        declaration_id=declaration_id,
-        outcome=body.outcome,
-        reason=body.reason,
-        violation=body.violation,
-    )
-    return JSONResponse(to_json(decl, role=Role.officer), headers={"ETag": service.etag(decl)})
+def decide(
+    declaration_id: str, body: DecisionIn, request: Request, session: SessionDep, principal: CurrentOfficer
+) -> JSONResponse:
+    """Clear, request documents, order a physical inspection, or reject (with a reason), on the version you
+    reviewed: `If-Match` carries its ETag. Only the assignee or a supervisor decides (403); illegal decisions 409."""
+    # Read by hand, not as a declared header: a missing one must be 428, which FastAPI's validation would make 422.
+    if_match = request.headers.get("if-match")
+    try:
+        decl = review.decide(
+            session,
+            principal=principal,
+            declaration_id=declaration_id,
+            outcome=body.outcome,
+            reason=body.reason,
+            violation=body.violation,
+            if_match=if_match,
+        )
+    except StaleDataError as exc:  # changed between our read and our write: as stale as a wrong ETag
+        session.rollback()
+        raise PreconditionFailed("the declaration changed while you decided; read it again") from exc
+    return JSONResponse(to_json(decl, role=principal.role), headers={"ETag": service.etag(decl)})
 
 
 @router.post(
     "/api/v1/declarations/{declaration_id}/assignment",
     response_model=Declaration,
     responses=PROBLEMS,
-    summary="Reassign to another officer",
+    summary="Assign, take or hand back",
 )
 def reassign(declaration_id: str, body: AssignmentIn, session: SessionDep, principal: CurrentOfficer) -> JSONResponse:
-    """Give a queued declaration to another officer."""
+    """A supervisor assigns a queued declaration to any officer (or `null`: back to the pool); an officer takes an
+    unassigned one for itself or hands its own back. Recorded in the history (`assign`) and as an event."""
     decl = review.reassign(
-        session, principal=principal, declaration_id=declaration_id, officer_key_id=body.officer_key_id
+        session,
+        principal=principal,
+        declaration_id=declaration_id,
+        officer_key_id=body.officer_key_id,
+        reason=body.reason,
     )
-    return JSONResponse(to_json(decl, role=Role.officer))
+    return JSONResponse(to_json(decl, role=principal.role), headers={"ETag": service.etag(decl)})
 
 
 @router.post(
@@ -303,25 +334,6 @@ def get_document(
         raise NotFound("the document's file is missing from storage")
     return FileResponse(path, media_type="application/octet-stream", headers=DOWNLOAD_HEADERS
                         | {"Content-Disposition": content_disposition(doc.filename)})  # fmt: skip
-
-
-@router.post(
-    "/api/v1/declarations/{declaration_id}/payments",
-    response_model=EITHER_VIEW,
-    responses=PROBLEMS,
-    summary="Record a duty payment",
-    tags=["declarations"],
-)
-def pay(declaration_id: str, body: PaymentIn, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
-    """Record a bank payment; a cleared declaration paid in full is released."""
-    decl = review.record_payment(
-        session,
-        principal=principal,
-        declaration_id=declaration_id,
-        bank_reference=body.bank_reference,
-        amount_vnd=body.amount_vnd,
-    )
-    return JSONResponse(to_json(decl, role=principal.role), headers={"ETag": service.etag(decl)})
 
 
 @risk_router.get("/rule-sets", response_model=list[RuleSetOut], responses=PROBLEMS, summary="List rule sets")

@@ -25,11 +25,27 @@ _TAKE = (
 )
 
 
-def assign(session: Session, decl: Declaration, duty: OfficerDuty) -> None:
-    """Give the declaration to this officer."""
-    decl.assigned_officer = duty.officer_key_id
-    duty.last_assigned_at = utcnow()
-    duty.assigned_count += 1
+def _roster_insert(dialect: str):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_stmt(_DUTY)
+        .values(officer_key_id=bindparam("officer"), on_duty=False, assigned_count=0)
+        .on_conflict_do_nothing(index_elements=["officer_key_id"])
+    )
+
+
+_ROSTER = {dialect: _roster_insert(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def assign_to(session: Session, decl: Declaration, officer_key_id: str) -> None:
+    """Give the declaration to this officer by hand, counting the assignment atomically: an officer missing from
+    the duty roster is added to it (off duty), and two assignments at once neither collide nor lose a count."""
+    conn = session.connection()
+    conn.execute(_ROSTER[conn.dialect.name], {"officer": officer_key_id})
+    conn.execute(_TAKE, {"officer": officer_key_id, "now": utcnow()})
+    decl.assigned_officer = officer_key_id
 
 
 def take_next_officer(session: Session) -> str | None:

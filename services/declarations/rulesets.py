@@ -72,7 +72,7 @@ def activate(session: Session, *, principal: Principal, version: str) -> RuleSet
 
 def dry_run(session: Session, *, principal: Principal, version: str, limit: int) -> dict[str, Any]:
     """Replay a rule set over the most recent registered declarations: the channel split and which rules fired."""
-    principal.require(Role.officer, Role.admin)
+    principal.require(Role.officer, Role.supervisor, Role.admin)
     spec = assessment.spec_of(get(session, version))
     decls = list(
         session.scalars(

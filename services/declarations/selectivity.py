@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 KEPT_REASON = "an amendment or a reassessment never lowers the channel; only an officer's decision does"
 # Outside customs (a trader's view, events, webhooks, the ledger) staff are named by role, never by key id.
-STAFF_ROLES = {"officer": "customs officer", "admin": "customs administration"}
+STAFF_ROLES = {
+    "officer": "customs officer",
+    "supervisor": "customs supervisor",
+    "admin": "customs administration",
+    "treasury": "State Treasury",
+}
 
 _draw_keys: dict[str, bytes] = {}
 _lock = threading.Lock()

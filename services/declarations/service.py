@@ -307,7 +307,7 @@ def get_visible(session: Session, *, principal: Principal, declaration_id: str) 
     if principal.role is Role.trader:
         decl = repository.get(session, declaration_id, organisation_id=principal.organisation_id or "")
     else:
-        principal.require(Role.officer, Role.admin)
+        principal.require(Role.officer, Role.supervisor, Role.admin)
         decl = repository.get(session, declaration_id)
     if decl is None:
         raise DeclarationNotFound(declaration_id)

@@ -34,8 +34,8 @@ POOL_KEY = "inspection.ocr"
 STORE_KEY = "inspection.images"
 
 CurrentGate = Annotated[Principal, require_roles(Role.gate)]
-GateOrOfficer = Annotated[Principal, require_roles(Role.gate, Role.officer, Role.admin)]
-CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.admin)]
+GateOrOfficer = Annotated[Principal, require_roles(Role.gate, Role.officer, Role.supervisor, Role.admin)]
+CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.supervisor, Role.admin)]
 
 
 def pool_of(runtime: Runtime) -> OcrPool:

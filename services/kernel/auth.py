@@ -27,6 +27,10 @@ class Role(enum.StrEnum):
 
     trader = "trader"
     officer = "officer"
+    # A customs team leader: decides any declaration and (re)assigns them; an officer decides only its own.
+    supervisor = "supervisor"
+    # The bank / State Treasury side of e-payment: confirms or rejects the payments traders claim.
+    treasury = "treasury"
     gate = "gate"
     engineer = "engineer"
     admin = "admin"

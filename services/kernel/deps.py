@@ -144,5 +144,7 @@ def require_roles(*roles: Role):
 
 
 CurrentTrader = Annotated[Principal, require_roles(Role.trader)]
-CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.admin)]
+# Who reads the review side (queue, declarations, gate events, ledger entries): customs officers, their
+# supervisors, and admins. Deciding is narrower (officers and supervisors; see declarations/review.py).
+CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.supervisor, Role.admin)]
 CurrentAdmin = Annotated[Principal, require_roles(Role.admin)]

@@ -209,7 +209,7 @@ def subject_bundle(
     if principal.role is Role.trader:
         if "\x00" in subject or service.subject_owner(session, subject) != principal.organisation_id:
             raise NotFound(f"no bundle for {subject!r}", code="ledger.no_subject")
-    elif principal.role not in (Role.officer, Role.admin):
+    elif principal.role not in (Role.officer, Role.supervisor, Role.admin):
         raise Forbidden(f"role '{principal.role.value}' may not fetch provenance bundles")
     if "\x00" in subject:
         raise NotFound(f"no bundle for {subject!r}", code="ledger.no_subject")

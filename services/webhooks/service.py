@@ -37,6 +37,7 @@ EVENT_TYPES = (
     "declaration.cleared",
     "declaration.rejected",
     "declaration.paid",
+    "declaration.payment_rejected",
     "declaration.released",
     "declaration.exited",
     "declaration.expired",
@@ -273,6 +274,7 @@ def message(event_type: str, occurred_at: dt.datetime, data: dict[str, Any]) -> 
 
 _DECISION_REASON = {
     "declaration.cancelled",
+    "declaration.payment_rejected",
     "declaration.documents_requested",
     "declaration.inspection_ordered",
     "declaration.cleared",
@@ -297,6 +299,8 @@ def event_data(event: Event) -> dict[str, Any]:
                  "duties_assessed": p.get("duties_assessed")}  # fmt: skip
     elif event.type == "declaration.paid":
         data |= {"amount_vnd": p.get("amount_vnd"), "paid_vnd": p.get("paid_vnd"), "due_vnd": p.get("due_vnd")}
+    elif event.type == "declaration.payment_rejected":
+        data |= {"payment_id": p.get("payment_id"), "amount_vnd": p.get("amount_vnd")}
     if event.type in _DECISION_REASON and p.get("reason"):
         data["reason"] = p["reason"]
     data["links"] = {"declaration": f"/api/v1/declarations/{data['declaration_id']}"}

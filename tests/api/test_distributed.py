@@ -166,7 +166,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
     from ledger.checkpoint import Verifier
 
     keys = make_keys(deployment.db_url, deployment.secret)
-    trader, officer = keys["trader"], keys["officer"]
+    trader, supervisor = keys["trader"], keys["supervisor"]
     receiver = Receiver()
     try:
         with httpx.Client(base_url=deployment.url, timeout=30) as api:
@@ -187,8 +187,10 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
             types = [Webhook(hook.json()["secret"]).verify(r["body"], r["headers"])["type"] for r in receiver.requests]
             assert types[:3] == ["declaration.created", "declaration.submitted", "declaration.assessed"]
 
-            # an officer decides through the gateway; the decision reaches the ledger in the provenance process
-            decided = api.post(f"/api/v1/declarations/{decl['id']}/decisions", headers=officer,
+            # a supervisor decides (on the version filed: If-Match) through the gateway; the decision reaches the
+            # ledger in the provenance process
+            decided = api.post(f"/api/v1/declarations/{decl['id']}/decisions",
+                               headers={**supervisor, "If-Match": filed.headers["ETag"]},
                                json={"outcome": "clear", "reason": "documents in order"})  # fmt: skip
             assert decided.status_code == 200, decided.text
 
@@ -214,7 +216,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
                 assert until(lambda: expected() == decided.json()["status"])
             finally:
                 engine.dispose()
-            assert api.get("/api/v1/gate/events", headers=officer).status_code == 200
+            assert api.get("/api/v1/gate/events", headers=supervisor).status_code == 200
 
             # one OpenAPI document for all; the console served by the gateway
             doc = api.get("/openapi.json").json()
@@ -222,7 +224,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
                     "/api/v1/webhooks"} <= set(doc["paths"])  # fmt: skip
             assert "x-missing-services" not in doc["info"]
             assert api.get("/console/login").status_code == 200
-            signed_in = api.post("/console/login", data={"key": officer["Authorization"][7:]})
+            signed_in = api.post("/console/login", data={"key": supervisor["Authorization"][7:]})
             assert signed_in.status_code == 303
             queue = api.get("/console", cookies=signed_in.cookies)
             assert queue.status_code == 200

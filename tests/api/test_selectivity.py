@@ -64,8 +64,10 @@ def gate(settings: Any, runtime: Any, keys: Any, declaration_body: dict[str, Any
         officers = [keys.make("officer"), keys.make("officer")]
         for headers in officers:
             assert client.put("/api/v1/review/duty", json={"on_duty": True}, headers=headers).status_code == 200
-        yield Gate(client, runtime, keys.make("trader", "Selectivity Co"), officers, keys.make("admin"),
-                   declaration_body)  # fmt: skip
+        gate = Gate(client, runtime, keys.make("trader", "Selectivity Co"), officers, keys.make("admin"),
+                    declaration_body)  # fmt: skip
+        gate.supervisor, gate.treasury = keys.make("supervisor"), keys.make("treasury")
+        yield gate
 
 
 class Gate:
@@ -76,6 +78,8 @@ class Gate:
         self.client, self.runtime, self.trader, self.officers, self.admin = client, runtime, trader, officers, admin
         self.officer = officers[0]
         self.body = body
+        self.supervisor: dict[str, str] = {}
+        self.treasury: dict[str, str] = {}
 
     def rule_set(self, text: str) -> None:
         """Store and activate a rule set."""
@@ -111,8 +115,11 @@ class Gate:
         return found
 
     def decide(self, decl_id: str, outcome: str, reason: str) -> dict[str, Any]:
+        """The assigned officer decides on the version it read."""
+        seen = self.seen(decl_id)
+        officer = next(h for h in self.officers if h["Authorization"].split("_")[1] == seen["assigned_officer"])
         resp = self.client.post(f"{BASE}/{decl_id}/decisions", json={"outcome": outcome, "reason": reason},
-                                headers=self.officer)  # fmt: skip
+                                headers={**officer, "If-Match": seen["etag"]})  # fmt: skip
         assert resp.status_code == 200, resp.text
         found: dict[str, Any] = resp.json()
         return found
@@ -204,7 +211,7 @@ def test_new_goods_raise_the_channel_of_yellow_and_green_declarations(gate: Gate
 def _leaks(text: str, officer_ids: list[str]) -> list[str]:
     """What a trader must not find in `text`: selection internals and officers' key ids."""
     needles = ['"risk"', '"score"', '"weight"', '"reasons"', '"rules"', "random_draw", "rule_set_version",
-               '"assigned_officer"', "officer:", *RULE_IDS, *officer_ids]  # fmt: skip
+               '"assigned_officer"', "officer:", "supervisor:", "treasury:", *RULE_IDS, *officer_ids]  # fmt: skip
     return [n for n in needles if n in text]
 
 
@@ -222,7 +229,8 @@ def test_a_trader_never_sees_how_its_declaration_was_selected_and_officers_see_e
         trader_json.append(json.dumps(gate.amend(decl_id, gate.goods("08109020", "Fresh lychees, class I"))))
         officer_ids = [h["Authorization"].split("_")[1] for h in gate.officers]
         other = next(i for i in officer_ids if i != gate.seen(decl_id)["assigned_officer"])
-        moved = client.post(f"{BASE}/{decl_id}/assignment", json={"officer_key_id": other}, headers=gate.officer)
+        staff_ids = [*officer_ids, *(h["Authorization"].split("_")[1] for h in (gate.supervisor, gate.treasury))]
+        moved = client.post(f"{BASE}/{decl_id}/assignment", json={"officer_key_id": other}, headers=gate.supervisor)
         assert moved.status_code == 200, moved.text
         gate.decide(decl_id, "request_documents", "phytosanitary certificate, please")
         asked = client.get(f"{BASE}/{decl_id}", headers=trader).json()
@@ -237,9 +245,13 @@ def test_a_trader_never_sees_how_its_declaration_was_selected_and_officers_see_e
         assert due > 0
         paid = client.post(f"{BASE}/{decl_id}/payments", headers=trader,
                            json={"bank_reference": "VCB-SEL-1", "amount_vnd": due})  # fmt: skip
-        assert paid.status_code == 200, paid.text
-        assert paid.json()["status"] == "released"
+        assert paid.status_code == 201, paid.text
+        assert paid.json()["status"] == "claimed"
         trader_json.append(paid.text)
+        confirmed = client.post(f"/api/v1/payments/{paid.json()['id']}/confirm", headers=gate.treasury)
+        assert confirmed.status_code == 200, confirmed.text
+        assert client.get(f"{BASE}/{decl_id}", headers=trader).json()["status"] == "released"
+        trader_json.append(client.get(f"{BASE}/{decl_id}/payments", headers=trader).text)
 
         # What the trader reads: its declaration, its list, its history.
         got = client.get(f"{BASE}/{decl_id}", headers=trader)
@@ -277,7 +289,7 @@ def test_a_trader_never_sees_how_its_declaration_was_selected_and_officers_see_e
         trader_json += [bundle.text, *leaves, *(json.dumps(p) for p in payloads)]
 
         for text in trader_json:
-            assert _leaks(text, officer_ids) == [], text[:2000]
+            assert _leaks(text, staff_ids) == [], text[:2000]
 
         # Officers see everything: the score, the rule hits, the draw, the officers and their key ids.
         seen = gate.seen(decl_id)
@@ -286,7 +298,8 @@ def test_a_trader_never_sees_how_its_declaration_was_selected_and_officers_see_e
         assert "random_draw" in seen["risk"]
         assert seen["assigned_officer"] == other
         officer_history = client.get(f"{BASE}/{decl_id}/history", headers=gate.officer).text
-        assert f"officer:{officer_ids[0]}" in officer_history
+        assert f"officer:{other}" in officer_history
+        assert "supervisor:" in officer_history  # the reassignment, with who made it
         listed = client.get(BASE, headers=gate.officer).json()["items"]
         assert next(d for d in listed if d["id"] == decl_id)["risk"]["score"] == 35
 

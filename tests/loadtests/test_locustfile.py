@@ -162,7 +162,9 @@ def test_keys_come_from_the_environment_before_the_file(tmp_path: Path) -> None:
     keys_file.write_text("export TRADER_KEY=sg_t\nexport OFFICER_KEY='sg_o'\nexport ADMIN_KEY=sg_a\nGATE_KEY=sg_g\n")
     assert parse_env_file(keys_file.read_text())["OFFICER_KEY"] == "sg_o"
     keys = load_keys({"SMARTGATE_LOAD_KEYS_FILE": str(keys_file), "SMARTGATE_LOAD_TRADER_KEY": "sg_env"})
-    assert (keys.trader, keys.officer, keys.admin) == ("sg_env", "sg_o", "sg_a")
+    assert (keys.trader, keys.officer, keys.admin, keys.treasury) == ("sg_env", "sg_o", "sg_a", None)
+    with_treasury = load_keys({"SMARTGATE_LOAD_KEYS_FILE": str(keys_file), "SMARTGATE_LOAD_TREASURY_KEY": "sg_k"})
+    assert with_treasury.treasury == "sg_k"
     with pytest.raises(MissingKeys, match="SMARTGATE_LOAD_OFFICER_KEY"):
         load_keys({"SMARTGATE_LOAD_TRADER_KEY": "sg_env"})
     with pytest.raises(MissingKeys, match="cannot read"):

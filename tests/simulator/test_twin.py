@@ -52,7 +52,7 @@ def test_a_scenario_without_loaded_trucks_is_refused():
 
 @pytest.fixture
 def platform(served: str, runtime: Any, keys: Any) -> Iterator[dict[str, Any]]:
-    """The platform over HTTP with today's exchange rates, a trader and an officer."""
+    """The platform over HTTP with today's exchange rates, a trader, an officer (off duty) and the treasury."""
     with unit_of_work(runtime.sessions) as session:
         for currency, rate in DEMO_RATES.items():
             day = dt.datetime.now(VN_TZ).date()
@@ -60,14 +60,16 @@ def platform(served: str, runtime: Any, keys: Any) -> Iterator[dict[str, Any]]:
     clear = lambda headers: headers["Authorization"].removeprefix("Bearer ")  # noqa: E731
     with httpx.Client(base_url=served) as http:  # the API as the twin sees it: over the network
         yield {"url": served, "http": http, "trader": clear(keys.make("trader", "Lao Cai Fruit Export JSC")),
-               "officer": clear(keys.make("officer")), "admin": clear(keys.make("admin"))}  # fmt: skip
+               "officer": clear(keys.make("officer")), "admin": clear(keys.make("admin")),
+               "treasury": clear(keys.make("treasury"))}  # fmt: skip
 
 
 def test_twin_files_reviews_pays_and_releases_through_the_api(platform):
     client = platform["http"]
     trucks = plan(BASELINE, trucks=24, seed=3)
     settings = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["officer"],
-                            speedup=1e6, concurrency=8, review_minutes=5)  # fmt: skip
+                            treasury_key=platform["treasury"], speedup=1e6, concurrency=8,
+                            review_minutes=5)  # fmt: skip
     result = run(trucks, settings)
     assert result["errors"] == []
     assert result["filed"] == result["released"] == 24
@@ -85,6 +87,13 @@ def test_twin_files_reviews_pays_and_releases_through_the_api(platform):
     reviewed_ids = [d["id"] for d in page["items"] if d["channel"] != "green"]
     history = client.get(f"/api/v1/declarations/{reviewed_ids[0]}/history", headers=officer).json()
     assert any(t["actor"].startswith("officer:") and t["action"] == "clear" for t in history["transitions"])
+    # Released by the treasury's confirmation, never by the trader's claim alone.
+    paid = [d for d in page["items"] if d["duties_due_vnd"] > 0]
+    assert paid
+    payments = client.get(f"/api/v1/declarations/{paid[0]['id']}/payments", headers=officer).json()
+    assert [(p["status"], p["recorded_by"][:7], p["decided_by"][:9]) for p in payments] == [
+        ("confirmed", "trader:", "treasury:")
+    ]
     # A second run on the same platform (as against `make run`'s database) releases its trucks too.
     again = run(plan(BASELINE, trucks=10, seed=4), settings)
     assert again["errors"] == []
@@ -93,25 +102,38 @@ def test_twin_files_reviews_pays_and_releases_through_the_api(platform):
 
 def test_twin_refuses_bad_keys_and_an_unreachable_platform(platform):
     trucks = plan(BASELINE, trucks=2, seed=1)
-    swapped = TwinSettings(url=platform["url"], trader_key=platform["officer"], officer_key=platform["officer"])
+    keys = {"treasury_key": platform["treasury"]}
+    swapped = TwinSettings(url=platform["url"], trader_key=platform["officer"], officer_key=platform["officer"], **keys)
     with pytest.raises(TwinError, match="trader key was refused"):
         run(trucks, swapped)
-    admin_as_officer = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["admin"])
+    admin_as_officer = TwinSettings(
+        url=platform["url"], trader_key=platform["trader"], officer_key=platform["admin"], **keys
+    )
     with pytest.raises(TwinError, match="officer key was refused"):  # admins read the queue but do not decide
         run(trucks, admin_as_officer)
-    trader_as_officer = TwinSettings(url=platform["url"], trader_key=platform["trader"], officer_key=platform["trader"])
+    trader_as_officer = TwinSettings(
+        url=platform["url"], trader_key=platform["trader"], officer_key=platform["trader"], **keys
+    )
     with pytest.raises(TwinError, match="officer key was refused"):
         run(trucks, trader_as_officer)
-    nowhere = TwinSettings(url="http://127.0.0.1:9", trader_key="x", officer_key="y")
+    trader_as_treasury = TwinSettings(
+        url=platform["url"], trader_key=platform["trader"], officer_key=platform["officer"],
+        treasury_key=platform["trader"],
+    )  # fmt: skip
+    with pytest.raises(TwinError, match="treasury key was refused"):  # a trader never confirms its own payment
+        run(trucks, trader_as_treasury)
+    nowhere = TwinSettings(url="http://127.0.0.1:9", trader_key="x", officer_key="y", treasury_key="z")
     with pytest.raises(TwinError, match="cannot reach"):
         run(trucks, nowhere)
 
 
 def test_twin_cli(platform, tmp_path, monkeypatch):
     keys_file = tmp_path / "demo.env"
-    keys_file.write_text(f"export TRADER_KEY={platform['trader']}\nexport OFFICER_KEY={platform['officer']}\n")
+    keys_file.write_text(f"export TRADER_KEY={platform['trader']}\nexport OFFICER_KEY={platform['officer']}\n"
+                         f"export TREASURY_KEY={platform['treasury']}\n")  # fmt: skip
     monkeypatch.delenv("SMARTGATE_TWIN_TRADER_KEY", raising=False)
     monkeypatch.delenv("SMARTGATE_TWIN_OFFICER_KEY", raising=False)
+    monkeypatch.delenv("SMARTGATE_TWIN_TREASURY_KEY", raising=False)
     cli = CliRunner()
     missing = cli.invoke(sim_app, ["twin", "baseline-2025", "--url", platform["url"], "--no-progress"])
     assert missing.exit_code == 2
@@ -124,6 +146,7 @@ def test_twin_cli(platform, tmp_path, monkeypatch):
     assert "channels (platform / scenario assumes)" in ok.output
     assert json.loads((tmp_path / "out" / "twin.json").read_text())["released"] == 6
     refused = cli.invoke(sim_app, [*args[:4], "--no-progress"], env={"SMARTGATE_TWIN_TRADER_KEY": "bad",
-                                                                     "SMARTGATE_TWIN_OFFICER_KEY": "bad"})  # fmt: skip
+                                                                     "SMARTGATE_TWIN_OFFICER_KEY": "bad",
+                                                                     "SMARTGATE_TWIN_TREASURY_KEY": "bad"})  # fmt: skip
     assert refused.exit_code == 3
     assert "refused" in refused.output

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import pytest
 from sqlalchemy.orm import Session
 
+from services.declarations.assessment import VN_TZ
+from services.declarations.tariff import DEMO_RATES, post_rate
 from services.kernel.auth import Principal, Role, create_key, get_or_create_organisation
 from services.kernel.database import unit_of_work
 from services.kernel.runtime import Runtime
@@ -58,3 +61,25 @@ def session(runtime: Runtime) -> Iterator[Session]:
     """A plain session for reading back what the units of work committed."""
     with runtime.read_sessions() as s:
         yield s
+
+
+@pytest.fixture
+def gate(runtime, client, keys):
+    """Two traders, two officers on duty, a supervisor, the treasury, an admin, and today's exchange rates."""
+    with unit_of_work(runtime.sessions) as session:
+        for currency, rate in DEMO_RATES.items():
+            post_rate(
+                session, currency=currency, day=dt.datetime.now(VN_TZ).date(), vnd_per_unit=rate, source="t", actor="t"
+            )
+    officers = [keys.make("officer"), keys.make("officer")]
+    for headers in officers:
+        assert client.put("/api/v1/review/duty", json={"on_duty": True}, headers=headers).status_code == 200
+    return {
+        "trader": keys.make("trader", "Lao Cai Fruit Export JSC"),
+        "other": keys.make("trader", "Hekou Border Trading Co."),
+        "officers": officers,
+        "supervisor": keys.make("supervisor"),
+        "treasury": keys.make("treasury"),
+        "admin": keys.make("admin"),
+        "client": client,
+    }

@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import itertools
 from typing import Any
 
 import pytest
 
-from services.declarations.assessment import VN_TZ
-from services.declarations.tariff import DEMO_RATES, post_rate
 from services.kernel.database import unit_of_work
 
 _keys = itertools.count()
-
-
-@pytest.fixture
-def gate(runtime, client, keys):
-    """A trader, two officers on duty, an admin, and today's exchange rates."""
-    with unit_of_work(runtime.sessions) as session:
-        for currency, rate in DEMO_RATES.items():
-            post_rate(
-                session, currency=currency, day=dt.datetime.now(VN_TZ).date(), vnd_per_unit=rate, source="t", actor="t"
-            )
-    officers = [keys.make("officer"), keys.make("officer")]
-    for headers in officers:
-        assert client.put("/api/v1/review/duty", json={"on_duty": True}, headers=headers).status_code == 200
-    return {
-        "trader": keys.make("trader", "Lao Cai Fruit Export JSC"),
-        "other": keys.make("trader", "Hekou Border Trading Co."),
-        "officers": officers,
-        "admin": keys.make("admin"),
-        "client": client,
-    }
 
 
 def file(gate: dict[str, Any], body: dict[str, Any], *, who: str = "trader") -> dict[str, Any]:
@@ -60,12 +37,38 @@ def red_body(declaration_body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def decide(gate, decl_id: str, outcome: str, officer: int = 0, **extra) -> Any:
+def key_id(headers: dict[str, str]) -> str:
+    """The key id of a test key (`sg_<id>_<secret>`): what assignments name."""
+    return headers["Authorization"].removeprefix("Bearer sg_").split("_")[0]
+
+
+def assignee(gate, decl_id: str) -> dict[str, str]:
+    """The headers of the officer the declaration is assigned to."""
+    decl = gate["client"].get(f"/api/v1/declarations/{decl_id}", headers=gate["supervisor"]).json()
+    return next(h for h in gate["officers"] if key_id(h) == decl["assigned_officer"])
+
+
+def decide(gate, decl_id: str, outcome: str, officer: dict[str, str] | None = None, **extra) -> Any:
+    """Decide as the assignee (or `officer`), on the version just read: If-Match carries its ETag."""
+    headers = officer or assignee(gate, decl_id)
+    etag = gate["client"].get(f"/api/v1/declarations/{decl_id}", headers=headers).headers["ETag"]
     return gate["client"].post(
         f"/api/v1/declarations/{decl_id}/decisions",
         json={"outcome": outcome, "reason": "checked by officer", **extra},
-        headers=gate["officers"][officer],
+        headers={**headers, "If-Match": etag},
     )
+
+
+def pay(gate, decl_id: str, reference: str, amount: int, *, who: str = "trader") -> Any:
+    return gate["client"].post(
+        f"/api/v1/declarations/{decl_id}/payments",
+        json={"bank_reference": reference, "amount_vnd": amount},
+        headers=gate[who],
+    )
+
+
+def confirm(gate, payment_id: str, *, who: str = "treasury") -> Any:
+    return gate["client"].post(f"/api/v1/payments/{payment_id}/confirm", headers=gate[who])
 
 
 def queued(gate, declaration_body) -> dict[str, Any]:
@@ -99,13 +102,12 @@ def test_green_declaration_clears_automatically_and_releases_on_payment(gate, de
             break
     assert decl is not None
     assert decl["status"] == "cleared", decl["risk"]
-    paid = gate["client"].post(
-        f"/api/v1/declarations/{decl['id']}/payments",
-        json={"bank_reference": "VCB-GREEN-1", "amount_vnd": decl["duties_due_vnd"]},
-        headers=gate["trader"],
-    )
-    assert paid.status_code == 200
-    assert paid.json()["status"] == "released"
+    paid = pay(gate, decl["id"], "VCB-GREEN-1", decl["duties_due_vnd"])
+    assert paid.status_code == 201
+    assert (paid.json()["status"], paid.json()["declaration_status"]) == ("claimed", "cleared")
+    confirmed = confirm(gate, paid.json()["id"])
+    assert confirmed.status_code == 200
+    assert confirmed.json()["declaration_status"] == "released"
 
 
 def test_rotation_gives_consecutive_declarations_to_different_officers(gate, declaration_body):
@@ -141,25 +143,13 @@ def test_request_documents_then_upload_returns_to_review_then_clear_and_pay(gate
     assert got.content == b"%PDF-1.7 phytosanitary certificate"
     assert client.get(f"/api/v1/declarations/{decl['id']}", headers=gate["trader"]).json()["status"] == "submitted"
     assert decide(gate, decl["id"], "clear").json()["status"] == "cleared"
-    resp = client.post(
-        f"/api/v1/declarations/{decl['id']}/payments",
-        json={"bank_reference": "BIDV-0001", "amount_vnd": decl["duties_due_vnd"] - 1},
-        headers=gate["trader"],
-    )
-    assert resp.json()["status"] == "cleared"  # not paid in full yet
-    resp = client.post(
-        f"/api/v1/declarations/{decl['id']}/payments",
-        json={"bank_reference": "BIDV-0002", "amount_vnd": 1},
-        headers=gate["trader"],
-    )
-    assert resp.json()["status"] == "released"
-    assert resp.json()["paid_vnd"] == decl["duties_due_vnd"]
-    dup = client.post(
-        f"/api/v1/declarations/{decl['id']}/payments",
-        json={"bank_reference": "BIDV-0002", "amount_vnd": 1},
-        headers=gate["trader"],
-    )
-    assert dup.status_code == 409
+    short = pay(gate, decl["id"], "BIDV-0001", decl["duties_due_vnd"] - 1)
+    assert confirm(gate, short.json()["id"]).json()["declaration_status"] == "cleared"  # not paid in full yet
+    rest = pay(gate, decl["id"], "BIDV-0002", 1)
+    done = confirm(gate, rest.json()["id"]).json()
+    assert done["declaration_status"] == "released"
+    assert done["paid_vnd"] == decl["duties_due_vnd"]
+    assert pay(gate, decl["id"], "BIDV-0002", 1).status_code == 409
 
 
 def test_inspection_result_is_recorded_and_violation_lowers_compliance(gate, declaration_body, runtime):
@@ -231,9 +221,11 @@ def test_every_decision_from_every_review_state(gate, declaration_body, path, ou
 
 def test_reject_needs_a_reason(gate, declaration_body):
     decl = queued(gate, declaration_body)
+    etag = gate["client"].get(f"/api/v1/declarations/{decl['id']}", headers=gate["supervisor"]).headers["ETag"]
     resp = gate["client"].post(
-        f"/api/v1/declarations/{decl['id']}/decisions", json={"outcome": "reject"}, headers=gate["officers"][0]
-    )
+        f"/api/v1/declarations/{decl['id']}/decisions", json={"outcome": "reject"},
+        headers={**assignee(gate, decl["id"]), "If-Match": etag},
+    )  # fmt: skip
     assert resp.status_code == 422
 
 
@@ -268,21 +260,16 @@ def test_other_organisation_cannot_upload_or_pay(gate, declaration_body):
 
 def test_reassignment(gate, declaration_body, runtime):
     decl = queued(gate, declaration_body)
-    from services.declarations.models import Declaration, OfficerDuty
-
-    with unit_of_work(runtime.read_sessions) as session:
-        other = next(
-            d.officer_key_id for d in session.query(OfficerDuty) if d.officer_key_id != decl["assigned_officer"]
-        )
-    resp = gate["client"].post(
-        f"/api/v1/declarations/{decl['id']}/assignment", json={"officer_key_id": other}, headers=gate["officers"][0]
-    )
+    other = next(key_id(h) for h in gate["officers"] if key_id(h) != decl["assigned_officer"])
+    url = f"/api/v1/declarations/{decl['id']}/assignment"
+    resp = gate["client"].post(url, json={"officer_key_id": other, "reason": "load balancing"},
+                               headers=gate["supervisor"])  # fmt: skip
     assert resp.status_code == 200
     assert resp.json()["assigned_officer"] == other
-    bad = gate["client"].post(
-        f"/api/v1/declarations/{decl['id']}/assignment", json={"officer_key_id": "nobody"}, headers=gate["officers"][0]
-    )
+    bad = gate["client"].post(url, json={"officer_key_id": "nobody"}, headers=gate["supervisor"])
     assert bad.status_code == 422
+    from services.declarations.models import Declaration
+
     with unit_of_work(runtime.read_sessions) as session:
         assert session.get(Declaration, decl["id"]).assigned_officer == other
 

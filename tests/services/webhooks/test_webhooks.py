@@ -320,9 +320,15 @@ def test_an_officer_decision_reaches_the_trader_with_its_reason(hooks: Hooks, re
     endpoint = hooks.register(receiver.url, event_types=["declaration.documents_requested", "declaration.cleared"])
     decl = hooks.file()
     assert decl["channel"] in ("yellow", "red")  # a new trader's fresh fruit is always reviewed
+    # Nobody is on duty: the officer takes it, then decides on the version it read (If-Match).
+    officer_id = hooks.officer["Authorization"].removeprefix("Bearer sg_").split("_")[0]
+    taken = hooks.client.post(
+        f"{DECLARATIONS}/{decl['id']}/assignment", headers=hooks.officer, json={"officer_key_id": officer_id}
+    )
+    assert taken.status_code == 200, taken.text
     asked = hooks.client.post(
         f"{DECLARATIONS}/{decl['id']}/decisions",
-        headers=hooks.officer,
+        headers={**hooks.officer, "If-Match": taken.headers["ETag"]},
         json={"outcome": "request_documents", "reason": "phytosanitary certificate, please"},
     )
     assert asked.status_code == 200, asked.text
@@ -331,6 +337,30 @@ def test_an_officer_decision_reaches_the_trader_with_its_reason(hooks: Hooks, re
     assert got[0]["data"]["reason"] == "phytosanitary certificate, please"
     assert got[0]["data"]["status"] == "awaiting_documents"
     assert Webhook(endpoint["secret"]).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])
+
+
+def test_a_rejected_payment_reaches_the_trader_and_a_claim_is_not_paid(
+    hooks: Hooks, receiver: Receiver, keys: Any
+) -> None:
+    hooks.register(receiver.url, event_types=["declaration.paid", "declaration.payment_rejected"])
+    decl = hooks.file()
+    treasury = keys.make("treasury")
+    claim = hooks.client.post(f"{DECLARATIONS}/{decl['id']}/payments", headers=hooks.trader,
+                              json={"bank_reference": "VCB-HOOK-1", "amount_vnd": 1000})  # fmt: skip
+    assert claim.status_code == 201, claim.text
+    rejected = hooks.client.post(f"/api/v1/payments/{claim.json()['id']}/reject", headers=treasury,
+                                 json={"reason": "no credit with this reference"})  # fmt: skip
+    assert rejected.status_code == 200, rejected.text
+    got = hooks.wait(lambda: receiver.events())
+    # The claim itself sent no `paid`: only the treasury's confirmation does.
+    assert [e["type"] for e in got] == ["declaration.payment_rejected"]
+    data = got[0]["data"]
+    assert (data["payment_id"], data["amount_vnd"], data["reason"]) == (
+        claim.json()["id"],
+        1000,
+        "no credit with this reference",
+    )
+    assert "actor" not in data  # no treasury key id leaves the platform
 
 
 def test_failures_are_retried_then_given_up_and_sent_again_by_hand(hooks: Hooks, receiver: Receiver) -> None:
