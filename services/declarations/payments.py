@@ -118,17 +118,20 @@ def reject(session: Session, *, principal: Principal, payment_id: str, reason: s
         session,
         type=PAYMENT_REJECTED,
         subject=decl.id,
-        payload={
-            "declaration_id": decl.id,
-            "number": decl.number,
-            "organisation_id": decl.organisation_id,
-            "payment_id": payment.id,
-            "amount_vnd": payment.amount_vnd,
-            "reason": reason,
-            "actor": public_actor(principal.actor),
-        },
+        payload={**_about(decl, payment), "reason": reason, "actor": public_actor(principal.actor)},
     )
     return payment, decl
+
+
+def _about(decl: Declaration, payment: Payment) -> dict[str, object]:
+    """What every payment event says of the declaration and the payment (staff only by role: traders read it)."""
+    return {
+        "declaration_id": decl.id,
+        "number": decl.number,
+        "organisation_id": decl.organisation_id,
+        "payment_id": payment.id,
+        "amount_vnd": payment.amount_vnd,
+    }
 
 
 def _credit(session: Session, decl: Declaration, payment: Payment, *, actor: str) -> None:
@@ -140,12 +143,8 @@ def _credit(session: Session, decl: Declaration, payment: Payment, *, actor: str
         type=PAID,
         subject=decl.id,
         payload={
-            "declaration_id": decl.id,
-            "number": decl.number,
-            "organisation_id": decl.organisation_id,
-            "payment_id": payment.id,
+            **_about(decl, payment),
             "bank_reference_sha256": hashlib.sha256(payment.bank_reference.encode()).hexdigest(),
-            "amount_vnd": payment.amount_vnd,
             "paid_vnd": decl.paid_vnd,
             "due_vnd": decl.duties_due_vnd,
             "recorded_by": public_actor(payment.recorded_by),
