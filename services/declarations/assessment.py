@@ -322,6 +322,9 @@ def ensure_profile(session: Session, organisation_id: str) -> None:
     )  # fmt: skip
 
 
+UNASSESSED_REASON = "duties could not be assessed automatically: an officer reviews them"
+
+
 @dataclass(slots=True)
 class Assessment:
     """The duty bill, the channel, the confidential record behind it with the salt of its commitment, and the
@@ -392,6 +395,13 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         result.reasons.append({"rule": "channel_kept", "weight": 0, "detail": f"was {kept} before this assessment",
                                "reason": selectivity.KEPT_REASON})  # fmt: skip
         result.channel = str(kept)
+    if not bill.assessed and result.channel == "green":
+        # Whatever the rule set weighs: duties nobody could compute are never cleared (nor released) by the
+        # machine. An officer looks at them (audit, issue 12).
+        result.reasons.append({"rule": "duties_unassessed_floor", "weight": 0,
+                               "detail": "; ".join(p for line in bill.lines for p in line.problems),
+                               "reason": UNASSESSED_REASON})  # fmt: skip
+        result.channel = "yellow"
     now = utcnow()
     observations: list[dict[str, Any]] = [
         {"hs_code": item["hs_code"], "vnd_per_kg": value, "declaration_id": decl.id, "observed_at": now}

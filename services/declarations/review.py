@@ -224,6 +224,13 @@ def decide(
         raise Unprocessable("a rejection needs a reason", code="decision.reason_required")
     if violation and outcome not in ("reject", "clear"):
         raise Unprocessable("violations are recorded with a clear or reject decision", code="decision.violation")
+    if outcome == "clear" and not service.duties_assessed(decl):
+        problems = sorted({p for line in (decl.duties or {}).get("lines", []) for p in line.get("problems", [])})
+        raise Unprocessable(
+            "duties could not be assessed (" + "; ".join(problems or ["no duty bill"]) + "): a declaration is "
+            "cleared only with its duties; request documents so the trader amends it, or reject it",
+            code="decision.duties_unassessed",
+        )
     after_inspection = decl.status == Status.inspection
     text = reason or ""
     if after_inspection:

@@ -262,7 +262,7 @@ def store(session: Session, filing: Filing) -> Declaration:
             decl.status = _check(decl, "clear", trader_only=False)
             rows.append(_step_rows(decl, "clear", Status.submitted.value, decl.status, actor="system:risk",
                                    reason=GREEN_REASON, now=now))  # fmt: skip
-            if decl.paid_vnd >= decl.duties_due_vnd:
+            if paid_in_full(decl):
                 decl.status = _check(decl, "release", trader_only=False)
                 rows.append(_step_rows(decl, "release", Status.cleared.value, decl.status, actor="system:payments",
                                        reason=_paid_reason(decl), now=now))  # fmt: skip
@@ -450,8 +450,18 @@ def assess_and_route(session: Session, decl: Declaration) -> None:
 
 def settle(session: Session, decl: Declaration) -> None:
     """Release a cleared declaration once its duties are paid in full."""
-    if decl.status == Status.cleared and decl.paid_vnd >= decl.duties_due_vnd:
+    if decl.status == Status.cleared and paid_in_full(decl):
         transition(session, decl=decl, action="release", actor="system:payments", reason=_paid_reason(decl))
+
+
+def duties_assessed(decl: Declaration) -> bool:
+    """Whether the duty bill is complete (every line had its tariff line and exchange rate)."""
+    return bool((decl.duties or {}).get("assessed"))
+
+
+def paid_in_full(decl: Declaration) -> bool:
+    """Duties assessed and paid: a bill that could not be computed is never "paid" by paying its partial total."""
+    return duties_assessed(decl) and decl.paid_vnd >= decl.duties_due_vnd
 
 
 def _paid_reason(decl: Declaration) -> str:

@@ -305,3 +305,65 @@ def test_two_decisions_on_one_reviewed_version_apply_once(gate, declaration_body
     assert sorted(r.status_code for r in responses) == [200, 412], [r.text for r in responses]
     history = gate["client"].get(f"{BASE}/{decl['id']}/history", headers=gate["supervisor"]).json()
     assert [t["action"] for t in history["transitions"]][2:] in (["request_documents"], ["inspect"])
+
+
+# ---- duties nobody could compute are never cleared nor released by the machine (review of issue 12) -----------
+
+LENIENT = (
+    "version: '2026.12.9'\nseed: 7\ntarget: {green: 100, yellow: 0, red: 0}\n"
+    "thresholds: {yellow: 1000, red: 2000}\nrandom_selection: {red: 0, yellow: 0}\n"
+    "rules:\n  - {id: fruit, type: hs_watchlist, prefixes: ['08'], weight: 5}\n"
+)
+
+
+def lenient_rules(gate) -> None:
+    """A rule set that makes everything green (no unassessed-duties rule, no random selection)."""
+    client, admin = gate["client"], gate["admin"]
+    assert client.post("/api/v1/risk/rule-sets", json={"yaml": LENIENT}, headers=admin).status_code == 201
+    assert client.post("/api/v1/risk/rule-sets/2026.12.9/activate", headers=admin).status_code == 200
+
+
+def test_unassessed_duties_are_never_green_whatever_the_rule_set(gate, declaration_body):
+    lenient_rules(gate)
+    assessed = gate["client"].post(f"{BASE}?submit=true", json=declaration_body,
+                                   headers={**gate["trader"], "Idempotency-Key": "lenient-1"})  # fmt: skip
+    assert (assessed.json()["channel"], assessed.json()["status"]) == ("green", "cleared")  # the rule set works
+    body = copy.deepcopy(declaration_body)
+    body["items"][0]["currency"] = "GBP"  # no exchange rate for it: the bill cannot be computed
+    filed = gate["client"].post(f"{BASE}?submit=true", json=body,
+                                headers={**gate["trader"], "Idempotency-Key": "lenient-2"})  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    assert (filed.json()["channel"], filed.json()["status"]) == ("yellow", "submitted")
+    assert "risk" not in filed.json()
+    assert "duties_unassessed_floor" not in filed.text  # confidential
+    officer_view = read(gate, filed.json()["id"], gate["supervisor"]).json()
+    assert officer_view["duties"]["assessed"] is False
+    floor = next(r for r in officer_view["risk"]["reasons"] if r["rule"] == "duties_unassessed_floor")
+    assert "GBP" in floor["detail"]
+
+
+def test_an_officer_cannot_clear_duties_that_were_not_assessed(gate, declaration_body):
+    lenient_rules(gate)
+    body = copy.deepcopy(declaration_body)
+    body["items"][0]["currency"] = "GBP"
+    filed = gate["client"].post(f"{BASE}?submit=true", json=body,
+                                headers={**gate["trader"], "Idempotency-Key": "lenient-3"})  # fmt: skip
+    decl_id = filed.json()["id"]
+    officer = assignee(gate, decl_id)
+    etag = read(gate, decl_id, officer).headers["ETag"]
+    problem = assert_problem(post_decision(gate, decl_id, officer, etag), 422, "decision.duties_unassessed")
+    assert "GBP" in problem["detail"]
+    assert read(gate, decl_id, officer).json()["status"] == "submitted"
+    # The way on: documents requested, the trader amends to a currency with a rate, then it can be cleared and paid.
+    assert post_decision(gate, decl_id, officer, etag, outcome="request_documents").status_code == 200
+    trader_etag = read(gate, decl_id, gate["trader"]).json()["etag"]
+    fixed = gate["client"].post(f"{BASE}/{decl_id}/amend", json=declaration_body,
+                                headers={**gate["trader"], "If-Match": trader_etag})  # fmt: skip
+    assert fixed.status_code == 200, fixed.text
+    now = read(gate, decl_id, officer)
+    assert now.json()["duties"]["assessed"] is True
+    assert now.json()["channel"] == "yellow"  # an amendment never lowers the channel by itself
+    cleared = post_decision(gate, decl_id, officer, now.headers["ETag"])
+    assert cleared.status_code == 200, cleared.text
+    paid = pay(gate, decl_id, "VCB-UNASSESSED-1", now.json()["duties_due_vnd"])
+    assert confirm(gate, paid.json()["id"]).json()["declaration_status"] == "released"
