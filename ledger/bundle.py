@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +58,11 @@ def build_bundle(
     *,
     size: int | None = None,
     include_payloads: bool = True,
+    show_payload: Callable[[bytes], bool] | None = None,
 ) -> dict[str, Any]:
-    """Build a bundle for `subject` against the checkpoint at `size` (default: latest anchored, else latest)."""
+    """Build a bundle for `subject` against the checkpoint at `size` (default: latest anchored, else latest).
+    Payloads are left out (null; the bundle still verifies) when `include_payloads` is false, or for the entries
+    whose payload `show_payload` refuses."""
     with engine.connect() as conn:
         cps = storage.all_checkpoints(conn)
         if size is not None:
@@ -76,7 +80,9 @@ def build_bundle(
             {
                 "index": row.index,
                 "leaf": _b64(row.leaf),
-                "payload": _b64(row.payload) if include_payloads else None,
+                "payload": _b64(row.payload)
+                if include_payloads and (show_payload is None or show_payload(bytes(row.payload)))
+                else None,
                 "inclusion_proof": [_b64(h) for h in reader.inclusion_proof(conn, row.index, cp_size)],
             }
             for row in rows

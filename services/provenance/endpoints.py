@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from ledger import bundle as ledger_bundle
 from ledger import storage
+from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
 from services.kernel.errors import Forbidden, NotFound
@@ -213,7 +214,10 @@ def subject_bundle(
         raise Forbidden(f"role '{principal.role.value}' may not fetch provenance bundles")
     if "\x00" in subject:
         raise NotFound(f"no bundle for {subject!r}", code="ledger.no_subject")
-    document = service.build_bundle(get_provenance(request), subject, include_payloads=payloads)
+    # Entries recorded before the audit's confidentiality change keep their old payloads (append-only): a trader
+    # gets their leaves and proofs, not those payloads.
+    show = confidential.trader_may_read if principal.role is Role.trader else None
+    document = service.build_bundle(get_provenance(request), subject, include_payloads=payloads, show_payload=show)
     filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in subject)[:80]
     return Response(
         ledger_bundle.dumps(document),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,10 +268,17 @@ def choose_checkpoint(conn: Connection, subject: str) -> BundleChoice:
     )
 
 
-def build_bundle(prov: Provenance, subject: str, *, include_payloads: bool) -> dict[str, Any]:
+def build_bundle(
+    prov: Provenance, subject: str, *, include_payloads: bool, show_payload: Callable[[bytes], bool] | None = None
+) -> dict[str, Any]:
     """A self-contained, signed provenance bundle of a subject (see ledger.bundle)."""
     with prov.read_engine.connect() as conn:
         choice = choose_checkpoint(conn, subject)
     return ledger_bundle.build_bundle(
-        prov.read_engine, subject, prov.signer, size=choice.size, include_payloads=include_payloads
+        prov.read_engine,
+        subject,
+        prov.signer,
+        size=choice.size,
+        include_payloads=include_payloads,
+        show_payload=show_payload,
     )

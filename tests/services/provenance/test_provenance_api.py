@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from ledger.checkpoint import Verifier, open_checkpoint
 from ledger.merkle import leaf_hash, root
 from ledger.verify import verify_consistency, verify_inclusion
+from services.kernel.database import unit_of_work
+from services.kernel.outbox import record_event
 from services.kernel.runtime import Runtime
 from services.provenance import service
 from services.provenance.checkpointer import Checkpointer
@@ -217,3 +219,45 @@ def test_a_bundle_without_payloads_still_proves_the_history(
     path.write_bytes(response.content)
     result = CliRunner().invoke(ledger_app, ["verify-bundle", str(path)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_traders_bundle_withholds_payloads_recorded_in_the_pre_audit_forms(
+    client: Any,
+    api: Api,
+    trader: dict[str, str],
+    officer: dict[str, str],
+    runtime: Runtime,
+    checkpointer: Checkpointer,
+    tmp_path: Path,
+) -> None:
+    """Entries written before selectivity became confidential (score, rule hits, officers' key ids) stay in the
+    append-only ledger: a trader's bundle proves them without showing their payloads; customs sees them."""
+    created = api.file(trader, submit=True)
+    old_forms = [
+        ("declaration.assessed", {"declaration_id": created["id"], "organisation_id": created["organisation_id"],
+                                  "channel": "yellow", "score": 45, "rule_set_version": "2026.11.1",
+                                  "rules": [{"rule": "new_trader", "weight": 25}]}),
+        ("declaration.assigned", {"declaration_id": created["id"], "from": None, "to": "k0ff1cer",
+                                  "actor": "supervisor:k5up"}),
+        ("declaration.cleared", {"declaration_id": created["id"], "action": "clear", "actor": "officer:k0ff1cer"}),
+    ]  # fmt: skip
+    with unit_of_work(runtime.sessions) as session:
+        for type_, payload in old_forms:
+            record_event(session, type=type_, subject=created["id"], payload=payload)
+    settle(runtime, checkpointer)
+    mine = client.get(f"{LEDGER}/subjects/{created['id']}/bundle", headers=trader)
+    assert mine.status_code == 200, mine.text
+    shown = [json.loads(unb64(e["payload"])) for e in mine.json()["entries"] if e["payload"] is not None]
+    withheld = [e for e in mine.json()["entries"] if e["payload"] is None]
+    assert len(withheld) == 3
+    assert shown  # today's events stay readable
+    assert all(p["declaration_id"] == created["id"] for p in shown)
+    for secret in (b"k0ff1cer", b"k5up", b"score", b"new_trader"):
+        assert secret not in mine.content
+    path = tmp_path / "bundle.json"
+    path.write_bytes(mine.content)
+    verified = CliRunner().invoke(ledger_app, ["verify-bundle", str(path)])
+    assert verified.exit_code == 0, verified.output
+    theirs = client.get(f"{LEDGER}/subjects/{created['id']}/bundle", headers=officer).json()
+    assert all(e["payload"] is not None for e in theirs["entries"])
+    assert len(theirs["entries"]) == len(mine.json()["entries"])
