@@ -14,6 +14,7 @@ first level past the bound.
 
 from __future__ import annotations
 
+import json
 import re
 from array import array
 from itertools import accumulate
@@ -97,7 +98,21 @@ class JsonDepthMiddleware:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        if json_depth_exceeds(b"".join(chunks), self.max_depth):
+        body = b"".join(chunks)
+        if json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+            # Python's parser would decode UTF-16 and UTF-32 too, past a depth check that reads UTF-8 brackets.
+            # RFC 8259 §8.1: JSON exchanged between systems is UTF-8.
+            response = problem(
+                400,
+                "JSON must be UTF-8",
+                "the body looks like UTF-16 or UTF-32; send JSON encoded as UTF-8 (RFC 8259, section 8.1)",
+                type_slug="json-not-utf8",
+                instance=scope.get("path"),
+                code="json.not_utf8",
+            )
+            await response(scope, receive, send)
+            return
+        if json_depth_exceeds(body, self.max_depth):
             response = problem(
                 400,
                 "JSON nested too deeply",

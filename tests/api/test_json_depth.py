@@ -78,6 +78,16 @@ def test_deep_bodies_to_every_route_are_refused_and_the_server_stays_up(
             sent = {"Idempotency-Key": "deep-2"} | ({"Content-Type": content_type} if content_type else {})
             _assert_too_deep(client.post("/api/v1/declarations", content=DEEP, headers=sent))
         _assert_too_deep(client.post("/api/v1/declarations", content=UNCLOSED, headers={"Idempotency-Key": "deep-3"}))
+        # Python's parser also reads UTF-16 and UTF-32, whose brackets a UTF-8 measure would not see: refused.
+        for encoding in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16"):
+            deep = DEEP.decode().encode(encoding)
+            refused = client.post("/api/v1/declarations", content=deep, headers={**trader, "Idempotency-Key": "d-4"})
+            assert refused.status_code == 400, (encoding, refused.text[:200])
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["code"] == "json.not_utf8"
+        shallow = json.dumps(declaration_body).encode("utf-16")
+        refused = client.post("/api/v1/declarations", content=shallow, headers={**trader, "Idempotency-Key": "d-5"})
+        assert refused.json()["code"] == "json.not_utf8"  # not stored in another encoding either
 
         # Still up, and still serving real work: a filing at the bound's nesting is judged on its content.
         assert client.get("/healthz").status_code == 200
