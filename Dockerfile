@@ -9,16 +9,16 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/smartgate
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-deploy.lock ./
+# The versions CI tested (scripts/lock.sh), exactly: --no-deps, because rapidocr-onnxruntime asks for
+# opencv-python (GUI build) and the lock holds only the headless wheel (both own cv2/).
+RUN pip install --no-cache-dir --no-deps -r requirements-deploy.lock
 COPY api ./api
 COPY services ./services
 COPY ledger ./ledger
 COPY ocr ./ocr
 COPY simulator ./simulator
-# rapidocr-onnxruntime pulls opencv-python (GUI build); both wheels own cv2/, so keep only the headless one.
-RUN pip install --no-cache-dir '.[ledger,ocr,distributed]' \
- && pip uninstall -y opencv-python opencv-python-headless \
- && pip install --no-cache-dir --no-deps --force-reinstall 'opencv-python-headless>=4.10'
+RUN pip install --no-cache-dir --no-deps .
 
 RUN useradd --system --uid 10001 --home-dir /var/lib/smartgate --create-home smartgate
 USER smartgate

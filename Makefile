@@ -5,12 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= ledger,ocr,sim,distributed,dev
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export SMARTGATE_VAR_DIR ?= var
 
-.PHONY: help setup system-deps run run-distributed test lint format bench loadtest sim migrate clean
+.PHONY: help setup lock system-deps run run-distributed test lint format bench loadtest sim migrate clean
 
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
@@ -20,19 +19,23 @@ help:
 	@echo "make bench     run the benchmarks under benchmarks/"
 	@echo "make loadtest  a bounded locust run against a local platform"
 	@echo "make sim       run the baseline gate scenario"
+	@echo "make lock      re-resolve requirements.lock from pyproject.toml (then run make test and commit both)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "smartgate needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
-	@# rapidocr-onnxruntime pulls opencv-python (GUI build); both wheels own cv2/, so keep only the headless one.
-	$(BIN)/pip uninstall --quiet -y opencv-python opencv-python-headless
-	$(BIN)/pip install --quiet --no-deps --force-reinstall "opencv-python-headless>=4.10"
+	@# The versions CI tested (requirements.lock; `make lock` regenerates it), exactly: --no-deps, because
+	@# rapidocr-onnxruntime asks for opencv-python (GUI build) and the lock holds only the headless wheel.
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 system-deps:
 	@scripts/system-deps.sh
+
+lock:
+	scripts/lock.sh
 
 setup: system-deps $(STAMP)
 
