@@ -40,12 +40,13 @@ def test_lanes_are_served_in_turn_not_in_arrival_order():
 
 def test_one_lane_cannot_take_every_worker():
     pool = FairPool(workers=2, per_lane=1)
-    release = threading.Event()
+    release, first = threading.Event(), threading.Event()
     started: list[str] = []
 
     def slow(name: str):  # type: ignore[no-untyped-def]
         def run() -> None:
             started.append(name)
+            first.set()
             assert release.wait(30)
 
         return run
@@ -55,6 +56,8 @@ def test_one_lane_cannot_take_every_worker():
         b = pool.submit("B", lambda: "B done")
         # B gets the second worker while A's first image is still running and its other five wait.
         assert b.future.result(timeout=30) == "B done"
+        # B can finish before the other worker has even entered A0 (a loaded machine): wait for A0 to run.
+        assert first.wait(30)
         assert started == ["A0"]
         assert (pool.running("A"), pool.pending("A")) == (1, 6)
         # A queued job can be taken off; a running one cannot.
