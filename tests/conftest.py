@@ -244,3 +244,12 @@ def anvil_url() -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def raw_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a test write events its type's catalogue model would refuse: tests of the transport (outbox, bus) and
+    of consumers' tolerance of partial or pre-catalogue payloads. Producers are always checked elsewhere."""
+    from services.kernel import catalogue
+
+    monkeypatch.setattr(catalogue, "ENFORCE", False)

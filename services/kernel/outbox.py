@@ -12,6 +12,7 @@ import rfc8785
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from services.kernel import catalogue
 from services.kernel.database import Base, UTCDateTime, new_id, table_of, utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -120,7 +121,8 @@ def canonical_sha256(document: Any, *, plain: bool | None = None) -> str:
 
 
 def event_row(*, type: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """An outbox row (for record_events)."""
+    """An outbox row (for record_events); the payload must be what the event catalogue says its type carries."""
+    catalogue.check(type, payload)
     return {"id": new_id(), "type": type, "subject": subject, "payload": payload, "occurred_at": utcnow()}
 
 

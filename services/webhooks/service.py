@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.kernel import catalogue
 from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id, table_of, unit_of_work, utcnow
 from services.kernel.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -24,24 +25,9 @@ from services.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger("smartgate.webhooks")
 
-# The declaration events a trader may receive (officer assignment stays internal), and the ping.
-EVENT_TYPES = (
-    "declaration.created",
-    "declaration.submitted",
-    "declaration.amended",
-    "declaration.cancelled",
-    "declaration.assessed",
-    "declaration.documents_requested",
-    "declaration.documents_provided",
-    "declaration.inspection_ordered",
-    "declaration.cleared",
-    "declaration.rejected",
-    "declaration.paid",
-    "declaration.payment_rejected",
-    "declaration.released",
-    "declaration.exited",
-    "declaration.expired",
-)
+# The events a trader may receive (officer assignment stays internal): those the event catalogue marks
+# trader-facing, and the ping.
+EVENT_TYPES = catalogue.TRADER_FACING
 TEST_EVENT = "webhook.test"
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP = dt.timedelta(hours=24)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from services.declarations.models import Declaration
 from services.kernel.database import unit_of_work
 from services.kernel.outbox import Event, OutboxEvent, record_event
+
+pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tolerance, not payloads
 
 
 def _file(client, headers, body, key):

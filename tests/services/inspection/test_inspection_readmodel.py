@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from services.inspection.models import ExpectedContainer, ExpectedDeclaration
 from services.kernel.database import unit_of_work
 from services.kernel.outbox import record_event
+
+pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tolerance, not payloads
 
 DECL = "3f2b8c1e-0000-4000-8000-000000000001"
 

@@ -19,6 +19,8 @@ from services.kernel.outbox import Event, record_event
 from services.kernel.runtime import Runtime
 from tests.support import wait_for
 
+pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tolerance, not payloads
+
 NATS_URL = os.environ.get("SMARTGATE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 

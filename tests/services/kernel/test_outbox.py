@@ -23,6 +23,8 @@ from services.kernel.database import new_id, unit_of_work
 from services.kernel.outbox import Event, OutboxEvent, ProcessedEvent, as_event, canonical_sha256, record_event
 from services.kernel.runtime import Runtime
 
+pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tolerance, not payloads
+
 # A hang guard for the background-thread tests, never what decides a result.
 HANG_GUARD_S = 10
 

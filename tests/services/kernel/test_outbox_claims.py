@@ -15,6 +15,8 @@ from services.kernel.database import make_engine, make_sessionmaker, unit_of_wor
 from services.kernel.outbox import Event, OutboxEvent, claim_events, event_row, record_events
 from services.kernel.runtime import Runtime
 
+pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tolerance, not payloads
+
 # A hang guard for the relay threads, never what decides a result.
 HANG_GUARD_S = 120
 

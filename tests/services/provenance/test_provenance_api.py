@@ -221,6 +221,7 @@ def test_a_bundle_without_payloads_still_proves_the_history(
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.usefixtures("raw_events")  # the old payload forms are no longer in the event catalogue
 def test_a_traders_bundle_withholds_payloads_recorded_in_the_pre_audit_forms(
     client: Any,
     api: Api,

@@ -1,0 +1,302 @@
+"""The event catalogue: every event type the services publish, with a versioned pydantic model of its payload.
+
+Events are the contract between services (the outbox, the NATS subjects, the ledger's leaves and the webhooks all
+carry them), so their shapes live here, in the kernel that every service imports, and nowhere else:
+
+- producers: `outbox.event_row` checks each payload against its type's model before it is written, and refuses a
+  type that is not catalogued or a payload with a missing, mistyped or unknown field (a test, not a reader,
+  finds the drift);
+- consumers: `parse(event)` gives the typed payload; it ignores fields it does not know, so an event written by a
+  newer producer (an optional field added) is still read;
+- the webhooks service offers the types marked `trader_facing`; `docs/events.md` is generated from here
+  (`python -m services.kernel.catalogue > docs/events.md`, and a test fails when it is stale).
+
+Versioning: a payload may gain optional fields within its version. A change that removes, renames or retypes a
+field is a new version (`VERSION` + 1) and consumers read both until the old one is gone from every outbox and
+stream. The ledger keeps old payloads for ever: readers of the ledger never assume the current model.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from services.kernel.outbox import Event
+
+Channel = Literal["green", "yellow", "red"]
+
+
+class Payload(BaseModel):
+    """Base of every event payload model."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    TYPES: ClassVar[tuple[str, ...]] = ()
+    VERSION: ClassVar[int] = 1
+    PRODUCER: ClassVar[str] = ""
+    # Offered to traders' webhooks (and so readable by the declaration's organisation).
+    TRADER_FACING: ClassVar[bool] = False
+
+
+class ContainerRef(BaseModel):
+    """A container the declaration names, with its seals (what the gate matches)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    number: str
+    seals: list[str] = []
+
+
+class DeclarationStep(Payload):
+    """A declaration changed status: one type per verb. Staff are named by role (`customs officer`), traders'
+    own keys and systems (`system:risk`, `gate:…`) as recorded."""
+
+    TYPES = tuple(
+        f"declaration.{verb}"
+        for verb in (
+            "created",
+            "submitted",
+            "amended",
+            "cancelled",
+            "cleared",
+            "released",
+            "exited",
+            "expired",
+            "documents_requested",
+            "documents_provided",
+            "inspection_ordered",
+            "rejected",
+        )
+    )
+    PRODUCER = "declarations"
+    TRADER_FACING = True
+
+    declaration_id: str
+    number: str | None
+    organisation_id: str
+    status: str
+    version: int
+    body_sha256: str
+    actor: str
+    reason: str | None
+    at: str
+    containers: list[ContainerRef]
+    truck_plate: str | None
+
+
+class DeclarationAssessed(Payload):
+    """Duties and channel at registration or after an amendment; the score, rule hits and draw stay with customs
+    and are committed to by `assessment_sha256` (a salted SHA-256)."""
+
+    TYPES = ("declaration.assessed",)
+    PRODUCER = "declarations"
+    TRADER_FACING = True
+
+    declaration_id: str
+    number: str | None
+    organisation_id: str
+    version: int
+    body_sha256: str
+    channel: Channel
+    assessment_sha256: str
+    duties_total_vnd: int
+    duties_assessed: bool
+
+
+class DeclarationAssigned(Payload):
+    """The declaration went to an officer's queue, or was reassigned (which officers: in the history, not here)."""
+
+    TYPES = ("declaration.assigned",)
+    PRODUCER = "declarations"
+
+    declaration_id: str
+    reassigned: bool
+    actor: str
+
+
+class _PaymentAbout(Payload):
+    declaration_id: str
+    number: str | None
+    organisation_id: str
+    payment_id: str
+    amount_vnd: int
+
+
+class DeclarationPaid(_PaymentAbout):
+    """The treasury confirmed a payment: it counts towards the duties (the bank reference only as its SHA-256)."""
+
+    TYPES = ("declaration.paid",)
+    PRODUCER = "declarations"
+    TRADER_FACING = True
+
+    bank_reference_sha256: str
+    paid_vnd: int
+    due_vnd: int
+    recorded_by: str
+    actor: str
+
+
+class DeclarationPaymentRejected(_PaymentAbout):
+    """The treasury found no such money: the trader's claim never counts."""
+
+    TYPES = ("declaration.payment_rejected",)
+    PRODUCER = "declarations"
+    TRADER_FACING = True
+
+    reason: str
+    actor: str
+
+
+class RuleSetActivated(Payload):
+    """An admin switched new registrations to another risk rule set."""
+
+    TYPES = ("risk.rule_set_activated",)
+    PRODUCER = "declarations"
+
+    version: str
+    sha256: str
+    actor: str
+
+
+class CodeRead(BaseModel):
+    """A container code as read at the gate and how far it was verified (ISO 6346 check digit)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    status: str
+
+
+class _GateAbout(Payload):
+    gate_event_id: str
+    lane: str
+    direction: str
+    camera_id: str
+    taken_at: str
+    declaration_id: str | None
+    declaration_number: str | None
+
+
+class GateRead(_GateAbout):
+    """A truck passed a gate camera: what was read, how it matched a declaration, and the decision (images by
+    digest only)."""
+
+    TYPES = ("gate.read",)
+    PRODUCER = "inspection"
+
+    codes: list[CodeRead]
+    match: str
+    matched_container: str | None
+    decision: str
+    reasons: list[str]
+    image_sha256s: list[str]
+
+
+class GateMismatch(_GateAbout):
+    """What the gate read does not match the declaration it concerns (raises the declaration's risk)."""
+
+    TYPES = ("gate.mismatch",)
+    PRODUCER = "inspection"
+
+    reasons: list[str]
+    match: str
+    codes: list[CodeRead]
+
+
+class GateExited(_GateAbout):
+    """A truck with a cleared declaration left through the gate."""
+
+    TYPES = ("gate.exited",)
+    PRODUCER = "inspection"
+
+
+MODELS: tuple[type[Payload], ...] = (
+    DeclarationStep,
+    DeclarationAssessed,
+    DeclarationAssigned,
+    DeclarationPaid,
+    DeclarationPaymentRejected,
+    RuleSetActivated,
+    GateRead,
+    GateMismatch,
+    GateExited,
+)
+CATALOGUE: dict[str, type[Payload]] = {t: m for m in MODELS for t in m.TYPES}
+TRADER_FACING: tuple[str, ...] = tuple(t for t, m in CATALOGUE.items() if m.TRADER_FACING)
+
+
+# Tests of the transport itself (outbox, bus, consumers' tolerance of partial or old payloads) switch the producer
+# check off; nothing else does.
+ENFORCE = True
+
+
+class UncataloguedEvent(ValueError):
+    """An event type without a model, or a payload its model refuses (a producer's bug)."""
+
+
+def check(type_: str, payload: dict[str, Any]) -> None:
+    """Refuse a payload that its type's model does not describe exactly (missing, mistyped or unknown fields)."""
+    if not ENFORCE:
+        return
+    model = CATALOGUE.get(type_)
+    if model is None:
+        raise UncataloguedEvent(f"event type {type_!r} is not in services/kernel/catalogue.py")
+    unknown = payload.keys() - model.model_fields.keys()
+    if unknown:
+        raise UncataloguedEvent(f"{type_}: fields not in {model.__name__}: {sorted(unknown)}")
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        raise UncataloguedEvent(f"{type_}: payload does not match {model.__name__}: {exc}") from exc
+
+
+def parse(event: Event) -> Payload:
+    """The typed payload of an event (fields the model does not know are ignored)."""
+    model = CATALOGUE.get(event.type)
+    if model is None:
+        raise UncataloguedEvent(f"event type {event.type!r} is not in services/kernel/catalogue.py")
+    return model.model_validate(event.payload)
+
+
+def _type_name(annotation: Any) -> str:
+    """A field's type as the docs show it: `str or null`, `list[ContainerRef]`, `'green', 'yellow' or 'red'`."""
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    text = re.sub(r"\b(?:[A-Za-z_]\w*\.)+(\w+)", r"\1", text)  # module paths out
+    text = re.sub(r"Literal\[(.*)\]", lambda m: m.group(1).replace(", ", " / "), text)
+    return text.replace(" | None", " or null").replace("NoneType", "null")
+
+
+def markdown() -> str:
+    """docs/events.md: every event type, who publishes it, whether traders receive it, and its fields."""
+    out = [
+        "# Events",
+        "",
+        "Generated from `services/kernel/catalogue.py` by `python -m services.kernel.catalogue > docs/events.md`;",
+        "`tests/services/kernel/test_catalogue.py` fails when this file is stale. Every event travels as",
+        "`{id, type, subject, payload, occurred_at}` (outbox, NATS subject `smartgate.<type>`, ledger entry);",
+        "below is the payload of each type. Traders' webhooks offer the types marked *webhook*.",
+        "",
+        "| type | version | producer | webhook | model |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for type_, model in CATALOGUE.items():
+        hook = "yes" if model.TRADER_FACING else "no"
+        link = f"[{model.__name__}](#{model.__name__.lower()})"
+        out.append(f"| `{type_}` | {model.VERSION} | {model.PRODUCER} | {hook} | {link} |")
+    documented: tuple[type[BaseModel], ...] = (*MODELS, ContainerRef, CodeRead)
+    for shape in documented:
+        out += ["", f"## {shape.__name__}", "", " ".join((shape.__doc__ or "").split()), ""]
+        if issubclass(shape, Payload):
+            out += [f"Types: {', '.join(f'`{t}`' for t in shape.TYPES)}.", ""]
+        out += ["| field | type | required |", "| --- | --- | --- |"]
+        for name, info in shape.model_fields.items():
+            out.append(f"| `{name}` | `{_type_name(info.annotation)}` | {'yes' if info.is_required() else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

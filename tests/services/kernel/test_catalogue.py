@@ -1,0 +1,67 @@
+"""The event catalogue: every published type has a model, producers are held to it, docs/events.md follows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.declarations import events as declaration_events
+from services.inspection import events as gate_events
+from services.kernel import catalogue
+from services.kernel.outbox import Event, event_row
+from services.webhooks import service as webhooks
+
+REPO = Path(__file__).resolve().parents[3]
+STEP = {
+    "declaration_id": "d-1", "number": "KT-2026-000001", "organisation_id": "o-1", "status": "submitted",
+    "version": 1, "body_sha256": "a" * 64, "actor": "trader:k1", "reason": None, "at": "2026-12-03T08:00:00+00:00",
+    "containers": [{"number": "CSQU3054383", "seals": ["VN123"]}], "truck_plate": "24C-123.45",
+}  # fmt: skip
+
+
+def constants(module: object) -> set[str]:
+    return {v for k, v in vars(module).items() if k.isupper() and isinstance(v, str) and "." in v}
+
+
+def test_every_type_the_services_name_has_a_model_and_no_model_is_orphaned() -> None:
+    named = constants(declaration_events) | constants(gate_events) | {"risk.rule_set_activated"}
+    assert named == set(catalogue.CATALOGUE)
+
+
+def test_producers_are_held_to_the_model() -> None:
+    assert event_row(type="declaration.submitted", subject="d-1", payload=STEP)["payload"] == STEP
+    with pytest.raises(catalogue.UncataloguedEvent, match="not in services/kernel/catalogue.py"):
+        event_row(type="declaration.teleported", subject="d-1", payload=STEP)
+    with pytest.raises(catalogue.UncataloguedEvent, match="score"):  # a confidential field cannot slip in
+        event_row(type="declaration.submitted", subject="d-1", payload={**STEP, "score": 45})
+    missing = {k: v for k, v in STEP.items() if k != "organisation_id"}
+    with pytest.raises(catalogue.UncataloguedEvent, match="organisation_id"):
+        event_row(type="declaration.submitted", subject="d-1", payload=missing)
+    with pytest.raises(catalogue.UncataloguedEvent, match="version"):
+        event_row(type="declaration.submitted", subject="d-1", payload={**STEP, "version": "two"})
+    assessed = {k: STEP[k] for k in ("declaration_id", "number", "organisation_id", "version", "body_sha256")}
+    assessed |= {"channel": "purple", "assessment_sha256": "b" * 64, "duties_total_vnd": 1, "duties_assessed": True}
+    with pytest.raises(catalogue.UncataloguedEvent, match="channel"):
+        event_row(type="declaration.assessed", subject="d-1", payload=assessed)
+
+
+def test_consumers_parse_typed_payloads_and_tolerate_fields_added_later() -> None:
+    event = Event(id="e-1", type="declaration.cleared", subject="d-1", payload={**STEP, "new_field": 1},
+                  occurred_at=__import__("datetime").datetime(2026, 12, 3))  # fmt: skip
+    parsed = catalogue.parse(event)
+    assert isinstance(parsed, catalogue.DeclarationStep)
+    assert parsed.containers[0].seals == ["VN123"]
+
+
+def test_webhooks_offer_the_trader_facing_types_only() -> None:
+    assert set(webhooks.EVENT_TYPES) == {t for t, m in catalogue.CATALOGUE.items() if m.TRADER_FACING}
+    assert "declaration.assigned" not in webhooks.EVENT_TYPES  # which officer: customs only
+    assert not [t for t in webhooks.EVENT_TYPES if not t.startswith("declaration.")]
+
+
+def test_docs_events_md_is_generated_from_the_catalogue() -> None:
+    written = (REPO / "docs" / "events.md").read_text()
+    assert written == catalogue.markdown(), (
+        "docs/events.md is stale: python -m services.kernel.catalogue > docs/events.md"
+    )
