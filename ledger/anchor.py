@@ -11,14 +11,17 @@ from ledger.verify import AnchorError
 if TYPE_CHECKING:  # web3 is heavy to import: only the functions that talk to a chain import it
     from web3 import Web3
 
-# Produced by contracts/build.py (hand-assembled; see contracts/README.md); tests check these equal a fresh build.
+# contracts/Anchor.sol compiled by the pinned solc (contracts/compile.py, see contracts/README.md), embedded so that
+# the library works installed without contracts/; tests/ledger/test_contract.py checks they equal the compiler's output.
 INIT_CODE_HEX = (
-    "3415600957600080fd5b603b8060156000396000f334600b57366020146010575b600080fd5b336000357f"
-    "cdfd8c88d25a86e1d49452dc0ae55de56801c9cf37d5b930dc3893c32d5e0b1e600080a300"
+    "6080604052348015600f57600080fd5b50606f80601d6000396000f3fe6080604052348015600f57600080fd5b5060203614601c"
+    "57600080fd5b3360263660006051565b6040517fcdfd8c88d25a86e1d49452dc0ae55de56801c9cf37d5b930dc3893c32d5e0b1e"
+    "90600090a3005b80356020831015606957600019602084900360031b1b165b9291505056"
 )
 RUNTIME_CODE_HEX = (
-    "34600b57366020146010575b600080fd5b336000357f"
-    "cdfd8c88d25a86e1d49452dc0ae55de56801c9cf37d5b930dc3893c32d5e0b1e600080a300"
+    "6080604052348015600f57600080fd5b5060203614601c57600080fd5b3360263660006051565b6040517fcdfd8c88d25a86e1d4"
+    "9452dc0ae55de56801c9cf37d5b930dc3893c32d5e0b1e90600090a3005b80356020831015606957600019602084900360031b1b"
+    "165b9291505056"
 )
 # keccak256("Anchored(bytes32,address)")
 ANCHORED_TOPIC = bytes.fromhex("cdfd8c88d25a86e1d49452dc0ae55de56801c9cf37d5b930dc3893c32d5e0b1e")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), the anvil EVM node (npm), and for
-# the tests Chromium (BROWSER=1).
+# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), the anvil EVM node and the pinned
+# Solidity compiler (npm), and for the tests Chromium (BROWSER=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,20 @@ if ! ls .tools/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then
       || echo "system-deps: npm could not install anvil; the anvil tests will skip (CI requires them)" >&2
   else
     echo "system-deps: npm not found; install Node.js/npm to run the anvil tests (CI requires them)" >&2
+  fi
+fi
+
+# The Solidity compiler that builds contracts/Anchor.sol (npm `solc`: the official compiler as JavaScript, bundled in
+# the package, so compiling downloads nothing). Exactly the version contracts/compile.py pins; the tests compare the
+# committed bytecode with its output.
+solc_version="$(sed -n 's/^SOLC_VERSION = "\(.*\)"$/\1/p' contracts/compile.py)"
+if [ "$(node -p "require('./.tools/node_modules/solc/package.json').version" 2>/dev/null)" != "$solc_version" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "system-deps: installing solc $solc_version (npm solc) into .tools/"
+    npm install --silent --no-audit --no-fund --save-exact --prefix .tools "solc@$solc_version" >/dev/null 2>&1 \
+      || echo "system-deps: npm could not install solc; the contract build test will skip (CI requires it)" >&2
+  else
+    echo "system-deps: npm not found; install Node.js/npm to check the contract build (CI requires it)" >&2
   fi
 fi
 
