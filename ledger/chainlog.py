@@ -38,20 +38,12 @@ class AnchoredEvent:
     tx_hash: str
 
 
-def _event(log: Mapping[str, Any]) -> AnchoredEvent | None:
-    from web3 import Web3
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
 
-    topics = [bytes(t) for t in log["topics"]]
-    if len(topics) != 3 or topics[0] != ANCHORED_TOPIC:
-        return None
-    return AnchoredEvent(
-        contract=Web3.to_checksum_address(log["address"]),
-        checkpoint_sha256=topics[1],
-        sender=Web3.to_checksum_address(topics[2][12:]),
-        block_number=int(log["blockNumber"]),
-        log_index=int(log["logIndex"]),
-        tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-    )
+
+def _bytes(value: Any) -> bytes:
+    return bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value) if isinstance(value, str) else bytes(value)
 
 
 def anchored_events(
@@ -62,20 +54,56 @@ def anchored_events(
     to_block: int | None = None,
     chunk_blocks: int = LOG_CHUNK_BLOCKS,
 ) -> list[AnchoredEvent]:
-    """Every Anchored event the given contracts emitted in [from_block, to_block], in chain order."""
+    """Every Anchored event the given contracts emitted in [from_block, to_block], in chain order.
+
+    The logs are read with raw `eth_getLogs` requests from a node: web3's result formatting cost ~13x the rest.
+    """
     from web3 import Web3
+
+    from ledger.verify import AnchorError
 
     addresses = sorted({Web3.to_checksum_address(c) for c in contracts})
     if not addresses:
         return []
+    checksummed: dict[bytes, str] = {}
+
+    def address(raw: bytes) -> str:
+        if raw not in checksummed:
+            checksummed[raw] = Web3.to_checksum_address(raw)
+        return checksummed[raw]
+
+    # The in-process eth-tester provider answers raw requests unformatted for its backend: let web3 format them.
+    raw = type(w3.provider).__name__ != "EthereumTesterProvider"
     last = int(w3.eth.block_number) if to_block is None else to_block
+    topic = "0x" + ANCHORED_TOPIC.hex()
     found: list[AnchoredEvent] = []
     start = max(0, from_block)
     while start <= last:
         end = min(last, start + chunk_blocks - 1)
-        query: Any = {"address": addresses, "topics": [ANCHORED_TOPIC], "fromBlock": start, "toBlock": end}
-        logs = w3.eth.get_logs(query)
-        found += [e for e in map(_event, logs) if e is not None]
+        logs: Any
+        if raw:
+            query = {"address": addresses, "topics": [topic], "fromBlock": hex(start), "toBlock": hex(end)}
+            response: Any = w3.provider.make_request("eth_getLogs", [query])  # type: ignore[arg-type]
+            if response.get("error"):
+                raise AnchorError(f"eth_getLogs failed for blocks {start}..{end}: {response['error']}")
+            logs = response["result"]
+        else:
+            formatted: Any = {"address": addresses, "topics": [ANCHORED_TOPIC], "fromBlock": start, "toBlock": end}
+            logs = w3.eth.get_logs(formatted)
+        for log in logs:
+            topics = [_bytes(t) for t in log["topics"]]
+            if log.get("removed") or len(topics) != 3 or topics[0] != ANCHORED_TOPIC:
+                continue
+            found.append(
+                AnchoredEvent(
+                    contract=address(_bytes(log["address"])),
+                    checkpoint_sha256=topics[1],
+                    sender=address(topics[2][12:]),
+                    block_number=_int(log["blockNumber"]),
+                    log_index=_int(log["logIndex"]),
+                    tx_hash="0x" + _bytes(log["transactionHash"]).hex(),
+                )
+            )
         start = end + 1
     found.sort(key=lambda e: (e.block_number, e.log_index))
     return found
