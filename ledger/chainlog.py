@@ -56,7 +56,8 @@ def anchored_events(
 ) -> list[AnchoredEvent]:
     """Every Anchored event the given contracts emitted in [from_block, to_block], in chain order.
 
-    The logs are read with raw `eth_getLogs` requests from a node: web3's result formatting cost ~13x the rest.
+    The logs are read with raw `eth_getLogs` requests from a node: web3's result formatting costs several times the
+    request itself (benchmarks/chainlog.py).
     """
     from web3 import Web3
 
