@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledger.verify import AnchorError
+from ledger.verify import AnchorError, AnchorMissing
 
 if TYPE_CHECKING:  # web3 is heavy to import: only the functions that talk to a chain import it
     from web3 import Web3
@@ -150,6 +151,26 @@ def deploy_anchor_contract(w3: Web3, *, private_key: str | None = None) -> str:
     return str(address)
 
 
+def has_anchor_code(w3: Web3, address: str) -> bool:
+    """Whether `address` holds exactly the Anchor runtime code (`eth_getCode`): false after a chain reset."""
+    from web3 import Web3
+
+    return bytes(w3.eth.get_code(Web3.to_checksum_address(address))) == bytes.fromhex(RUNTIME_CODE_HEX)
+
+
+def anchored_hashes(receipt: Any, contract: str) -> list[bytes]:
+    """The hashes a mined transaction's receipt shows anchored by the Anchor contract at `contract`."""
+    from web3 import Web3
+
+    found = []
+    for log in receipt["logs"]:
+        topics = [bytes(t) for t in log["topics"]]
+        if Web3.to_checksum_address(log["address"]) != contract or not topics or topics[0] != ANCHORED_TOPIC:
+            continue
+        found.append(topics[1] if len(topics) >= 2 else b"")
+    return found
+
+
 class Anchorer:
     """Sends checkpoint hashes to one deployed Anchor contract."""
 
@@ -167,6 +188,14 @@ class Anchorer:
         if len(checkpoint_sha256) != 32:
             raise ValueError("an anchored hash is 32 bytes")
         receipt = _send(self.w3, {"to": self.contract, "data": checkpoint_sha256}, self._private_key)
+        # A call to an address without code succeeds and emits nothing (a reset chain): only the event anchors.
+        if checkpoint_sha256 not in anchored_hashes(receipt, self.contract):
+            raise AnchorMissing(
+                f"anchoring transaction emitted no Anchored event: no Anchor contract at {self.contract}? "
+                "(chain reset or new chain)",
+                expected=checkpoint_sha256,
+                found="0x" + bytes(receipt["transactionHash"]).hex(),
+            )
         return AnchorReceipt(
             chain_id=int(self.w3.eth.chain_id),
             contract=self.contract,
@@ -194,14 +223,25 @@ def verify_anchor(w3: Web3, receipt: AnchorReceipt, expected_hash: bytes, *, ind
         raise AnchorError("connected to another chain", index=index, expected=receipt.chain_id, found=chain_id)
     contract = Web3.to_checksum_address(receipt.contract)
     code = bytes(w3.eth.get_code(contract))
+    if not code:
+        raise AnchorMissing(
+            f"anchor missing on chain {chain_id}: no contract at {contract} (chain reset, or never deployed here)",
+            index=index,
+            found=receipt.tx_hash,
+        )
     if code != bytes.fromhex(RUNTIME_CODE_HEX):
         raise AnchorError(
-            "the address does not hold the Anchor contract", index=index, expected=RUNTIME_CODE_HEX, found=code
+            f"the address {contract} does not hold the Anchor contract",
+            index=index,
+            expected=hashlib.sha256(bytes.fromhex(RUNTIME_CODE_HEX)).hexdigest(),
+            found=hashlib.sha256(code).hexdigest(),
         )
     try:
         tx_receipt = w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
     except TransactionNotFound as exc:
-        raise AnchorError("anchor transaction not found on chain", index=index, found=receipt.tx_hash) from exc
+        raise AnchorMissing(
+            f"anchor missing on chain {chain_id}: transaction not found", index=index, found=receipt.tx_hash
+        ) from exc
     if tx_receipt["status"] != 1:
         raise AnchorError("anchor transaction reverted", index=index, found=receipt.tx_hash)
     if int(tx_receipt["blockNumber"]) != receipt.block_number:
@@ -211,14 +251,9 @@ def verify_anchor(w3: Web3, receipt: AnchorReceipt, expected_hash: bytes, *, ind
             expected=receipt.block_number,
             found=int(tx_receipt["blockNumber"]),
         )
-    found_hashes = []
-    for log in tx_receipt["logs"]:
-        topics = [bytes(t) for t in log["topics"]]
-        if Web3.to_checksum_address(log["address"]) != contract or not topics or topics[0] != ANCHORED_TOPIC:
-            continue
-        if len(topics) >= 2 and topics[1] == expected_hash:
-            return
-        found_hashes.append(topics[1] if len(topics) >= 2 else b"")
+    found_hashes = anchored_hashes(tx_receipt, contract)
+    if expected_hash in found_hashes:
+        return
     raise AnchorError(
         "anchor transaction did not anchor this checkpoint",
         index=index,

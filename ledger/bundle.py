@@ -18,7 +18,15 @@ from ledger.anchor import AnchorReceipt, verify_anchor
 from ledger.checkpoint import Signer, Verifier, checkpoint_hash, open_checkpoint
 from ledger.leaf import Leaf
 from ledger.merkle import leaf_hash
-from ledger.verify import BundleError, ChainBroken, PayloadHashMismatch, verify_inclusion
+from ledger.verify import (
+    AnchorError,
+    AnchorMissing,
+    BundleError,
+    ChainBroken,
+    PayloadHashMismatch,
+    VerificationError,
+    verify_inclusion,
+)
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -107,6 +115,15 @@ def dumps(bundle: dict[str, Any]) -> bytes:
     return json.dumps(bundle, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
+@dataclass(frozen=True, slots=True)
+class AnchorCheck:
+    """What the chain said about one anchor of a bundle."""
+
+    receipt: AnchorReceipt
+    status: str  # "verified", "missing" (no contract or transaction there), "invalid", "other-chain", "unchecked"
+    detail: str = ""
+
+
 @dataclass
 class BundleReport:
     """What a verified bundle proves."""
@@ -119,7 +136,8 @@ class BundleReport:
     key: str
     key_pinned: bool
     anchors: list[AnchorReceipt] = field(default_factory=list)
-    anchors_checked_on_chain: int = 0
+    anchors_checked_on_chain: int = 0  # anchors that verified on chain
+    anchor_checks: list[AnchorCheck] = field(default_factory=list)
 
 
 def verify_bundle(
@@ -202,7 +220,6 @@ def verify_bundle(
         raise BundleError("anchors must be a list")
     expected_hash = checkpoint_hash(note)
     receipts = []
-    checked = 0
     for receipt_json in anchors:
         receipt = AnchorReceipt.from_json(receipt_json)
         if receipt.checkpoint_sha256 != expected_hash:
@@ -212,10 +229,9 @@ def verify_bundle(
                 expected=expected_hash,
                 found=receipt.checkpoint_sha256,
             )
-        if w3 is not None:
-            verify_anchor(w3, receipt, expected_hash, index=cp.size)
-            checked += 1
         receipts.append(receipt)
+    checks = [AnchorCheck(r, "unchecked") for r in receipts] if w3 is None else check_anchors(w3, receipts, cp.size)
+    checked = sum(c.status == "verified" for c in checks)
     return BundleReport(
         subject=bundle["subject"],
         origin=cp.origin,
@@ -226,4 +242,40 @@ def verify_bundle(
         key_pinned=trusted_key is not None,
         anchors=receipts,
         anchors_checked_on_chain=checked,
+        anchor_checks=checks,
     )
+
+
+def check_anchors(w3: Web3, receipts: list[AnchorReceipt], size: int) -> list[AnchorCheck]:
+    """Check each anchor on the connected chain: the bundle is anchored when any of them verifies.
+
+    Anchors on other chains are not checked; one that is not there at all (a reset chain, or never real) is
+    named missing. If anchors of this chain were checked and none verified, raise the first one's error.
+    """
+    chain_id = int(w3.eth.chain_id)
+    checks: list[AnchorCheck] = []
+    failures: list[VerificationError] = []
+    for receipt in receipts:
+        if receipt.chain_id != chain_id:
+            checks.append(AnchorCheck(receipt, "other-chain", f"on chain {receipt.chain_id}, connected to {chain_id}"))
+            continue
+        try:
+            verify_anchor(w3, receipt, receipt.checkpoint_sha256, index=size)
+        except AnchorMissing as exc:
+            checks.append(AnchorCheck(receipt, "missing", str(exc)))
+            failures.append(exc)
+        except AnchorError as exc:
+            checks.append(AnchorCheck(receipt, "invalid", str(exc)))
+            failures.append(exc)
+        else:
+            checks.append(AnchorCheck(receipt, "verified"))
+    if failures and not any(c.status == "verified" for c in checks):
+        first = failures[0]
+        others = f" (and {len(failures) - 1} more anchor(s) of this chain fail)" if len(failures) > 1 else ""
+        raise type(first)(
+            f"no anchor of the bundle verifies on chain {chain_id}: {first.message}{others}",
+            index=first.index,
+            expected=first.expected,
+            found=first.found,
+        )
+    return checks

@@ -47,12 +47,23 @@ def verify_bundle_cmd(
     typer.echo(f"  signed by:  {report.key} ({pin})")
     if not report.anchors:
         typer.echo("  anchors:    none (the checkpoint is not anchored)")
-    for receipt in report.anchors:
-        where = "verified on chain" if rpc else "not checked on chain (give --rpc)"
+    shown = {
+        "verified": "verified on chain",
+        "missing": "MISSING on chain",
+        "invalid": "does NOT verify on chain",
+        "other-chain": "not checked (another chain)",
+        "unchecked": "not checked on chain (give --rpc)",
+    }
+    for check in report.anchor_checks:
+        receipt = check.receipt
+        detail = f": {check.detail}" if check.detail and check.status != "other-chain" else ""
         typer.echo(
             f"  anchor:     chain {receipt.chain_id} ({receipt.chain_label}) contract {receipt.contract} "
-            f"tx {receipt.tx_hash} block {receipt.block_number}: {where}"
+            f"tx {receipt.tx_hash} block {receipt.block_number}: {shown[check.status]}{detail}"
         )
+    if rpc and report.anchors_checked_on_chain == 0:
+        why = "the bundle has no anchor" if not report.anchors else "none of its anchors is on the --rpc chain"
+        typer.echo(f"  WARNING:    no anchor was checked on chain ({why}): only the log's signature vouches for it")
 
 
 @app.command("keygen")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -20,6 +21,7 @@ from ledger.verify import (
     MissingEntry,
     NodeMismatch,
     PayloadHashMismatch,
+    RolledBack,
     RootMismatch,
     VerificationError,
 )
@@ -38,8 +40,16 @@ class FsckReport:
     checkpoints: int = 0
     anchors: int = 0
     anchors_checked_on_chain: int = 0
+    entries: int = 0  # one past the highest stored entry index
+    chain_events: int | None = None  # Anchored events of the log read from the chain (None: the chain not read)
+    latest_chain_anchor: int | None = None  # size of the latest checkpoint anchored on chain, if the log holds it
     problems: list[VerificationError] = field(default_factory=list)
     truncated: bool = False
+
+    @property
+    def rollback(self) -> RolledBack | None:
+        """The first rollback found (the log is shorter than, or differs from, what was anchored)."""
+        return next((p for p in self.problems if isinstance(p, RolledBack)), None)
 
     @property
     def ok(self) -> bool:
@@ -68,9 +78,14 @@ def fsck(
     *,
     origin: str | None = None,
     w3: Web3 | None = None,
+    contracts: Iterable[str] = (),
     max_problems: int = 1000,
 ) -> FsckReport:
     """Check a stored ledger: leaves, payloads, subject chains, tree nodes, signed checkpoints and anchors.
+
+    With `w3`, also every anchor of that chain on chain, and the log against every Anchored event of its contracts
+    (those of its anchor rows, plus `contracts`): a deleted or rewritten suffix is a `RolledBack` problem. Without
+    a chain, a suffix deleted together with its checkpoints and anchor rows cannot be seen.
 
     Memory is O(n) hashes (about 150 MB at a million entries): the whole tree is recomputed in memory.
     """
@@ -100,6 +115,16 @@ def fsck(
 
     leaves_stored = len(stored[0]) if stored else 0
     last_cp = cps[-1][0] if cps else 0
+    report.entries = len(computed)
+    if last_cp > report.entries:
+        out.add(
+            RolledBack(
+                f"rolled back: checkpoint {last_cp} was signed but the log has {report.entries} entries",
+                index=report.entries,
+                expected=last_cp,
+                found=report.entries,
+            )
+        )
     report.size = max(len(computed), leaves_stored, last_cp)
     for index in range(len(computed), report.size):
         out.add(MissingEntry("entry row is missing at the end of the log", index=index))
@@ -108,6 +133,7 @@ def fsck(
     _check_nodes(stored, out)
     tree = MemoryTree(computed)
     notes: dict[int, bytes] = {}
+    roots: dict[int, bytes] = {}  # the signed root of each checkpoint whose signature verifies
     for size, note in cps:
         report.checkpoints += 1
         notes[size] = note
@@ -119,6 +145,7 @@ def fsck(
         if cp.size != size:
             out.add(RootMismatch("checkpoint row size differs from its note", index=size, found=cp.size))
             continue
+        roots[size] = cp.root_hash
         root = tree.root(size)
         if cp.root_hash != root:
             out.add(
@@ -154,7 +181,49 @@ def fsck(
                 report.anchors_checked_on_chain += 1
             except VerificationError as exc:
                 out.add(exc)
+    if w3 is not None:
+        _audit_chain(w3, report, out, anchor_rows, contracts, notes, roots, tree)
     return report
+
+
+def _audit_chain(
+    w3: Web3,
+    report: FsckReport,
+    out: _Problems,
+    anchor_rows: list[dict[str, Any]],
+    contracts: Iterable[str],
+    notes: dict[int, bytes],
+    roots: dict[int, bytes],
+    tree: MemoryTree,
+) -> None:
+    """Hold the log to the Anchored events of its contracts on the connected chain (see ledger.chainlog)."""
+    from web3 import Web3
+
+    from ledger.chainlog import anchored_events, audit
+
+    chain_id = int(w3.eth.chain_id)
+    here = [r for r in anchor_rows if int(r["chain_id"]) == chain_id]
+    addresses = {Web3.to_checksum_address(r["contract"]) for r in here}
+    addresses |= {Web3.to_checksum_address(c) for c in contracts}
+    if not addresses:
+        return
+    start = min((int(r["block_number"]) for r in here), default=0)
+    events = anchored_events(w3, addresses, from_block=start)
+    # Anyone may call the contract: count the senders of the log's own anchors (all senders if none is left).
+    own = {(str(r["tx_hash"]).lower(), bytes(r["checkpoint_sha256"])) for r in here}
+    senders = {e.sender for e in events if (e.tx_hash.lower(), e.checkpoint_sha256) in own} or None
+    by_hash = {checkpoint_hash(note): size for size, note in notes.items()}
+    result = audit(
+        events,
+        by_hash,
+        report.entries,
+        lambda size: size in roots and size <= report.entries and tree.root(size) == roots[size],
+        senders=senders,
+    )
+    report.chain_events = result.events
+    report.latest_chain_anchor = result.latest_size
+    for problem in result.problems:
+        out.add(problem)
 
 
 def _check_entry(

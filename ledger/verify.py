@@ -106,6 +106,19 @@ class AnchorError(VerificationError):
     kind = "anchor"
 
 
+class AnchorMissing(AnchorError):
+    """An anchor is not on the chain at all: no Anchor contract at its address, or no such transaction (a chain
+    reset, another chain behind the same URL, or a receipt that was never real)."""
+
+    kind = "anchor-missing"
+
+
+class RolledBack(VerificationError):
+    """The log is shorter than, or differs from, what was anchored or witnessed: history was deleted or rewritten."""
+
+    kind = "rollback"
+
+
 class BundleError(VerificationError):
     """A provenance bundle is malformed or inconsistent."""
 

@@ -202,9 +202,61 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
-    """Start anvil (npm @foundry-rs/anvil) on a free loopback port; skip if absent, FAIL if absent under CI."""
+class AnvilNode:
+    """An anvil process on a fixed loopback port that a test can restart: a restarted anvil is a reset chain
+    (same chain id and URL, no contracts, no transactions)."""
+
+    def __init__(self, binary: str) -> None:
+        """Pick a free port; start() runs the node."""
+        self.binary = binary
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def start(self) -> None:
+        """Start anvil and wait until it listens (fail the test if it exits or does not listen in 30 s)."""
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [self.binary, "--host", "127.0.0.1", "--port", str(self.port), "--silent", "--chain-id", "31337"],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                self._log.seek(0)
+                err = self._log.read().decode(errors="replace")
+                pytest.fail(f"anvil exited with {self.proc.returncode}: {err[:500]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("anvil did not listen within 30 s")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the node (its chain is gone)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: the chain is reset."""
+        self.stop()
+        self.start()
+
+
+def _anvil_binary() -> str:
     binary = _find_anvil()
     if binary is None:
         reason = (
@@ -213,37 +265,29 @@ def anvil_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true requires the anvil tests: {reason}")
         pytest.skip(reason)
-    port = _free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """Start anvil (npm @foundry-rs/anvil) on a free loopback port; skip if absent, FAIL if absent under CI."""
+    node = AnvilNode(_anvil_binary())
+    node.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                err = log.read().decode(errors="replace")
-                pytest.fail(f"anvil exited with {proc.returncode}: {err[:500]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("anvil did not listen within 30 s")
-                time.sleep(0.1)
-        yield url
+        yield node.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        node.stop()
+
+
+@pytest.fixture
+def anvil_node() -> Iterator[AnvilNode]:
+    """An anvil of this test's own, which the test may restart (reset the chain); skip/FAIL as `anvil_url`."""
+    node = AnvilNode(_anvil_binary())
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture

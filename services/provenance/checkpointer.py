@@ -127,13 +127,25 @@ class Checkpointer:
             size, note = latest
             rows = storage.anchors_for(conn, size)
         anchorer = self.anchorer()
+        # A reset or new chain lost the contract (and its anchors): redeploy first, so that the latest checkpoint
+        # counts as not anchored on the contract that is there now.
+        anchorer.ensure_contract()
         if any(int(r["chain_id"]) == anchorer.chain_id and r["contract"] == anchorer.contract for r in rows):
             return None
-        # The chain call happens outside any database transaction: it can take seconds.
+        # The chain call happens outside any database transaction: it can take seconds. It raises, and nothing is
+        # recorded, unless the transaction's receipt carries the Anchored event of this checkpoint.
         receipt = anchorer.anchor(checkpoint_hash(note))
         with unit_of_work(self.prov.sessions) as session:
             writer.record_anchor(session.connection(), size, receipt)
-        logger.info("checkpoint anchored", extra={"size": size, "tx_hash": receipt.tx_hash})
+        logger.info(
+            "checkpoint anchored",
+            extra={
+                "size": size,
+                "tx_hash": receipt.tx_hash,
+                "contract": receipt.contract,
+                "chain_id": receipt.chain_id,
+            },
+        )
         return receipt
 
     def anchor_due(self, signed: tuple[int, bytes] | None) -> bool:

@@ -66,7 +66,7 @@ def test_verify_rejects_a_receipt_pointing_elsewhere(chain: dict[str, Any]) -> N
         anchor.verify_anchor(w3, replace(r1, chain_id=r1.chain_id + 1), d1)
     with pytest.raises(AnchorError, match="another block"):
         anchor.verify_anchor(w3, replace(r1, block_number=r1.block_number + 100), d1)
-    with pytest.raises(AnchorError, match="does not hold the Anchor contract"):
+    with pytest.raises(AnchorError, match="anchor missing on chain .*: no contract at"):
         anchor.verify_anchor(w3, replace(r1, contract=w3.eth.accounts[0]), d1)
     with pytest.raises(AnchorError, match="not found"):
         anchor.verify_anchor(w3, replace(r1, tx_hash="0x" + "11" * 32), d1)
@@ -75,3 +75,29 @@ def test_verify_rejects_a_receipt_pointing_elsewhere(chain: dict[str, Any]) -> N
 def test_connect_fails_clearly_without_a_node() -> None:
     with pytest.raises(AnchorError, match="cannot reach"):
         anchor.connect("http://127.0.0.1:9", timeout_s=1)
+
+
+def test_an_anchor_sent_to_an_address_without_code_raises_instead_of_returning_a_receipt(
+    chain: dict[str, Any],
+) -> None:
+    """What a reset chain looks like to a sender: the call succeeds, nothing is emitted; that is no anchor."""
+    w3 = chain["w3"]
+    empty = "0x" + "11" * 20
+    assert not anchor.has_anchor_code(w3, empty)
+    assert anchor.has_anchor_code(w3, chain["contract"])
+    lost = anchor.Anchorer(w3, empty, chain_label="reset", private_key=chain["anchorer"]._private_key)
+    with pytest.raises(anchor.AnchorMissing, match="emitted no Anchored event: no Anchor contract at"):
+        lost.anchor(hashlib.sha256(b"note").digest())
+
+
+def test_a_receipt_of_a_reset_chain_is_named_missing() -> None:
+    w3 = anchor.dev_chain()
+    anchorer = anchor.Anchorer(w3, anchor.deploy_anchor_contract(w3), chain_label=anchor.DEV_CHAIN_LABEL)
+    digest = hashlib.sha256(b"note").digest()
+    receipt = anchorer.anchor(digest)
+    w3.provider.ethereum_tester.reset_to_genesis()  # type: ignore[attr-defined]
+    with pytest.raises(anchor.AnchorMissing, match="anchor missing on chain 131277322940537: no contract at"):
+        anchor.verify_anchor(w3, receipt, digest, index=3)
+    anchor.deploy_anchor_contract(w3)  # the same deployer and nonce: the same address again, but not the tx
+    with pytest.raises(anchor.AnchorMissing, match="transaction not found"):
+        anchor.verify_anchor(w3, receipt, digest, index=3)

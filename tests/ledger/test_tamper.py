@@ -20,6 +20,7 @@ from ledger.verify import (
     LeafError,
     MissingEntry,
     PayloadHashMismatch,
+    RolledBack,
     RootMismatch,
 )
 from ledger.writer import LedgerWriter
@@ -116,8 +117,10 @@ def test_swap_two_rows(ledger: dict[str, Any]) -> None:
     report = check(ledger)
     # The tree's leaves pin every entry to its index: exactly the two swapped entries are named.
     assert {p.index for p in report.problems if isinstance(p, LeafError)} == {3, 12}
-    # Subject chains through them and the signed roots break as well (evidence, not culprits).
-    assert all(isinstance(p, LeafError | ChainBroken | RootMismatch) for p in report.problems)
+    # Subject chains through them and the signed roots break as well (evidence, not culprits); against the chain,
+    # the latest anchored checkpoint no longer matches the log's root at its size.
+    assert all(isinstance(p, LeafError | ChainBroken | RootMismatch | RolledBack) for p in report.problems)
+    assert [p.message.split(":")[0] for p in report.problems if isinstance(p, RolledBack)] == ["rewritten"]
 
 
 def test_forge_a_checkpoint(ledger: dict[str, Any]) -> None:
