@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -42,10 +42,41 @@ def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> dic
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": n}
 
 
-def summarize(per_rep: Sequence[Mapping[str, float]], level: float = 0.95) -> dict[str, dict[str, float]]:
-    """A confidence interval for every KPI of a list of per-replication KPI dicts."""
+def needed_replications(values: Sequence[float], precision: float, level: float = 0.95) -> int:
+    """Replications for a t half-width <= precision × |mean|: n if met, else the usual n · (h / target)² estimate.
+
+    NaNs are dropped; a KPI whose mean is 0 and whose values all agree needs no more. An unreachable target (a
+    mean of 0 with noise) gives a huge number: the caller bounds it.
+    """
+    ci = t_interval(values, level)
+    n = int(ci["n"])
+    if n < 2:
+        return n + 2
+    target = precision * abs(ci["mean"])
+    if ci["half_width"] <= target:
+        return n
+    if target == 0:
+        return 1 << 30
+    return max(n + 1, math.ceil(n * (ci["half_width"] / target) ** 2))
+
+
+def summarize(
+    per_rep: Sequence[Mapping[str, float]], level: float = 0.95, signed: Collection[str] = ()
+) -> dict[str, dict[str, float]]:
+    """A confidence interval for every KPI of a list of per-replication KPI dicts.
+
+    A KPI not listed in `signed` whose replications are all >= 0 is a non-negative quantity (a wait, a count, a
+    utilisation): the lower end of its interval is clipped at 0 (`half_width` stays the symmetric t half-width).
+    """
     keys = sorted({k for d in per_rep for k in d})
-    return {k: t_interval([d.get(k, math.nan) for d in per_rep], level) for k in keys}
+    out = {}
+    for k in keys:
+        x = [d.get(k, math.nan) for d in per_rep]
+        ci = t_interval(x, level)
+        if k not in signed and ci["ci_low"] < 0 and all(v >= 0 for v in x if not math.isnan(v)):
+            ci["ci_low"] = 0.0
+        out[k] = ci
+    return out
 
 
 def paired_differences(
