@@ -42,7 +42,7 @@ def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> dic
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": n}
 
 
-def needed_replications(values: Sequence[float], precision: float, level: float = 0.95) -> int:
+def needed_replications(values: Sequence[float] | np.ndarray, precision: float, level: float = 0.95) -> int:
     """Replications for a t half-width <= precision × |mean|: n if met, else the usual n · (h / target)² estimate.
 
     NaNs are dropped; a KPI whose mean is 0 and whose values all agree needs no more. An unreachable target (a
