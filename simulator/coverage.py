@@ -6,12 +6,14 @@ mean over all of them as the reference value of each KPI (its own standard error
 interval built from a few of them contains it:
 
 * `t`: the t interval of n consecutive replications (what `run` reports by default);
+* `hall`: Hall's skewness-corrected interval of the same replications (`run --interval hall`);
 * `bootstrap`: the percentile bootstrap interval of the same n replications;
-* `precision`: the relative-precision rule of `run --precision G`: start with n replications, add one at a time
-  until the t half-width is at most G × |mean| (or `max` replications were used), then report the t interval.
+* `precision`: the relative-precision rule of `run --precision G`: start with a pilot of replications, add
+  replications (stats.needed_replications) until the half-width is at most G × |mean| or `max` replications
+  were used, then report the interval.
 
-The experiments use disjoint blocks of replications, so they are independent; a rule that asks for more
-replications takes them from the next ones in the pool. This is a measurement tool, not a test.
+Experiments: disjoint blocks of the pool (independent, but few), and many samples drawn with replacement from
+the pool, whose mean is then the exact reference. This is a measurement tool, not a test.
 """
 
 from __future__ import annotations
@@ -63,24 +65,27 @@ def _bootstrap(x: np.ndarray, rng: np.random.Generator, b: int = 2000) -> tuple[
     return float(x.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def precision_rule(draw: Callable[[int], np.ndarray], n0: int, gamma: float, n_max: int) -> tuple[float, float, int]:
+def precision_rule(
+    draw: Callable[[int], np.ndarray], n0: int, gamma: float, n_max: int, method: str = "t"
+) -> tuple[float, float, int]:
     """The interval `run --precision gamma` reports, replications drawn by `draw(k)`; (low, high, replications).
 
     The same rule as simulator.runner.run_replications: after each batch, ask stats.needed_replications for the
     total, run that many (at least one more, at most n_max), and stop when the half-width is met.
     """
-    from simulator.stats import needed_replications, t_interval
+    from simulator.stats import INTERVALS, needed_replications
 
     x = draw(n0)
     while True:
-        need = needed_replications(x, gamma)
+        need = needed_replications(x, gamma, method=method)
         if need <= x.size or x.size >= n_max:
-            ci = t_interval(x)
+            ci = INTERVALS[method](x)
             return ci["ci_low"], ci["ci_high"], int(x.size)
         x = np.concatenate([x, draw(min(n_max, max(need, x.size + 1)) - x.size)])
 
 
-RULES = ((10, 0.1), (30, 0.1), (30, 0.05))  # (pilot replications, relative half-width) of the precision rule
+# (pilot replications, relative half-width, interval) of the precision rule
+RULES = ((10, 0.1, "t"), (30, 0.1, "t"), (30, 0.05, "t"), (30, 0.1, "hall"), (30, 0.05, "hall"))
 
 
 def analyse(path: Path, kpis: Sequence[str], n: int, n_max: int, experiments: int) -> dict[str, dict[str, float]]:
@@ -90,7 +95,7 @@ def analyse(path: Path, kpis: Sequence[str], n: int, n_max: int, experiments: in
     with replacement from the pool, whose mean is then the exact reference (the pool stands for the distribution of
     a replication's KPI; with thousands of replications it carries its skew and its rare events).
     """
-    from simulator.stats import t_interval
+    from simulator.stats import INTERVALS, t_interval
 
     data = np.load(path)
     keys = list(data["keys"])
@@ -114,25 +119,26 @@ def analyse(path: Path, kpis: Sequence[str], n: int, n_max: int, experiments: in
         def draw(m: int, x: np.ndarray = x) -> np.ndarray:
             return x[rng.integers(0, x.size, m)]
 
-        for m in (n, 3 * n, 10 * n):
-            hits = 0
-            for _ in range(experiments):
-                ci = t_interval(draw(m))
-                hits += ci["ci_low"] <= ref <= ci["ci_high"]
-            o[f"t, n={m}"] = hits / experiments
+        for method in ("t", "hall"):
+            for m in (n, 3 * n, 10 * n):
+                hits = 0
+                for _ in range(experiments):
+                    ci = INTERVALS[method](draw(m))
+                    hits += ci["ci_low"] <= ref <= ci["ci_high"]
+                o[f"{method}, n={m}"] = hits / experiments
         hits = 0
         for _ in range(experiments):
             _, lo, hi = _bootstrap(draw(n), rng, 1000)
             hits += lo <= ref <= hi
         o[f"percentile bootstrap, n={n}"] = hits / experiments
-        for pilot, g in RULES:
+        for pilot, g, method in RULES:
             hits = used = 0
             for _ in range(experiments):
-                lo, hi, m = precision_rule(draw, pilot, g, n_max)
+                lo, hi, m = precision_rule(draw, pilot, g, n_max, method)
                 hits += lo <= ref <= hi
                 used += m
-            o[f"precision {g:g}, pilot {pilot}"] = hits / experiments
-            o[f"precision {g:g}, pilot {pilot}: mean replications"] = used / experiments
+            o[f"precision {g:g}, pilot {pilot}, {method}"] = hits / experiments
+            o[f"precision {g:g}, pilot {pilot}, {method}: mean replications"] = used / experiments
         out[k] = o
     methods = [m for m in next(iter(out.values())) if m not in ("reference", "reference_se", "skewness")]
     _say("| method | " + " | ".join(f"`{k}`" for k in out) + " |")

@@ -59,6 +59,7 @@ def summary_dict(run: RunOutput, *, with_versions: bool = True) -> dict[str, Any
         "replications": run.replications,
         "days": run.days,
         "confidence_level": 0.95,
+        "interval_method": run.interval,
         "resources": list(run.resources),
         "classes": list(run.classes),
         "kpis": run.summary,
@@ -244,12 +245,13 @@ def write_html(run: RunOutput, out: Path, plot_paths: list[Path]) -> Path:
         data = base64.b64encode(p.read_bytes()).decode()
         imgs.append(f'<h2>{html.escape(p.stem.replace("_", " "))}</h2><img src="data:image/png;base64,{data}">')
     name = html.escape(str(run.scenario.get("name")))
+    method = "t" if run.interval == "t" else "skewness-corrected (Hall)"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}td,th{{padding:2px 8px;text-align:right}}
 td:first-child{{text-align:left}}img{{max-width:100%}}.bad{{color:#b00020}}</style></head><body>
 <h1>Gate simulation: {name}</h1>
 <p>{html.escape(str(run.scenario.get("description", "")))}</p>
-<p>seed {run.seed}, {run.replications} replications × {run.days} days, 95 % t intervals across replications,
+<p>seed {run.seed}, {run.replications} replications × {run.days} days, 95 % {method} intervals across replications,
 run time {run.wall_s:.1f} s on {html.escape(run.engine)}.</p>
 {warnings}
 <h2>Offered load</h2>

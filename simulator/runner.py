@@ -50,6 +50,7 @@ class RunOutput:
     yard_note: str | None = None  # an unstable stage inside a finite yard: what that does to the others
     no_steady_state: list[str] = field(default_factory=list)  # KPIs that grow with the run length (ρ >= 1)
     precision: dict[str, Any] | None = None  # the relative-precision rule, when asked for
+    interval: str = "t"  # the interval method of `summary` (stats.INTERVALS)
 
 
 GROWTH = "trucks_left_at_closing.growth_per_day"
@@ -231,6 +232,7 @@ def run_replications(
     precision: float | None = None,
     max_replications: int | None = None,
     precision_kpis: Sequence[str] = (),
+    interval: str = "t",
 ) -> RunOutput:
     """Run replications 0..n-1 of a scenario from one root seed and summarise their KPIs with 95 % t intervals.
 
@@ -240,6 +242,9 @@ def run_replications(
     With `precision` (a relative half-width, e.g. 0.05) the run continues past `replications` with replications
     n, n+1, ... until every KPI of `precision_kpis` (default: PRECISION_KPIS) has a half-width at most
     precision × |mean|, or `max_replications` were run; `RunOutput.precision` says whether it was met.
+
+    `interval` is "t" (the t interval) or "hall" (Hall's skewness-corrected interval, stats.hall_interval), for
+    the summary and for the precision rule.
     """
     scenario = parse_scenario(raw)
     gate = compile_gate(scenario)
@@ -267,7 +272,7 @@ def run_replications(
         n = planned
         if precision is None:
             break
-        need = max(needed_replications([o.kpis[k] for o in results], precision) for k in targets)
+        need = max(needed_replications([o.kpis[k] for o in results], precision, method=interval) for k in targets)
         if need <= n or n >= limit:
             break
         planned = min(limit, max(need, n + 1))
@@ -283,7 +288,8 @@ def run_replications(
         wall_s=time.perf_counter() - t0,
         engine=engine,
     )
-    out.summary = summarize([o.kpis for o in results], signed=SIGNED)
+    out.summary = summarize([o.kpis for o in results], signed=SIGNED, method=interval)
+    out.interval = interval
     out.hourly = {key: hourly_interval([o.hourly[key] for o in results]) for key in results[0].hourly}
     out.load = offered_load(gate)
     out.yard_note = yard_note(gate, out.load)

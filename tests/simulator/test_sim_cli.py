@@ -231,3 +231,24 @@ def test_precision_rule_adds_replications_until_the_half_width_is_small(tmp_path
     assert r.exit_code == 0, r.output
     assert "precision ±3.0% of the mean on throughput_per_day: met" in r.stdout
     assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["precision"]["met"] is True
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "baseline-2025",
+            "-r",
+            "3",
+            "-d",
+            "1",
+            "-w",
+            "1",
+            "--interval",
+            "hall",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["interval_method"] == "hall"
+    _one_line_error(runner.invoke(app, ["run", "baseline-2025", "--interval", "normal"]), "--interval normal")
