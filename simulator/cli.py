@@ -170,10 +170,10 @@ def run(
         None, "--max-replications", min=1, help="With --precision: stop here (default 10 × --replications)."
     ),
     interval: str = typer.Option(
-        "t",
+        "hall",
         "--interval",
-        help="t: the t interval; hall: Hall's skewness-corrected interval, which holds its 95 % for lopsided KPIs "
-        "(rare long waits) where t does not (docs/simulator.md).",
+        help="hall: Hall's skewness-corrected t interval, which holds its 95 % on lopsided KPIs (rare long waits) "
+        "where the plain t interval does not; t: the plain t interval (docs/simulator.md).",
     ),
     progress: bool | None = ProgressOpt,
 ) -> None:

@@ -245,7 +245,7 @@ def write_html(run: RunOutput, out: Path, plot_paths: list[Path]) -> Path:
         data = base64.b64encode(p.read_bytes()).decode()
         imgs.append(f'<h2>{html.escape(p.stem.replace("_", " "))}</h2><img src="data:image/png;base64,{data}">')
     name = html.escape(str(run.scenario.get("name")))
-    method = "t" if run.interval == "t" else "skewness-corrected (Hall)"
+    method = "t" if run.interval == "t" else "skewness-corrected t (Hall)"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}td,th{{padding:2px 8px;text-align:right}}
 td:first-child{{text-align:left}}img{{max-width:100%}}.bad{{color:#b00020}}</style></head><body>

@@ -243,12 +243,12 @@ def test_precision_rule_adds_replications_until_the_half_width_is_small(tmp_path
             "-w",
             "1",
             "--interval",
-            "hall",
+            "t",
             "--no-plots",
             "--out",
             str(tmp_path),
         ],
     )
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["interval_method"] == "hall"
+    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["interval_method"] == "t"
     _one_line_error(runner.invoke(app, ["run", "baseline-2025", "--interval", "normal"]), "--interval normal")
