@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -78,11 +79,69 @@ def _load(path: str) -> dict[str, Any]:
     return raw
 
 
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:
+        _fail(f"--seed {seed}: a seed is a non-negative integer")
+
+
+def _check_out(out: Path | None) -> None:
+    """Fail now, not after the run, when --out cannot take the results: a file, or a folder we cannot write."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: is a file; give a directory to write the results into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        _fail(f"--out {out}: cannot write there: {e.strerror or e}")
+
+
+def _check_kpis(raw: dict[str, Any], kpis: list[str]) -> None:
+    """Every --kpi must be a KPI of the scenario: name the nearest ones, or how to list them."""
+    import difflib
+
+    from simulator.gate import compile_gate
+    from simulator.runner import kpi_names
+    from simulator.scenario import parse_scenario
+
+    names = kpi_names(compile_gate(parse_scenario(raw)))
+    for k in kpis:
+        if k not in names:
+            near = difflib.get_close_matches(k, names, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(near)}?" if near else f"see `smartgate sim kpis {raw['name']}`"
+            _fail(f"--kpi {k}: no such KPI; {hint}")
+
+
+def _warn_load(raw: dict[str, Any], label: str = "") -> None:
+    """Say on stderr, before running, which stages have no steady state (offered load ρ >= 1)."""
+    from simulator.gate import compile_gate
+    from simulator.load import describe, offered_load, unstable, yard_note
+    from simulator.scenario import parse_scenario
+
+    gate = compile_gate(parse_scenario(raw))
+    load = offered_load(gate)
+    lines = [describe(x) for x in unstable(load)]
+    note = yard_note(gate, load)
+    for line in [*lines, *([note] if note else [])]:
+        typer.echo(f"warning: {label + ': ' if label else ''}{line}", err=True)
+
+
 def _row(key: str, v: dict[str, float]) -> str:
     def f(x: float | None) -> str:
         return "     –" if x is None or x != x else f"{x:10.2f}"
 
     return f"  {key:<42} {f(v['mean'])}  [{f(v['ci_low'])}, {f(v['ci_high'])}]"
+
+
+KpiOpt = typer.Option([], "--kpi", help="Extra KPIs to print (e.g. wait_min.xray); `smartgate sim kpis` lists them.")
+
+
+def _print_kpis(summary: dict[str, dict[str, float]], keys: list[str], grows: list[str]) -> None:
+    for key in keys:
+        mark = "   (no steady state: grows with --days)" if key in grows else ""
+        typer.echo(f"{_row(key, summary[key])}{mark}")
 
 
 @app.command()
@@ -98,13 +157,39 @@ def run(
         1, "--event-log-replications", min=0, help="Replications whose per-truck events go to events.parquet."
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
+    kpi: list[str] = KpiOpt,
+    precision: float | None = typer.Option(
+        None,
+        "--precision",
+        min=0.001,
+        max=1.0,
+        help="Add replications until each --kpi (default: time in system mean and p95) has a 95 % half-width at "
+        "most this share of its mean, e.g. 0.05.",
+    ),
+    max_replications: int | None = typer.Option(
+        None, "--max-replications", min=1, help="With --precision: stop here (default 10 × --replications)."
+    ),
+    interval: str = typer.Option(
+        "hall",
+        "--interval",
+        help="hall: Hall's skewness-corrected t interval, which holds its 95 % on lopsided KPIs (rare long waits) "
+        "where the plain t interval does not; t: the plain t interval (docs/simulator.md).",
+    ),
     progress: bool | None = ProgressOpt,
 ) -> None:
     """Run replications of a scenario and write summary.json, events.parquet, PNG plots and report.html."""
     from simulator.report import write_run
-    from simulator.runner import headline
+    from simulator.runner import GROWTH, HEADLINE
 
     raw = _load(scenario)
+    _check_seed(seed)
+    _check_kpis(raw, kpi)
+    if interval not in ("t", "hall"):
+        _fail(f"--interval {interval}: expected t or hall")
+    if max_replications is not None and max_replications < replications:
+        _fail(f"--max-replications {max_replications}: below --replications {replications}")
+    _check_out(out)
+    _warn_load(raw)
     root = raw.get("seed", 20250101) if seed is None else seed
     result = _run(
         raw,
@@ -116,11 +201,24 @@ def run(
         cluster=cluster,
         log_replications=event_log_replications,
         progress=progress,
+        precision=precision,
+        max_replications=max_replications,
+        precision_kpis=tuple(kpi),
+        interval=interval,
     )
-    written = write_run(result, out, plots=plots)
-    typer.echo(f"{raw['name']}: seed {root}, {replications} × {days} days in {result.wall_s:.1f} s ({result.engine})")
-    for key, v in headline(result.summary):
-        typer.echo(_row(key, v))
+    try:
+        written = write_run(result, out, plots=plots)
+    except OSError as e:
+        _fail(f"--out {out}: cannot write the results: {e.strerror or e}", 1)
+    typer.echo(
+        f"{raw['name']}: seed {root}, {result.replications} × {days} days in {result.wall_s:.1f} s ({result.engine})"
+    )
+    if result.precision is not None:
+        p = result.precision
+        state = "met" if p["met"] else f"NOT met at the maximum of {p['max_replications']} replications"
+        typer.echo(f"  precision ±{p['relative_half_width']:.1%} of the mean on {', '.join(p['kpis'])}: {state}")
+    keys = [k for k in (*HEADLINE, *((GROWTH,) if result.no_steady_state else ()), *kpi) if k in result.summary]
+    _print_kpis(result.summary, list(dict.fromkeys(keys)), result.no_steady_state)
     typer.echo(f"wrote {written['summary'].parent}/ (summary.json, events.parquet, report.html, plots)")
 
 
@@ -135,27 +233,37 @@ def compare(
     cluster: str | None = ClusterOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Write compare.json here."),
     all_kpis: bool = typer.Option(False, "--all", help="Print every KPI, not only the headline ones."),
+    kpi: list[str] = KpiOpt,
     progress: bool | None = ProgressOpt,
 ) -> None:
     """Run A and B on the same seed (common random numbers) and report paired differences B − A with 95 % CIs."""
-    from simulator.report import _clean
-    from simulator.runner import HEADLINE
+    from simulator.runner import GROWTH, HEADLINE
     from simulator.runner import compare as paired
 
     raw_a, raw_b = _load(a), _load(b)
+    _check_seed(seed)
+    _check_kpis(raw_a, kpi)
+    _check_kpis(raw_b, kpi)
+    _check_out(out)
+    _warn_load(raw_a, f"A {raw_a['name']}")
+    _warn_load(raw_b, f"B {raw_b['name']}")
     root = raw_a.get("seed", 20250101) if seed is None else seed
     kw = {"seed": root, "replications": replications, "days": days, "workers": workers, "cluster": cluster}
     ra = _run(raw_a, f"A {raw_a['name']}", progress=progress, **kw)
     rb = _run(raw_b, f"B {raw_b['name']}", progress=progress, **kw)
     diff = paired(ra, rb)
+    grows = sorted(set(ra.no_steady_state) | set(rb.no_steady_state))
     typer.echo(f"B − A: {raw_b['name']} − {raw_a['name']}, seed {root}, {replications} × {days} days, paired")
-    keys = list(diff) if all_kpis else [k for k in HEADLINE if k in diff]
+    head = (*HEADLINE, *((GROWTH,) if grows else ()), *kpi)
+    keys = list(diff) if all_kpis else list(dict.fromkeys(k for k in head if k in diff))
     for key in keys:
         mark = " *" if diff[key].get("significant") else ""
-        typer.echo(f"{_row(key, diff[key])}{mark}   (A {ra.summary[key]['mean']:.2f}, B {rb.summary[key]['mean']:.2f})")
+        note = "   (no steady state: grows with --days)" if key in grows else ""
+        typer.echo(
+            f"{_row(key, diff[key])}{mark}   (A {ra.summary[key]['mean']:.2f}, B {rb.summary[key]['mean']:.2f}){note}"
+        )
     typer.echo("  * the 95 % interval of the paired difference excludes 0")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         doc = {
             "a": raw_a["name"],
             "b": raw_b["name"],
@@ -165,8 +273,23 @@ def compare(
             "difference_b_minus_a": diff,
             "a_kpis": ra.summary,
             "b_kpis": rb.summary,
+            "unstable_stages": {
+                "a": [x.stage for x in ra.load.values() if x.unstable],
+                "b": [x.stage for x in rb.load.values() if x.unstable],
+            },
+            "no_steady_state": grows,
         }
-        (out / "compare.json").write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+        _write_json(out / "compare.json", doc)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from simulator.report import _clean
+
+    try:
+        path.write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+    except OSError as e:
+        _fail(f"cannot write {path}: {e.strerror or e}", 1)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -181,43 +304,73 @@ def sweep(
     workers: int | None = WorkersOpt,
     cluster: str | None = ClusterOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Write sweep.json here."),
-    kpi: list[str] = typer.Option([], "--kpi", help="Extra KPIs to print (e.g. wait_min.xray)."),
+    kpi: list[str] = KpiOpt,
     progress: bool | None = ProgressOpt,
 ) -> None:
-    """Run a grid of variants of a scenario on one seed; each row shows KPIs and the paired change from the first."""
-    from simulator.report import _clean
-    from simulator.runner import HEADLINE
+    """Run a grid of variants of a scenario on one seed; each row shows KPIs and the paired change from the first.
+
+    Sweeping `stages.S.servers` of a stage with an hourly schedule (`servers_by_hour`) scales the schedule with it,
+    so that the sweep changes capacity; sweep `stages.S.servers_by_hour` to set the schedule yourself."""
+    from simulator.runner import GROWTH, HEADLINE
     from simulator.runner import compare as paired
-    from simulator.scenario import ScenarioError, parse_scenario, parse_set, set_path
+    from simulator.scenario import ScenarioError, apply_sets, parse_scenario, parse_set
 
     raw = _load(scenario)
+    _check_seed(seed)
+    _check_kpis(raw, kpi)
     root = raw.get("seed", 20250101) if seed is None else seed
     try:
         axes = [parse_set(s) for s in set_]
         variants = []
+        notes: list[str] = []
         for combo in itertools.product(*(vals for _, vals in axes)):
-            v = raw
-            for (path, _), value in zip(axes, combo, strict=True):
-                v = set_path(v, path, value)
-            label = ", ".join(f"{p}={val}" for (p, _), val in zip(axes, combo, strict=True))
+            sets = [(path, value) for (path, _), value in zip(axes, combo, strict=True)]
+            v, scaled = apply_sets(raw, sets)
+            label = ", ".join(f"{p}={val}" for p, val in sets)
             parse_scenario(v, label)
-            variants.append((label, v))
+            variants.append((label, v, scaled))
+            notes += [n for n in scaled if n not in notes]
     except ScenarioError as e:
         _fail(str(e))
+    _check_out(out)
+    for n in notes:
+        typer.echo(f"note: {n} (a capacity sweep changes the staffing schedule too)", err=True)
+    for label, v, _ in variants:
+        _warn_load(v, label)
     kw = {"seed": root, "replications": replications, "days": days, "workers": workers, "cluster": cluster}
-    runs = [(label, _run(v, label, progress=progress, **kw)) for label, v in variants]
-    keys = [k for k in (*HEADLINE, *kpi) if k in runs[0][1].summary]
+    runs = [(label, _run(v, label, progress=progress, **kw), scaled) for label, v, scaled in variants]
     doc = []
-    for i, (label, r) in enumerate(runs):
+    for i, (label, r, scaled) in enumerate(runs):
         typer.echo(f"{label}")
         diff = paired(runs[0][1], r) if i else {}
-        for key in keys:
+        head = (*HEADLINE, *((GROWTH,) if r.no_steady_state else ()), *kpi)
+        for key in dict.fromkeys(k for k in head if k in r.summary):
             extra = f"   Δ vs first {diff[key]['mean']:+.2f} ± {diff[key]['half_width']:.2f}" if i else ""
-            typer.echo(f"{_row(key, r.summary[key])}{extra}")
-        doc.append({"variant": label, "kpis": r.summary, "difference_vs_first": diff})
+            note = "   (no steady state: grows with --days)" if key in r.no_steady_state else ""
+            typer.echo(f"{_row(key, r.summary[key])}{extra}{note}")
+        doc.append(
+            {
+                "variant": label,
+                "scaled": scaled,
+                "unstable_stages": [x.stage for x in r.load.values() if x.unstable],
+                "no_steady_state": r.no_steady_state,
+                "kpis": r.summary,
+                "difference_vs_first": diff,
+            }
+        )
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "sweep.json").write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
+        _write_json(out / "sweep.json", doc)
+
+
+@app.command()
+def kpis(scenario: str = typer.Argument(..., help="Scenario YAML file or shipped name.")) -> None:
+    """List the KPIs a scenario produces (the names --kpi accepts)."""
+    from simulator.gate import compile_gate
+    from simulator.runner import kpi_names
+    from simulator.scenario import parse_scenario
+
+    for name in kpi_names(compile_gate(parse_scenario(_load(scenario)))):
+        typer.echo(name)
 
 
 @app.command()

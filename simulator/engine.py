@@ -56,6 +56,15 @@ class ResourceSpec:
         """Scheduled servers during an hour of the day."""
         return self.servers if self.servers_by_hour is None else self.servers_by_hour[hour_of_day]
 
+    @property
+    def units(self) -> int:
+        """Physical units (scanners, booths): `servers`, or the schedule's peak if that is higher.
+
+        A schedule staffs up to its hourly value; units beyond it are spares that take over from a failed one, so
+        capacity is min(scheduled, units working).
+        """
+        return max(self.servers, max(self.servers_by_hour or (0,)))
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkSpec:
@@ -151,6 +160,7 @@ def simulate(
     cap = [spec.servers_at(0) for spec in res]
     sched = [spec.servers_by_hour for spec in res]
     broken = [0] * n_res
+    n_units = [spec.units for spec in res]
     busy = [0] * n_res
     queues: list[deque[int]] = [deque() for _ in res]
     qarea = [0.0] * n_res
@@ -206,7 +216,7 @@ def simulate(
     if breakdown_draw is not None:
         for ri, spec in enumerate(res):
             if spec.mtbf_min is not None and spec.mttr_min is not None:
-                for _ in range(max(spec.servers, max(spec.servers_by_hour or (0,)))):
+                for _ in range(spec.units):
                     u = len(units)
                     units.append(ri)
                     unit_up.append(True)
@@ -377,7 +387,7 @@ def simulate(
         for r in range(n_res):
             s = sched[r]
             if s is not None:
-                cap[r] = max(0, s[hod] - broken[r])
+                cap[r] = max(0, min(s[hod], n_units[r] - broken[r]))
                 start_waiting(r, t)
         if net.close_hour is not None and hod == net.close_hour:
             left_at_close[int(t // 1440.0)] = n_sys
@@ -511,7 +521,7 @@ def simulate(
                 hod = int(t / 60.0) % 24
                 s_r = sched[r]
                 base = res[r].servers if s_r is None else s_r[hod]
-                cap[r] = max(0, base - broken[r])
+                cap[r] = max(0, min(base, n_units[r] - broken[r]))
                 start_waiting(r, t)
                 if breakdown_draw is not None:
                     heappush(heap, (t + breakdown_draw(u, unit_up[u]), k))

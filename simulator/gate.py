@@ -263,7 +263,7 @@ class BreakdownDraws:
         self._names: list[str] = []
         for r in gate.network.resources:
             if r.mtbf_min is not None and r.mttr_min is not None:
-                for u in range(max(r.servers, max(r.servers_by_hour or (0,)))):
+                for u in range(r.units):
                     self._means.append((r.mtbf_min, r.mttr_min))
                     self._names.append(f"breakdown:{r.name}:{u}")
         self._rngs = [

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.runner import HEADLINE, RunOutput
+from simulator.load import describe, unstable
+from simulator.runner import GROWTH, HEADLINE, RunOutput
 
 PLOTS = (
     ("queue_length.png", "Queue length per stage"),
@@ -58,9 +59,15 @@ def summary_dict(run: RunOutput, *, with_versions: bool = True) -> dict[str, Any
         "replications": run.replications,
         "days": run.days,
         "confidence_level": 0.95,
+        "interval_method": run.interval,
         "resources": list(run.resources),
         "classes": list(run.classes),
         "kpis": run.summary,
+        "offered_load": {name: x.as_dict() for name, x in run.load.items()},
+        "unstable_stages": [x.stage for x in unstable(run.load)],
+        "unstable_note": run.yard_note,
+        "no_steady_state": run.no_steady_state,
+        "precision": run.precision,
         "hourly": run.hourly,
         "scenario_echo": run.scenario,
     }
@@ -115,7 +122,7 @@ def _band(ax: Any, x: np.ndarray, mean: Any, half: Any, label: str) -> None:
     m = np.asarray(mean, dtype=float)
     h = np.nan_to_num(np.asarray(half, dtype=float))
     ax.plot(x, m, label=label)
-    ax.fill_between(x, m - h, m + h, alpha=0.2)
+    ax.fill_between(x, np.maximum(m - h, 0.0), m + h, alpha=0.2)  # every plotted quantity is >= 0
 
 
 def _arr(v: Any) -> np.ndarray:
@@ -214,25 +221,45 @@ def write_html(run: RunOutput, out: Path, plot_paths: list[Path]) -> Path:
     """One self-contained HTML page: headline KPIs, every KPI with its interval, and the plots inlined."""
     s = run.summary
     rows = []
-    for key in (*HEADLINE, *(k for k in s if k not in HEADLINE)):
+    grows = set(run.no_steady_state)
+    for key in (*HEADLINE, GROWTH, *(k for k in s if k not in HEADLINE and k != GROWTH)):
         if key in s:
             v = s[key]
+            mark = ' <b class="bad">(no steady state: grows with the run length)</b>' if key in grows else ""
             rows.append(
-                f"<tr><td>{html.escape(key)}</td><td>{_fmt(v['mean'])}</td>"
+                f"<tr><td>{html.escape(key)}{mark}</td><td>{_fmt(v['mean'])}</td>"
                 f"<td>{_fmt(v['ci_low'])} – {_fmt(v['ci_high'])}</td></tr>"
             )
+    bad = ' class="bad"'
+    load_rows = "".join(
+        f"<tr{bad if x.unstable else ''}><td>{html.escape(x.stage)}</td>"
+        f"<td>{x.arrivals_per_day:,.1f}</td><td>{_fmt(x.service_min)}</td><td>{x.capacity_per_day:,.0f}</td>"
+        f"<td>{x.rho:.2f}</td></tr>"
+        for x in run.load.values()
+    )
+    warnings = "".join(f'<p class="bad">Unstable: {html.escape(describe(x))}.</p>' for x in unstable(run.load))
+    if run.yard_note:
+        warnings += f'<p class="bad">{html.escape(run.yard_note[0].upper() + run.yard_note[1:])}.</p>'
     imgs = []
     for p in plot_paths:
         data = base64.b64encode(p.read_bytes()).decode()
         imgs.append(f'<h2>{html.escape(p.stem.replace("_", " "))}</h2><img src="data:image/png;base64,{data}">')
     name = html.escape(str(run.scenario.get("name")))
+    method = "t" if run.interval == "t" else "skewness-corrected t (Hall)"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}td,th{{padding:2px 8px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
+td:first-child{{text-align:left}}img{{max-width:100%}}.bad{{color:#b00020}}</style></head><body>
 <h1>Gate simulation: {name}</h1>
 <p>{html.escape(str(run.scenario.get("description", "")))}</p>
-<p>seed {run.seed}, {run.replications} replications × {run.days} days, 95 % t intervals across replications,
+<p>seed {run.seed}, {run.replications} replications × {run.days} days, 95 % {method} intervals across replications,
 run time {run.wall_s:.1f} s on {html.escape(run.engine)}.</p>
+{warnings}
+<h2>Offered load</h2>
+<p>ρ = trucks per day × mean service time / server-minutes per day (schedule, less expected breakdowns); a daily
+cap: trucks offered / trucks accepted per day. At ρ ≥ 1 there is no steady state: the queue grows every day.</p>
+<table><tr><th>stage</th><th>trucks/day</th><th>mean service (min)</th><th>capacity/day</th><th>ρ</th></tr>
+{load_rows}</table>
+<h2>KPIs</h2>
 <table><tr><th>KPI</th><th>mean</th><th>95 % CI</th></tr>{"".join(rows)}</table>
 {"".join(imgs)}
 </body></html>"""

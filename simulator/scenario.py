@@ -364,3 +364,50 @@ def parse_set(spec: str) -> tuple[str, list[Any]]:
     if not path or not parsed:
         raise ScenarioError(f"--set {spec}: expected PATH=V1,V2,...")
     return path.strip(), parsed
+
+
+def _get_path(raw: dict[str, Any], path: str) -> Any:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def scale_schedule(raw: dict[str, Any], path: str, value: Any) -> tuple[str, list[int]] | None:
+    """The schedule a capacity change must carry along: (its path, the scaled schedule), or None.
+
+    `stages.S.servers` alone does not change the capacity of a stage whose `servers_by_hour` is set (the schedule
+    staffs the stage hour by hour; units beyond it are spares). Setting it to N therefore scales the schedule by
+    N / servers, rounding half up and keeping an open hour open.
+    """
+    parts = path.split(".")
+    if len(parts) != 3 or parts[0] != "stages" or parts[2] != "servers":
+        return None
+    sched_path = f"stages.{parts[1]}.servers_by_hour"
+    sched = _get_path(raw, sched_path)
+    old = _get_path(raw, path)
+    if not isinstance(sched, list) or not isinstance(old, int) or isinstance(value, bool) or old < 1:
+        return None
+    if not isinstance(value, int) or not all(isinstance(x, int) for x in sched):
+        return None
+    factor = value / old
+    return sched_path, [0 if x <= 0 else max(1, math.floor(x * factor + 0.5)) for x in sched]
+
+
+def apply_sets(raw: dict[str, Any], sets: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of the raw scenario with every (path, value) set, capacity changes scaling their schedules.
+
+    Returns the variant and one note per schedule that was scaled. A schedule set explicitly is left alone.
+    """
+    explicit = {p for p, _ in sets}
+    out = raw
+    notes: list[str] = []
+    for path, value in sets:
+        out = set_path(out, path, value)
+        scaled = scale_schedule(raw, path, value)
+        if scaled is not None and scaled[0] not in explicit and scaled[1] != _get_path(raw, scaled[0]):
+            out = set_path(out, scaled[0], scaled[1])
+            notes.append(f"{path}={value} scales {scaled[0]} to {scaled[1]}")
+    return out, notes

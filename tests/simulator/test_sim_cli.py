@@ -96,3 +96,159 @@ def test_validate_and_list() -> None:
     assert r.output.count(": ok") == 2
     r = runner.invoke(app, ["list"])
     assert "smart-gate-2030" in r.output
+
+
+def _one_line_error(r, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: ")
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in r.stderr
+
+
+def test_out_that_is_a_file_or_cannot_be_written_fails_before_running(tmp_path: Path) -> None:
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("x", encoding="utf-8")
+    for cmd in (["run", "baseline-2025"], ["compare", "baseline-2025", "tet-peak"]):
+        r = runner.invoke(app, [*cmd, "-r", "50", "-d", "365", "--out", str(a_file)])
+        _one_line_error(r, "is a file")
+    r = runner.invoke(app, ["sweep", "baseline-2025", "--set", "hours.close_hour=20,22", "--out", str(a_file / "x")])
+    _one_line_error(r, "cannot write there")
+    r = runner.invoke(app, ["run", "baseline-2025", "-r", "50", "-d", "365", "--out", "/proc/smartgate-sim-out"])
+    _one_line_error(r, "cannot write there")
+
+
+def test_read_only_folder_fails_before_running(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        import pytest
+
+        pytest.skip("root writes into read-only folders")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    r = runner.invoke(app, ["run", "baseline-2025", "-r", "50", "-d", "365", "--out", str(ro)])
+    _one_line_error(r, "cannot write there")
+
+
+def test_negative_seed_is_refused(tmp_path: Path) -> None:
+    for cmd in (["run", "baseline-2025", "--out", str(tmp_path)], ["compare", "baseline-2025", "tet-peak"]):
+        r = runner.invoke(app, [*cmd, "-r", "50", "-d", "365", "--seed", "-1"])
+        _one_line_error(r, "--seed -1")
+
+
+def test_misspelt_kpi_names_the_nearest_before_running(tmp_path: Path) -> None:
+    args = ["-r", "50", "-d", "365", "--kpi", "wait_min.xary"]
+    for cmd in (
+        ["run", "baseline-2025", "--out", str(tmp_path / "o")],
+        ["compare", "baseline-2025", "tet-peak"],
+        ["sweep", "scanner-outage", "--set", "stages.xray.servers=1,2"],
+    ):
+        r = runner.invoke(app, [*cmd, *args])
+        _one_line_error(r, "--kpi wait_min.xary: no such KPI", "wait_min.xray")
+    assert not (tmp_path / "o").exists()
+    r = runner.invoke(app, ["sweep", "baseline-2025", "--set", "hours.close_hour=20", "--kpi", "nonsense_kpi_zzz"])
+    _one_line_error(r, "smartgate sim kpis baseline-2025")
+    r = runner.invoke(app, ["kpis", "baseline-2025"])
+    assert r.exit_code == 0
+    assert "wait_min.xray" in r.stdout.split()
+    assert "trucks_left_at_closing.growth_per_day" in r.stdout.split()
+
+
+def test_kpi_names_are_exactly_what_a_replication_produces() -> None:
+    from simulator.gate import compile_gate
+    from simulator.runner import kpi_names, run_replication
+    from simulator.scenario import load_raw, parse_scenario
+
+    for name in ("baseline-2025", "jan-2021-cap"):
+        raw = load_raw(name)
+        got = run_replication(raw, 1, 0, 2).kpis
+        assert kpi_names(compile_gate(parse_scenario(raw))) == sorted(got)
+
+
+def test_sweeping_servers_of_a_scheduled_stage_scales_its_schedule(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        ["sweep", "scanner-outage", "--set", "stages.xray.servers=1,3", "-r", "3", "-d", "3", "-w", "1",
+         "--kpi", "wait_min.xray", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "note: stages.xray.servers=3 scales stages.xray.servers_by_hour" in r.stderr
+    doc = json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8"))
+    assert doc[0]["scaled"] == []
+    assert doc[1]["scaled"]
+    assert "[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 0" in doc[1]["scaled"][0]
+    one, three = (d["kpis"]["wait_min.xray"]["mean"] for d in doc)
+    assert three < 0.85 * one  # more capacity, shorter wait (it rose before: spares only added breakdowns)
+    assert doc[1]["difference_vs_first"]["wait_min.xray"]["ci_high"] < 0
+
+
+def test_an_explicit_schedule_in_the_sweep_is_left_alone() -> None:
+    from simulator.scenario import apply_sets, load_raw
+
+    raw = load_raw("scanner-outage")
+    sched = [2] * 24
+    v, notes = apply_sets(raw, [("stages.xray.servers", 2), ("stages.xray.servers_by_hour", sched)])
+    assert v["stages"]["xray"]["servers_by_hour"] == sched
+    assert notes == []
+    v, notes = apply_sets(raw, [("stages.document_check.servers", 9)])  # no schedule: nothing to scale
+    assert "servers_by_hour" not in v["stages"]["document_check"]
+    assert notes == []
+    v, _ = apply_sets(raw, [("stages.xray.servers", 2)])
+    assert v["stages"]["xray"]["servers_by_hour"][13] == 2
+    assert v["stages"]["xray"]["servers_by_hour"][7] == 0
+
+
+def test_precision_rule_adds_replications_until_the_half_width_is_small(tmp_path: Path) -> None:
+    from simulator.runner import run_replications
+    from simulator.scenario import load_raw
+
+    raw = load_raw("baseline-2025")
+    kpi = "throughput_per_day"
+    fixed = run_replications(raw, seed=4, replications=3, days=1, workers=1)
+    out = run_replications(
+        raw, seed=4, replications=3, days=1, workers=1, precision=0.03, max_replications=60, precision_kpis=(kpi,)
+    )
+    assert out.replications > 3
+    assert out.precision is not None
+    assert out.precision["met"]
+    s = out.summary[kpi]
+    assert s["half_width"] <= 0.03 * s["mean"]
+    assert [o.kpis for o in out.per_rep[:3]] == [o.kpis for o in fixed.per_rep]  # the same first replications
+    capped = run_replications(
+        raw, seed=4, replications=3, days=1, workers=1, precision=0.0001, max_replications=5, precision_kpis=(kpi,)
+    )
+    assert capped.replications == 5
+    assert capped.precision is not None
+    assert not capped.precision["met"]
+    r = runner.invoke(
+        app,
+        ["run", "baseline-2025", "-r", "3", "-d", "1", "-w", "1", "--precision", "0.03", "--kpi", kpi,
+         "--max-replications", "60", "--no-plots", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "precision ±3.0% of the mean on throughput_per_day: met" in r.stdout
+    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["precision"]["met"] is True
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "baseline-2025",
+            "-r",
+            "3",
+            "-d",
+            "1",
+            "-w",
+            "1",
+            "--interval",
+            "t",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["interval_method"] == "t"
+    _one_line_error(runner.invoke(app, ["run", "baseline-2025", "--interval", "normal"]), "--interval normal")
