@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def workers() -> Iterator[list[PeriodicWorker]]:
         worker.stop(timeout=HANG_S)
 
 
-def make(workers: list[PeriodicWorker], tick, **options) -> PeriodicWorker:  # type: ignore[no-untyped-def]
+def make(workers: list[PeriodicWorker], tick: Callable[[], object], **options: Any) -> PeriodicWorker:
     options.setdefault("interval", HOUR)
     worker = PeriodicWorker("test-worker", tick, **options)
     workers.append(worker)
@@ -62,7 +63,8 @@ def test_ticks_repeat_in_a_named_daemon_thread(workers: list[PeriodicWorker]) ->
     assert worker.running
     assert ticks.wait_for(3)
     assert set(ticks.threads) == {"test-worker"}
-    assert worker.thread is not None and worker.thread.daemon
+    assert worker.thread is not None
+    assert worker.thread.daemon
     assert worker.stop(timeout=HANG_S)
     assert not worker.running
 
@@ -96,7 +98,8 @@ def test_stop_before_start_and_stop_twice_are_harmless(workers: list[PeriodicWor
     thread = worker.thread
     assert worker.stop(timeout=HANG_S)
     assert worker.stop(timeout=HANG_S)
-    assert thread is not None and not thread.is_alive()
+    assert thread is not None
+    assert not thread.is_alive()
     assert ticks.count == 0
 
 
@@ -192,7 +195,8 @@ def test_stop_gives_up_after_its_timeout_and_a_restart_runs_beside_the_old_tick(
     worker._tick = restarted  # the new run's ticks (the old one still runs Blocking)
     worker.start()
     new = worker.thread
-    assert new is not old and new is not None
+    assert new is not None
+    assert new is not old
     assert restarted.wait_for(1)  # the new run ticks at once, though the old tick has not finished
     assert worker.running
     tick.release.set()
@@ -262,9 +266,9 @@ def test_jitter_stays_within_its_bounds() -> None:
 
 
 def test_bad_options_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="interval"):
         PeriodicWorker("x", lambda: None, interval=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="jitter"):
         PeriodicWorker("x", lambda: None, interval=1, jitter=1.0)
 
 
