@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
-from services.kernel.dbfaults import FailureLog, outage_code
+from services.kernel.dbfaults import outage_code
 from services.kernel.outbox import Event, ProcessedEvent, claim_events, mark_published, pending_events
+from services.kernel.periodic import PeriodicWorker
 
 logger = logging.getLogger("smartgate.bus")
 
@@ -96,10 +97,18 @@ class OutboxRelay:
         bind = factory.kw.get("bind")
         # Several processes may relay one PostgreSQL database (`serve --workers N`, the distributed deployment).
         self._claims = bind is not None and bind.dialect.name == "postgresql"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Woken by notify(); a busy moment's commits gather for `batch_delay` (one batch, a transaction per
+        # consumer, for many filings instead of one per filing, each taking SQLite's writer lock from the filings).
+        self.worker = PeriodicWorker(
+            "outbox-relay",
+            self._pass,
+            interval=interval_seconds,
+            settle=batch_delay_seconds,
+            logger=logger,
+            what="outbox relay pass",
+            on_exit=self._final_drain,
+        )
 
     BATCH = 500
 
@@ -160,40 +169,22 @@ class OutboxRelay:
 
     def notify(self) -> None:
         """Wake the relay now rather than at the next tick (called after a commit that wrote events)."""
-        self._wake.set()
+        self.worker.wake()
 
     def start(self) -> None:
         """Run in a background thread until stop()."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="outbox-relay", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
     def stop(self) -> None:
         """Stop the background thread after publishing what is pending."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self.worker.stop(timeout=10)
 
-    def _loop(self) -> None:
-        failures = FailureLog(logger, "outbox relay pass")
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            if self.batch_delay:
-                # Let the commits of a busy moment gather: one batch (a transaction per consumer) for many
-                # filings instead of one per filing, each taking SQLite's writer lock from the filings.
-                self._stop.wait(self.batch_delay)
-            self._wake.clear()
-            try:
-                # A short batch means nothing else was pending; events committed since then woke us again.
-                while self.run_once() >= self.BATCH and not self._stop.is_set():
-                    pass
-            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+    def _pass(self) -> None:
+        # A short batch means nothing else was pending; events committed since then woke us again.
+        while self.run_once() >= self.BATCH and not self.worker.stopping:
+            pass
+
+    def _final_drain(self) -> None:
         try:
             self.drain()
         except Exception:

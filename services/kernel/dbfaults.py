@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
@@ -83,23 +84,27 @@ class FailureLog:
     `repeat_seconds` while it lasts) and an info line when the database answers again; anything else with its
     traceback, every time."""
 
-    def __init__(self, logger: logging.Logger, what: str, *, repeat_seconds: float = 60.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, what: str, *, repeat_seconds: float = 60.0, extra: dict[str, Any] | None = None
+    ) -> None:
+        """`extra`: fields added to every line (e.g. the worker's name)."""
         self.logger = logger
         self.what = what
         self.repeat_seconds = repeat_seconds
+        self.extra = dict(extra or {})
         self._down_since: float | None = None
         self._logged_at = 0.0
 
     def failed(self, exc: BaseException) -> None:
         """Log a failed pass."""
         if outage_code(exc) is None:
-            self.logger.error(f"{self.what} failed", exc_info=exc)
+            self.logger.error(f"{self.what} failed", exc_info=exc, extra=self.extra)
             return
         now = time.monotonic()
         if self._down_since is None or now - self._logged_at >= self.repeat_seconds:
             self.logger.warning(
                 f"{self.what}: database unavailable; will retry",
-                extra={"error": summary(exc), "down_seconds": round(now - (self._down_since or now), 1)},
+                extra={**self.extra, "error": summary(exc), "down_seconds": round(now - (self._down_since or now), 1)},
             )
             self._logged_at = now
         if self._down_since is None:
@@ -110,6 +115,6 @@ class FailureLog:
         if self._down_since is not None:
             self.logger.info(
                 f"{self.what}: database available again",
-                extra={"down_seconds": round(time.monotonic() - self._down_since, 1)},
+                extra={**self.extra, "down_seconds": round(time.monotonic() - self._down_since, 1)},
             )
             self._down_since = None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, text
 
 from services.kernel.dbfaults import summary
+from services.kernel.periodic import PeriodicWorker
 
 logger = logging.getLogger("smartgate.leader")
 
@@ -52,8 +53,15 @@ class Leadership:
         self._conn: Connection | None = None
         self._leading = False
         self._state = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Shared: an attempt at once, then one every `retry_seconds` (the holder checks it still holds the lock).
+        self.worker = PeriodicWorker(
+            "leader-election",
+            self.try_lead,
+            interval=retry_seconds,
+            run_first=True,
+            logger=logger,
+            what="leader election attempt",
+        )
 
     @property
     def leading(self) -> bool:
@@ -65,16 +73,11 @@ class Leadership:
         if not self.shared:
             self._begin()
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
     def stop(self) -> None:
         """Stop the work if this process runs it, and give the lock up."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self.worker.stop(timeout=30)
         self._end()
 
     def try_lead(self) -> bool:
@@ -120,21 +123,13 @@ class Leadership:
         except Exception:  # noqa: BLE001 - any failure: the session, and so the lock, may be gone
             return False
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.try_lead()
-            except Exception:  # noqa: BLE001 - keep competing; the log says why this attempt failed
-                logger.exception("leader election attempt failed")
-            self._stop.wait(self.retry_seconds)
-
     def _begin(self) -> bool:
         """Start every work item; if one fails, stop those started and report False (the lock is then given up,
         so that another process can try)."""
         with self._state:
             if self._leading:
                 return True
-            if self.shared and self._stop.is_set():
+            if self.shared and self.worker.stopping:
                 return False  # stop() was called while this attempt took the lock
             started: list[Callable[[], None]] = []
             try:

@@ -12,13 +12,13 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
+import time
 from typing import Any
 
 from services.kernel.bus import Handler
 from services.kernel.dbfaults import FailureLog, outage_code
 from services.kernel.outbox import Event
+from services.kernel.periodic import PeriodicWorker
 
 logger = logging.getLogger("smartgate.bus.nats")
 
@@ -31,7 +31,9 @@ def nats_subject(prefix: str, pattern: str) -> str:
 
 
 class JetStreamBus:
-    """Publishes to and consumes from a JetStream stream; its asyncio loop runs in a thread of its own."""
+    """Publishes to and consumes from a JetStream stream. The NATS client's asyncio loop runs in a thread of its own;
+    each subscription is a worker thread (`PeriodicWorker`) that fetches a batch through that loop, hands it to the
+    handler (handlers are blocking: they write to the database) and acks it."""
 
     def __init__(
         self,
@@ -54,9 +56,8 @@ class JetStreamBus:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-bus", daemon=True)
         self._thread.start()
-        self._subscriptions: list[tuple[str, str, Handler]] = []
-        self._tasks: list[Future[None]] = []
-        self._stop = threading.Event()
+        self._consumers: list[_Consumer] = []
+        self._closed = False
         self._nc: Any = None
         self._js: Any = None
         self._call(self._connect())
@@ -119,77 +120,23 @@ class JetStreamBus:
 
     def subscribe(self, pattern: str, handler: Handler, *, name: str) -> None:
         """Consume events matching `pattern` with a durable consumer called `name`, until close()."""
-        durable = re.sub(r"[^A-Za-z0-9_-]", "_", name)
-        self._subscriptions.append((pattern, durable, handler))
-        self._tasks.append(asyncio.run_coroutine_threadsafe(self._consume(pattern, durable, handler), self._loop))
-
-    async def _consume(self, pattern: str, durable: str, handler: Handler) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.api import ConsumerConfig
-
-        sub = await self._js.pull_subscribe(
-            nats_subject(self.prefix, pattern),
-            durable=durable,
-            stream=self.stream,
-            config=ConsumerConfig(ack_wait=self.ack_wait, max_deliver=-1),
-        )
-        loop = asyncio.get_running_loop()
-        failures = FailureLog(logger, f"consumer {durable}")
-        while not self._stop.is_set():
-            try:
-                messages = await sub.fetch(batch=self.fetch_batch, timeout=0.5)
-            except NatsTimeout:
-                continue
-            except Exception:
-                if self._stop.is_set():
-                    return
-                logger.exception("fetch failed", extra={"consumer": durable})
-                await asyncio.sleep(0.5)
-                continue
-            batch = getattr(handler, "handle_batch", None)
-            if batch is not None and len(messages) > 1 and await self._handle_batch(batch, messages, durable):
-                continue
-            for message in messages:
-                try:
-                    event = Event.from_json(json.loads(message.data))
-                    # Handlers are blocking (they write to the database): run them off the loop.
-                    await loop.run_in_executor(None, handler, event)
-                except Exception as exc:
-                    if outage_code(exc):
-                        failures.failed(exc)  # the database is down: one line per outage, not one per event
-                    else:
-                        logger.exception("handler failed; event will be redelivered", extra={"consumer": durable})
-                    # A plain NAK (redelivered at once) after a short pause of this consumer: a NAK with a server-side
-                    # delay was sometimes not redelivered for many seconds on this server under load.
-                    await message.nak()
-                    await asyncio.sleep(0.2)
-                else:
-                    failures.succeeded()
-                    await message.ack()
-
-    @staticmethod
-    async def _handle_batch(batch: Callable[[list[Event]], None], messages: list[Any], durable: str) -> bool:
-        """Hand the whole fetched batch to the handler's `handle_batch` (one transaction) and ack every message
-        after it committed. False if anything failed: the caller then takes the messages one by one (the handler
-        dedupes what a partial failure may have applied), so one bad event neither blocks nor loses the others."""
+        consumer = _Consumer(self, pattern, re.sub(r"[^A-Za-z0-9_-]", "_", name), handler)
+        self._consumers.append(consumer)
         try:
-            events = [Event.from_json(json.loads(m.data)) for m in messages]
-            await asyncio.get_running_loop().run_in_executor(None, batch, events)
-        except Exception:
-            logger.warning("batch handler failed; handling one by one", extra={"consumer": durable}, exc_info=True)
-            return False
-        for message in messages:
-            await message.ack()
-        return True
+            consumer.subscribe()  # consuming has begun when this returns
+        except Exception:  # noqa: BLE001 - NATS unreachable now: the worker's ticks try again
+            logger.warning("subscription failed; will retry", extra={"consumer": consumer.durable}, exc_info=True)
+        consumer.worker.start()
 
     def close(self) -> None:
-        """Stop consuming and disconnect."""
-        self._stop.set()
-        for task in self._tasks:
-            try:
-                task.result(timeout=5)
-            except Exception:  # noqa: BLE001 - shutting down; a consumer error was already logged
-                pass
+        """Stop consuming and disconnect (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        for consumer in self._consumers:
+            consumer.worker.request_stop()  # all at once: each ends within a fetch's wait
+        for consumer in self._consumers:
+            consumer.worker.stop(timeout=5)
         if self._nc is not None:
             try:
                 self._call(self._nc.close())
@@ -206,3 +153,96 @@ class JetStreamBus:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _Consumer:
+    """One durable pull consumer: each tick of its worker fetches a batch and handles it."""
+
+    FETCH_WAIT = 0.5  # seconds a fetch waits for messages: also how soon a stop is seen
+
+    def __init__(self, bus: JetStreamBus, pattern: str, durable: str, handler: Handler) -> None:
+        self.bus = bus
+        self.pattern = pattern
+        self.durable = durable
+        self.handler = handler
+        self._sub: Any = None
+        self._failures = FailureLog(logger, f"consumer {durable}")
+        # No wait between fetches (a fetch waits for messages itself); after a failed fetch (NATS down), 0.5 s
+        # doubling to 2 s, the client's own reconnect wait.
+        self.worker = PeriodicWorker(
+            f"nats-{durable}",
+            self.fetch_and_handle,
+            interval=0,
+            retry=0.5,
+            backoff_max=2.0,
+            logger=logger,
+            what=f"consumer {durable} fetch",
+        )
+
+    def fetch_and_handle(self) -> None:
+        """One fetch: hand the messages to the handler, ack those it took, NAK those it failed."""
+        from nats.errors import TimeoutError as NatsTimeout
+
+        bus = self.bus
+        self.subscribe()
+        future = asyncio.run_coroutine_threadsafe(
+            self._sub.fetch(batch=bus.fetch_batch, timeout=self.FETCH_WAIT), bus._loop
+        )
+        try:
+            messages = future.result(timeout=bus.timeout + 5)
+        except NatsTimeout:
+            return
+        except TimeoutError:
+            future.cancel()  # the loop stalled: never leave a fetch running whose messages nobody would handle
+            raise
+        batch = getattr(self.handler, "handle_batch", None)
+        if batch is not None and len(messages) > 1 and self._handle_batch(batch, messages):
+            return
+        for message in messages:
+            try:
+                self.handler(Event.from_json(json.loads(message.data)))
+            except Exception as exc:
+                if outage_code(exc):
+                    self._failures.failed(exc)  # the database is down: one line per outage, not one per event
+                else:
+                    logger.exception("handler failed; event will be redelivered", extra={"consumer": self.durable})
+                # A plain NAK (redelivered at once) after a short pause of this consumer: a NAK with a server-side
+                # delay was sometimes not redelivered for many seconds on this server under load.
+                bus._call(message.nak())
+                time.sleep(0.2)
+            else:
+                self._failures.succeeded()
+                bus._call(message.ack())
+
+    def subscribe(self) -> None:
+        """Create the durable pull subscription unless it exists."""
+        if self._sub is None:
+            self._sub = self.bus._call(self._subscribe())
+
+    async def _subscribe(self) -> Any:
+        from nats.js.api import ConsumerConfig
+
+        bus = self.bus
+        return await bus._js.pull_subscribe(
+            nats_subject(bus.prefix, self.pattern),
+            durable=self.durable,
+            stream=bus.stream,
+            config=ConsumerConfig(ack_wait=bus.ack_wait, max_deliver=-1),
+        )
+
+    def _handle_batch(self, batch: Any, messages: list[Any]) -> bool:
+        """Hand the whole fetched batch to the handler's `handle_batch` (one transaction) and ack every message
+        after it committed. False if anything failed: the caller then takes the messages one by one (the handler
+        dedupes what a partial failure may have applied), so one bad event neither blocks nor loses the others."""
+        try:
+            batch([Event.from_json(json.loads(m.data)) for m in messages])
+        except Exception:
+            logger.warning("batch handler failed; handling one by one", extra={"consumer": self.durable}, exc_info=True)
+            return False
+        self.bus._call(_ack_all(messages))
+        return True
+
+
+async def _ack_all(messages: list[Any]) -> None:
+    for message in messages:
+        await message.ack()

@@ -16,7 +16,8 @@ from ledger.anchor import AnchorReceipt
 from ledger.checkpoint import Checkpoint, checkpoint_hash, open_checkpoint
 from ledger.verify import VerificationError, verify_consistency
 from services.kernel.database import unit_of_work, utcnow
-from services.kernel.dbfaults import FailureLog, outage_code
+from services.kernel.dbfaults import outage_code
+from services.kernel.periodic import PeriodicWorker
 from services.provenance.anchoring import ChainAnchorer, make_anchorer
 from services.provenance.service import Provenance
 
@@ -65,9 +66,14 @@ class Checkpointer:
         self._pass_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._appended = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = PeriodicWorker(
+            "ledger-checkpointer",
+            self._scheduled_pass,
+            interval=self.interval,
+            logger=logger,
+            what="checkpoint pass",
+            on_start=self._connect_at_start,
+        )
 
     # -- one pass ---------------------------------------------------------------------------------------------
 
@@ -185,49 +191,33 @@ class Checkpointer:
             self._appended += count
             due = self._appended >= self.every_entries
         if due:
-            self._wake.set()
+            self.worker.wake()
 
     def start(self) -> None:
         """Run passes every N seconds (or after M entries) in a background thread until stop()."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()  # each run its own: a late old thread never sees the new one's signal
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="ledger-checkpointer", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
     def stop(self) -> None:
         """Stop the thread (a pass in progress finishes first), then, if the chain is connected, one last pass so
         that checkpoints held back by the anchor interval are anchored before this process stops leading."""
-        was_running = self._thread is not None
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            if not self._thread.is_alive():
-                self._thread = None
+        was_running = self.worker.thread is not None
+        self.worker.stop(timeout=30)
         if was_running and self._anchorer is not None:
             try:
                 self.checkpoint_now()
             except Exception:  # noqa: BLE001 - the next leader's first pass anchors it instead
                 logger.exception("last checkpoint pass before stopping failed")
 
-    def _loop(self, stop: threading.Event) -> None:
+    def _connect_at_start(self) -> None:
         if self.connect_at_start:
             try:
                 self.anchorer()
             except Exception as exc:  # noqa: BLE001 - the next pass retries; the log says why
                 logger.warning("anchor chain not reachable yet", extra={"error": f"{type(exc).__name__}: {exc}"})
-        failures = FailureLog(logger, "checkpoint pass")
-        while not stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if stop.is_set():
-                return
-            try:
-                self.checkpoint_now(scheduled=True)
-            except LedgerInconsistent:
-                logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")
-            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+
+    def _scheduled_pass(self) -> None:
+        """What the thread does each time (a database outage propagates: the worker logs it and retries)."""
+        try:
+            self.checkpoint_now(scheduled=True)
+        except LedgerInconsistent:
+            logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")

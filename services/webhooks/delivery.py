@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kernel.database import table_of, unit_of_work, utcnow
-from services.kernel.dbfaults import FailureLog
+from services.kernel.periodic import PeriodicWorker
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
 from services.webhooks.service import TEST_EVENT, has_control, is_public_address, signing_secrets
@@ -133,10 +133,14 @@ class Dispatcher:
         self.read_sessions = read_sessions or sessions
         self.settings = settings
         self.transport = transport
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.worker = PeriodicWorker(
+            "webhooks",
+            self._pass,
+            interval=settings.webhook_poll_seconds,
+            logger=logger,
+            what="webhook dispatch pass",
+        )
 
     # ---- one pass
 
@@ -297,37 +301,17 @@ class Dispatcher:
 
     def notify(self) -> None:
         """Wake the dispatcher now (new deliveries were made)."""
-        self._wake.set()
+        self.worker.wake()
 
     def start(self) -> None:
         """Run passes in a background thread until stop(). A loop still finishing after a stop() is left to end
-        (its stop flag stays set) and a new one starts; passes never overlap (they take the same lock)."""
-        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="webhooks", daemon=True)
-        self._thread.start()
+        and a new one starts; passes never overlap (they take the same lock)."""
+        self.worker.start()
 
     def stop(self) -> None:
         """Stop after the pass in progress (its attempts are recorded)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.settings.webhook_timeout_seconds * 2 + 10)
-            if not self._thread.is_alive():
-                self._thread = None
+        self.worker.stop(timeout=self.settings.webhook_timeout_seconds * 2 + 10)
 
-    def _loop(self, stop: threading.Event) -> None:
-        failures = FailureLog(logger, "webhook dispatch pass")
-        while not stop.is_set():
-            self._wake.wait(self.settings.webhook_poll_seconds)
-            self._wake.clear()
-            if stop.is_set():
-                break
-            try:
-                while self.run_once() >= self.BATCH and not stop.is_set():
-                    pass
-            except Exception as exc:  # noqa: BLE001 - logged (an outage briefly); the next pass retries
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+    def _pass(self) -> None:
+        while self.run_once() >= self.BATCH and not self.worker.stopping:
+            pass

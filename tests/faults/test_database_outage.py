@@ -279,13 +279,9 @@ def test_stopped_postgresql_answers_503_and_recovers_without_restart(cluster: Pg
         assert app.ready().status == 200
         # Background work went on: the relay publishes what the filings since the restart wrote.
         assert wait_for(lambda: _unpublished(url) == 0, 30)
-        relay = app.runtime.relay._thread
-        assert relay is not None
-        assert relay.is_alive()
+        assert app.runtime.relay.worker.running
         for worker in ("provenance.checkpointer", "webhooks.dispatcher"):
-            thread = app.runtime.extras[worker]._thread
-            assert thread is not None, worker
-            assert thread.is_alive(), worker
+            assert app.runtime.extras[worker].worker.running, worker
         assert not _tracebacks(app.records[logged_before:])
         assert not {o.key for o in outcomes if o.key} & _stored_keys(url)
 

@@ -152,6 +152,34 @@ def test_background_relay_delivers_after_notify_and_drains_on_stop(runtime: Runt
     assert seen == ["d.first", "d.second"]
 
 
+def test_a_relay_stopped_and_started_again_still_delivers(runtime: Runtime) -> None:
+    """A process that loses and regains its work (or a test app started twice) restarts the relay: the second run
+    must publish too (its stop signal used to stay set, so the new thread ended at once)."""
+    delivered: list[str] = []
+    second = threading.Event()
+
+    def spy(event: Event) -> None:
+        delivered.append(event.type)
+        if event.type == "d.second":
+            second.set()
+
+    bus = InProcessBus()
+    bus.subscribe("*", spy, name="spy")
+    relay = relay_of(runtime, bus)
+    relay.start()
+    relay.stop()
+    relay.start()
+    try:
+        assert relay.worker.running
+        emit(runtime, "d.second")
+        relay.notify()
+        assert second.wait(HANG_GUARD_S)
+    finally:
+        relay.stop()
+    assert not relay.worker.running
+    assert delivered == ["d.second"]
+
+
 def test_event_wire_form_round_trips(runtime: Runtime) -> None:
     emit(runtime, "e.one")
     with unit_of_work(runtime.read_sessions) as session:
