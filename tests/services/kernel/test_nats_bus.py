@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from services.kernel.bus import OutboxRelay, idempotent
 from services.kernel.database import make_sessionmaker, new_id, unit_of_work, utcnow
@@ -64,12 +65,21 @@ def test_events_flow_from_outbox_through_jetstream_exactly_once_in_effect(runtim
     failed_once: set[str] = set()
     lock = threading.Lock()
 
+    def committed(session) -> None:  # type: ignore[no-untyped-def]
+        with lock:
+            seen.extend(session.info.pop("seen_pending", []))
+
     def handle(session, event: Event) -> None:  # type: ignore[no-untyped-def]
         with lock:
             if event.payload.get("flaky") and event.id not in failed_once:
                 failed_once.add(event.id)
                 raise RuntimeError("transient failure: JetStream must redeliver")
-            seen.append(event.id)
+        # Seen only once its transaction commits: an event handled in a batch that then rolls back (its neighbour
+        # failed) is handled again, and must not count twice.
+        pending = session.info.setdefault("seen_pending", [])
+        if not pending:
+            sa_event.listen(session, "after_commit", committed, once=True)
+        pending.append(event.id)
 
     jetstream.subscribe("declaration.*", idempotent(sessions, "nats-test", handle), name="nats-test")
     with unit_of_work(sessions) as session:
