@@ -85,6 +85,21 @@ def make_keys(db_url: str, secret: str, org: str = ORG_A) -> dict[str, dict[str,
     return out
 
 
+def seed_rates(db_url: str) -> None:
+    """Today's demo exchange rates (Hanoi date), so that duties can be assessed and a declaration cleared."""
+    import datetime as dt
+
+    from services.declarations.assessment import VN_TZ
+    from services.declarations.tariff import DEMO_RATES, post_rate
+
+    engine = create_engine(db_url)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        for currency, rate in DEMO_RATES.items():
+            post_rate(session, currency=currency, day=dt.datetime.now(VN_TZ).date(), vnd_per_unit=rate, source="t",
+                      actor="t")  # fmt: skip
+    engine.dispose()
+
+
 class Processes:
     """Subprocesses of one test, each in its own session (so a kill reaches its whole group), logs in `logs`."""
 

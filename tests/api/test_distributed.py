@@ -23,7 +23,17 @@ from api.gateway import PREFIXES, parse_routes, service_for
 from services.declarations.schemas import EXAMPLE
 from services.kernel.settings import SERVICES
 from tests.conftest import _free_port, pg_server_url
-from tests.processes import SMARTGATE, Processes, make_keys, pg_database, require, server_env, until, wait_ready
+from tests.processes import (
+    SMARTGATE,
+    Processes,
+    make_keys,
+    pg_database,
+    require,
+    seed_rates,
+    server_env,
+    until,
+    wait_ready,
+)
 from tests.services.kernel.test_nats_bus import NATS_URL, _reachable
 from tests.services.webhooks.test_webhooks import Receiver
 
@@ -166,6 +176,7 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
     from ledger.checkpoint import Verifier
 
     keys = make_keys(deployment.db_url, deployment.secret)
+    seed_rates(deployment.db_url)  # duties that cannot be assessed are never cleared
     trader, supervisor = keys["trader"], keys["supervisor"]
     receiver = Receiver()
     try:
