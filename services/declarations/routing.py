@@ -13,13 +13,18 @@ from services.kernel.database import table_of, utcnow
 DECIDERS = (Role.officer.value, Role.supervisor.value)
 _DUTY = table_of(OfficerDuty)
 _KEYS = table_of(ApiKey)
-_ACTIVE_DECIDERS = select(_KEYS.c.id).where(_KEYS.c.revoked_at.is_(None), _KEYS.c.role.in_(DECIDERS))
+# A look-up by primary key per row of the roster (not a scan of every key: traders' keys are most of them).
+_ACTIVE_DECIDER = (
+    select(_KEYS.c.id)
+    .where(_KEYS.c.id == _DUTY.c.officer_key_id, _KEYS.c.revoked_at.is_(None), _KEYS.c.role.in_(DECIDERS))
+    .exists()
+)
 # The on-duty officer whose last assignment is oldest (never-assigned first): VNACCS rotation since 2025. A key
 # revoked however it was (`smartgate keys revoke`, or straight in the database) is never picked, even if its row of
 # the roster still says on duty.
 _ROTATION = (
     select(_DUTY.c.officer_key_id)
-    .where(_DUTY.c.on_duty.is_(True), _DUTY.c.officer_key_id.in_(_ACTIVE_DECIDERS))
+    .where(_DUTY.c.on_duty.is_(True), _ACTIVE_DECIDER)
     .order_by(_DUTY.c.last_assigned_at.is_not(None), _DUTY.c.last_assigned_at, _DUTY.c.officer_key_id)
     .limit(1)
 )
