@@ -118,6 +118,8 @@ def reassign(
         if key is None or key.role not in DECIDERS or key.revoked_at is not None:
             raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
         routing.assign_to(session, decl, officer_key_id)
+        if not routing.is_active_decider(session, officer_key_id):  # revoked while we waited for its roster row
+            raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
     else:
         decl.assigned_officer = None
     _record_assignment(session, decl, previous=previous, actor=principal.actor, reason=reason)

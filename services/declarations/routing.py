@@ -31,6 +31,9 @@ _ROTATION = (
 # Only the roster's row is locked (never the key's: revoking a key must not wait for filings).
 _ROTATION_SKIP_LOCKED = _ROTATION.with_for_update(skip_locked=True, of=_DUTY)
 _ROTATION_LOCKED = _ROTATION.with_for_update(of=_DUTY)
+_ACTIVE_KEY = select(_KEYS.c.id).where(
+    _KEYS.c.id == bindparam("key"), _KEYS.c.revoked_at.is_(None), _KEYS.c.role.in_(DECIDERS)
+)
 _OFF_DUTY = update(_DUTY).where(_DUTY.c.officer_key_id == bindparam("officer")).values(on_duty=False)
 _TAKE = (
     update(_DUTY)
@@ -60,6 +63,14 @@ def assign_to(session: Session, decl: Declaration, officer_key_id: str) -> None:
     conn.execute(_ROSTER[conn.dialect.name], {"officer": officer_key_id})
     conn.execute(_TAKE, {"officer": officer_key_id, "now": utcnow()})
     decl.assigned_officer = officer_key_id
+
+
+def is_active_decider(session: Session, officer_key_id: str) -> bool:
+    """Whether the key is an officer's or supervisor's and not revoked, read afresh (not from the session's
+    identity map): after `assign_to` waited for the officer's roster row, a revocation that committed meanwhile
+    shows here."""
+    found = session.connection().execute(_ACTIVE_KEY, {"key": officer_key_id}).scalar()
+    return found is not None
 
 
 def take_next_officer(session: Session) -> str | None:

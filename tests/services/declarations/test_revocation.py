@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.declarations.models import Declaration, OfficerDuty
 from services.kernel.auth import ApiKey, revoke_key
@@ -168,3 +168,51 @@ def test_filings_racing_a_revocation_never_stay_with_the_revoked_key(gate, decla
         ).all()
     assert key_id(leaving) not in waiting
     assert key_id(leaving) not in assigned(runtime, filed).values()
+
+
+def test_a_hand_assignment_waiting_on_a_revocation_in_progress_is_refused(gate, declaration_body, runtime):
+    """PostgreSQL: the supervisor's assignment checked the key before the revocation committed, then waited for the
+    officer's roster row; once the revocation commits it reads the key again and refuses (422), so nothing is left
+    with the revoked key. (SQLite runs one writer at a time: the assignment starts after the revocation.)"""
+    import threading
+    import time
+
+    leaving, staying = gate["officers"]
+    decl = queued(gate, declaration_body)
+    if decl["assigned_officer"] == key_id(leaving):
+        moved = gate["client"].post(f"{BASE}/{decl['id']}/assignment", json={"officer_key_id": key_id(staying)},
+                                    headers=gate["supervisor"])  # fmt: skip
+        assert moved.status_code == 200, moved.text
+    answer: list[Any] = []
+    with unit_of_work(runtime.sessions) as session:
+        assert revoke_key(session, key_id=key_id(leaving))  # holds the roster row until this block commits
+        thread = threading.Thread(
+            target=lambda: answer.append(
+                gate["client"].post(
+                    f"{BASE}/{decl['id']}/assignment",
+                    json={"officer_key_id": key_id(leaving)},
+                    headers=gate["supervisor"],
+                )  # fmt: skip
+            )
+        )
+        thread.start()
+        if session.get_bind().dialect.name == "postgresql":
+            deadline = time.monotonic() + 30
+            while not _waiting_on_a_lock(runtime) and thread.is_alive():
+                assert time.monotonic() < deadline, "the assignment never waited for the roster row"
+                time.sleep(0.05)
+        else:
+            time.sleep(0.2)
+    thread.join(timeout=60)
+    assert_problem(answer[0], 422, "officer.unknown")
+    assert assigned(runtime, [decl["id"]]) == {decl["id"]: key_id(staying)}
+
+
+def _waiting_on_a_lock(runtime) -> bool:
+    with runtime.read_sessions() as session:
+        found = session.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar()
+        return bool(found)
