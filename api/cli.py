@@ -177,7 +177,8 @@ def keys_create(
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id printed at creation")]) -> None:
-    """Revoke an API key by its id."""
+    """Revoke an API key by its id (an officer's declarations waiting for its decision go to others on duty)."""
+    import services.declarations.review  # noqa: F401 - registers what a revoked officer key lets go of
     from services.kernel.auth import revoke_key
     from services.kernel.database import unit_of_work
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import text
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
 from services.kernel.outbox import SeqType
@@ -210,11 +211,33 @@ class Payment(Base):
     counts towards the duties."""
 
     __tablename__ = "declaration_payments"
-    __table_args__ = (Index("ix_declaration_payments_status_paid", "status", "paid_at"),)
+    __table_args__ = (
+        Index("ix_declaration_payments_status_paid", "status", "paid_at"),
+        # The money behind a bank reference counts once: one confirmed payment per reference.
+        Index(
+            "uq_declaration_payments_confirmed_reference",
+            "bank_reference",
+            unique=True,
+            postgresql_where=text("status = 'confirmed'"),
+            sqlite_where=text("status = 'confirmed'"),
+        ),
+        # An organisation has one live payment per reference (a rejected one may be claimed again); organisations
+        # never collide with each other here, so a claim never learns that another organisation used a reference.
+        Index(
+            "uq_declaration_payments_live_reference",
+            "bank_reference",
+            "organisation_id",
+            unique=True,
+            postgresql_where=text("status <> 'rejected'"),
+            sqlite_where=text("status <> 'rejected'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
-    bank_reference: Mapped[str] = mapped_column(String(64), unique=True)
+    # The declaration's organisation (copied: the unique index of live references is per organisation).
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    bank_reference: Mapped[str] = mapped_column(String(64))
     amount_vnd: Mapped[int] = mapped_column(BigInteger)
     recorded_by: Mapped[str] = mapped_column(String(64))
     # When it was recorded (claimed, or recorded as confirmed by the treasury).

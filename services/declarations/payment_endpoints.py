@@ -93,8 +93,10 @@ def _out(payment: Payment, decl: DeclarationRow, principal: Principal) -> dict[s
 )
 def pay(declaration_id: str, body: PaymentIn, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:
     """A trader's payment is `claimed`: nothing is released until the treasury confirms it. A treasury key records
-    money it received as `confirmed` at once. Confirmed payments covering the duties of a cleared declaration
-    release it."""
+    money it received as `confirmed` at once (other organisations' claims of that reference are rejected).
+    Confirmed payments covering the duties of a cleared declaration release it. A bank reference is 409 when the
+    declaration's organisation already has a payment with it that is not rejected, or (for the treasury) when it
+    is confirmed already; another organisation's use of a reference never shows in a trader's answer."""
     payment, decl = payments.record(
         session,
         principal=principal,
@@ -154,7 +156,8 @@ def confirm(
     _body: Annotated[dict[str, Any] | None, Body(openapi_examples={"empty": {"value": {}}})] = None,
 ) -> JSONResponse:
     """Treasury only: the money arrived. It counts towards the duties (`declaration.paid`), and a cleared
-    declaration now paid in full is released. A payment already confirmed or rejected is 409."""
+    declaration now paid in full is released; other organisations' claims of the same bank reference are rejected.
+    A payment already confirmed or rejected, or whose reference is confirmed already, is 409."""
     payment, decl = payments.confirm(session, principal=principal, payment_id=payment_id)
     return JSONResponse(_out(payment, decl, principal))
 

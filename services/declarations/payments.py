@@ -44,16 +44,44 @@ def record(
     session: Session, *, principal: Principal, declaration_id: str, bank_reference: str, amount_vnd: int
 ) -> tuple[Payment, Declaration]:
     """Record a payment: a trader's is claimed (it proves nothing until the treasury confirms it); the treasury's
-    own record of money received is confirmed at once."""
+    own record of money received is confirmed at once, and rejects other organisations' claims of its reference.
+
+    A reference is refused (409) only when the declaration's own organisation has a live (not rejected) payment
+    with it, or, for the treasury, when it is confirmed already. Another organisation's claim of the same reference
+    changes nothing in a trader's answer: the claim is recorded like any other and the treasury reconciles it
+    against its statement, as an e-payment reconciliation does, so no answer tells a trader what references other
+    organisations used (a 409 would: a squatter, or a prober, would learn the reference is someone's).
+    """
     principal.require(Role.trader, Role.treasury)
     decl = _declaration(session, principal, declaration_id)
     if decl.status not in PAYABLE_STATUSES or decl.channel is None:
         raise IllegalTransition(action="pay", status=decl.status, allowed=service.allowed_actions(decl.status))
-    if session.scalar(select(Payment.id).where(Payment.bank_reference == bank_reference)) is not None:
-        raise Conflict(f"bank reference {bank_reference} was already recorded", code="payment.duplicate")
     by_treasury = principal.role is Role.treasury
+    if by_treasury:
+        _lock_reference(session, bank_reference)
+        confirmed = session.scalar(
+            select(Payment.id).where(Payment.bank_reference == bank_reference, Payment.status == CONFIRMED)
+        )
+        if confirmed is not None:
+            raise _confirmed_already(bank_reference, confirmed)
+    own = session.scalar(
+        select(Payment).where(
+            Payment.bank_reference == bank_reference,
+            Payment.organisation_id == decl.organisation_id,
+            Payment.status != REJECTED,
+        )
+    )
+    if own is not None:
+        if by_treasury:  # staff: it may see which payment, and what to do with it
+            raise Conflict(
+                f"bank reference {bank_reference} is claimed by payment {own.id}: confirm or reject that claim",
+                code="payment.duplicate",
+                payment_id=own.id,
+            )
+        raise _duplicate(bank_reference)
     payment = Payment(
         declaration_id=decl.id,
+        organisation_id=decl.organisation_id,
         bank_reference=bank_reference,
         amount_vnd=amount_vnd,
         recorded_by=principal.actor,
@@ -65,11 +93,71 @@ def record(
     session.add(payment)
     try:
         session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"bank reference {bank_reference} was already recorded", code="payment.duplicate") from exc
+    except IntegrityError as exc:  # the same organisation recording it at the same time, or a confirmation
+        raise _duplicate(bank_reference) from exc
     if by_treasury:
+        _reject_other_claims(session, payment, actor=principal.actor)
         _credit(session, decl, payment, actor=principal.actor)
     return payment, decl
+
+
+def _lock_reference(session: Session, bank_reference: str) -> None:
+    """Before the treasury decides anything about a reference, lock its live payments in one order (PostgreSQL):
+    two confirmations of claims of one reference then queue instead of deadlocking on each other's rows and the
+    unique index of confirmed references; the second sees what the first decided."""
+    session.execute(
+        select(_PAYMENTS.c.id)
+        .where(_PAYMENTS.c.bank_reference == bank_reference, _PAYMENTS.c.status != REJECTED)
+        .order_by(_PAYMENTS.c.id)
+        .with_for_update()
+    ).all()
+
+
+def _duplicate(bank_reference: str) -> Conflict:
+    return Conflict(f"bank reference {bank_reference} was already recorded", code="payment.duplicate")
+
+
+def _confirmed_already(bank_reference: str, payment_id: str | None) -> Conflict:
+    """The treasury's answer (staff: it may see which payment): the money behind a reference counts once."""
+    if payment_id is None:
+        return Conflict(f"bank reference {bank_reference} is already confirmed", code="payment.duplicate")
+    return Conflict(
+        f"bank reference {bank_reference} is already confirmed (payment {payment_id})",
+        code="payment.duplicate",
+        payment_id=payment_id,
+    )
+
+
+def _reject_other_claims(session: Session, payment: Payment, *, actor: str) -> None:
+    """The treasury's record of a reference wins: other organisations' claims of it are rejected, each with its
+    reason and a `declaration.payment_rejected` event. The reason says only that the claim does not match."""
+    others = session.scalars(
+        select(Payment)
+        .where(
+            Payment.bank_reference == payment.bank_reference,
+            Payment.organisation_id != payment.organisation_id,
+            Payment.status == CLAIMED,
+        )
+        .order_by(Payment.paid_at, Payment.id)
+    ).all()
+    reason = f"the treasury's record of bank reference {payment.bank_reference} does not match this claim"
+    for other in others:
+        done = session.execute(
+            update(_PAYMENTS)
+            .where(_PAYMENTS.c.id == other.id, _PAYMENTS.c.status == CLAIMED)
+            .values(status=REJECTED, decided_by=actor, decided_at=utcnow(), decision_reason=reason)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]  # decided meanwhile by someone else
+            continue
+        session.refresh(other)
+        decl = session.get(Declaration, other.declaration_id)
+        assert decl is not None  # a foreign key
+        record_event(
+            session,
+            type=PAYMENT_REJECTED,
+            subject=decl.id,
+            payload={**_about(decl, other), "reason": reason, "actor": public_actor(actor)},
+        )
 
 
 def _payment(session: Session, payment_id: str) -> Payment:
@@ -97,12 +185,18 @@ def _decide(session: Session, payment: Payment, *, status: str, actor: str, reas
 
 
 def confirm(session: Session, *, principal: Principal, payment_id: str) -> tuple[Payment, Declaration]:
-    """The treasury confirms the money arrived: it counts towards the duties, and may release the goods."""
+    """The treasury confirms the money arrived: it counts towards the duties, and may release the goods; other
+    organisations' claims of the same reference are rejected (409 if the reference is confirmed already)."""
     principal.require(Role.treasury)
     payment = _payment(session, payment_id)
-    _decide(session, payment, status=CONFIRMED, actor=principal.actor, reason=None)
+    _lock_reference(session, payment.bank_reference)
+    try:
+        _decide(session, payment, status=CONFIRMED, actor=principal.actor, reason=None)
+    except IntegrityError as exc:  # another payment of this reference is confirmed (or being confirmed now)
+        raise _confirmed_already(payment.bank_reference, None) from exc
     decl = session.get(Declaration, payment.declaration_id)
     assert decl is not None  # a foreign key
+    _reject_other_claims(session, payment, actor=principal.actor)
     _credit(session, decl, payment, actor=principal.actor)
     return payment, decl
 

@@ -19,7 +19,7 @@ from services.declarations.models import (
     TraderProfile,
 )
 from services.declarations.schemas import Status
-from services.kernel.auth import ApiKey, Principal, Role
+from services.kernel.auth import ApiKey, Principal, Role, on_revoke
 from services.kernel.blobs import write_once
 from services.kernel.database import utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unprocessable
@@ -28,7 +28,7 @@ from services.kernel.outbox import record_event
 
 # Who decides: the declaration's assignee (an officer) or any supervisor. Admins run the platform; they read the
 # queue but never decide (nor assign) customs matters.
-DECIDERS = (Role.officer.value, Role.supervisor.value)
+DECIDERS = routing.DECIDERS
 QUEUE_STATUSES = (Status.submitted.value, Status.awaiting_documents.value, Status.inspection.value)
 CLEAN_CLEARANCES_TO_PROMOTE = 20
 DEMOTE = {"A": "B", "B": "C", "C": "C"}
@@ -118,18 +118,30 @@ def reassign(
         if key is None or key.role not in DECIDERS or key.revoked_at is not None:
             raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
         routing.assign_to(session, decl, officer_key_id)
+        if not routing.is_active_decider(session, officer_key_id):  # revoked while we waited for its roster row
+            raise Unprocessable(f"'{officer_key_id}' is not an active officer key id", code="officer.unknown")
     else:
         decl.assigned_officer = None
+    _record_assignment(session, decl, previous=previous, actor=principal.actor, reason=reason)
+    session.flush()
+    return decl
+
+
+def _record_assignment(
+    session: Session, decl: Declaration, *, previous: str | None, actor: str, reason: str | None
+) -> None:
+    """A history entry with no change of state (who moved the file, from whom to whom, and why) and the
+    `declaration.assigned` event; touching the row changes its ETag."""
     decl.updated_at = utcnow()
-    text = f"assigned to {officer_key_id or 'nobody'} (was {previous or 'nobody'})" + (f": {reason}" if reason else "")
-    # A history entry with no change of state: who moved the file, from whom to whom, and why.
+    now = decl.assigned_officer
+    text = f"assigned to {now or 'nobody'} (was {previous or 'nobody'})" + (f": {reason}" if reason else "")
     session.add(
         DeclarationTransition(
             declaration_id=decl.id,
             action="assign",
             from_status=decl.status,
             to_status=decl.status,
-            actor=principal.actor,
+            actor=actor,
             reason=text,
             version=decl.version,
             at=decl.updated_at,
@@ -140,14 +152,36 @@ def reassign(
         type=ASSIGNED,
         subject=decl.id,
         # Which officers, and why: not in the event (the ledger is readable by the trader); the history has it.
-        payload={
-            "declaration_id": decl.id,
-            "reassigned": previous is not None,
-            "actor": service.public_actor(principal.actor),
-        },  # fmt: skip
+        payload={"declaration_id": decl.id, "reassigned": previous is not None, "actor": service.public_actor(actor)},
     )
+
+
+def release_revoked(session: Session, key: ApiKey, actor: str) -> list[Declaration]:
+    """A revoked officer's (or supervisor's) key lets go of its work, in the revoking transaction: off duty, and
+    every declaration still waiting for its decision goes to the next officer on duty in rotation, or back to the
+    unassigned pool for a supervisor when nobody is; each move is recorded as a reassignment by `actor`."""
+    if key.role not in DECIDERS:
+        return []
+    routing.off_duty(session, key.id)  # first: a filing giving it a declaration right now commits before we read
+    waiting = session.scalars(
+        select(Declaration)
+        .where(
+            Declaration.assigned_officer == key.id,
+            Declaration.status.in_(QUEUE_STATUSES),
+            Declaration.queued_at.is_not(None),
+        )
+        .order_by(Declaration.queued_at, Declaration.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for decl in waiting:
+        decl.assigned_officer = routing.take_next_officer(session)
+        _record_assignment(session, decl, previous=key.id, actor=actor, reason=f"key {key.id} revoked")
     session.flush()
-    return decl
+    return list(waiting)
+
+
+on_revoke(release_revoked)
 
 
 def _profile(session: Session, organisation_id: str) -> TraderProfile:

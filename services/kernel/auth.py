@@ -127,20 +127,38 @@ def create_key(
     return row, clear
 
 
-def revoke_key(session: Session, *, key_id: str) -> bool:
-    """Revoke a key by id; False if there is no such active key.
+# What services let go of when a key is revoked (an officer's queue of declarations), run in the revoking
+# transaction: `listener(session, key, actor)`. Services register at import; the kernel imports none of them.
+RevocationListener = Callable[[Session, "ApiKey", str], object]
+_revocation_listeners: list[RevocationListener] = []
+
+
+def on_revoke(listener: RevocationListener) -> RevocationListener:
+    """Run `listener(session, key, actor)` in the transaction of every revocation through `revoke_key`."""
+    if listener not in _revocation_listeners:
+        _revocation_listeners.append(listener)
+    return listener
+
+
+def revoke_key(session: Session, *, key_id: str, actor: str = "admin:cli") -> bool:
+    """Revoke a key by id; False if there is no such active key. `actor` is who revoked it, as history names
+    callers (`role:key id`; the command line is `admin:cli`).
 
     Callers cached in this process are forgotten at once; other processes stop accepting the key within
-    their cache's time to live (`SMARTGATE_AUTH_CACHE_SECONDS`).
+    their cache's time to live (`SMARTGATE_AUTH_CACHE_SECONDS`). What the key held is released in the same
+    transaction by the services' listeners (`on_revoke`).
     """
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    session.flush()
     # Its console sessions end too (sessions also check the key on every request: this records why and when).
     from services.kernel.sessions import end_all_of_key  # sessions.py builds on this module
 
     end_all_of_key(session, key_id)
+    for listener in tuple(_revocation_listeners):
+        listener(session, row, actor)
     PrincipalCache.forget_all()
     return True
 
