@@ -90,14 +90,14 @@ async def _body(resp: httpcore.Response) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout: float = 60.0) -> FastAPI:
+def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout: float = 60.0) -> FastAPI:  # noqa: C901 - the gateway's routes are closures over one client and settings
     """The gateway app in front of `routes` ({service: base URL})."""
     # httpx for the few calls of the gateway's own (readiness, OpenAPI); httpcore, one layer down, for every
     # forwarded request (httpx's request and response models cost more CPU than the forwarding itself).
     client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=False)
     pool = httpcore.AsyncConnectionPool(max_connections=200, keepalive_expiry=30.0)
     upstreams = {name: httpx.URL(url) for name, url in routes.items()}
-    TIMEOUTS = {"connect": 5.0, "read": timeout, "write": timeout, "pool": timeout}  # noqa: N806
+    TIMEOUTS = {"connect": 5.0, "read": timeout, "write": timeout, "pool": timeout}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ def free_port() -> int:
 def start_server(args: list[str], *, env: dict[str, str], port: int, timeout: float = 30) -> subprocess.Popen[bytes]:
     """Start a server process and wait until /healthz answers."""
     # The server's log goes to a file: an unread pipe fills up and blocks the server mid-run.
-    log = tempfile.NamedTemporaryFile(prefix="smartgate-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    log = tempfile.NamedTemporaryFile(prefix="smartgate-bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     proc.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import (  # noqa: E402
+from benchmarks._harness import (
     LoadResult,
     free_port,
     run_load,
@@ -32,10 +32,10 @@ from benchmarks._harness import (  # noqa: E402
     stop_server,
     wait_quiet,
 )
-from services.declarations.schemas import EXAMPLE  # noqa: E402
-from services.kernel.auth import Role, create_key, get_or_create_organisation  # noqa: E402
-from services.kernel.database import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from services.kernel.migrate import upgrade  # noqa: E402
+from services.declarations.schemas import EXAMPLE
+from services.kernel.auth import Role, create_key, get_or_create_organisation
+from services.kernel.database import make_engine, make_sessionmaker, unit_of_work
+from services.kernel.migrate import upgrade
 
 PG_ADMIN = os.environ.get("SMARTGATE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

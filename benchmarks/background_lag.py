@@ -27,8 +27,8 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import LoadResult, free_port, run_load, start_server, stop_server, wait_quiet  # noqa: E402
-from benchmarks.api_filing import database, drop, filing_body, migrate_with_trader_key, server_env  # noqa: E402
+from benchmarks._harness import LoadResult, free_port, run_load, start_server, stop_server, wait_quiet
+from benchmarks.api_filing import database, drop, filing_body, migrate_with_trader_key, server_env
 
 NATS_URL = os.environ.get("SMARTGATE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 START_LIMIT_S = 180.0  # loading models and the anchor chain takes a while on a busy machine

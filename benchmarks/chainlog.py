@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import free_port  # noqa: E402
+from _harness import free_port
 
-from ledger import anchor, chainlog  # noqa: E402
+from ledger import anchor, chainlog
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,10 +26,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import ROOT, free_port, start_server, stop_server, wait_quiet  # noqa: E402
-from benchmarks.api_filing import database, drop, migrate_with_trader_key, server_env  # noqa: E402
-from services.kernel.auth import Role, create_key  # noqa: E402
-from services.kernel.database import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
+from benchmarks._harness import ROOT, free_port, start_server, stop_server, wait_quiet
+from benchmarks.api_filing import database, drop, migrate_with_trader_key, server_env
+from services.kernel.auth import Role, create_key
+from services.kernel.database import make_engine, make_sessionmaker, unit_of_work
 
 DOOR = (ROOT / "docs" / "examples" / "gate-door.jpg").read_bytes()
 RAISED = {"SMARTGATE_OCR_MAX_IMAGE_PIXELS": "40000000", "SMARTGATE_OCR_MAX_EVENT_PIXELS": "240000000"}

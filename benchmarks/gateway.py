@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._harness import LoadResult, free_port, run_load, start_server, stop_server, wait_quiet  # noqa: E402
-from benchmarks.api_filing import database, drop, filing_body, migrate_with_trader_key, server_env  # noqa: E402
+from benchmarks._harness import LoadResult, free_port, run_load, start_server, stop_server, wait_quiet
+from benchmarks.api_filing import database, drop, filing_body, migrate_with_trader_key, server_env
 
 
 def main() -> None:

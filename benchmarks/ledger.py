@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, create_engine  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
 
-from ledger import bundle, merkle, reader, storage  # noqa: E402
-from ledger.checkpoint import Signer  # noqa: E402
-from ledger.writer import Event, LedgerWriter  # noqa: E402
+from ledger import bundle, merkle, reader, storage
+from ledger.checkpoint import Signer
+from ledger.writer import Event, LedgerWriter
 
 ORIGIN = "bench.smartgate/ledger"
 

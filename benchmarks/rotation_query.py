@@ -22,11 +22,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.declarations import routing  # noqa: E402
-from services.declarations.models import OfficerDuty  # noqa: E402
-from services.kernel.auth import Role, create_key, get_or_create_organisation  # noqa: E402
-from services.kernel.database import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from services.kernel.migrate import upgrade  # noqa: E402
+from services.declarations import routing
+from services.declarations.models import OfficerDuty
+from services.kernel.auth import Role, create_key, get_or_create_organisation
+from services.kernel.database import make_engine, make_sessionmaker, unit_of_work
+from services.kernel.migrate import upgrade
 
 
 def measure(url: str, *, officers: int, traders: int, queries: int, rounds: int) -> tuple[float, float]:

@@ -26,19 +26,19 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.kernel.auth import get_or_create_organisation  # noqa: E402
-from services.kernel.database import make_engine, make_sessionmaker, reader, unit_of_work  # noqa: E402
-from services.kernel.migrate import upgrade  # noqa: E402
-from services.kernel.outbox import Event  # noqa: E402
-from services.webhooks import service, signing  # noqa: E402
-from services.webhooks.delivery import Dispatcher, body_of  # noqa: E402
-from services.webhooks.settings import WebhookSettings  # noqa: E402
+from services.kernel.auth import get_or_create_organisation
+from services.kernel.database import make_engine, make_sessionmaker, reader, unit_of_work
+from services.kernel.migrate import upgrade
+from services.kernel.outbox import Event
+from services.webhooks import service, signing
+from services.webhooks.delivery import Dispatcher, body_of
+from services.webhooks.settings import WebhookSettings
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(204)
         self.send_header("content-length", "0")

@@ -140,7 +140,7 @@ class BundleReport:
     anchor_checks: list[AnchorCheck] = field(default_factory=list)
 
 
-def verify_bundle(
+def verify_bundle(  # noqa: C901 - the verification steps read best in order, as the spec lists them
     data: bytes | dict[str, Any],
     *,
     trusted_key: Verifier | None = None,

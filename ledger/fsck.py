@@ -72,7 +72,7 @@ class _Problems:
             self.report.truncated = True
 
 
-def fsck(
+def fsck(  # noqa: C901 - one pass over the log, each check in the order it is reported
     engine: Engine,
     verifier: Verifier,
     *,

@@ -167,7 +167,7 @@ def _cut_strip(bgr: Any, xm: float, ym: float, slope: float, cw: float) -> tuple
     return strip, (xm - sw / 2, ym - sh / 2)
 
 
-def _segment(
+def _segment(  # noqa: C901 - one scan over a strip's rows
     strip: Any, cw: float, seed_top: float, seed_bottom: float
 ) -> tuple[list[tuple[int, int, int, int]], set[int]]:
     """Cut an upright strip into character cells by the row profile of strokes, keeping the run of evenly spaced

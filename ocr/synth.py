@@ -157,7 +157,7 @@ def _door_background(rng: random.Random, w: int, h: int, colour: tuple[int, int,
     return np.clip(img, 0, 255)
 
 
-def generate(seed: int, layout: str | None = None, *, font: str | None = None) -> SynthSample:
+def generate(seed: int, layout: str | None = None, *, font: str | None = None) -> SynthSample:  # noqa: C901 - one image's drawing steps in order
     """Generate one labelled gate image from `seed` (same seed, same image, on a machine with the same fonts)."""
     import cv2
     import numpy as np

@@ -407,7 +407,7 @@ def twin(
         "--keys-file",
         help="A `var/demo.env`-style file with TRADER_KEY, OFFICER_KEY and TREASURY_KEY (or set "
         "SMARTGATE_TWIN_TRADER_KEY, SMARTGATE_TWIN_OFFICER_KEY and SMARTGATE_TWIN_TREASURY_KEY).",
-    ),  # fmt: skip
+    ),
     seed: int | None = SeedOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Directory for twin.json."),
     progress: bool | None = ProgressOpt,
@@ -457,7 +457,7 @@ def twin(
         + ", ".join(
             f"{c} {split[c]:.1%} / {assumed.get(c, 0):.1%}" if split[c] is not None else f"{c} –"
             for c in ("green", "yellow", "red")
-        )  # fmt: skip
+        )
     )
     for step, v in result["latency_ms"].items():
         typer.echo(f"  {step:<8} n {v['n']:>5}  p50 {v['p50']:>7} ms  p95 {v['p95']:>7} ms  max {v['max']:>7} ms")

@@ -135,7 +135,7 @@ class RunResult:
     log: EventLog | None = None
 
 
-def simulate(
+def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (locals, no calls)
     net: NetworkSpec,
     day_batch: Callable[[int], DayBatch],
     days: int,

@@ -370,5 +370,5 @@ def report(
             "concurrency": settings.concurrency,
             "review_minutes": settings.review_minutes,
             "url": settings.url,
-        },  # fmt: skip
+        },
     }

@@ -94,7 +94,7 @@ class RuleSetIn(InputSchema):
                     "rules:\n  - {id: gate_mismatch, type: gate_mismatch, weight: 100}\n"
                 }
             ]
-        },  # fmt: skip
+        },
     }
 
     yaml: Annotated[str, Field(min_length=10, max_length=200_000)]

@@ -259,7 +259,7 @@ def _err(code: str, message: str, loc: tuple[Any, ...], value: Any) -> dict[str,
     return {"type": PydanticCustomError(code, message), "loc": loc, "input": value}
 
 
-def cross_field_errors(data: Any) -> list[dict[str, Any]]:
+def cross_field_errors(data: Any) -> list[dict[str, Any]]:  # noqa: C901 - one check per cross-field rule, in document order
     """Checks that span fields, computed defensively on the raw body so they run even when fields are broken."""
     if not isinstance(data, dict):
         return []

@@ -64,7 +64,7 @@ def _respond(row: GateEvent, *, created: bool) -> JSONResponse:
     responses={
         200: {"description": "The same capture was already recorded: the first event"},
         **problems(401, 403, 413, 422, 503, 507),  # 413: image.too_large, images.too_large (pixels)
-    },  # fmt: skip
+    },
     summary="Post a gate event (camera images)",
     openapi_extra={
         "requestBody": {

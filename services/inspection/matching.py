@@ -188,7 +188,7 @@ def pick(candidates: list[Expected], *, prefer_number: str | None = None) -> Exp
     return min(live, key=lambda c: (_STATUS_RANK.get(c.status, 4), -c.updated_order))
 
 
-def decide(
+def decide(  # noqa: C901 - the gate's decision table, readable as one table
     *,
     direction: str,
     reads: list[dict[str, Any]],

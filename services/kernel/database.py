@@ -75,7 +75,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-def IdColumnType() -> String:  # noqa: N802 - reads like a type
+def IdColumnType() -> String:
     """Column type of identifiers (UUID text)."""
     return String(36)
 

@@ -150,7 +150,7 @@ class Leadership:
     def _safely(stop: Callable[[], None]) -> None:
         try:
             stop()
-        except Exception:  # noqa: BLE001 - stop the rest anyway
+        except Exception:
             logger.exception("stopping background work failed")
 
     def _end(self) -> None:

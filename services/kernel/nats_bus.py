@@ -124,7 +124,7 @@ class JetStreamBus:
         self._consumers.append(consumer)
         try:
             consumer.subscribe()  # consuming has begun when this returns
-        except Exception:  # noqa: BLE001 - NATS unreachable now: the worker's ticks try again
+        except Exception:
             logger.warning("subscription failed; will retry", extra={"consumer": consumer.durable}, exc_info=True)
         consumer.worker.start()
 

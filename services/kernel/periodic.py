@@ -187,10 +187,10 @@ class PeriodicWorker:
     def _jittered(self, wait: float) -> float:
         if not self.jitter:
             return wait
-        return wait * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - spreading, not security
+        return wait * random.uniform(1 - self.jitter, 1 + self.jitter)
 
     def _guarded(self, step: Callable[[], object], when: str) -> None:
         try:
             step()
-        except Exception:  # noqa: BLE001 - a hook's failure is logged; the loop's work goes on
+        except Exception:
             self.logger.exception(f"{self.name}: {when} step failed", extra={"worker": self.name})

@@ -173,7 +173,7 @@ class Checkpointer:
                 return Outcome(signed, None, None)
             try:
                 anchored = self.anchor_latest()
-            except Exception as exc:  # noqa: BLE001 - any chain failure means "retry later", reported in the logs
+            except Exception as exc:
                 if outage_code(exc):
                     raise  # the database, not the chain, is down: keep the chain connection
                 logger.warning("anchoring failed; will retry", extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -205,7 +205,7 @@ class Checkpointer:
         if was_running and self._anchorer is not None:
             try:
                 self.checkpoint_now()
-            except Exception:  # noqa: BLE001 - the next leader's first pass anchors it instead
+            except Exception:
                 logger.exception("last checkpoint pass before stopping failed")
 
     def _connect_at_start(self) -> None:

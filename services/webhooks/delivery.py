@@ -251,7 +251,7 @@ class Dispatcher:
             error, unreachable = _clean(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), True
         except httpx.HTTPError as exc:
             error = _clean(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - one bad endpoint must not stop the others
+        except Exception as exc:
             logger.exception("webhook attempt failed unexpectedly", extra={"delivery_id": job.delivery_id})
             error = _clean(f"{type(exc).__name__}: {exc}")
         return Result(job, at, status_code, error, int((time.monotonic() - started) * 1000), unreachable)

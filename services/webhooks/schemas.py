@@ -29,7 +29,7 @@ class WebhookIn(InputSchema):
                     "event_types": ["declaration.assessed", "declaration.documents_requested", "declaration.released"],
                     "description": "ERP: customs status",
                 }
-            ]  # fmt: skip
+            ]
         }
     }
 

@@ -175,7 +175,7 @@ def test_officer_works_the_queue_and_decides(console):
             "reason": "phytosanitary certificate checked",
             "csrf": console.csrf(html),
             "if_match": console.if_match(html),
-        },  # fmt: skip
+        },
         follow_redirects=False,
     )
     assert done.status_code == 303

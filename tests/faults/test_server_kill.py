@@ -77,7 +77,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(
                 pending_at_kill=left_pending,
                 ready=ready,
                 settled=settled,
-            ),  # fmt: skip
+            ),
             "|",
             verified,
         )

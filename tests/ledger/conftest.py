@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for the helper modules beside this file
 
-from ledger_helpers import PG_URL_ENV, TEST_SEED  # noqa: E402
+from ledger_helpers import PG_URL_ENV, TEST_SEED
 
-from ledger import storage  # noqa: E402
-from ledger.checkpoint import Signer  # noqa: E402
+from ledger import storage
+from ledger.checkpoint import Signer
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ocr import synth  # noqa: E402
+from ocr import synth
 
 OUT = Path(__file__).with_name("gate_images")
 SEED = 2025

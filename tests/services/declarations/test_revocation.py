@@ -192,7 +192,7 @@ def test_a_hand_assignment_waiting_on_a_revocation_in_progress_is_refused(gate, 
                     f"{BASE}/{decl['id']}/assignment",
                     json={"officer_key_id": key_id(leaving)},
                     headers=gate["supervisor"],
-                )  # fmt: skip
+                )
             )
         )
         thread.start()

@@ -99,14 +99,14 @@ def test_clean_declaration_fires_nothing():
                     "preferential_origin": {"form_e_number": "E1"},
                     "items": [{"hs_code": "84314990", "origin": "TH"}],
                 }
-            },  # fmt: skip
+            },
             {
                 "body": {
                     "kind": "import",
                     "preferential_origin": {"form_e_number": "E1"},
                     "items": [{"hs_code": "84314990", "origin": "CN"}],
                 }
-            },  # fmt: skip
+            },
         ),
         ("new_trader", {"prior_declarations": 3}, {"prior_declarations": 4}),
         ("compliance_class", {"compliance_class": "C"}, {"compliance_class": "B"}),
@@ -139,7 +139,7 @@ def test_gate_mismatch_sends_red_and_reasons_carry_weights():
             "weight": 100,
             "detail": "2 gate mismatch(es)",
             "reason": "the gate read does not match the declaration",
-        }  # fmt: skip
+        }
     ]
 
 
@@ -165,7 +165,7 @@ def test_split_over_10000_declarations_is_within_two_points_of_target():
         (
             "version: x\nseed: 1\nthresholds: {yellow: 1, red: 2}\nbogus: 1\nrules: [{id: mm, type: gate_mismatch}]\n",
             "bogus",
-        ),  # fmt: skip
+        ),
         ("- just a list", "mapping"),
         ("version: [unclosed", "YAML"),
     ],

@@ -81,19 +81,19 @@ def test_field_checks(body: dict[str, Any], path: tuple[Any, ...], value: Any, c
             lambda b: b["consignor"].update(tax_id="91110000600037341M"),
             ("consignor", "tax_id"),
             "cn_uscc.check_character",
-        ),  # fmt: skip
+        ),
         (lambda b: b["items"][0].update(net_mass_kg="14000"), ("items", 0, "net_mass_kg"), "mass.net_exceeds_gross"),
         (lambda b: b.update(total_gross_mass_kg="13001"), ("total_gross_mass_kg",), "mass.total_mismatch"),
         (
             lambda b: b["containers"].append(dict(b["containers"][0], number="csqu 305438 3")),
             ("containers", 1, "number"),
             "container.duplicate",
-        ),  # fmt: skip
+        ),
         (
             lambda b: b["preferential_origin"].update(issued_on=(dt.date.today() + dt.timedelta(days=5)).isoformat()),
             ("preferential_origin", "issued_on"),
             "form_e.future_date",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_cross_field_checks(body: dict[str, Any], change: Any, loc: tuple[Any, ...], code: str) -> None:

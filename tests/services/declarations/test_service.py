@@ -365,7 +365,7 @@ def test_concurrent_submissions_get_distinct_numbers(runtime, trader_a, declarat
                 )
                 assert decl.number is not None
                 numbers.append(decl.number)
-        except BaseException as exc:  # a thread's failure must fail the test, not vanish
+        except BaseException as exc:  # noqa: BLE001 - a thread's failure must fail the test, not vanish
             errors.append(exc)
 
     threads = [threading.Thread(target=file_and_submit) for _ in range(4)]
