@@ -60,13 +60,13 @@ def build_bundle(
 ) -> dict[str, Any]:
     """Build a bundle for `subject` against the checkpoint at `size` (default: latest anchored, else latest)."""
     with engine.connect() as conn:
-        cps = storage.all_checkpoints(conn)
-        if size is not None:
-            cps = [c for c in cps if c[0] == size]
-        if not cps:
+        if size is None:
+            # Latest anchored, else latest: the choice for entries from index 0 on, by index lookups.
+            pick = storage.bundle_checkpoint(conn, first=-1, last=-1)
+            size = pick[0] if pick is not None else None
+        chosen = storage.get_checkpoint(conn, size) if size is not None else None
+        if chosen is None:
             raise LookupError("no checkpoint to build a bundle against")
-        anchored = {int(r["checkpoint_size"]) for r in storage.anchors_for(conn)}
-        chosen = next((c for c in reversed(cps) if c[0] in anchored), cps[-1]) if size is None else cps[0]
         cp_size, note = chosen
         rows = storage.subject_entries(conn, subject, below=cp_size)
         if not rows:
