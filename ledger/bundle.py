@@ -72,14 +72,15 @@ def build_bundle(
         if not rows:
             raise LookupError(f"subject {subject!r} has no entry in the checkpoint of size {cp_size}")
         origin = note.split(b"\n", 1)[0].decode()
+        proofs = reader.inclusion_proofs(conn, [row.index for row in rows], cp_size)
         entries = [
             {
                 "index": row.index,
                 "leaf": _b64(row.leaf),
                 "payload": _b64(row.payload) if include_payloads else None,
-                "inclusion_proof": [_b64(h) for h in reader.inclusion_proof(conn, row.index, cp_size)],
+                "inclusion_proof": [_b64(h) for h in proof],
             }
-            for row in rows
+            for row, proof in zip(rows, proofs, strict=True)
         ]
         receipts = [reader.receipt_from_row(r).to_json() for r in storage.anchors_for(conn, cp_size)]
     bundle: dict[str, Any] = {

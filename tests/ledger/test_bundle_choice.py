@@ -9,7 +9,7 @@ import pytest
 from ledger_helpers import ORIGIN, make_events
 from sqlalchemy import Engine, event
 
-from ledger import bundle, storage
+from ledger import bundle, reader, storage
 from ledger.anchor import AnchorReceipt
 from ledger.checkpoint import Signer, checkpoint_hash
 from ledger.writer import LedgerWriter, record_anchor
@@ -149,3 +149,15 @@ def test_an_empty_log_has_nothing_to_bundle(engine: Engine, signer: Signer) -> N
         bundle.build_bundle(engine, "DECL-0001", signer)
     with engine.connect() as conn:
         assert storage.bundle_checkpoint(conn, first=-1, last=-1) is None
+
+
+def test_a_bundles_proofs_in_one_query_equal_the_proofs_one_by_one(engine: Engine, signer: Signer) -> None:
+    grow(engine, signer, steps=30, seed=5)
+    with engine.connect() as conn:
+        size = storage.log_size(conn)
+        for cut in (1, size // 2, size):
+            indices = list(range(0, cut, 3))
+            assert reader.inclusion_proofs(conn, indices, cut) == [
+                reader.inclusion_proof(conn, i, cut) for i in indices
+            ]
+        assert reader.inclusion_proofs(conn, [], size) == []
