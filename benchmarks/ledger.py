@@ -196,7 +196,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1_000, help="events per append transaction")
     parser.add_argument("--proofs", type=int, default=1_000, help="inclusion proofs timed")
     parser.add_argument("--pg", default=os.environ.get("SMARTGATE_TEST_DATABASE_URL"), help="PostgreSQL URL")
-    parser.add_argument("--checkpoints", type=int, default=100_000, help="checkpoints for the bundle choice")
+    parser.add_argument(
+        "--checkpoints", type=int, default=100_000, help="checkpoints for the bundle choice (0: skip it)"
+    )
     parser.add_argument("--only-choice", action="store_true", help="measure only the bundle's checkpoint choice")
     args = parser.parse_args()
     signer = Signer.from_seed("bench", hashlib.sha256(b"bench").digest())
@@ -261,7 +263,8 @@ def main() -> int:
         )
         engine.dispose()
         print()
-    run_choice(args, signer)
+    if args.checkpoints:
+        run_choice(args, signer)
     return 0
 
 
