@@ -268,6 +268,7 @@ def tariff_rate(
 
     from services.declarations.assessment import VN_TZ
     from services.declarations.codes import currencies
+    from services.declarations.duties import MAX_VND_PER_UNIT
     from services.declarations.tariff import post_rate
     from services.kernel.database import unit_of_work
 
@@ -278,8 +279,10 @@ def tariff_rate(
         the_day = dt.date.fromisoformat(day) if day else dt.datetime.now(VN_TZ).date()
     except (InvalidOperation, ValueError) as exc:
         fail(f"invalid rate or day: {exc}", 2)
-    if rate <= 0:
-        fail("the rate must be positive", 2)
+    if not rate.is_finite() or rate <= 0:
+        fail("the rate must be a positive number", 2)
+    if rate > MAX_VND_PER_UNIT:
+        fail(f"the rate must be at most {MAX_VND_PER_UNIT:,} VND per unit", 2)
     settings = _settings()
     with unit_of_work(_sessions(settings)) as session:
         post_rate(session, currency=currency, day=the_day, vnd_per_unit=rate, source=source, actor="cli")

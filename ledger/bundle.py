@@ -72,18 +72,19 @@ def build_bundle(
     Payloads are left out (null; the bundle still verifies) when `include_payloads` is false, or for the entries
     whose payload `show_payload` refuses."""
     with engine.connect() as conn:
-        cps = storage.all_checkpoints(conn)
-        if size is not None:
-            cps = [c for c in cps if c[0] == size]
-        if not cps:
+        if size is None:
+            # Latest anchored, else latest: the choice for entries from index 0 on, by index lookups.
+            pick = storage.bundle_checkpoint(conn, first=-1, last=-1)
+            size = pick[0] if pick is not None else None
+        chosen = storage.get_checkpoint(conn, size) if size is not None else None
+        if chosen is None:
             raise LookupError("no checkpoint to build a bundle against")
-        anchored = {int(r["checkpoint_size"]) for r in storage.anchors_for(conn)}
-        chosen = next((c for c in reversed(cps) if c[0] in anchored), cps[-1]) if size is None else cps[0]
         cp_size, note = chosen
         rows = storage.subject_entries(conn, subject, below=cp_size)
         if not rows:
             raise LookupError(f"subject {subject!r} has no entry in the checkpoint of size {cp_size}")
         origin = note.split(b"\n", 1)[0].decode()
+        proofs = reader.inclusion_proofs(conn, [row.index for row in rows], cp_size)
         entries = [
             {
                 "index": row.index,
@@ -91,9 +92,9 @@ def build_bundle(
                 "payload": _b64(row.payload)
                 if include_payloads and (show_payload is None or show_payload(bytes(row.payload)))
                 else None,
-                "inclusion_proof": [_b64(h) for h in reader.inclusion_proof(conn, row.index, cp_size)],
+                "inclusion_proof": [_b64(h) for h in proof],
             }
-            for row in rows
+            for row, proof in zip(rows, proofs, strict=True)
         ]
         receipts = [reader.receipt_from_row(r).to_json() for r in storage.anchors_for(conn, cp_size)]
     bundle: dict[str, Any] = {

@@ -346,8 +346,31 @@ def get_checkpoint(conn: Connection, size: int | None = None) -> tuple[int, byte
 
 
 def all_checkpoints(conn: Connection) -> list[tuple[int, bytes]]:
-    """Return every stored (size, note), by size."""
+    """Return every stored (size, note), by size (for audits of the whole log: a request reads `bundle_checkpoint`
+    or `get_checkpoint` instead)."""
     return [(int(r.size), bytes(r.note)) for r in conn.execute(select(checkpoints).order_by(checkpoints.c.size))]
+
+
+def bundle_checkpoint(conn: Connection, *, first: int, last: int) -> tuple[int, bool] | None:
+    """The checkpoint a bundle of the entries `first`..`last` (log indices) proves against, and whether it covers
+    them all: the latest anchored checkpoint covering `last`; else the latest checkpoint if it covers `last`, or
+    at least `first` (partial). None when no checkpoint covers `first`.
+
+    Two index lookups (descending on the anchors' and the checkpoints' primary keys), whatever the number of
+    checkpoints: reading every checkpoint row cost 3.2 s per bundle at 50,000 checkpoints (issue 13)."""
+    anchored = conn.execute(
+        select(anchors.c.checkpoint_size)
+        .join(checkpoints, checkpoints.c.size == anchors.c.checkpoint_size)
+        .where(anchors.c.checkpoint_size > last)
+        .order_by(anchors.c.checkpoint_size.desc())
+        .limit(1)
+    ).scalar()
+    if anchored is not None:
+        return int(anchored), True
+    latest = conn.execute(select(checkpoints.c.size).order_by(checkpoints.c.size.desc()).limit(1)).scalar()
+    if latest is None or int(latest) <= first:
+        return None
+    return int(latest), int(latest) > last
 
 
 def insert_anchor(conn: Connection, row: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.declarations import duties, risk, selectivity
+from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import (
     Declaration,
     ExchangeRate,
@@ -349,7 +350,9 @@ class Assessment:
 
 def evaluate(session: Session, decl: Declaration) -> Assessment:
     """Compute the duty bill and the channel of a registered declaration. Reads only (reference data mostly
-    from the per-process cache, and one statement of trader history): it never takes a write lock."""
+    from the per-process cache, and one statement of trader history): it never takes a write lock.
+
+    Raises CustomsValueTooLarge (422) when the customs value reaches duties.MAX_CUSTOMS_VALUE_VND."""
     day = registration_date(decl)
     items = decl.body["items"]
     bill = duties.assess(
@@ -358,6 +361,11 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         tariff=tariff_rates(session, {i["hs_code"] for i in items}),
         fx=exchange_rates(session, {i["currency"] for i in items}, day),
     )
+    lines = duties.too_large_lines(bill)
+    if lines is not None:
+        # Refused before anything is written: the amounts would leave RFC 8785's exact range in the ledger.
+        raise CustomsValueTooLarge(total_vnd=sum(x.value_vnd for x in bill.lines),
+                                   limit_vnd=duties.MAX_CUSTOMS_VALUE_VND, lines=lines)  # fmt: skip
     spec = spec_of(active_rule_set(session))
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
     per_kg: list[Decimal | None] = []

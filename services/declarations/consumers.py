@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from services.declarations import service
+from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import Declaration
 from services.declarations.schemas import Status
 from services.kernel.outbox import Event
@@ -27,7 +28,13 @@ def on_gate_mismatch(session: Session, event: Event) -> None:
     risk.setdefault("gate_events", []).append(event.id)
     decl.risk = risk
     if decl.status == Status.submitted:
-        service.assess_and_route(session, decl)
+        try:
+            service.assess_and_route(session, decl)
+        except CustomsValueTooLarge:
+            # Only a rate re-posted for the registration day can bring a registered declaration here; a consumer
+            # cannot answer 422, and refusing the event would stop the queue: the declaration goes to review.
+            logger.warning("reassessment refused: customs value too large", extra={"declaration_id": decl.id})
+            decl.channel = "red"
     elif decl.status in (Status.awaiting_documents, Status.inspection):
         decl.channel = "red"
 

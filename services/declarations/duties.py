@@ -9,6 +9,14 @@ from typing import Any
 
 FORM_E_VALIDITY_DAYS = 365  # ACFTA Rules of Origin: a Form E is valid for 12 months from issue.
 
+# Money bounds. Every amount reaches the ledger as a JSON integer, and RFC 8785 represents integers exactly only up
+# to 2^53 - 1 (a JavaScript verifier hashes a larger one differently). A declaration's customs value stays below
+# 10^13 VND (about 400 million USD, far above any truckload), tariff rates are at most 1000 % (tariff.py) and
+# exchange rates at most 10^6 VND per unit, so duties stay below 1.3 * 10^15 VND and every sum far inside 2^53.
+MAX_CUSTOMS_VALUE_VND = 10**13  # exclusive: the total customs value of a declaration, in VND
+MAX_LINE_CUSTOMS_VALUE = Decimal(10**13)  # exclusive: one line's customs value in its own currency
+MAX_VND_PER_UNIT = Decimal(1_000_000)  # inclusive: the strongest currency (KWD) is below 100,000 VND
+
 
 @dataclass(frozen=True, slots=True)
 class Rates:
@@ -70,6 +78,14 @@ class DutyBill:
 def vnd(amount: Decimal) -> int:
     """Round to whole dong, half up (the rounding of the tax administration)."""
     return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def too_large_lines(bill: DutyBill) -> list[int] | None:
+    """None when the bill's customs value is within bounds; otherwise the 0-based lines at or above the bound by
+    themselves (empty when only their sum is)."""
+    if sum(line.value_vnd for line in bill.lines) < MAX_CUSTOMS_VALUE_VND:
+        return None
+    return [line.line - 1 for line in bill.lines if line.value_vnd >= MAX_CUSTOMS_VALUE_VND]
 
 
 def form_e_valid(body: dict[str, Any], registration_date: dt.date) -> bool:

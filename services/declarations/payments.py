@@ -17,8 +17,8 @@ from services.declarations.schemas import Status
 from services.declarations.selectivity import public_actor
 from services.kernel.auth import Principal, Role
 from services.kernel.database import table_of, utcnow
-from services.kernel.errors import Conflict, NotFound
-from services.kernel.outbox import record_event
+from services.kernel.errors import Conflict, NotFound, Unprocessable
+from services.kernel.outbox import MAX_EXACT_INTEGER, record_event
 
 CLAIMED, CONFIRMED, REJECTED = "claimed", "confirmed", "rejected"
 PAYABLE_STATUSES = (Status.submitted, Status.awaiting_documents, Status.inspection, Status.cleared)
@@ -56,6 +56,7 @@ def record(
     decl = _declaration(session, principal, declaration_id)
     if decl.status not in PAYABLE_STATUSES or decl.channel is None:
         raise IllegalTransition(action="pay", status=decl.status, allowed=service.allowed_actions(decl.status))
+    _within_exact_range(decl, amount_vnd)
     by_treasury = principal.role is Role.treasury
     if by_treasury:
         _lock_reference(session, bank_reference)
@@ -228,8 +229,21 @@ def _about(decl: Declaration, payment: Payment) -> dict[str, object]:
     }
 
 
+def _within_exact_range(decl: Declaration, amount_vnd: int) -> None:
+    """Confirmed money is a JSON integer in the `paid` event, hence in the ledger: it must stay exact in RFC 8785
+    (at most 2^53 - 1). A claim that could never be confirmed is refused at once; a confirmation, when it is made."""
+    if decl.paid_vnd + amount_vnd > MAX_EXACT_INTEGER:
+        raise Unprocessable(
+            f"{decl.paid_vnd} VND confirmed plus {amount_vnd} VND would exceed {MAX_EXACT_INTEGER} VND",
+            code="amount_vnd.too_large",
+            errors=[{"pointer": "/amount_vnd", "code": "amount_vnd.too_large",
+                     "detail": f"confirmed payments of a declaration add up to at most {MAX_EXACT_INTEGER} VND"}],
+        )  # fmt: skip
+
+
 def _credit(session: Session, decl: Declaration, payment: Payment, *, actor: str) -> None:
     """Count confirmed money towards the duties (the `paid` event), then release if cleared and covered."""
+    _within_exact_range(decl, payment.amount_vnd)
     decl.paid_vnd += payment.amount_vnd
     decl.updated_at = utcnow()
     record_event(

@@ -13,6 +13,7 @@ from pydantic import Field
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import review, rulesets, service, tariff
+from services.declarations.duties import MAX_VND_PER_UNIT
 from services.declarations.endpoints import PROBLEMS, problems, to_json
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
@@ -77,7 +78,7 @@ class RateIn(InputSchema):
 
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     day: dt.date
-    vnd_per_unit: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
+    vnd_per_unit: Annotated[Decimal, Field(gt=0, le=MAX_VND_PER_UNIT, max_digits=18, decimal_places=6)]
     source: Annotated[str, Field(max_length=200)] = ""
 
 

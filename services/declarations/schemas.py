@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, ValidationError, ValidatorFunctionWr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.declarations import codes
+from services.declarations.duties import MAX_LINE_CUSTOMS_VALUE
 from services.kernel.schemas import InputSchema, Schema
 
 
@@ -76,6 +77,15 @@ def _size_type(value: str) -> str:
     if not codes.SIZE_TYPE.match(value.upper()):
         raise PydanticCustomError("iso6346.size_type", "size-type code must be 4 characters, e.g. 22G1 or 45R1")
     return value.upper()
+
+
+def _customs_value(value: Decimal) -> Decimal:
+    if value >= MAX_LINE_CUSTOMS_VALUE:
+        # The declaration's total is bounded in VND once converted (assessment); this bounds one line at once.
+        raise PydanticCustomError(
+            "customs_value.too_large", f"a line's customs value must be below {MAX_LINE_CUSTOMS_VALUE:,}"
+        )
+    return value
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -145,7 +155,12 @@ class GoodsItem(InputSchema):
     unit: Unit
     gross_mass_kg: Mass
     net_mass_kg: Mass
-    customs_value: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]
+    customs_value: Annotated[
+        Decimal,
+        Field(gt=0, max_digits=18, decimal_places=2, description="Below 10^13 in its currency; the declaration's "
+              "total, converted at the registration date's rate, must stay below 10^13 VND"),
+        AfterValidator(_customs_value),
+    ]  # fmt: skip
     currency: Currency
     incoterms: Incoterm
 

@@ -193,6 +193,7 @@ def _tune_sqlite(engine: Engine, background_seconds: float) -> None:
             bound = max(bound - (time.monotonic() - started), 0.0)
         try:
             _set_busy_timeout(conn, bound)
+            _set_synchronous(conn, conn.get_execution_options().get("sqlite_synchronous", "NORMAL"))
             conn.exec_driver_sql(f"BEGIN {mode}")
         except BaseException:
             _release(conn)
@@ -212,6 +213,26 @@ def _set_busy_timeout(conn: Any, seconds: float) -> None:
     if conn.info.get("busy_ms") != busy_ms:
         conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")
         conn.info["busy_ms"] = busy_ms
+
+
+def _set_synchronous(conn: Any, level: str) -> None:
+    """Make SQLite's synchronous level `level` on this connection, if it is not already (SQLite refuses to change
+    it inside a transaction: this runs before BEGIN)."""
+    if level not in ("NORMAL", "FULL"):
+        raise ValueError(f"sqlite_synchronous must be NORMAL or FULL, not {level!r}")
+    if conn.info.get("synchronous", "NORMAL") != level:
+        conn.connection.driver_connection.execute(f"PRAGMA synchronous={level}")
+        conn.info["synchronous"] = level
+
+
+def durable(engine: Engine) -> Engine:
+    """The same engine (and pool) for transactions whose commit must survive a power cut, not only a crash.
+
+    On SQLite in WAL mode, `synchronous=NORMAL` (every other transaction's level) syncs the log only at WAL
+    checkpoints: a power cut may undo the last commits. Transactions of this engine run at `synchronous=FULL`,
+    which syncs the log at each commit (the pooled connection returns to NORMAL at its next other transaction).
+    PostgreSQL commits durably anyway (`synchronous_commit=on`)."""
+    return engine.execution_options(sqlite_synchronous="FULL")
 
 
 def reader(engine: Engine) -> Engine:

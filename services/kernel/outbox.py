@@ -120,6 +120,30 @@ def canonical_sha256(document: Any, *, plain: bool | None = None) -> str:
     return hashlib.sha256(canonical_json(document, plain=plain)).hexdigest()
 
 
+# RFC 8785 (as I-JSON) represents integers exactly only within +-(2^53 - 1): beyond, a verifier in JavaScript reads
+# another number and hashes other bytes. Amounts larger than that travel as decimal strings, or not at all.
+MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def inexact_integers(document: Any) -> list[str]:
+    """JSON Pointers (RFC 6901) of the integers in `document` outside RFC 8785's exact range (none: [])."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{where}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}/{i}", v) for i, v in enumerate(item))
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_EXACT_INTEGER:
+            found.append(where)
+    return found
+
+
+class InexactInteger(ValueError):
+    """An event payload holds an integer that RFC 8785 cannot represent exactly; the event is not recorded."""
+
+
 def event_row(*, type: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
     """An outbox row (for record_events); the payload must be what the event catalogue says its type carries."""
     catalogue.check(type, payload)
@@ -132,6 +156,11 @@ _INSERT_EVENTS = insert(table_of(OutboxEvent))
 def record_events(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     """Write events into the current transaction (one statement); they are published only if it commits."""
     if rows:
+        for row in rows:
+            # Every payload becomes a ledger entry hashed as RFC 8785: refuse here, in the producer's transaction,
+            # what the ledger could not commit to exactly (the API's bounds keep amounts far below this).
+            if bad := inexact_integers(row["payload"]):
+                raise InexactInteger(f"{row['type']} payload: integer beyond 2^53 - 1 at {', '.join(sorted(bad))}")
         # Changes still pending in the session go first, as with any ORM statement (autoflush).
         session.flush()
         session.connection().execute(_INSERT_EVENTS, rows)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from ledger.anchor import load_chain_libraries
 from services.kernel.bus import idempotent
+from services.kernel.database import durable, make_sessionmaker
 from services.kernel.runtime import Runtime
 from services.provenance.checkpointer import Checkpointer
 from services.provenance.consumer import CONSUMER, make_batch_handler, make_handler
@@ -25,10 +26,13 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.extras["provenance"] = prov
     runtime.extras["provenance.checkpointer"] = checkpointer
     app.include_router(router)
+    # Appends commit durably (on SQLite, synchronous=FULL) before a checkpoint can sign and anchor them: a power
+    # cut must not undo entries that an anchored checkpoint already covers.
+    append_sessions = make_sessionmaker(durable(runtime.engine))
     runtime.bus.subscribe(
         "*",
         idempotent(
-            runtime.sessions,
+            append_sessions,
             CONSUMER,
             make_handler(prov, checkpointer.note_appended),
             handle_many=make_batch_handler(prov, checkpointer.note_appended),

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -242,25 +242,13 @@ class BundleChoice:
 def choose_checkpoint(conn: Connection, subject: str) -> BundleChoice:
     """The checkpoint for a subject's bundle: the latest anchored one covering all its entries, else the latest
     covering them, else the latest covering at least its first entry."""
-    indices = (
-        conn.execute(
-            select(storage.entries.c.idx).where(storage.entries.c.subject == subject).order_by(storage.entries.c.idx)
-        )
-        .scalars()
-        .all()
-    )
-    if not indices:
+    idx = storage.entries.c.idx
+    first, last = conn.execute(select(func.min(idx), func.max(idx)).where(storage.entries.c.subject == subject)).one()
+    if first is None:
         raise NotFound(f"the ledger has no entry about {subject!r}", code="ledger.no_subject")
-    first, last = int(indices[0]), int(indices[-1])
-    sizes = [size for size, _ in storage.all_checkpoints(conn)]
-    anchored = {int(r["checkpoint_size"]) for r in storage.anchors_for(conn)}
-    covering = [s for s in sizes if s > last]
-    for pick in ([s for s in covering if s in anchored], covering):
-        if pick:
-            return BundleChoice(pick[-1], True)
-    partial = [s for s in sizes if s > first]
-    if partial:
-        return BundleChoice(partial[-1], False)
+    pick = storage.bundle_checkpoint(conn, first=int(first), last=int(last))
+    if pick is not None:
+        return BundleChoice(*pick)
     raise NotFound(
         f"no checkpoint covers {subject!r} yet; retry in a few seconds",
         code="ledger.not_checkpointed",
