@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.console.routes import router as console_router
+from api.docs import document, install_docs
 from api.limits import UPLOAD_PATHS
 from services.kernel.database import reader
 from services.kernel.dbfaults import summary
@@ -37,7 +38,11 @@ READY_SECONDS = 1.5
 DESCRIPTION = """
 smartgate is the digital platform of the Kim Thành (Lào Cai, VN) ↔ Bắc Sơn (Hà Khẩu, CN) road border gate.
 
-Authenticate with `Authorization: Bearer <api key>` (`smartgate keys create --role trader --org NAME`).
+Authenticate with `Authorization: Bearer <api key>` (`smartgate keys create --role trader --org NAME`): in this
+page, paste the key into **Authorize**. Operations marked with a lock need a key; the health probes and the ledger's
+checkpoints, verifier key and proofs are public. Filing a declaration requires an `Idempotency-Key` (a retry with the
+same key returns the first answer); an amendment or a decision requires `If-Match` with the ETag you read.
+
 Every error is RFC 9457 `application/problem+json`; every response carries `X-Request-ID`.
 """
 
@@ -92,6 +97,10 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages load their assets from a CDN: these are served by the platform (api/docs.py).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -142,7 +151,9 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         owned[service] = runtime.singletons[before:]
     if settings.console and "declarations" in services:  # its pages are the declarations service's review
         app.include_router(console_router)
+    install_docs(app)
     _document_rate_limit(app)
+    document(app)  # after the rate limit: a public operation has no 429 either
     return app
 
 

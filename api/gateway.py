@@ -18,12 +18,12 @@ from typing import Any
 import httpcore
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from api.console.routes import router as console_router
+from api.docs import TAG_NAMES, install_docs
 from api.limits import UPLOAD_PATHS
 from services.kernel.errors import install_error_handlers, problem
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, request_id_var
@@ -143,6 +143,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
         merged: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": "smartgate", "version": "0.1.0"},
                                   "paths": {}, "components": {"schemas": {}}}  # fmt: skip
         missing = []
+        tags: dict[str, dict[str, Any]] = {}
         for name, url in routes.items():
             try:
                 resp = await client.get(f"{url}/openapi.json", timeout=10.0)
@@ -152,6 +153,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
                 missing.append(name)
                 continue
             merged["info"] = doc.get("info", merged["info"])
+            tags.update((tag["name"], tag) for tag in doc.get("tags", []))
             for path, item in doc.get("paths", {}).items():
                 if service_for(path, {name: url}) == name:
                     merged["paths"][path] = item
@@ -159,14 +161,15 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
             for key, value in doc.get("components", {}).items():
                 if key != "schemas":
                     merged["components"].setdefault(key, {}).update(value)
+        used = {tag for item in merged["paths"].values() for op in item.values() for tag in op.get("tags", [])}
+        order = {name: i for i, name in enumerate(TAG_NAMES)}
+        merged["tags"] = sorted((tags.get(name, {"name": name}) for name in used),
+                                key=lambda tag: (order.get(tag["name"], len(order)), tag["name"]))  # fmt: skip
         if missing:
             merged["info"] = {**merged["info"], "x-missing-services": missing}
         return JSONResponse(merged)
 
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="smartgate")
-
+    install_docs(app)  # Swagger UI and ReDoc of the merged document, their assets served here
     app.include_router(console_router)
 
     @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
