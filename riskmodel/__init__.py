@@ -1,4 +1,4 @@
-"""Learned fraud model for selectivity: leak-free features, gradient-boosted trees exported to ONNX, onnxruntime scoring.
+"""Learned fraud model for selectivity: leak-free features, boosted trees exported to ONNX, onnxruntime scoring.
 
 Serving (`riskmodel.scoring`, `riskmodel.features`, `riskmodel.metrics`, `riskmodel.records`) needs numpy and
 onnxruntime only; training (`riskmodel.training`) needs the `riskml` extra (LightGBM, onnxmltools). The library imports

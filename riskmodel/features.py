@@ -189,30 +189,14 @@ class Profiles:
 
     def transform(self, items: Sequence[Item], keys: list[list[str]] | None = None) -> np.ndarray:
         """The float32 feature matrix of these items (one row each, columns of :func:`feature_names`)."""
+        if keys is None and len(items) <= 16:  # scoring at filing: one item at a time, plain Python is fastest
+            return np.asarray([self._row(it) for it in items], dtype=np.float32).reshape(len(items), len(self.names))
         out = np.empty((len(items), len(self.names)), dtype=np.float32)
+        for i, it in enumerate(items):
+            out[i, : len(BASE)] = self._base(it)
+        keys = keys if keys is not None else _keys(items)
         prior, m = self.prior, float(self.spec["smoothing"])
         per_10k = 10_000.0 / self.rows
-        for i, it in enumerate(items):
-            luv = _log_unit_value(it)
-            lv = math.log1p(max(it.value, 0.0))
-            level, (med_uv, scale_uv, med_v, med_tax) = self._band(it.hs6)
-            shipped_elsewhere = 1.0 if it.departure and it.origin and it.departure != it.origin else 0.0
-            out[i, : len(BASE)] = (
-                lv,
-                math.log1p(max(it.net_mass, 0.0)),
-                luv,
-                it.tax_rate,
-                (luv - med_uv) / scale_uv,
-                lv - med_v,
-                it.tax_rate - med_tax,
-                float(level),
-                1.0 if it.fta_claim else 0.0,
-                _partner_mismatch(it),
-                shipped_elsewhere,
-                shipped_elsewhere if it.fta_claim else 0.0,
-                float(it.date.weekday()),
-            )
-        keys = keys if keys is not None else _keys(items)
         unseen = (0, 0)
         for j, (name, column) in enumerate(zip(KEYS, keys, strict=True)):
             table = self.tables[name]
@@ -222,9 +206,48 @@ class Profiles:
             out[:, len(BASE) + 2 * j + 1] = np.log1p(n * per_10k)
         return out
 
+    def _base(self, it: Item) -> list[float]:
+        luv = _log_unit_value(it)
+        lv = math.log1p(max(it.value, 0.0))
+        level, (med_uv, scale_uv, med_v, med_tax) = self._band(it.hs6)
+        shipped_elsewhere = 1.0 if it.departure and it.origin and it.departure != it.origin else 0.0
+        return [
+            lv,
+            math.log1p(max(it.net_mass, 0.0)),
+            luv,
+            it.tax_rate,
+            (luv - med_uv) / scale_uv,
+            lv - med_v,
+            it.tax_rate - med_tax,
+            float(level),
+            1.0 if it.fta_claim else 0.0,
+            _partner_mismatch(it),
+            shipped_elsewhere,
+            shipped_elsewhere if it.fta_claim else 0.0,
+            float(it.date.weekday()),
+        ]
+
+    def _row(self, it: Item) -> list[float]:
+        row = self._base(it)
+        prior, m = self.prior, float(self.spec["smoothing"])
+        per_10k = 10_000.0 / self.rows
+        for name, key in KEYS.items():
+            cell = self.tables[name].get(key(it))
+            if cell is None:
+                row += (prior, 0.0)
+            else:
+                n, pos = cell
+                row += ((pos + m * prior) / (n + m), math.log1p(n * per_10k))
+        return row
+
+
+def _pick(items: Sequence[Item], rows: np.ndarray) -> list[Item]:
+    return [items[i] for i in rows.tolist()]
+
 
 def _take(keys: list[list[str]], rows: np.ndarray) -> list[list[str]]:
-    return [[column[i] for i in rows] for column in keys]
+    picked = rows.tolist()
+    return [[column[i] for i in picked] for column in keys]
 
 
 def out_of_fold(items: Sequence[Item], labels: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -238,8 +261,8 @@ def out_of_fold(items: Sequence[Item], labels: np.ndarray, *, folds: int = 5, se
     for k in range(folds):
         inside = np.flatnonzero(fold_of == k)
         rest = np.flatnonzero(fold_of != k)
-        profiles = Profiles.fit([items[i] for i in rest], labels[rest], _take(keys, rest))
-        out[inside] = profiles.transform([items[i] for i in inside], _take(keys, inside))
+        profiles = Profiles.fit(_pick(items, rest), labels[rest], _take(keys, rest))
+        out[inside] = profiles.transform(_pick(items, inside), _take(keys, inside))
     return out
 
 
@@ -253,12 +276,12 @@ def earlier_periods(items: Sequence[Item], labels: np.ndarray) -> np.ndarray:
         inside = np.flatnonzero(months == month)
         past = np.flatnonzero(months < month)
         if len(past):
-            profiles = Profiles.fit([items[i] for i in past], labels[past])
+            profiles = Profiles.fit(_pick(items, past), labels[past])
         else:  # HS bands are label-free; the rates are emptied
-            profiles = Profiles.fit([items[i] for i in inside], labels[inside])
+            profiles = Profiles.fit(_pick(items, inside), labels[inside])
             profiles.tables = {name: {} for name in KEYS}
             profiles.prior = float(labels.mean())
-        out[inside] = profiles.transform([items[i] for i in inside])
+        out[inside] = profiles.transform(_pick(items, inside))
     return out
 
 

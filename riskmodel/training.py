@@ -110,6 +110,22 @@ def train(
     return Trained(booster, features.Profiles.fit(items, labels), info)
 
 
+def _lean(model) -> None:
+    """Keep the TreeEnsembleClassifier node alone, its probabilities as the graph's only output: the converter's
+    Identity/Cast/Mul tail (label output, a multiplication by one) costs a kernel call per node on every score."""
+    (probabilities,) = [o for o in model.graph.output if o.name == "probabilities"]
+    trees = model.graph.node[0]
+    if trees.op_type != "TreeEnsembleClassifier":
+        return
+    trees.output[1] = "probabilities"
+    del model.graph.node[1:]
+    del model.graph.initializer[:]
+    kept = type(probabilities)()
+    kept.CopyFrom(probabilities)
+    del model.graph.output[:]
+    model.graph.output.append(kept)
+
+
 def to_onnx(trained: Trained) -> bytes:
     """The model as ONNX (input ``features`` float32 [N, F], output ``probabilities`` [N, 2]), with the profiles and
     training info as JSON in the metadata, so that one file is all the scorer needs."""
@@ -124,6 +140,7 @@ def to_onnx(trained: Trained) -> bytes:
         zipmap=False,
         target_opset=15,
     )
+    _lean(model)
     payload = {"features": names, "profiles": trained.profiles.spec, "info": trained.info}
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY

@@ -58,7 +58,9 @@ def test_training_rows_never_see_their_own_label(kcs_data) -> None:
     # an importer met once has no other row to learn from: unseen, at the prior, whatever its label
     assert single.sum() > 1000
     assert np.all(x[single, seen] == 0)
-    assert np.allclose(x[single, rate][labels[single] == 1].mean(), x[single, rate][labels[single] == 0].mean(), atol=0.01)
+    assert np.allclose(
+        x[single, rate][labels[single] == 1].mean(), x[single, rate][labels[single] == 0].mean(), atol=0.01
+    )
     leaky = features.in_sample(items, labels)
     assert leaky[single, rate][labels[single] == 1].mean() > leaky[single, rate][labels[single] == 0].mean() + 0.02
 
