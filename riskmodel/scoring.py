@@ -45,12 +45,14 @@ class Scorer:
         self.info: dict = payload["info"]
         self._input = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
-        self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+        if outputs != ["probability"]:
+            raise ModelError(f"a risk model has one output, probability; this one has {outputs}")
+        self._output = "probability"
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
         """Fraud probability of each row of an already-encoded float32 feature matrix."""
         (probabilities,) = self.session.run([self._output], {self._input: np.ascontiguousarray(x, dtype=np.float32)})
-        return np.asarray(probabilities)[:, 1].astype(np.float64)
+        return np.asarray(probabilities).reshape(-1).astype(np.float64)
 
     def score(self, items: Sequence[Item]) -> np.ndarray:
         """Fraud probability of each item."""
