@@ -53,7 +53,7 @@ run-distributed: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger ocr simulator services api
+	$(BIN)/mypy ledger ocr simulator riskmodel services api
 	$(BIN)/lint-imports
 
 format: setup

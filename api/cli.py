@@ -336,7 +336,12 @@ def main() -> None:
 
 def _mount_optional() -> None:
     """Mount the library CLIs that are installed (each keeps its heavy imports inside its commands)."""
-    for module, name in (("simulator.cli", "sim"), ("ocr.cli", "ocr"), ("services.provenance.cli", "ledger")):
+    for module, name in (
+        ("simulator.cli", "sim"),
+        ("ocr.cli", "ocr"),
+        ("services.provenance.cli", "ledger"),
+        ("riskmodel.cli", "risk"),
+    ):
         try:
             sub = __import__(module, fromlist=["app"]).app
         except ImportError:

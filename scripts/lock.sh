@@ -26,6 +26,6 @@ lock() {
     } >"$out"
     rm -f "$out.tmp"
 }
-lock requirements.lock --extra ledger --extra ocr --extra sim --extra distributed --extra dev "$@"
+lock requirements.lock --extra ledger --extra ocr --extra sim --extra riskml --extra distributed --extra dev "$@"
 lock requirements-deploy.lock --extra ledger --extra ocr --extra distributed "$@"
 echo "lock: wrote requirements.lock and requirements-deploy.lock"

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 # rapidocr-onnxruntime asks for opencv-python (GUI build); the locks hold opencv-python-headless instead.
 LEFT_OUT = {"opencv-python"}
 LOCKS = {
-    "requirements.lock": ["ledger", "ocr", "sim", "distributed", "dev"],
+    "requirements.lock": ["ledger", "ocr", "sim", "riskml", "distributed", "dev"],
     "requirements-deploy.lock": ["ledger", "ocr", "distributed"],
 }
 

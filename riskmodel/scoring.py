@@ -1,0 +1,61 @@
+"""Score declaration items with an exported model on onnxruntime only (no training library at serving time)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from riskmodel import features
+from riskmodel.records import Item
+
+METADATA_KEY = "smartgate.riskmodel"
+
+
+class ModelError(ValueError):
+    """A file that is not a risk model this library can score with."""
+
+
+class Scorer:
+    """An exported risk model: profiles from its metadata, trees on onnxruntime (one intra-op thread by default)."""
+
+    def __init__(self, model: bytes | Path | str, *, threads: int = 1) -> None:
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            if not path.is_file():
+                raise ModelError(f"{path}: no such file")
+            model = path.read_bytes()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise ModelError(f"not an ONNX model: {str(exc).splitlines()[0][:200]}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if meta is None:
+            raise ModelError("an ONNX model, but not a smartgate risk model (no profiles in its metadata)")
+        payload = json.loads(meta)
+        if payload["features"] != features.feature_names():
+            raise ModelError("the model was trained on other features than this version computes; retrain it")
+        self.profiles = features.Profiles(payload["profiles"])
+        self.info: dict = payload["info"]
+        self._input = self.session.get_inputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        if outputs != ["probability"]:
+            raise ModelError(f"a risk model has one output, probability; this one has {outputs}")
+        self._output = "probability"
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Fraud probability of each row of an already-encoded float32 feature matrix."""
+        (probabilities,) = self.session.run([self._output], {self._input: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.asarray(probabilities).reshape(-1).astype(np.float64)
+
+    def score(self, items: Sequence[Item]) -> np.ndarray:
+        """Fraud probability of each item."""
+        if not items:
+            return np.empty(0, dtype=np.float64)
+        return self.predict_matrix(self.profiles.transform(items))
