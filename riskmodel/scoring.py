@@ -33,7 +33,7 @@ class Scorer:
         options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad file
             raise ModelError(f"not an ONNX model: {str(exc).splitlines()[0][:200]}") from None
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
