@@ -150,6 +150,7 @@ class Outcome:
     submitted_at: str | None = None
     released_at: str | None = None
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    retries: int = 0  # answers 503 (nothing stored) that were retried
 
 
 @dataclass
@@ -178,9 +179,17 @@ class _Client:
         self.officer_id: str | None = None  # the officer key's id, which assignments name (read at the start)
 
     async def call(self, out: Outcome, step: str, method: str, path: str, who: dict[str, str], **kw: Any) -> Any:
-        started = time.perf_counter()
-        response = await self.http.request(method, path, headers={**who, **kw.pop("headers", {})}, **kw)
-        out.latencies_ms.setdefault(step, []).append((time.perf_counter() - started) * 1000)
+        headers = {**who, **kw.pop("headers", {})}
+        for attempt in range(RETRIES_ON_503 + 1):
+            started = time.perf_counter()
+            response = await self.http.request(method, path, headers=headers, **kw)
+            out.latencies_ms.setdefault(step, []).append((time.perf_counter() - started) * 1000)
+            # 503 means nothing was stored (a database lock or timeout under load): retry as the platform asks,
+            # a few times, as any client of it should.
+            if response.status_code != 503 or attempt == RETRIES_ON_503:
+                break
+            out.retries += 1
+            await asyncio.sleep(min(_retry_after(response), MAX_RETRY_WAIT_S))
         if response.status_code >= 400:
             try:
                 problem = response.json()
@@ -195,6 +204,17 @@ class _Client:
         if not isinstance(data, dict):
             raise _StepFailed(f"{step}: HTTP {response.status_code} with an unexpected body")
         return data
+
+
+RETRIES_ON_503 = 3
+MAX_RETRY_WAIT_S = 2.0
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0
 
 
 class _StepFailed(Exception):
@@ -348,6 +368,7 @@ def report(
         "filed": filed,
         "released": sum(o.status == "released" for o in outcomes),
         "errors": [{"truck": o.n, "class": o.truck_class, "error": o.error} for o in outcomes if o.error],
+        "retried_503": sum(o.retries for o in outcomes),
         "channels": {c: channels.get(c, 0) for c in ("green", "yellow", "red")},
         "channel_split": {
             c: round(channels.get(c, 0) / filed, 4) if filed else None for c in ("green", "yellow", "red")

@@ -150,3 +150,41 @@ def test_twin_cli(platform, tmp_path, monkeypatch):
                                                                      "SMARTGATE_TWIN_TREASURY_KEY": "bad"})  # fmt: skip
     assert refused.exit_code == 3
     assert "refused" in refused.output
+
+
+def test_a_503_is_retried_as_the_platform_asks_and_then_given_up() -> None:
+    """503 means nothing was stored (a lock or timeout under load): the twin retries a few times, then reports it.
+    The server here is an httpx transport; the test above runs the twin against the real platform."""
+    import asyncio
+
+    from simulator import twin
+
+    answers: list[int] = []
+
+    def serve(codes: list[int]) -> httpx.MockTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            code = codes[len(answers)] if len(answers) < len(codes) else 200
+            answers.append(code)
+            if code == 503:
+                return httpx.Response(503, json={"title": "Database unavailable"}, headers={"Retry-After": "0"})
+            return httpx.Response(200, json={"id": "d-1"})
+
+        return httpx.MockTransport(handler)
+
+    async def once(codes: list[int]) -> tuple[Any, twin.Outcome]:
+        answers.clear()
+        settings = twin.TwinSettings(url="http://twin.test", trader_key="t", officer_key="o", treasury_key="b")
+        async with httpx.AsyncClient(base_url=settings.url, transport=serve(codes)) as http:
+            client, out = twin._Client(http, settings), twin.Outcome(n=1, truck_class="import_general")
+            try:
+                return await client.call(out, "take", "POST", "/x", client.officer), out
+            except twin._StepFailed as exc:
+                return exc, out
+
+    got, out = asyncio.run(once([503, 503]))
+    assert got == {"id": "d-1"}
+    assert (out.retries, answers) == (2, [503, 503, 200])
+    failed, out = asyncio.run(once([503] * 10))
+    assert isinstance(failed, twin._StepFailed)
+    assert "HTTP 503" in str(failed)
+    assert len(answers) == twin.RETRIES_ON_503 + 1
