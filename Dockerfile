@@ -18,6 +18,7 @@ COPY services ./services
 COPY ledger ./ledger
 COPY ocr ./ocr
 COPY simulator ./simulator
+COPY riskmodel ./riskmodel
 RUN pip install --no-cache-dir --no-deps .
 
 RUN useradd --system --uid 10001 --home-dir /var/lib/smartgate --create-home smartgate
