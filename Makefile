@@ -61,11 +61,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 test: setup lint
-	@BROWSER=1 scripts/system-deps.sh
+	@BROWSER=1 NGINX=1 scripts/system-deps.sh
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 bench: setup
-	@FONTS=1 scripts/system-deps.sh
+	@FONTS=1 NGINX=1 scripts/system-deps.sh
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 loadtest: setup

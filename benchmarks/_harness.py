@@ -99,6 +99,7 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float]
     server_cpu_seconds: float = 0.0
+    upstream_cpu_seconds: float = 0.0  # of the process behind a proxy, when run_load was given its pid
 
     def __add__(self, other: LoadResult) -> LoadResult:
         """Two runs of the same endpoint as one."""
@@ -108,6 +109,7 @@ class LoadResult:
             self.seconds + other.seconds,
             self.latencies_ms + other.latencies_ms,
             self.server_cpu_seconds + other.server_cpu_seconds,
+            self.upstream_cpu_seconds + other.upstream_cpu_seconds,
         )
 
     @property
@@ -210,9 +212,10 @@ def run_load(
     warmup: float = 2.0,
     ok_status: int = 201,
     server_pid: int | None = None,
+    upstream_pid: int | None = None,
 ) -> LoadResult:
     """`clients` concurrent loops, one keep-alive connection each, sending make_request(i) for `seconds` (after a
-    warm-up); latencies of each."""
+    warm-up); latencies of each, and the CPU time of the server (and of the upstream behind it, if given)."""
     url = httpx.URL(base_url)
     host, port = url.host, url.port or 80
 
@@ -243,13 +246,15 @@ def run_load(
             warm_until = time.perf_counter() + warmup
             await asyncio.gather(*(worker(c, warm_until, False) for c in connections))
             cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
+            upstream_before = tree_cpu_seconds(upstream_pid) if upstream_pid else 0.0
             started = time.perf_counter()
             await asyncio.gather(*(worker(c, started + seconds, True) for c in connections))
             elapsed = time.perf_counter() - started
             cpu = tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+            upstream = tree_cpu_seconds(upstream_pid) - upstream_before if upstream_pid else 0.0
         finally:
             for c in connections:
                 await c.close()
-        return LoadResult(requests, errors, elapsed, latencies, cpu)
+        return LoadResult(requests, errors, elapsed, latencies, cpu, upstream)
 
     return asyncio.run(main())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), the anvil EVM node and the pinned
-# Solidity compiler (npm), and for the tests Chromium (BROWSER=1).
+# Solidity compiler (npm), for the tests Chromium (BROWSER=1), and nginx (NGINX=1: the template's test and the
+# gateway benchmark run it as a child process; the system service is never started or enabled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,4 +56,18 @@ fi
 if [ "${FONTS:-0}" = 1 ] && ! fc-list 2>/dev/null | grep -qi dejavu; then
   echo "system-deps: installing fonts for the OCR image generator"
   apt_install fonts-dejavu-core fonts-urw-base35 fonts-noto-mono || true
+fi
+
+# nginx for deploy/nginx.conf.template's test (`make test`) and benchmarks/gateway.py (`make bench`). Debian starts the
+# service on install where an init system runs; policy-rc.d forbids that for this install, since the tests and the
+# benchmark run nginx as their own child process with a config, prefix and pid file of their own.
+if [ "${NGINX:-0}" = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "system-deps: installing nginx-light (the reverse-proxy template's test and the gateway benchmark)"
+  if [ "$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    apt_install nginx-light || echo "system-deps: could not install nginx; its tests will skip (CI requires them)" >&2
+    rm -f /usr/sbin/policy-rc.d
+  else
+    apt_install nginx-light || echo "system-deps: could not install nginx; its tests will skip (CI requires them)" >&2
+  fi
 fi
