@@ -22,6 +22,9 @@ class KernelSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
     database_url: str = ""
+    # The schema owner's URL, for `smartgate migrate` only (empty: database_url). On PostgreSQL the services connect
+    # with database_url as a role that may not alter tables (`smartgate migrate --grant ROLE`; docs/deployment.md).
+    migrate_database_url: str = ""
     secret_key: str = DEV_SECRET
     log_level: str = "INFO"
     log_json: bool = True
@@ -97,6 +100,13 @@ class KernelSettings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite:///{(self.var_dir / 'smartgate.db').as_posix()}"
+
+    @property
+    def resolved_migrate_database_url(self) -> str:
+        """The URL migrations run with: the owner's when given, else the services' own."""
+        if self.migrate_database_url:
+            return normalise_database_url(self.migrate_database_url)
+        return self.resolved_database_url
 
 
 def normalise_database_url(url: str) -> str:
