@@ -49,9 +49,6 @@ def _sessions(settings):
     return make_sessionmaker(make_engine(settings.resolved_database_url))
 
 
-APP_PASSWORD_ENV = "SMARTGATE_APP_DATABASE_PASSWORD"
-
-
 @app.command()
 def migrate(
     grant: Annotated[
@@ -79,10 +76,10 @@ def migrate(
         fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 3)
     typer.echo(f"database at head: {_redacted(url)}")
     if grant is not None:
-        _grant(url, grant)
+        _grant(url, grant, settings.app_database_password.get_secret_value())
 
 
-def _grant(url: str, role: str) -> None:
+def _grant(url: str, role: str, password: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
     from ledger.storage import TABLES
@@ -91,9 +88,7 @@ def _grant(url: str, role: str) -> None:
 
     engine = make_engine(url)
     try:
-        granted = grant_service_role(
-            engine, role, append_only=[t.name for t in TABLES], password=os.environ.get(APP_PASSWORD_ENV) or None
-        )
+        granted = grant_service_role(engine, role, append_only=[t.name for t in TABLES], password=password or None)
     except RoleError as exc:
         fail(str(exc), 2)
     except DBAPIError as exc:
@@ -116,10 +111,11 @@ app.add_typer(db_app, name="db")
 def db_grant(role: Annotated[str, typer.Argument(help="The login role the services connect as")]) -> None:
     """Create (if missing) and grant the services' PostgreSQL role, connected as SMARTGATE_MIGRATE_DATABASE_URL
     (else SMARTGATE_DATABASE_URL); its password, if any, from SMARTGATE_APP_DATABASE_PASSWORD. Idempotent."""
-    url = _settings().resolved_migrate_database_url
+    settings = _settings()
+    url = settings.resolved_migrate_database_url
     if not url.startswith("postgresql"):
         fail("database roles need PostgreSQL (SQLite has no roles: see docs/ledger.md)", 2)
-    _grant(url, role)
+    _grant(url, role, settings.app_database_password.get_secret_value())
 
 
 def _redacted(url: str) -> str:

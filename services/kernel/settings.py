@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
@@ -25,6 +25,8 @@ class KernelSettings(BaseSettings):
     # The schema owner's URL, for `smartgate migrate` only (empty: database_url). On PostgreSQL the services connect
     # with database_url as a role that may not alter tables (`smartgate migrate --grant ROLE`; docs/deployment.md).
     migrate_database_url: str = ""
+    # The password `smartgate migrate --grant ROLE` gives the services' role (empty: leave it as it is).
+    app_database_password: SecretStr = SecretStr("")
     secret_key: str = DEV_SECRET
     log_level: str = "INFO"
     log_json: bool = True
