@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger import storage  # noqa: E402
-from ledger.checkpoint import Signer  # noqa: E402
-from ledger.writer import Event, LedgerWriter  # noqa: E402
+from ledger import storage
+from ledger.checkpoint import Signer
+from ledger.writer import Event, LedgerWriter
 
 
 def events(n: int) -> list[Event]:
