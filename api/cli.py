@@ -50,18 +50,72 @@ def _sessions(settings):
 
 
 @app.command()
-def migrate() -> None:
-    """Create or upgrade the database schema of every service (Alembic)."""
+def migrate(
+    grant: Annotated[
+        str | None,
+        typer.Option(
+            "--grant",
+            metavar="ROLE",
+            help="PostgreSQL: then create/grant the services' ROLE (SELECT, INSERT on ledger tables; no DDL)",
+        ),
+    ] = None,
+) -> None:
+    """Create or upgrade the database schema of every service (Alembic), as SMARTGATE_MIGRATE_DATABASE_URL's role
+    (the schema owner) when set, else SMARTGATE_DATABASE_URL's."""
     from sqlalchemy.exc import OperationalError
 
     from services.kernel.migrate import upgrade
 
     settings = _settings()
+    url = settings.resolved_migrate_database_url
+    if grant is not None and not url.startswith("postgresql"):
+        fail("--grant needs PostgreSQL (SQLite has no roles: see docs/ledger.md on what its file's holder can do)", 2)
     try:
-        upgrade(settings.resolved_database_url)
+        upgrade(url)
     except OperationalError as exc:
         fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 3)
-    typer.echo(f"database at head: {_redacted(settings.resolved_database_url)}")
+    typer.echo(f"database at head: {_redacted(url)}")
+    if grant is not None:
+        _grant(url, grant, settings.app_database_password.get_secret_value())
+
+
+def _grant(url: str, role: str, password: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from ledger.storage import TABLES
+    from services.kernel.database import make_engine
+    from services.kernel.dbroles import RoleError, grant_service_role
+
+    engine = make_engine(url)
+    try:
+        granted = grant_service_role(engine, role, append_only=[t.name for t in TABLES], password=password or None)
+    except RoleError as exc:
+        fail(str(exc), 2)
+    except DBAPIError as exc:
+        fail(f"cannot grant role {role}: {str(exc.orig).strip().splitlines()[0]}", 3)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"role {granted.role} {'created and ' if granted.created else ''}granted: "
+        f"{len(granted.append_only)} append-only tables (SELECT, INSERT), "
+        f"{len(granted.read_write)} service tables (SELECT, INSERT, UPDATE, DELETE), "
+        f"{len(granted.read_only)} read-only"
+    )
+
+
+db_app = typer.Typer(help="Database administration (run as the schema owner).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("grant")
+def db_grant(role: Annotated[str, typer.Argument(help="The login role the services connect as")]) -> None:
+    """Create (if missing) and grant the services' PostgreSQL role, connected as SMARTGATE_MIGRATE_DATABASE_URL
+    (else SMARTGATE_DATABASE_URL); its password, if any, from SMARTGATE_APP_DATABASE_PASSWORD. Idempotent."""
+    settings = _settings()
+    url = settings.resolved_migrate_database_url
+    if not url.startswith("postgresql"):
+        fail("database roles need PostgreSQL (SQLite has no roles: see docs/ledger.md)", 2)
+    _grant(url, role, settings.app_database_password.get_secret_value())
 
 
 def _redacted(url: str) -> str:

@@ -127,13 +127,37 @@ def trigger_statements(dialect_name: str) -> list[str]:
         ]
         return stmts
     if dialect_name == "sqlite":
-        return [
-            f"CREATE TRIGGER {name}_no_{op.lower()} BEFORE {op} ON {name} "
+        stmts = [
+            f"CREATE TRIGGER IF NOT EXISTS {name}_no_{op.lower()} BEFORE {op} ON {name} "
             f"BEGIN SELECT RAISE(ABORT, 'ledger table {name} is append-only: {op} rejected'); END"
             for name in names
             for op in ("UPDATE", "DELETE")
         ]
+        return stmts + [_sqlite_no_replace(table) for table in TABLES]
     raise ValueError(f"unsupported dialect {dialect_name!r} (sqlite or postgresql)")
+
+
+def _unique_keys(table: Table) -> list[list[str]]:
+    """The column lists of a table's primary key and unique constraints."""
+    keys = [[c.name for c in table.primary_key.columns]]
+    keys += [[c.name for c in con.columns] for con in table.constraints if isinstance(con, UniqueConstraint)]
+    return keys
+
+
+def _sqlite_no_replace(table: Table) -> str:
+    """A trigger that refuses an INSERT whose row would collide with a stored one, whatever its conflict clause.
+
+    SQLite's REPLACE resolution (`INSERT OR REPLACE`, `REPLACE INTO`) deletes the colliding row and fires the DELETE
+    triggers only under `PRAGMA recursive_triggers=ON`, which is per connection (issue 13: the platform's engine did
+    not set it, and an operator's sqlite3 shell does not). A BEFORE INSERT trigger runs before any conflict
+    resolution, so it holds on every connection; it also turns a plain duplicate, `INSERT OR IGNORE` and
+    `ON CONFLICT DO NOTHING` into an error (the ledger writer never sends those: it checks event ids first)."""
+    probes = " OR ".join("(" + " AND ".join(f"{col} = NEW.{col}" for col in key) + ")" for key in _unique_keys(table))
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table.name}_no_replace BEFORE INSERT ON {table.name} "
+        f"WHEN EXISTS (SELECT 1 FROM {table.name} WHERE {probes}) "
+        f"BEGIN SELECT RAISE(ABORT, 'ledger table {table.name} is append-only: INSERT over a stored row rejected'); END"
+    )
 
 
 def drop_trigger_statements(dialect_name: str) -> list[str]:
@@ -141,7 +165,7 @@ def drop_trigger_statements(dialect_name: str) -> list[str]:
     names = [t.name for t in TABLES]
     if dialect_name == "postgresql":
         return [f"DROP TRIGGER IF EXISTS {name}_append_only ON {name}" for name in names]
-    return [f"DROP TRIGGER IF EXISTS {name}_no_{op}" for name in names for op in ("update", "delete")]
+    return [f"DROP TRIGGER IF EXISTS {name}_no_{op}" for name in names for op in ("update", "delete", "replace")]
 
 
 def ledger_schema_statements(dialect_name: str) -> list[str]:

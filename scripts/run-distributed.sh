@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT=${PORT:-8000}
 DB=${SMARTGATE_DIST_DB:-smartgate_dist}
-export SMARTGATE_DATABASE_URL=${SMARTGATE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/$DB}
+# Migrations run as the owner (postgres); the services connect as APP_ROLE, which may read and append to the ledger
+# and nothing more (no UPDATE/DELETE/TRUNCATE/ALTER there, not superuser): `smartgate migrate --grant` makes it.
+APP_ROLE=${SMARTGATE_DIST_APP_ROLE:-smartgate_app}
+export SMARTGATE_MIGRATE_DATABASE_URL=${SMARTGATE_MIGRATE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/$DB}
+export SMARTGATE_DATABASE_URL=${SMARTGATE_DATABASE_URL:-postgresql://$APP_ROLE@127.0.0.1:5432/$DB}
 export SMARTGATE_BUS_URL=${SMARTGATE_BUS_URL:-nats://127.0.0.1:4222}
 export SMARTGATE_BUS_STREAM=${SMARTGATE_BUS_STREAM:-SMARTGATE_DIST}
 export SMARTGATE_BUS_PREFIX=${SMARTGATE_BUS_PREFIX:-smartgatedist}
@@ -19,7 +23,7 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then echo "run-distributed: 
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DB\""
 mkdir -p "$SMARTGATE_VAR_DIR/logs"
-$BIN/smartgate migrate
+$BIN/smartgate migrate --grant "$APP_ROLE"
 [ -f "$SMARTGATE_VAR_DIR/demo.env" ] || $BIN/smartgate demo seed
 
 pids=()

@@ -41,7 +41,7 @@ def test_every_service_runs_in_its_own_container_behind_the_gateway() -> None:
     assert set(served) == set(SERVICES)
     routes = parse_routes(_option(services["gateway"]["command"], "--route"))
     assert routes == {s: f"http://{served[s]}:8000" for s in SERVICES}
-    assert services["migrate"]["command"] == ["smartgate", "migrate"]
+    assert services["migrate"]["command"] == ["smartgate", "migrate", "--grant", "smartgate_app"]
     for name in served.values():
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
@@ -53,11 +53,26 @@ def test_every_variable_is_a_setting_and_secrets_are_required() -> None:
     used = set(re.findall(r"\b(SMARTGATE_[A-Z_]+):", text))
     assert used, "no settings found"
     assert used <= fields | {"SMARTGATE_PORT"}, used - fields
-    for secret in ("SMARTGATE_SECRET_KEY", "POSTGRES_PASSWORD", "SMARTGATE_LEDGER_SIGNING_KEY"):
+    for secret in ("SMARTGATE_SECRET_KEY", "POSTGRES_PASSWORD", "SMARTGATE_LEDGER_SIGNING_KEY",
+                   "SMARTGATE_APP_DATABASE_PASSWORD"):  # fmt: skip
         assert re.search(rf"\$\{{{secret}:\?", text), f"{secret} must be required, not defaulted"
     example = (ROOT / "deploy" / "example.env").read_text()
     assert {line.split("=")[0] for line in example.splitlines() if "=" in line and not line.startswith("#")} >= {
-        "SMARTGATE_SECRET_KEY", "POSTGRES_PASSWORD", "SMARTGATE_LEDGER_SIGNING_KEY"}  # fmt: skip
+        "SMARTGATE_SECRET_KEY", "POSTGRES_PASSWORD", "SMARTGATE_LEDGER_SIGNING_KEY",
+        "SMARTGATE_APP_DATABASE_PASSWORD"}  # fmt: skip
+
+
+def test_services_connect_as_the_app_role_and_only_migrate_holds_the_owner() -> None:
+    """Issue 13: a superuser (the postgres image's POSTGRES_USER) could switch the ledger's triggers off."""
+    services = _compose()["services"]
+    owner = services["postgres"]["environment"]["POSTGRES_USER"]
+    for name, spec in services.items():
+        env = spec.get("environment") or {}
+        if name in ("postgres", "nats", "anvil"):
+            continue
+        assert env["SMARTGATE_DATABASE_URL"].startswith("postgresql://smartgate_app:"), name
+        assert ("SMARTGATE_MIGRATE_DATABASE_URL" in env) == (name == "migrate"), name
+    assert services["migrate"]["environment"]["SMARTGATE_MIGRATE_DATABASE_URL"].startswith(f"postgresql://{owner}:")
 
 
 def test_the_image_holds_every_package_and_runs_unprivileged() -> None:

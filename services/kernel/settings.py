@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
@@ -22,6 +22,11 @@ class KernelSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
     database_url: str = ""
+    # The schema owner's URL, for `smartgate migrate` only (empty: database_url). On PostgreSQL the services connect
+    # with database_url as a role that may not alter tables (`smartgate migrate --grant ROLE`; docs/deployment.md).
+    migrate_database_url: str = ""
+    # The password `smartgate migrate --grant ROLE` gives the services' role (empty: leave it as it is).
+    app_database_password: SecretStr = SecretStr("")
     secret_key: str = DEV_SECRET
     log_level: str = "INFO"
     log_json: bool = True
@@ -97,6 +102,13 @@ class KernelSettings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite:///{(self.var_dir / 'smartgate.db').as_posix()}"
+
+    @property
+    def resolved_migrate_database_url(self) -> str:
+        """The URL migrations run with: the owner's when given, else the services' own."""
+        if self.migrate_database_url:
+            return normalise_database_url(self.migrate_database_url)
+        return self.resolved_database_url
 
 
 def normalise_database_url(url: str) -> str:

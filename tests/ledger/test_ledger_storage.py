@@ -20,7 +20,7 @@ def test_schema_statements_cover_both_dialects() -> None:
         joined = "\n".join(stmts)
         for table in ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_anchors"):
             assert f"CREATE TABLE {table}" in joined
-        assert joined.count("CREATE TRIGGER") == (8 if dialect == "sqlite" else 4)
+        assert joined.count("CREATE TRIGGER") == (12 if dialect == "sqlite" else 4)
         # Alembic's op.execute(str) wraps each statement in text(): nothing in it may look like a bind parameter.
         for stmt in stmts:
             assert text(stmt).compile().params == {}, stmt
@@ -106,6 +106,46 @@ def test_append_only_triggers(engine: Engine, signer: Signer) -> None:
         with pytest.raises(exc.DBAPIError, match="append-only"), engine.begin() as conn:
             conn.exec_driver_sql(sql)
     assert LedgerReader(engine).size() == 3
+
+
+def test_replace_and_upsert_cannot_overwrite(engine: Engine, signer: Signer) -> None:
+    """INSERT OR REPLACE deletes the colliding row without firing DELETE triggers unless the connection set
+    recursive_triggers (issue 13): a BEFORE INSERT guard refuses it on any connection; UPSERT fires UPDATE's."""
+    writer = LedgerWriter(engine, signer=signer, origin=ORIGIN)
+    writer.append(make_events(3))
+    writer.checkpoint()
+    with engine.connect() as conn:
+        before = [storage.get_entry(conn, i) for i in range(3)]
+        note = storage.get_checkpoint(conn)
+    attempts = [
+        "INSERT INTO ledger_entries (idx, event_id, subject, leaf_hash, leaf, payload) "
+        "SELECT idx, event_id, 'forged', leaf_hash, leaf, payload FROM ledger_entries WHERE idx = 1 "
+        "ON CONFLICT (idx) DO UPDATE SET subject = excluded.subject",
+        "INSERT INTO ledger_checkpoints (size, note, created_at) SELECT size, note, created_at "
+        "FROM ledger_checkpoints WHERE true ON CONFLICT (size) DO UPDATE SET note = excluded.note",
+    ]
+    if engine.dialect.name == "sqlite":
+        attempts += [
+            # Same index, new content; and a new index stealing a stored event id (REPLACE deletes that row).
+            "INSERT OR REPLACE INTO ledger_entries (idx, event_id, subject, leaf_hash, leaf, payload) "
+            "SELECT idx, event_id, 'forged', leaf_hash, leaf, payload FROM ledger_entries WHERE idx = 1",
+            "REPLACE INTO ledger_entries (idx, event_id, subject, leaf_hash, leaf, payload) "
+            "SELECT 7, event_id, subject, leaf_hash, leaf, payload FROM ledger_entries WHERE idx = 2",
+            "INSERT OR REPLACE INTO ledger_nodes (level, idx, hash) VALUES (0, 0, zeroblob(32))",
+            "INSERT OR REPLACE INTO ledger_checkpoints (size, note, created_at) "
+            "SELECT size, X'00', created_at FROM ledger_checkpoints",
+        ]
+    for sql in attempts:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA recursive_triggers=OFF")  # as an operator's sqlite3 shell has it
+                conn.commit()
+            with pytest.raises(exc.DBAPIError, match="append-only"), conn.begin():
+                conn.exec_driver_sql(sql)
+    with engine.connect() as conn:
+        assert [storage.get_entry(conn, i) for i in range(3)] == before
+        assert storage.log_size(conn) == 3
+        assert storage.get_checkpoint(conn) == note
 
 
 def test_primary_keys_stop_a_forked_index(engine: Engine, signer: Signer) -> None:
