@@ -77,3 +77,61 @@ def request_cosignature(
                 return line + "\n", old_size
         raise WitnessRefused(200, "no valid cosignature by the configured witness key in the answer")
     raise WitnessRefused(409, "the witness's size kept changing")
+
+
+def parse_witnesses(value: str) -> list[WitnessEndpoint]:
+    """Parse a settings value `URL|VKEY,URL|VKEY,...` (empty: no witnesses)."""
+    endpoints = [WitnessEndpoint.parse(item) for item in value.split(",") if item.strip()]
+    if len({e.key.vkey for e in endpoints}) != len(endpoints):
+        raise ValueError("a witness key is listed twice")
+    return endpoints
+
+
+@dataclass
+class PoolResult:
+    """What one round of submissions gave."""
+
+    lines: list[str]  # valid cosignature lines, one per witness that cosigned
+    unavailable: dict[str, str]  # witness name -> why it could not be asked (retry later)
+    refused: dict[str, str]  # witness name -> its refusal (the log and the witness disagree: alarm)
+    witnessed: bool  # at least `quorum` witnesses cosigned
+
+
+class WitnessPool:
+    """The witnesses a log submits its checkpoints to, and the size each one was last seen at.
+
+    A witness that is down is skipped (the checkpoint goes on unwitnessed by it); the next checkpoint submitted to
+    it carries a consistency proof from the size it last cosigned, which it tells with its 409 answer, so it catches
+    up with one request whenever it is back."""
+
+    def __init__(self, endpoints: list[WitnessEndpoint], quorum: int, *, timeout: float = 5.0) -> None:
+        """Witnesses, the number that make a checkpoint witnessed, and the HTTP timeout per request."""
+        if not 0 <= quorum <= len(endpoints):
+            raise ValueError(f"witness quorum {quorum} must lie between 0 and {len(endpoints)}")
+        self.endpoints = endpoints
+        self.quorum = quorum
+        self._sizes: dict[str, int] = {}
+        self._client = httpx.Client(timeout=timeout)
+
+    def cosign(self, note: bytes, size: int, proof: Callable[[int, int], list[bytes]]) -> PoolResult:
+        """Ask every witness to cosign the checkpoint `note` of `size` (sequentially; witnesses answer in ms)."""
+        lines: list[str] = []
+        unavailable: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for endpoint in self.endpoints:
+            vkey = endpoint.key.vkey
+            try:
+                line, _ = request_cosignature(self._client, endpoint, note, size, self._sizes.get(vkey, 0), proof)
+            except WitnessUnavailable as exc:
+                unavailable[endpoint.key.name] = str(exc)
+                continue
+            except WitnessRefused as exc:
+                refused[endpoint.key.name] = str(exc)
+                continue
+            self._sizes[vkey] = size
+            lines.append(line)
+        return PoolResult(lines, unavailable, refused, len(lines) >= self.quorum)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()

@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ledger.witness import (
     require_quorum,
     split_note,
 )
+from ledger.witness_client import WitnessPool, parse_witnesses
 from ledger.witness_server import create_witness_app
 
 ORIGIN = "smartgate.test/ledger"
@@ -321,3 +323,72 @@ def test_keygen_and_serve_on_loopback(tmp_path: Path, signer: Signer) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the log's pool of witnesses: one down, back later, catches up with one request ---
+
+
+class ServedWitness:
+    """A witness served by uvicorn in a thread on 127.0.0.1 (started and stopped by the test)."""
+
+    def __init__(self, witness: Witness, port: int) -> None:
+        import uvicorn
+
+        self.port = port
+        config = uvicorn.Config(create_witness_app(witness), host="127.0.0.1", port=port, log_config=None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedWitness:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "witness did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def test_pool_goes_on_without_a_down_witness_and_it_catches_up(tmp_path: Path, signer: Signer) -> None:
+    witnesses = [
+        Witness(
+            _cosigner(f"w{i}.test", hashlib.sha256(bytes([i])).digest()),
+            {ORIGIN: [signer.verifier]},
+            WitnessState(tmp_path / f"w{i}.sqlite"),
+        )
+        for i in range(2)
+    ]
+    ports = [_free_port(), _free_port()]
+    spec = ",".join(f"http://127.0.0.1:{p}|{w.cosigner.verifier.vkey}" for p, w in zip(ports, witnesses, strict=True))
+    endpoints = parse_witnesses(spec)
+    assert [e.key for e in endpoints] == [w.cosigner.verifier for w in witnesses]
+    with pytest.raises(ValueError, match="twice"):
+        parse_witnesses(f"{spec},{spec.split(',')[0]}")
+    with pytest.raises(ValueError, match="quorum"):
+        WitnessPool(endpoints, 3)
+    pool = WitnessPool(endpoints, 2, timeout=2)
+    log = Log(signer)
+    try:
+        with ServedWitness(witnesses[0], ports[0]):
+            for grow in (3, 4):
+                log.grow(grow)
+                result = pool.cosign(log.note(), log.tree.size, log.tree.consistency_proof)
+                assert len(result.lines) == 1
+                assert not result.witnessed
+                assert list(result.unavailable) == ["w1.test"]
+                assert result.refused == {}
+            with ServedWitness(witnesses[1], ports[1]):
+                log.grow(5)
+                result = pool.cosign(log.note(), log.tree.size, log.tree.consistency_proof)
+                assert result.witnessed, result
+                cosigned = add_cosignatures(log.note(), result.lines)
+                assert len(require_quorum(cosigned, [e.key for e in endpoints], 2)) == 2
+                # A rolled-back checkpoint is refused by both, and reported as such.
+                rolled = pool.cosign(log.note(4), 4, log.tree.consistency_proof)
+                assert sorted(rolled.refused) == ["w0.test", "w1.test"]
+                assert not rolled.witnessed
+    finally:
+        pool.close()
