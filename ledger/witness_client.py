@@ -92,6 +92,7 @@ class PoolResult:
     """What one round of submissions gave."""
 
     lines: list[str]  # valid cosignature lines, one per witness that cosigned
+    by_witness: dict[str, str]  # witness vkey -> its cosignature line
     unavailable: dict[str, str]  # witness name -> why it could not be asked (retry later)
     refused: dict[str, str]  # witness name -> its refusal (the log and the witness disagree: alarm)
     witnessed: bool  # at least `quorum` witnesses cosigned
@@ -113,13 +114,19 @@ class WitnessPool:
         self._sizes: dict[str, int] = {}
         self._client = httpx.Client(timeout=timeout)
 
-    def cosign(self, note: bytes, size: int, proof: Callable[[int, int], list[bytes]]) -> PoolResult:
-        """Ask every witness to cosign the checkpoint `note` of `size` (sequentially; witnesses answer in ms)."""
+    def cosign(
+        self, note: bytes, size: int, proof: Callable[[int, int], list[bytes]], *, only: set[str] | None = None
+    ) -> PoolResult:
+        """Ask every witness (or those whose vkeys are in `only`) to cosign the checkpoint `note` of `size`
+        (sequentially; a witness answers in milliseconds, a down one costs at most the timeout)."""
         lines: list[str] = []
+        by_witness: dict[str, str] = {}
         unavailable: dict[str, str] = {}
         refused: dict[str, str] = {}
         for endpoint in self.endpoints:
             vkey = endpoint.key.vkey
+            if only is not None and vkey not in only:
+                continue
             try:
                 line, _ = request_cosignature(self._client, endpoint, note, size, self._sizes.get(vkey, 0), proof)
             except WitnessUnavailable as exc:
@@ -130,7 +137,8 @@ class WitnessPool:
                 continue
             self._sizes[vkey] = size
             lines.append(line)
-        return PoolResult(lines, unavailable, refused, len(lines) >= self.quorum)
+            by_witness[vkey] = line
+        return PoolResult(lines, by_witness, unavailable, refused, len(lines) >= self.quorum)
 
     def close(self) -> None:
         """Close the HTTP connections."""
