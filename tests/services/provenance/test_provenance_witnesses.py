@@ -135,3 +135,24 @@ def test_checkpoints_are_cosigned_and_a_down_witness_catches_up(
     assert third.witnessed is not None
     assert third.witnessed.witnessed
     assert third.witnessed.refused == {}
+
+
+def test_the_console_shows_who_cosigned(
+    witnesses: list[Served], client: Any, runtime: Runtime, keys: Any, declaration_body: dict[str, Any]
+) -> None:
+    from tests.api.test_console import Console
+
+    console = Console(client, runtime, keys, declaration_body)
+    decl = console.file()
+    console.sign_in()
+    runtime.relay.drain()
+    runtime.extras["provenance.checkpointer"].checkpoint_now()
+    html = console.page(f"/console/declarations/{decl['id']}").text
+    assert "Verified here" in html
+    assert "Not witnessed: cosigned by 1 of 2 witness(es), 2 required." in html
+    assert "Cosigned by <code>w0.partner.test</code>" in html
+    witnesses[1].start()
+    runtime.extras["provenance.checkpointer"].checkpoint_now()
+    html = console.page(f"/console/declarations/{decl['id']}").text
+    assert "Witnessed: cosigned by 2 of 2 witness(es), 2 required." in html
+    assert "Cosigned by <code>w1.partner.test</code>" in html
