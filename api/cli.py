@@ -394,6 +394,7 @@ def _mount_optional() -> None:
         ("simulator.cli", "sim"),
         ("ocr.cli", "ocr"),
         ("services.provenance.cli", "ledger"),
+        ("ledger.witness_cli", "witness"),
         ("riskmodel.cli", "risk"),
     ):
         try:

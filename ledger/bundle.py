@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from ledger import reader, storage
 from ledger.anchor import AnchorReceipt, verify_anchor
-from ledger.checkpoint import Signer, Verifier, checkpoint_hash, open_checkpoint
+from ledger.checkpoint import Signer, Verifier, checkpoint_hash, log_signed_note, open_checkpoint
 from ledger.leaf import Leaf
 from ledger.merkle import leaf_hash
 from ledger.verify import (
@@ -27,6 +27,7 @@ from ledger.verify import (
     VerificationError,
     verify_inclusion,
 )
+from ledger.witness import Cosignature, CosignatureVerifier, add_cosignatures, cosignatures, require_quorum
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -67,10 +68,12 @@ def build_bundle(
     size: int | None = None,
     include_payloads: bool = True,
     show_payload: Callable[[bytes], bool] | None = None,
+    cosignature_lines: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Build a bundle for `subject` against the checkpoint at `size` (default: latest anchored, else latest).
     Payloads are left out (null; the bundle still verifies) when `include_payloads` is false, or for the entries
-    whose payload `show_payload` refuses."""
+    whose payload `show_payload` refuses. `cosignature_lines` (C2SP cosignatures by witnesses) are appended to the
+    checkpoint note, where `verify-bundle --witness` finds them."""
     with engine.connect() as conn:
         if size is None:
             # Latest anchored, else latest: the choice for entries from index 0 on, by index lookups.
@@ -102,7 +105,7 @@ def build_bundle(
         "subject": subject,
         "origin": origin,
         "public_key": signer.verifier.vkey,
-        "checkpoint": note.decode(),
+        "checkpoint": add_cosignatures(note, cosignature_lines).decode(),
         "anchors": receipts,
         "entries": entries,
     }
@@ -139,6 +142,11 @@ class BundleReport:
     anchors: list[AnchorReceipt] = field(default_factory=list)
     anchors_checked_on_chain: int = 0  # anchors that verified on chain
     anchor_checks: list[AnchorCheck] = field(default_factory=list)
+    # Valid cosignatures by the witnesses the verifier named (others' lines are ignored), and the quorum required.
+    cosignatures: list[Cosignature] = field(default_factory=list)
+    quorum: int = 0
+    # Signature lines on the checkpoint beyond the log's own (cosignatures by witnesses not named, say).
+    other_signatures: int = 0
 
 
 def verify_bundle(  # noqa: C901 - the verification steps read best in order, as the spec lists them
@@ -146,8 +154,12 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
     *,
     trusted_key: Verifier | None = None,
     w3: Web3 | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
 ) -> BundleReport:
-    """Verify a bundle offline (and its anchors on chain when `w3` is given); raise a VerificationError if not."""
+    """Verify a bundle offline (and its anchors on chain when `w3` is given); raise a VerificationError if not.
+
+    With `quorum` > 0 the checkpoint must carry valid C2SP cosignatures from at least `quorum` of `witnesses`."""
     if isinstance(data, bytes | bytearray):
         try:
             bundle = json.loads(data)
@@ -174,6 +186,10 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
 
     note = bundle["checkpoint"].encode()
     cp = open_checkpoint(note, key, origin=bundle["origin"])
+    # Before the entries: a checkpoint the witnesses did not see is not worth checking proofs against.
+    cosigned = require_quorum(note, witnesses, quorum) if quorum > 0 else cosignatures(note, witnesses)
+    log_note = log_signed_note(note, key)
+    other_signatures = note.count("\n\u2014 ".encode()) - log_note.count("\n\u2014 ".encode())
     entries = bundle["entries"]
     if not isinstance(entries, list) or not entries:
         raise BundleError("bundle has no entries")
@@ -219,11 +235,12 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
     anchors = bundle["anchors"]
     if not isinstance(anchors, list):
         raise BundleError("anchors must be a list")
-    expected_hash = checkpoint_hash(note)
+    # Anchors hash the note as the log signed it; cosignature lines are appended after that.
+    expected_hash = checkpoint_hash(log_note)
     receipts = []
     for receipt_json in anchors:
         receipt = AnchorReceipt.from_json(receipt_json)
-        if receipt.checkpoint_sha256 != expected_hash:
+        if receipt.checkpoint_sha256 not in (expected_hash, checkpoint_hash(note)):
             raise BundleError(
                 "anchor names another checkpoint",
                 index=cp.size,
@@ -244,6 +261,9 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
         anchors=receipts,
         anchors_checked_on_chain=checked,
         anchor_checks=checks,
+        cosignatures=cosigned,
+        quorum=quorum,
+        other_signatures=other_signatures - len(cosigned),
     )
 
 

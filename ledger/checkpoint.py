@@ -153,6 +153,26 @@ def checkpoint_hash(note: bytes) -> bytes:
     return hashlib.sha256(note).digest()
 
 
+def log_signed_note(note: bytes, verifier: Verifier) -> bytes:
+    """Return the note with only `verifier`'s signature lines: the note as the log signed (and anchored) it, before
+    witnesses appended their cosignatures."""
+    split = note.rfind(b"\n\n")
+    if split < 0 or not note.endswith(b"\n"):
+        return note
+    prefix = f"{SIGNATURE_PREFIX}{verifier.name} ".encode()
+    kept = []
+    for line in note[split + 2 :].split(b"\n")[:-1]:
+        if not line.startswith(prefix):
+            continue
+        try:
+            raw = base64.b64decode(line[len(prefix) :], validate=True)
+        except binascii.Error:
+            continue
+        if raw[:4] == verifier.key_id:
+            kept.append(line + b"\n")
+    return note[: split + 2] + b"".join(kept)
+
+
 def parse_body(body: bytes, *, index: int | None = None) -> Checkpoint:
     """Parse checkpoint text (origin, size, base64 root; extension lines are refused: we never write any)."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,13 +23,26 @@ def verify_bundle_cmd(
     key: Annotated[
         str | None, typer.Option("--key", help="trusted verifier key (name+keyid+base64); pins the log's key")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="trusted witness vkey (C2SP cosignature/v1, type 0x04); repeatable"),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option("--quorum", min=1, help="valid cosignatures required from the --witness keys (default: all)"),
+    ] = None,
 ) -> None:
     """Verify a provenance bundle offline (no database); with --rpc, also check its anchors on chain."""
     from ledger.anchor import connect
     from ledger.bundle import verify_bundle
     from ledger.checkpoint import Verifier
     from ledger.verify import VerificationError
+    from ledger.witness import CosignatureVerifier
 
+    witnesses = witness or []
+    if quorum is not None and not witnesses:
+        _fail("--quorum needs at least one --witness key")
+        return
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -36,8 +50,10 @@ def verify_bundle_cmd(
         return
     try:
         trusted = Verifier.from_vkey(key) if key else None
+        cosigners = [CosignatureVerifier.from_vkey(vkey) for vkey in witnesses]
+        need = len({c.vkey for c in cosigners}) if quorum is None else quorum
         w3 = connect(rpc) if rpc else None
-        report = verify_bundle(data, trusted_key=trusted, w3=w3)
+        report = verify_bundle(data, trusted_key=trusted, w3=w3, witnesses=cosigners, quorum=need)
     except VerificationError as exc:
         _fail(f"bundle does NOT verify: {exc}")
         return
@@ -45,6 +61,18 @@ def verify_bundle_cmd(
     typer.echo(f"  checkpoint: {report.origin} size {report.tree_size} root {report.root_hash.hex()}")
     pin = "pinned with --key" if report.key_pinned else "NOT pinned: compare it with the operator's published key"
     typer.echo(f"  signed by:  {report.key} ({pin})")
+    if report.quorum:
+        typer.echo(f"  witnessed:  {len(report.cosignatures)} of {len(witnesses)} witnesses (quorum {report.quorum})")
+    for cosig in report.cosignatures:
+        when = datetime.fromtimestamp(cosig.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        typer.echo(f"  cosigned:   {cosig.witness.vkey} at {when}")
+    if report.other_signatures:
+        typer.echo(
+            f"  unchecked:  {report.other_signatures} other signature line(s), e.g. cosignatures by witnesses not "
+            "given with --witness"
+        )
+    elif not report.quorum:
+        typer.echo("  witnesses:  none checked (give --witness and --quorum to require a witnessed checkpoint)")
     if not report.anchors:
         typer.echo("  anchors:    none (the checkpoint is not anchored)")
     shown = {

@@ -407,8 +407,9 @@ async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str,
     public_key = await _api(request, "GET", "/api/v1/ledger/public-key", key=key)
     try:
         trusted = Verifier.from_vkey(public_key.text.strip()) if public_key.status_code == 200 else None
+        witnesses, quorum = _witness_policy(request)
         # Pinned to the log's own key: a bundle signed by any other key fails. CPU work, kept off the event loop.
-        report = await run_in_threadpool(verify_bundle, got.content, trusted_key=trusted)
+        report = await run_in_threadpool(verify_bundle, got.content, trusted_key=trusted, witnesses=witnesses)
     except Exception as exc:  # noqa: BLE001 - a bundle that does not verify (any error) is shown as such, never hidden
         return {"state": "failed", "detail": str(exc)}
     if trusted is None:
@@ -419,7 +420,26 @@ async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str,
         "tree_size": report.tree_size,
         "root": report.root_hash.hex(),
         "anchors": [{"chain": a.chain_label, "block": a.block_number, "tx": a.tx_hash} for a in report.anchors],
+        "witnesses": len(witnesses),
+        "quorum": quorum,
+        "cosigned": [
+            {"name": c.witness.name, "at": dt.datetime.fromtimestamp(c.timestamp, dt.UTC).isoformat()}
+            for c in report.cosignatures
+        ],
     }
+
+
+def _witness_policy(request: Request) -> tuple[list[Any], int]:
+    """The witnesses the ledger submits to (`SMARTGATE_LEDGER_WITNESSES`) and the quorum, to show who cosigned."""
+    try:
+        from ledger.witness_client import parse_witnesses
+        from services.provenance.settings import provenance_settings
+
+        settings = provenance_settings(request.app.state.runtime.settings)
+        endpoints = parse_witnesses(settings.ledger_witnesses)
+    except (ImportError, ValueError):  # no ledger extra, or settings this process cannot read: show no witnesses
+        return [], 0
+    return [e.key for e in endpoints], settings.ledger_witness_quorum or len(endpoints)
 
 
 @router.post("/declarations/{declaration_id}/decide")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -15,10 +16,12 @@ from ledger import reader, storage, writer
 from ledger.anchor import AnchorReceipt
 from ledger.checkpoint import Checkpoint, checkpoint_hash, open_checkpoint
 from ledger.verify import VerificationError, verify_consistency
-from services.kernel.database import unit_of_work, utcnow
+from ledger.witness_client import PoolResult, WitnessPool, parse_witnesses
+from services.kernel.database import table_of, unit_of_work, utcnow
 from services.kernel.dbfaults import outage_code
 from services.kernel.periodic import PeriodicWorker
 from services.provenance.anchoring import ChainAnchorer, make_anchorer
+from services.provenance.models import WitnessCosignature
 from services.provenance.service import Provenance
 
 logger = logging.getLogger("smartgate.provenance.checkpointer")
@@ -40,6 +43,7 @@ class Outcome:
     signed: tuple[int, bytes] | None  # the new checkpoint (size, note), if the log had grown
     anchored: AnchorReceipt | None  # the receipt of the latest checkpoint, if it was anchored by this pass
     anchor_error: str | None  # why anchoring failed (it is retried on the next pass)
+    witnessed: PoolResult | None = None  # what the witnesses said about the latest checkpoint, if asked this pass
 
 
 class Checkpointer:
@@ -57,6 +61,17 @@ class Checkpointer:
         (and a misconfigured chain shows in the log at once)."""
         self.prov = prov
         self.connect_at_start = connect_at_start
+        settings = prov.settings
+        endpoints = parse_witnesses(settings.ledger_witnesses)
+        self.witness_pool: WitnessPool | None = (
+            WitnessPool(
+                endpoints,
+                settings.ledger_witness_quorum or len(endpoints),
+                timeout=settings.ledger_witness_timeout_seconds,
+            )
+            if endpoints
+            else None
+        )
         self.interval = prov.settings.ledger_checkpoint_seconds
         self.every_entries = prov.settings.ledger_checkpoint_entries
         self.anchor_interval = prov.settings.ledger_anchor_seconds
@@ -154,6 +169,54 @@ class Checkpointer:
         )
         return receipt
 
+    def witness_latest(self) -> PoolResult | None:
+        """Submit the latest checkpoint to the configured witnesses that have not cosigned it yet; store their
+        cosignatures. A witness that is down is asked again at the next pass (with the then latest checkpoint, and a
+        consistency proof from the size it last cosigned); the checkpoint goes on unwitnessed meanwhile."""
+        pool = self.witness_pool
+        if pool is None:
+            return None
+        prov = self.prov
+        table = table_of(WitnessCosignature)
+        with prov.read_engine.connect() as conn:
+            latest = storage.get_checkpoint(conn)
+            if latest is None:
+                return None
+            size, note = latest
+            have = {row[0] for row in conn.execute(select(table.c.witness).where(table.c.checkpoint_size == size))}
+        missing = {e.key.vkey for e in pool.endpoints} - have
+        if not missing:
+            return None
+
+        def proof(old: int, new: int) -> list[bytes]:
+            with prov.read_engine.connect() as conn:
+                return reader.consistency_proof(conn, old, new)
+
+        result = pool.cosign(note, size, proof, only=missing)
+        if result.by_witness:
+            with unit_of_work(prov.sessions) as session:
+                now = utcnow()
+                session.execute(
+                    table.insert(),
+                    [
+                        {"checkpoint_size": size, "witness": vkey, "line": line, "cosigned_at": now}
+                        for vkey, line in result.by_witness.items()
+                    ],
+                )
+        total = len(have) + len(result.by_witness)
+        extra = {"size": size, "cosignatures": total, "quorum": pool.quorum}
+        for name, why in result.refused.items():
+            # The witness saw a checkpoint this one contradicts (or does not trust this key): a human must look.
+            logger.critical("witness refused the checkpoint", extra={**extra, "witness": name, "error": why})
+        if result.unavailable:
+            logger.warning(
+                "witnesses unavailable; checkpoint not yet cosigned by them",
+                extra={**extra, "witnesses": sorted(result.unavailable)},
+            )
+        if result.by_witness:
+            logger.info("checkpoint cosigned", extra={**extra, "witnessed": total >= pool.quorum})
+        return result
+
     def anchor_due(self, signed: tuple[int, bytes] | None) -> bool:
         """Whether a scheduled pass anchors: always once the log stopped growing (this pass signed nothing),
         while it grows at most every `SMARTGATE_LEDGER_ANCHOR_SECONDS` (each anchor is a chain transaction)."""
@@ -169,8 +232,9 @@ class Checkpointer:
         """
         with self._pass_lock:
             signed = self.sign()
+            witnessed = self.witness_latest()
             if scheduled and not self.anchor_due(signed):
-                return Outcome(signed, None, None)
+                return Outcome(signed, None, None, witnessed)
             try:
                 anchored = self.anchor_latest()
             except Exception as exc:
@@ -178,10 +242,10 @@ class Checkpointer:
                     raise  # the database, not the chain, is down: keep the chain connection
                 logger.warning("anchoring failed; will retry", extra={"error": f"{type(exc).__name__}: {exc}"})
                 self._anchorer = None  # reconnect next time (a restarted node may have lost the contract)
-                return Outcome(signed, None, f"{type(exc).__name__}: {exc}")
+                return Outcome(signed, None, f"{type(exc).__name__}: {exc}", witnessed)
             if anchored is not None:
                 self._last_anchor_at = time.monotonic()
-            return Outcome(signed, anchored, None)
+            return Outcome(signed, anchored, None, witnessed)
 
     # -- scheduling -------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from ledger import bundle as ledger_bundle
 from ledger import storage
+from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
@@ -115,6 +116,8 @@ def get_checkpoint(
         what = f"no checkpoint of size {size}" if size is not None else "the ledger has no checkpoint yet"
         raise NotFound(what, code="ledger.no_checkpoint")
     cp_size, note = found
+    # With the witnesses' cosignature lines appended (C2SP tlog-cosignature); the log's own line comes first.
+    note = add_cosignatures(note, service.cosignature_lines(session.connection(), cp_size))
     return PlainTextResponse(note.decode(), headers={"X-Ledger-Tree-Size": str(cp_size), "Cache-Control": "no-cache"})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, utcnow
@@ -28,3 +28,15 @@ class AnchorContract(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     contract: Mapped[str] = mapped_column(String(42), primary_key=True)
     deployed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WitnessCosignature(Base):
+    """A witness's C2SP cosignature line on one of the log's checkpoints (appended to that checkpoint's note in
+    bundles and on the public checkpoint endpoint). Insert-only."""
+
+    __tablename__ = "provenance_cosignatures"
+
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(400), primary_key=True)  # the witness's vkey
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

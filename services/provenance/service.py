@@ -22,7 +22,7 @@ from services.kernel.database import reader as read_only
 from services.kernel.database import table_of, utcnow
 from services.kernel.errors import NotFound, Unprocessable
 from services.kernel.outbox import Event, canonical_json
-from services.provenance.models import SubjectOwner
+from services.provenance.models import SubjectOwner, WitnessCosignature
 from services.provenance.settings import ProvenanceSettings
 
 logger = logging.getLogger("smartgate.provenance")
@@ -262,6 +262,7 @@ def build_bundle(
     """A self-contained, signed provenance bundle of a subject (see ledger.bundle)."""
     with prov.read_engine.connect() as conn:
         choice = choose_checkpoint(conn, subject)
+        lines = cosignature_lines(conn, choice.size)
     return ledger_bundle.build_bundle(
         prov.read_engine,
         subject,
@@ -269,4 +270,12 @@ def build_bundle(
         size=choice.size,
         include_payloads=include_payloads,
         show_payload=show_payload,
+        cosignature_lines=lines,
     )
+
+
+def cosignature_lines(conn: Connection, size: int) -> list[str]:
+    """The witnesses' cosignature lines stored for the checkpoint of `size` (in a stable order)."""
+    table = table_of(WitnessCosignature)
+    rows = conn.execute(select(table.c.line).where(table.c.checkpoint_size == size).order_by(table.c.witness))
+    return [row[0] for row in rows]

@@ -26,6 +26,13 @@ class ProvenanceSettings(KernelSettings):
     chain_private_key: SecretStr = SecretStr("")
     # How receipts name the chain (default: "EVM chain <chain id>").
     chain_label: str = ""
+    # C2SP tlog-witnesses every new checkpoint is submitted to: `URL|VKEY,URL|VKEY` (URL is the submission prefix,
+    # VKEY the witness's cosignature key from `smartgate witness keygen`). Empty: checkpoints are not witnessed.
+    ledger_witnesses: str = ""
+    # How many of them must cosign for a checkpoint to count as witnessed (reported, logged; 0 = all of them).
+    ledger_witness_quorum: int = Field(default=0, ge=0)
+    # Per witness request; a witness that is down costs a checkpoint pass at most this long.
+    ledger_witness_timeout_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("ledger_origin")
     @classmethod
@@ -34,6 +41,27 @@ class ProvenanceSettings(KernelSettings):
         if not value or "\n" in value or value != value.strip():
             raise ValueError("SMARTGATE_LEDGER_ORIGIN must be one non-empty line without surrounding spaces")
         return value
+
+    @field_validator("ledger_witnesses")
+    @classmethod
+    def _witnesses_parse(cls, value: str) -> str:
+        """Each witness is `URL|VKEY` with a cosignature/v1 key, none listed twice."""
+        from ledger.verify import CheckpointError
+        from ledger.witness_client import parse_witnesses
+
+        try:
+            parse_witnesses(value)
+        except (ValueError, CheckpointError) as exc:
+            raise ValueError(f"SMARTGATE_LEDGER_WITNESSES: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> ProvenanceSettings:
+        """The quorum cannot ask for more witnesses than are configured."""
+        count = len([w for w in self.ledger_witnesses.split(",") if w.strip()])
+        if self.ledger_witness_quorum > count:
+            raise ValueError(f"SMARTGATE_LEDGER_WITNESS_QUORUM={self.ledger_witness_quorum} but {count} witnesses")
+        return self
 
     @model_validator(mode="after")
     def _no_development_chain_in_production(self) -> ProvenanceSettings:
