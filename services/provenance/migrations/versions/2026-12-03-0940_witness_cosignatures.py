@@ -13,7 +13,7 @@ from alembic import op
 from services.kernel.database import UTCDateTime
 
 revision = "p0003_cosignatures"
-down_revision = "p0001"
+down_revision = "p0002_no_replace"
 branch_labels = None
 depends_on = None
 
