@@ -85,10 +85,12 @@ if [ "$(label_of "smartgate-anvil:$SUITE")" != "$anvil_inputs" ]; then
   fi
   cp deploy/images/anvil.Dockerfile "$ctx/Dockerfile"
   build "smartgate-anvil:$SUITE" "$anvil_inputs" --build-arg "BASE_IMAGE=$BASE" "$ctx"
+else
+  log "smartgate-anvil:$SUITE is up to date"
 fi
 
 # 4. The platform: the project's own Dockerfile on that Python.
 python_id=$(image_id "smartgate-python:$SUITE")
-platform_inputs=$(hash_files Dockerfile .dockerignore pyproject.toml README.md requirements-deploy.lock \
-  api services ledger ocr simulator)-$python_id
+# shellcheck disable=SC2046 # the sources the Dockerfile copies, one word each
+platform_inputs=$(hash_files Dockerfile .dockerignore $(awk '/^COPY /{for (i = 2; i < NF; i++) print $i}' Dockerfile))-$python_id
 build smartgate:local "$platform_inputs" --build-arg "BASE_IMAGE=smartgate-python:$SUITE" .
