@@ -1,7 +1,11 @@
 # The one image of every smartgate process: a service (`smartgate serve --services NAME`), the gateway, migrations.
 # Used by compose.yaml (the distributed deployment). Models and data come inside the packages: nothing is
 # downloaded when a container starts.
-FROM python:3.11-slim-bookworm
+#
+# BASE_IMAGE: the official image where a registry is reachable; `make images` passes a Python 3.11 built from
+# Debian's packages (scripts/images.sh) where none is.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 # libzbar0: pyzbar (seals, QR codes); libglib2.0-0 and libgomp1: OpenCV and onnxruntime.
 RUN apt-get update \

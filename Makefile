@@ -9,7 +9,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export SMARTGATE_VAR_DIR ?= var
 
-.PHONY: help setup lock system-deps run run-distributed test lint format bench loadtest sim migrate clean
+.PHONY: help setup lock system-deps run run-distributed test lint format bench loadtest sim migrate clean images \
+	compose-test
 
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
@@ -19,6 +20,8 @@ help:
 	@echo "make bench     run the benchmarks under benchmarks/"
 	@echo "make loadtest  a bounded locust run against a local platform"
 	@echo "make sim       run the baseline gate scenario"
+	@echo "make images   build every image compose.yaml needs from Debian packages (no registry needed; cached)"
+	@echo "make compose-test  run compose.yaml for real: up, health checks, end-to-end and fault tests, down"
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml (then run make test and commit both)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -73,6 +76,12 @@ loadtest: setup
 
 sim: setup
 	$(BIN)/smartgate sim run baseline-2025 --replications 30 --days 30 --out out/baseline-2025
+
+images:
+	scripts/images.sh
+
+compose-test: setup
+	scripts/compose-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache out

@@ -45,7 +45,8 @@ def served_gateway(served: str, settings: KernelSettings) -> Iterator[str]:
 
 
 def operations_of(base: str) -> set[str]:
-    document = httpx.get(f"{base}/openapi.json").json()
+    # The gateway builds its document from every service's on first request: slow on a loaded machine, not wrong.
+    document = httpx.get(f"{base}/openapi.json", timeout=60).json()
     return {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
 
 
