@@ -470,7 +470,9 @@ def test_a_redelivered_event_makes_one_delivery(hooks: Hooks, receiver: Receiver
     with unit_of_work(hooks.runtime.sessions) as session:
         org = session.get(service.WebhookEndpoint, endpoint["id"]).organisation_id
     event = Event(id=str(uuid.uuid4()), type="declaration.cleared", subject="d",
-                  payload={"declaration_id": str(uuid.uuid4()), "organisation_id": org, "status": "cleared"},
+                  payload={"declaration_id": str(uuid.uuid4()), "number": None, "organisation_id": org,
+                           "status": "cleared", "version": 1, "body_sha256": "a" * 64, "actor": "customs officer",
+                           "reason": None, "at": "2026-12-03T08:00:00Z", "containers": [], "truck_plate": None},
                   occurred_at=dt.datetime.now(dt.UTC))  # fmt: skip
     handler = service.make_consumer(hooks.runtime.sessions, lambda: None)
     handler(event)
