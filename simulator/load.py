@@ -153,6 +153,13 @@ def describe(x: StageLoad) -> str:
     )
 
 
+def _stage_of(kpi: str) -> str:
+    """The stage a wait or queue KPI is about: `wait_min.entry_gate.inbound.p95` → `entry_gate.inbound`."""
+    rest = kpi.split(".", 1)[1]
+    head, _, last = rest.rpartition(".")
+    return head if last in ("p50", "p90", "p95") else rest
+
+
 def affected_kpis(load: dict[str, StageLoad], kpis: list[str]) -> list[str]:
     """KPIs that have no steady-state value when some stage is unstable (they measure the run length)."""
     bad = unstable(load)
@@ -165,7 +172,7 @@ def affected_kpis(load: dict[str, StageLoad], kpis: list[str]) -> list[str]:
         parts = k.split(".")
         if k.startswith("time_in_system_min.") and (parts[1] in classes or parts[1] == "all"):
             out.append(k)
-        elif k.startswith(("wait_min.", "queue_length.")) and k.split(".", 1)[1] in stages:
+        elif k.startswith(("wait_min.", "queue_length.")) and _stage_of(k) in stages:
             out.append(k)
         elif k.startswith("wait_min.acceptance_cap") and any(s.startswith("acceptance_cap.") for s in stages):
             out.append(k)
