@@ -64,6 +64,11 @@ def capacity_min_per_day(spec: ResourceSpec) -> float:
     return 60.0 * sum(float(sum(p * min(s, k) for k, p in enumerate(p_up))) for s in hours)
 
 
+def shows(s: Scenario) -> float:
+    """The share of the demand that arrives: booked no-shows never do (slots that run out are ignored here)."""
+    return 1.0 if s.booking is None else 1.0 - s.booking.share * s.booking.no_show
+
+
 def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
     """The offered load of every resource and daily cap of a compiled scenario, keyed by name."""
     s: Scenario = gate.scenario
@@ -86,7 +91,7 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
     entry_mean = eg.ocr_service_min if eg.mode == "ocr" else eg.manual_service_min
     dc = st.document_check
     for name, c in s.classes.items():
-        lam = c.trucks_per_day * s.demand_multiplier
+        lam = c.trucks_per_day * s.demand_multiplier * shows(s)
         split = c.channels or s.channels
         side = "inbound" if c.direction == "import" else "outbound"
         add(f"entry_gate.{side}", name, lam, entry_mean)
@@ -124,7 +129,7 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
         )
     for group, cap in s.acceptance_cap_per_day.items():
         names = [n for n, c in s.classes.items() if c.direction == "export" and c.commodity == group]
-        lam = sum(s.classes[n].trucks_per_day * s.demand_multiplier for n in names)
+        lam = sum(s.classes[n].trucks_per_day * s.demand_multiplier for n in names) * shows(s)
         rho = lam / cap if cap > 0 else (math.inf if lam > 0 else 0.0)
         out[f"acceptance_cap.{group}"] = StageLoad(
             f"acceptance_cap.{group}", lam, math.nan, float(cap), rho, tuple(names)
