@@ -406,8 +406,8 @@ def bounds(gate: CompiledGate, model: StageModel) -> tuple[list[int], list[int]]
 
 
 def minimum_hours(model: StageModel, lo: list[int]) -> int:
-    """Officer-hours below which no roster can do the day's work (and keep the stage's open hours open)."""
-    return max(sum(lo), math.ceil(model.work_min_per_day / 60.0 + 1e-9))
+    """Officer-hours below which no roster does the day's work (ρ < 1) and keeps the stage's open hours open."""
+    return max(sum(lo), math.floor(model.work_min_per_day / 60.0) + 1)  # more than the work: ρ < 1 over the day
 
 
 def _prune(
