@@ -69,6 +69,17 @@ def shows(s: Scenario) -> float:
     return 1.0 if s.booking is None else 1.0 - s.booking.share * s.booking.no_show
 
 
+def _cap_pass(s: Scenario, cls: str) -> float:
+    """The share of a class's trucks a daily cap lets through (1 when the class has no cap or the cap suffices)."""
+    c = s.classes[cls]
+    cap = s.acceptance_cap_per_day.get(c.commodity) if c.direction == "export" else None
+    if cap is None:
+        return 1.0
+    group = sum(x.trucks_per_day for x in s.classes.values() if x.direction == "export" and x.commodity == c.commodity)
+    offered = group * s.demand_multiplier * shows(s)
+    return 1.0 if offered <= cap else cap / offered
+
+
 def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
     """The offered load of every resource and daily cap of a compiled scenario, keyed by name."""
     s: Scenario = gate.scenario
@@ -95,7 +106,9 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
         split = c.channels or s.channels
         side = "inbound" if c.direction == "import" else "outbound"
         add(f"entry_gate.{side}", name, lam, entry_mean)
-        add(f"exit_gate.{side}", name, lam, st.exit_gate.service_min)
+        # Stages after a daily cap see only the trucks it lets through.
+        past_cap = lam * _cap_pass(s, name)
+        add(f"exit_gate.{side}", name, past_cap, st.exit_gate.service_min)
         # The declaration lead time is exponential with the class's mean (0: filed at arrival).
         if dc.precheck_lead_min is None:
             p_pre = 0.0
@@ -117,7 +130,7 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
             if st.phyto is not None and phyto_ok:
                 add("phyto", name, rate * st.phyto.fractions()[i], st.phyto.service_min)
         if c.direction == "export" and st.china_check is not None:
-            add("china_check", name, lam, st.china_check.service_min)
+            add("china_check", name, past_cap, st.china_check.service_min)
     out: dict[str, StageLoad] = {}
     for spec in gate.network.resources:
         lam = visits.get(spec.name, 0.0)

@@ -37,9 +37,14 @@ def mmst() -> dict[str, Any]:
         "channels": {"green": 1, "yellow": 0, "red": 0},
         "profiles": {"p": PROFILE},
         "classes": {
-            "imp": {"direction": "import", "loaded": False, "commodity": "general", "trucks_per_day": PER_DAY,
-                    "profile": "p"},
-        },  # fmt: skip
+            "imp": {
+                "direction": "import",
+                "loaded": False,
+                "commodity": "general",
+                "trucks_per_day": PER_DAY,
+                "profile": "p",
+            },
+        },
         "stages": {
             "entry_gate": {"manual_service_min": 0.01, "ocr_service_min": 0.01, "distribution": "fixed"},
             "document_check": {"servers": 12, "service_min_by_channel": svc},
@@ -128,11 +133,13 @@ def test_simulation_verified_roster_is_within_one_officer_hour_of_the_known_opti
     target = _target(raw, "wait_min.document_check.p95<=5")
     want = exact_optimum(5.0, 0.95)
     r = st.staff(raw, target, budget=200, seed=3, replications=5, days=4, workers=1)
-    assert r.met and r.best is not None
+    assert r.met
+    assert r.best is not None
     assert abs(r.best.officer_hours - want) <= 1, (r.best.officer_hours, want)
     assert r.best.kpi["ci_high"] <= 5.0
     # The scenario's current roster (12 officers all day) meets it too, at far more officer-hours.
-    assert r.current.officer_hours == 144 and r.current.kpi["ci_high"] <= 5.0
+    assert r.current.officer_hours == 144
+    assert r.current.kpi["ci_high"] <= 5.0
 
 
 def _write(tmp_path: Path, raw: dict[str, Any]) -> str:
@@ -146,7 +153,9 @@ def test_cli_writes_the_rosters_heat_maps_and_json(tmp_path: Path) -> None:
     args = ["staff", _write(tmp_path, mmst()), "--target", "wait_min.document_check.p95<=5", "--hours-budget", "80"]
     r = runner.invoke(app, [*args, "-r", "3", "-d", "2", "-w", "1", "--seed", "4", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "recommended" in r.stdout and "current" in r.stdout and "meets the target" in r.stdout
+    assert "recommended" in r.stdout
+    assert "current" in r.stdout
+    assert "meets the target" in r.stdout
     doc = json.loads((out / "staff.json").read_text(encoding="utf-8"))
     assert doc["met"] is True
     rec = doc["recommended"]
@@ -154,7 +163,8 @@ def test_cli_writes_the_rosters_heat_maps_and_json(tmp_path: Path) -> None:
     assert rec["kpi"]["ci_high"] <= 5
     assert doc["current"]["officer_hours"] == 144
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 2 and "<script" not in html
+    assert html.count("data:image/png;base64,") == 2
+    assert "<script" not in html
 
 
 @pytest.mark.parametrize(
