@@ -602,7 +602,11 @@ def write_report(r: StaffResult, rosters: dict[str, dict[str, list[int]]], out: 
                 ax.text(h, i, f"{int(v)}", ha="center", va="center", fontsize=8)
         ax.set_yticks(range(len(stages)), stages, fontsize=8)
         ax.set_xticks(range(24), [f"{h:02d}" for h in range(24)], fontsize=7)
-        ax.set(xlabel="hour of day (Hanoi)", title=f"{title}: {int(grid.sum())} officer-hours a day (blank = closed)")
+        own = sum(ro.get(r.stage, []))
+        ax.set(
+            xlabel="hour of day (Hanoi)",
+            title=f"{title}: {r.stage} {own} officer-hours a day, all stages {int(grid.sum())} (blank = closed)",
+        )
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
