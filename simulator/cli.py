@@ -405,11 +405,12 @@ def staff(
         _fail(str(e))
     typer.echo(
         f"{raw['name']}: staffing {tgt.stage} for {tgt.kpi} <= {tgt.value:g} min; seed {root}, {replications} × "
-        f"{days} days per roster, {r.evaluations} rosters simulated (offered-load start: {sum(r.start)} h)"
+        f"{days} days per roster, {r.evaluations} roster{'s' if r.evaluations != 1 else ''} simulated "
+        f"(offered-load start: {f'{sum(r.start)} h' if r.start else 'none'})"
     )
     typer.echo(f"  {'roster':<16} {'officer-hours/day':>17}  {tgt.kpi} mean [95 % CI]")
-    shown = [("current", r.current), ("recommended", r.best)] if r.met else [("current", r.current),
-                                                                              ("closest tried", r.closest)]  # fmt: skip
+    other = ("recommended", r.best) if r.met else ("closest tried", None if r.closest is r.current else r.closest)
+    shown = [("current", r.current), other]
     for label, ev in shown:
         if ev is None:
             continue

@@ -492,14 +492,21 @@ def staff(
     current = evaluate(current_roster(gate, stage), "current roster")
     start = solve_roster(model, target, lo, hi, budget)
     if start is None:
+        # The model needs more than the budget. Only a current roster that meets the target within it is kept.
         free = solve_roster(model, target, lo, hi, None)
-        need = f"; the model needs about {sum(free)}" if free is not None else ""
-        ev = current
-        return StaffResult(raw["name"], stage, target, seed, replications, days, budget, minimum, model,
-                           free or [], current, current if target.met(current.kpi["ci_high"]) and
-                           current.officer_hours <= budget else None, ev, False,
-                           f"the offered-load model finds no roster within {budget} officer-hours{need}",
-                           len(cache), trail)  # fmt: skip
+        need = f"the offered-load model needs {sum(free)}" if free is not None else "no roster meets it in the model"
+        if free is None and stage in EQUIPMENT:
+            need += (
+                f" with at most {max(hi)} {stage} unit(s) staffed an hour (the units installed; more units: "
+                f"stages.{stage}.servers)"
+            )
+        if not (target.met(current.kpi["ci_high"]) and current.officer_hours <= budget):
+            return StaffResult(raw["name"], stage, target, seed, replications, days, budget, minimum, model,
+                               free or [], current, None, current, False,
+                               need if free is None else f"{need}, more than the budget of {budget} officer-hours",
+                               len(cache),
+                               trail)  # fmt: skip
+        start = list(current.roster)
     ev = evaluate(start, "offered-load start (MILP)")
     closest = ev
     roster = list(start)
