@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from ledger import bundle as ledger_bundle
 from ledger import storage
+from ledger.keyring import KeyHistory
 from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
@@ -131,8 +132,54 @@ def get_checkpoint(
     },
 )
 def get_public_key(request: Request) -> PlainTextResponse:
-    """The signed-note verifier key `name+keyid+base64` that signs checkpoints and bundles (pin it with --key)."""
+    """The signed-note verifier key `name+keyid+base64` that signs new checkpoints and bundles (pin it with --key);
+    after a key rotation, `/public-keys` lists the earlier keys with the sizes they signed."""
     return PlainTextResponse(get_provenance(request).verifier.vkey + "\n")
+
+
+class PublicKey(Schema):
+    """One signing key of the log (C2SP vkey) and the checkpoint sizes it signs: [valid_from_size,
+    valid_until_size)."""
+
+    vkey: str
+    name: str
+    key_id: str
+    valid_from_size: int
+    valid_until_size: int | None
+    recorded_at: str | None
+    current: bool
+
+
+class PublicKeys(Schema):
+    """The log's key history: every key that ever signed its checkpoints, oldest first (`verify-bundle --keys`,
+    `ledger verify --keys` read this document)."""
+
+    format: str
+    origin: str
+    keys: list[PublicKey]
+
+
+@router.get(
+    "/public-keys",
+    summary="Every signing key of the log with its validity (public)",
+    response_model=PublicKeys,
+    responses=problems(*DOCUMENTED),
+)
+def get_public_keys(request: Request, session: SessionDep) -> dict[str, Any]:
+    """The key history: each key signs the checkpoints of size >= `valid_from_size` and below the next key's. Save
+    it and give it to `smartgate ledger verify-bundle --keys FILE` to verify bundles from before and after a key
+    rotation; `/public-key` stays the current key alone."""
+    prov = get_provenance(request)
+    history = prov.key_history(session.connection())
+    if history.find(prov.verifier) is None:
+        # Not recorded yet (the first checkpoint pass of this key records it): it signs from the next checkpoint.
+        latest = storage.get_checkpoint(session.connection())
+        start = max(
+            latest[0] + 1 if latest is not None else 0, (history.current.valid_from_size + 1) if history.current else 0
+        )
+        history = KeyHistory.from_keys([*((k.valid_from_size, k.verifier, k.recorded_at) for k in history.keys),
+                                        (start, prov.verifier, None)])  # fmt: skip
+    return history.to_json(prov.origin)
 
 
 @router.get(
