@@ -334,3 +334,33 @@ def test_bad_key_histories_are_one_line_errors(tmp_path: Path, cli_env: None, cl
     assert "cannot read the key history" in missing.stderr
     with pytest.raises(BundleError):
         verify_bundle(b"{}", keys=KeyHistory.single(NEW.verifier))
+
+
+def test_a_database_migrated_before_rotation_gets_an_append_only_key_table(database_url: str) -> None:
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    from services.kernel.migrate import upgrade
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            # As p0003 left it: no ledger_keys (p0001 creates it only since this table exists).
+            for stmt in storage.drop_trigger_statements(conn.dialect.name):
+                if "ledger_keys" in stmt:
+                    conn.exec_driver_sql(stmt)
+            conn.exec_driver_sql("DROP TABLE ledger_keys")
+            conn.execute(text("UPDATE alembic_version SET version_num = 'p0003_cosignatures' "
+                              "WHERE version_num = 'p0004_ledger_keys'"))  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as conn:
+            assert inspect(conn).has_table("ledger_keys")
+        with engine.begin() as conn:
+            storage.insert_key(conn, 0, NEW.verifier.vkey, utcnow())
+        for statement in ("UPDATE ledger_keys SET valid_from_size = 7", "DELETE FROM ledger_keys"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.exec_driver_sql(statement)
+        with engine.connect() as conn:
+            assert storage.key_rows(conn)[0][:2] == (0, NEW.verifier.vkey)
+    finally:
+        engine.dispose()
