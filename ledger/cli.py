@@ -134,15 +134,19 @@ def read_key_history(path: Path) -> KeyHistory:
 
 @app.command("keygen")
 def keygen_cmd(name: Annotated[str, typer.Argument(help="key name shown on every checkpoint signature")]) -> None:
-    """Print a new Ed25519 checkpoint signing key for the settings (keep it secret)."""
-    from ledger.keys import DEV_KEY_SUFFIX, generate_key_string
+    """Print a new Ed25519 checkpoint signing key for the settings (keep it secret); its public vkey goes to stderr
+    (to give witnesses before a key rotation)."""
+    from ledger.keys import DEV_KEY_SUFFIX, generate_key_string, load_signer
 
     if name.endswith(DEV_KEY_SUFFIX):
         _fail(f"names ending in {DEV_KEY_SUFFIX!r} are reserved for development keys")
     try:
-        typer.echo(generate_key_string(name))
+        skey = generate_key_string(name)
     except ValueError as exc:
         _fail(str(exc))
+        return
+    typer.echo(skey)
+    typer.echo(f"vkey: {load_signer(skey).verifier.vkey}", err=True)
 
 
 @app.command("build-contract")
