@@ -9,7 +9,6 @@ from fastapi.responses import PlainTextResponse
 
 from ledger import bundle as ledger_bundle
 from ledger import storage
-from ledger.keyring import KeyHistory
 from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
@@ -170,15 +169,7 @@ def get_public_keys(request: Request, session: SessionDep) -> dict[str, Any]:
     it and give it to `smartgate ledger verify-bundle --keys FILE` to verify bundles from before and after a key
     rotation; `/public-key` stays the current key alone."""
     prov = get_provenance(request)
-    history = prov.key_history(session.connection())
-    if history.find(prov.verifier) is None:
-        # Not recorded yet (the first checkpoint pass of this key records it): it signs from the next checkpoint.
-        latest = storage.get_checkpoint(session.connection())
-        start = max(
-            latest[0] + 1 if latest is not None else 0, (history.current.valid_from_size + 1) if history.current else 0
-        )
-        history = KeyHistory.from_keys([*((k.valid_from_size, k.verifier, k.recorded_at) for k in history.keys),
-                                        (start, prov.verifier, None)])  # fmt: skip
+    history = prov.published_keys(session.connection())
     return history.to_json(prov.origin)
 
 

@@ -56,6 +56,7 @@ class Provenance:
             if self.previous_signer.verifier == self.signer.verifier:
                 self.previous_signer = None  # the same key twice: nothing to cosign with
         self.origin = settings.ledger_origin
+        self._signs_from: int | None = None
         self.engine = engine
         self.read_engine = read_only(engine)
         self.sessions = sessions
@@ -68,6 +69,29 @@ class Provenance:
     def key_history(self, conn: Connection) -> KeyHistory:
         """The log's recorded signing keys (empty before the first checkpoint pass of a new database)."""
         return KeyHistory.from_rows(storage.key_rows(conn))
+
+    def published_keys(self, conn: Connection) -> KeyHistory:
+        """The recorded keys, plus this process's key while it is not recorded yet (its first checkpoint pass records
+        it, valid from the checkpoint after the latest; listed with no `recorded_at`)."""
+        history = self.key_history(conn)
+        if history.find(self.verifier) is not None:
+            return history
+        latest = storage.get_checkpoint(conn)
+        start = latest[0] + 1 if latest is not None else 0
+        if history.current is not None:
+            start = max(start, history.current.valid_from_size + 1)
+        known = [(k.valid_from_size, k.verifier, k.recorded_at) for k in history.keys]
+        return KeyHistory.from_keys([*known, (start, self.verifier, None)])
+
+    def signs_from(self, conn: Connection) -> int:
+        """The smallest checkpoint size this process's key signs (0 until it is recorded). Cached once recorded: a
+        recorded key's row never changes."""
+        if self._signs_from is None:
+            own = self.key_history(conn).find(self.verifier)
+            if own is None:
+                return 0
+            self._signs_from = own.valid_from_size
+        return self._signs_from
 
 
 def ledger_event(event: Event) -> writer.Event:
@@ -278,8 +302,7 @@ def build_bundle(
 ) -> dict[str, Any]:
     """A self-contained, signed provenance bundle of a subject (see ledger.bundle)."""
     with prov.read_engine.connect() as conn:
-        own = prov.key_history(conn).find(prov.verifier)
-        choice = choose_checkpoint(conn, subject, min_size=own.valid_from_size if own is not None else 0)
+        choice = choose_checkpoint(conn, subject, min_size=prov.signs_from(conn))
         lines = cosignature_lines(conn, choice.size)
     return ledger_bundle.build_bundle(
         prov.read_engine,
