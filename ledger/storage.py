@@ -248,10 +248,23 @@ def _nodes_query(count: int, placeholder: str) -> str:
     return f"SELECT level, idx, hash FROM {nodes.name} WHERE " + " OR ".join([probe] * count)
 
 
+_PG_NODES_QUERY = (
+    f"SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
+    f"JOIN {nodes.name} n ON n.level = k.level AND n.idx = k.idx"
+)
+
+
 def fetch_nodes(conn: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
     """Return the stored hashes of the given perfect subtrees, in one query of primary-key probes."""
     if not ids:
         return {}
+    if conn.dialect.name == "postgresql":
+        # Two array parameters joined to the primary key: a nested loop of index probes however many nodes are
+        # asked for, and one statement text for every proof, so the server plans it once. Several hundred OR-ed
+        # probes made the planner pick a bitmap scan (41.6 ms for ten proofs at 1M entries).
+        unique = list(dict.fromkeys(ids))
+        rows = conn.exec_driver_sql(_PG_NODES_QUERY, ([lv for lv, _ in unique], [ix for _, ix in unique]))
+        return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
     # Plain driver SQL: building a SQLAlchemy expression per proof cost ~25x the database work itself. OR-ed
     # equality probes are planned as index lookups by both engines (a row-value IN list makes SQLite scan).
     placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
