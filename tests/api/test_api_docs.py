@@ -103,6 +103,7 @@ def test_security_is_declared_on_exactly_the_operations_that_answer_401_without_
         "GET /api/v1/ledger/proofs/consistency",
         "GET /api/v1/ledger/proofs/inclusion",
         "GET /api/v1/ledger/public-key",
+        "GET /api/v1/ledger/public-keys",
         "GET /healthz",
         "GET /readyz",
     ]

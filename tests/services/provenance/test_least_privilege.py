@@ -116,7 +116,7 @@ def test_migrate_grants_the_service_role_and_refuses_a_powerful_one(
     done = runner.invoke(cli_app, ["migrate", "--grant", APP_ROLE])
     assert done.exit_code == 0, done.output
     assert f"role {APP_ROLE}" in done.stdout
-    assert "4 append-only tables" in done.stdout
+    assert "5 append-only tables" in done.stdout
     again = runner.invoke(cli_app, ["db", "grant", APP_ROLE])  # idempotent
     assert again.exit_code == 0, again.output
     owner = make_url(database_url).username
