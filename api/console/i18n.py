@@ -108,9 +108,10 @@ def gettext(lang: str, message: str) -> str:
 def safe_next(target: str) -> str:
     """A page of the console to go back to after switching language (never another site)."""
     parts = urlsplit(target or "")
-    if parts.scheme or parts.netloc or not re.fullmatch(r"/console(/[\w./-]*)?", parts.path) or "//" in parts.path:
+    path = parts.path
+    if parts.scheme or parts.netloc or not re.fullmatch(r"/console(/[\w.-]+)*", path) or "/." in path:
         return "/console"
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def here(request: Request) -> str:

@@ -116,7 +116,8 @@ def test_templates_are_matched_whole_and_placeholders_repeat() -> None:
     pattern = template_pattern("payment %(id)s is %(status)s, not claimed")
     assert pattern is not None
     found = pattern.fullmatch("payment 7 is confirmed, not claimed")
-    assert found is not None and found.groupdict() == {"id": "7", "status": "confirmed"}
+    assert found is not None
+    assert found.groupdict() == {"id": "7", "status": "confirmed"}
     assert pattern.fullmatch("payment 7 is confirmed, not claimed!") is None
     assert template_pattern("no placeholder") is None
     assert template_pattern("%(a)s and %(a)s").fullmatch("x and y") is None  # type: ignore[union-attr]
