@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from api.console.i18n import COOKIE as LANG_COOKIE
-from tests.api.test_console import BASE, Console, console  # noqa: F401 - the fixture
+from tests.api.test_console import BASE, Console
 from tests.i18n_support import PLACEHOLDER, template
 from tests.services.inspection.conftest import FakeReader, door, taken_at
 
@@ -54,6 +54,11 @@ ENGLISH = _english_fragments()
 
 def _english_in(text: str) -> list[str]:
     return [piece for piece in ENGLISH if re.search(rf"(?<![\w-]){re.escape(piece)}(?![\w-])", text)]
+
+
+@pytest.fixture
+def console(client: Any, runtime: Any, keys: Any, declaration_body: dict[str, Any]) -> Console:
+    return Console(client, runtime, keys, declaration_body)
 
 
 @pytest.fixture
