@@ -96,7 +96,7 @@ class Catalog:
         if not text:
             return text
         translated = self.translations.gettext(text)
-        if translated != text:
+        if translated != text or len(text) > MAX_TEMPLATE_TEXT:
             return translated
         for pattern, msgid in self.templates:
             found = pattern.fullmatch(text)
@@ -114,6 +114,9 @@ class Catalog:
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sdr]")
+# Longer texts are not matched against templates (they stay English): a template's lazy groups backtrack, and a
+# detail can carry a caller's input; our details are a sentence or two.
+MAX_TEMPLATE_TEXT = 1000
 
 
 def template_pattern(msgid: str) -> re.Pattern[str] | None:

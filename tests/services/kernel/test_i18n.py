@@ -123,6 +123,16 @@ def test_templates_are_matched_whole_and_placeholders_repeat() -> None:
     assert template_pattern("%(a)s and %(a)s").fullmatch("x and y") is None  # type: ignore[union-attr]
 
 
+def test_a_long_text_is_not_matched_so_matching_stays_cheap() -> None:
+    texts = problem_catalog("vi")
+    assert (
+        texts.localise("payment 7 is claimed, not claimed")
+        == "khoản nộp 7 đang ở trạng thái claimed, không phải chờ xác nhận"
+    )
+    hostile = "payment " + " is " * 1000 + ", not claimed"
+    assert texts.localise(hostile) == hostile
+
+
 def test_a_text_no_template_matches_stays_english() -> None:
     body = {"title": "Not found", "detail": "something the catalog never saw", "code": "x.y", "status": 404}
     out = localise_problem(dict(body), "vi")
