@@ -119,7 +119,7 @@ def here(request: Request) -> str:
     path = request.url.path
     if request.method != "GET":
         path = re.sub(r"/(decide|take)$", "", path) if path.startswith("/console/declarations/") else path
-        if path in ("/console/duty", "/console/logout"):
+        if path in ("/console/duty", "/console/logout", "/console/language"):
             path = "/console"
         return safe_next(path)
     return safe_next(path + (f"?{request.url.query}" if request.url.query else ""))
