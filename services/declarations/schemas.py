@@ -103,7 +103,7 @@ Country = Annotated[
     Field(
         max_length=64,
         json_schema_extra={"minLength": 2, "maxLength": 2, "pattern": "^[A-Z]{2}$", "examples": ["CN", "VN"]},
-    ),  # fmt: skip
+    ),
     AfterValidator(_code_in(codes.countries, "iso3166.code", "ISO 3166-1 alpha-2 country code", "CN")),
 ]
 Currency = Annotated[
@@ -111,7 +111,7 @@ Currency = Annotated[
     Field(
         max_length=64,
         json_schema_extra={"minLength": 3, "maxLength": 3, "pattern": "^[A-Z]{3}$", "examples": ["USD", "CNY"]},
-    ),  # fmt: skip
+    ),
     AfterValidator(_code_in(codes.currencies, "iso4217.code", "ISO 4217 currency code", "USD")),
 ]
 Unit = Annotated[
