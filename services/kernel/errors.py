@@ -134,15 +134,44 @@ _PYDANTIC_CODES = {
 }
 
 
-def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """Pydantic errors as `{pointer, code, detail}` items with stable codes."""
+# What a value of these types must look like, said where pydantic's own message does not.
+_FORMAT_HINTS = (
+    ("datetime_", "ISO 8601 with offset, e.g. 2026-11-28T08:30:00+07:00"),
+    ("date_", "ISO 8601 date, e.g. 2026-11-28"),
+    ("time_", "ISO 8601 time, e.g. 08:30:00"),
+    ("decimal_", 'a number, or a string of digits with a decimal point, e.g. "1234.50"'),
+)
+
+
+def _json_position(body: Any, offset: int) -> tuple[int, int]:
+    """Line and column (from 1) of a character offset in the request body, as an editor shows them."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def validation_errors(errors: list[Any], body: Any = None) -> list[dict[str, Any]]:
+    """Pydantic errors as `{pointer, code, detail}` items with stable codes. A body that is not JSON is one error
+    for the whole body (pointer "") with the line and column where parsing stopped (`body`: the raw request body)."""
     out = []
     for err in errors:
         kind = str(err.get("type", "invalid"))
         code = _PYDANTIC_CODES.get(kind, kind)
         where = err.get("loc", ())
         section = where[0] if where else "body"
-        item = {"pointer": pointer(where), "code": code, "detail": str(err.get("msg", "invalid"))}
+        detail = str(err.get("msg", "invalid"))
+        if kind == "json_invalid" and len(where) == 2 and isinstance(where[1], int) and body is not None:
+            # pydantic reports a character offset as the location ("/18" as a pointer): say it as an editor would.
+            line, column = _json_position(body, where[1])
+            reason = str((err.get("ctx") or {}).get("error") or detail)
+            out.append({"pointer": "", "code": code, "detail": f"invalid JSON at line {line}, column {column}: "
+                        f"{reason}", "line": line, "column": column})  # fmt: skip
+            continue
+        hint = next((h for prefix, h in _FORMAT_HINTS if kind.startswith(prefix)), None)
+        if hint is not None:
+            detail = f"{detail}; expected {hint}"
+        item = {"pointer": pointer(where), "code": code, "detail": detail}
         if section != "body":
             item["in"] = section
         out.append(item)
@@ -167,7 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()))
+        errors = validation_errors(list(exc.errors()), exc.body)
         return problem(
             422,
             "Validation failed",
