@@ -154,7 +154,7 @@ def _json_position(body: Any, offset: int) -> tuple[int, int]:
 def validation_errors(errors: list[Any], body: Any = None) -> list[dict[str, Any]]:
     """Pydantic errors as `{pointer, code, detail}` items with stable codes. A body that is not JSON is one error
     for the whole body (pointer "") with the line and column where parsing stopped (`body`: the raw request body)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for err in errors:
         kind = str(err.get("type", "invalid"))
         code = _PYDANTIC_CODES.get(kind, kind)
@@ -171,7 +171,7 @@ def validation_errors(errors: list[Any], body: Any = None) -> list[dict[str, Any
         hint = next((h for prefix, h in _FORMAT_HINTS if kind.startswith(prefix)), None)
         if hint is not None:
             detail = f"{detail}; expected {hint}"
-        item = {"pointer": pointer(where), "code": code, "detail": detail}
+        item: dict[str, Any] = {"pointer": pointer(where), "code": code, "detail": detail}
         if section != "body":
             item["in"] = section
         out.append(item)
