@@ -18,6 +18,7 @@ from sqlalchemy import text
 from api.console.routes import router as console_router
 from api.docs import document, install_docs
 from api.limits import UPLOAD_PATHS
+from api.problems import router as problems_router
 from services.kernel.database import reader
 from services.kernel.dbfaults import summary
 from services.kernel.dbtimeouts import DatabaseWaitMiddleware, waiting_at_most
@@ -152,6 +153,7 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
     if settings.console and "declarations" in services:  # its pages are the declarations service's review
         app.include_router(console_router)
     install_docs(app)
+    app.include_router(problems_router)  # the pages of the problem `type` URIs
     _document_rate_limit(app)
     document(app)  # after the rate limit: a public operation has no 429 either
     return app

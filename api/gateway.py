@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from api.console.routes import router as console_router
 from api.docs import TAG_NAMES, install_docs
 from api.limits import UPLOAD_PATHS
+from api.problems import router as problems_router
 from services.kernel.errors import install_error_handlers, problem
 from services.kernel.observability import BodySizeLimitMiddleware, RequestContextMiddleware, request_id_var
 from services.kernel.responses import JSONResponse
@@ -172,6 +173,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
 
     install_docs(app)  # Swagger UI and ReDoc of the merged document, their assets served here
     app.include_router(console_router)
+    app.include_router(problems_router)  # the pages of the problem `type` URIs
 
     @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
     async def forward(request: Request, rest: str) -> Response:

@@ -17,6 +17,8 @@ from services.kernel.responses import JSONResponse
 logger = logging.getLogger("smartgate.errors")
 
 PROBLEM_JSON = "application/problem+json"
+# A problem's `type` is a path on the platform, which serves a page on it (api/problems.py; docs/errors.md).
+PROBLEM_TYPE_BASE = "/problems/"
 # Starlette's own details (a route that does not exist, a method a route does not take), for the catalog.
 FRAMEWORK_DETAILS = (N_("Not Found"), N_("Method Not Allowed"))
 
@@ -92,7 +94,7 @@ def problem(
     """A problem+json response; with `language` (see `problem_language`), its title and detail in that language
     (services/kernel/i18n.py), told by Content-Language."""
     body: dict[str, Any] = {
-        "type": type_slug if type_slug == "about:blank" else f"https://smartgate.example/problems/{type_slug}",
+        "type": type_slug if type_slug == "about:blank" else PROBLEM_TYPE_BASE + type_slug,
         "title": title,
         "status": status,
         "detail": detail,

@@ -196,7 +196,7 @@ class BodySizeLimitMiddleware:
     async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
-                "type": "https://smartgate.example/problems/too-large",
+                "type": "/problems/too-large",
                 "title": "Content too large",
                 "status": 413,
                 "detail": f"request body exceeds {limit} bytes",
