@@ -96,6 +96,11 @@ TAGS: list[dict[str, str]] = [
         "events, signed (Standard Webhooks) and retried, with a delivery log.",
     },
     {
+        "name": "traceability",
+        "description": "GS1 EPCIS 2.0 repository: capture EPCIS documents and events (producers, packhouses, "
+        "inspectors), query them as JSON-LD; every event's CBV 2.0 hash is appended to the ledger.",
+    },
+    {
         "name": "health",
         "description": "Probes for orchestrators and monitoring: liveness and readiness (database reachable). Public.",
     },
