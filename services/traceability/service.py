@@ -14,11 +14,11 @@ from services.kernel.auth import Principal
 from services.kernel.database import new_id, table_of, utcnow
 from services.kernel.errors import AppError, NotFound
 from services.kernel.outbox import event_row, record_events
-from services.traceability import cbv, hashing, identifiers
+from services.traceability import cbv, events, hashing, identifiers
 from services.traceability.models import EpcisCapture, EpcisEvent, EpcisEventEpc
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-EVENT_TYPE = "epcis.event_captured"
+EVENT_TYPE = events.EVENT_CAPTURED
 
 
 class InvalidEpcis(AppError):

@@ -1,0 +1,159 @@
+"""The EPCIS 2.0 interface end to end on both backends: capture, validation, query, paging, hashes in the ledger."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import func, select
+
+from services.kernel.database import unit_of_work
+from services.kernel.outbox import OutboxEvent
+from services.traceability import hashing
+from services.traceability.models import EpcisEvent
+from tests.services.traceability.generate import CONTEXT, document, event
+from tests.support import wait_for
+
+HARVEST = {
+    "type": "ObjectEvent",
+    "eventTime": "2026-06-10T06:30:00+07:00",
+    "eventTimeZoneOffset": "+07:00",
+    "action": "ADD",
+    "epcList": [],
+    "quantityList": [{"epcClass": "https://id.gs1.org/01/08930001000018/10/LC2026A", "quantity": 1250.5, "uom": "KGM"}],
+    "bizStep": "commissioning",
+    "disposition": "active",
+    "readPoint": {"id": "https://id.gs1.org/414/8930001000001"},
+    "bizLocation": {"id": "urn:epc:id:sgln:8930001.00000.0"},
+    "ilmd": {"sg:growingArea": "VN-LC-001", "sg:areaHa": 2.5},
+}
+SHIP = {
+    "type": "ObjectEvent",
+    "eventTime": "2026-06-12T10:00:00+07:00",
+    "eventTimeZoneOffset": "+07:00",
+    "action": "OBSERVE",
+    "epcList": ["urn:epc:id:sscc:8930001.0000000017"],
+    "bizStep": "https://ref.gs1.org/cbv/BizStep-shipping",
+    "disposition": "in_transit",
+    "bizLocation": {"id": "https://id.gs1.org/414/8930001000001"},
+}
+
+
+def _events(client: Any, headers: dict[str, str], **params: Any) -> tuple[list[dict[str, Any]], Any]:
+    response = client.get("/epcis/events", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/ld+json")
+    return response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"], response
+
+
+def test_capture_query_and_hashes_in_the_ledger(client: Any, keys: Any, runtime: Any) -> None:
+    farm = keys.make("producer", org="HTX Bắc Hà")
+    officer = keys.make("officer")
+    response = client.post("/epcis/capture", json=document([HARVEST, SHIP]), headers=farm)
+    assert response.status_code == 202, response.text
+    job = client.get(response.headers["Location"], headers=farm).json()
+    assert job["status"] == "accepted"
+    assert job["success"] is True
+    assert job["eventCount"] == 2
+
+    shipped, _ = _events(client, officer, EQ_bizStep="shipping")
+    assert len(shipped) == 1
+    expected = hashing.event_hash(SHIP, CONTEXT)
+    assert shipped[0]["eventID"] == expected  # no eventID given: the CBV 2.0 hash is the id
+    assert _events(client, officer, EQ_bizStep="urn:epcglobal:cbv:bizstep:shipping")[0] == shipped
+    # MATCH_epc in any notation of the same SSCC; EQ_bizLocation with an SGLN URN or its Digital Link
+    assert _events(client, officer, MATCH_epc="https://id.gs1.org/00/089300010000000179")[0] == shipped
+    assert len(_events(client, officer, EQ_bizLocation="urn:epc:id:sgln:8930001.00000.0")[0]) == 2
+    assert len(_events(client, officer, EQ_disposition="active|in_transit")[0]) == 2
+    window = {"GE_eventTime": "2026-06-10T00:00:00+07:00", "LT_eventTime": "2026-06-11T00:00:00+07:00"}
+    assert [e["bizStep"] for e in _events(client, officer, **window)[0]] == ["commissioning"]
+
+    one = client.get(f"/epcis/events/{quote(expected, safe='')}", headers=officer)
+    assert one.status_code == 200
+    assert one.headers["EPCIS-Event-Hash"] == expected
+    by_digest = client.get(f"/epcis/events/{expected.split(';')[1].split('?')[0]}", headers=officer)
+    assert by_digest.json() == one.json()
+    assert hashing.event_hash(one.json()) == expected  # what is served hashes to what is stored
+
+    with unit_of_work(runtime.sessions) as session:
+        rows = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "epcis.event_captured")).all()
+        assert sorted(r.payload["event_hash"] for r in rows) == sorted([expected, hashing.event_hash(HARVEST, CONTEXT)])
+    # The provenance service appends them: the event's ledger subject has its entry.
+    subject = one.headers["Link"].split("/subjects/")[1].split("/bundle")[0]
+
+    def in_ledger() -> bool:
+        entries = client.get("/api/v1/ledger/entries", headers=officer).json()["entries"]
+        return any(e.get("subject") == subject for e in entries)
+
+    assert wait_for(in_ledger, 30)
+
+
+def test_an_invalid_document_is_refused_whole_with_pointers(client: Any, keys: Any, runtime: Any) -> None:
+    farm = keys.make("producer", org="HTX Bắc Hà")
+    bad_step = dict(SHIP, bizStep="https://ref.gs1.org/cbv/BizStep-harvesting")
+    bad_gtin = dict(HARVEST, quantityList=[{"epcClass": "https://id.gs1.org/01/08930001000017/10/X", "quantity": 1}])
+    no_time = {k: v for k, v in SHIP.items() if k != "eventTime"}
+    for events, where in (
+        ([HARVEST, bad_step], "/epcisBody/eventList/1/bizStep"),
+        ([bad_gtin, SHIP], "/epcisBody/eventList/0/quantityList/0/epcClass"),
+        ([HARVEST, no_time], "/epcisBody/eventList/1"),
+    ):
+        response = client.post("/epcis/capture", json=document(events), headers=farm)
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert where in [e["pointer"] for e in response.json()["errors"]]
+    with unit_of_work(runtime.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(EpcisEvent)) == 0
+
+
+def test_single_events_duplicates_and_conflicts(client: Any, keys: Any) -> None:
+    house = keys.make("packhouse", org="Đóng gói Lào Cai")
+    event_with_id = dict(SHIP, eventID="urn:uuid:6d9c2a58-3c2b-4a55-9e1e-1a2b3c4d5e6f", **{"@context": CONTEXT})
+    first = client.post("/epcis/events", json=event_with_id, headers=house)
+    assert first.status_code == 201, first.text
+    assert first.headers["Location"] == "/epcis/events/" + quote(event_with_id["eventID"], safe="")
+    assert first.headers["EPCIS-Event-Hash"] == hashing.event_hash(SHIP)
+    again = client.post("/epcis/events", json=event_with_id, headers=house)
+    assert again.status_code == 200
+    assert again.json()["eventID"] == event_with_id["eventID"]
+    changed = dict(event_with_id, disposition="damaged")
+    assert client.post("/epcis/events", json=changed, headers=house).status_code == 409
+    job = client.post("/epcis/capture", json=document([HARVEST, changed]), headers=house)
+    assert job.status_code == 202
+    status = client.get(job.headers["Location"], headers=house).json()
+    assert status["status"] == "rejected"
+    assert status["errors"][0]["pointer"] == "/epcisBody/eventList/1/eventID"
+    assert _events(client, house, EQ_bizStep="commissioning")[0] == []  # nothing of the rejected document
+
+
+def test_roles(client: Any, keys: Any) -> None:
+    trader = keys.make("trader", org="Lao Cai Fruit Export JSC")
+    inspector = keys.make("inspector")
+    assert client.post("/epcis/capture", json=document([HARVEST]), headers=trader).status_code == 403
+    assert client.post("/epcis/capture", json=document([HARVEST]), headers=inspector).status_code == 202
+    assert client.get("/epcis/events", params={"EQ_foo": "x"}, headers=inspector).status_code == 400
+    assert client.get("/epcis/events").status_code == 401
+
+
+def test_many_events_captured_and_paged_back(client: Any, keys: Any) -> None:
+    farm = keys.make("producer", org="HTX Bắc Hà")
+    rng = random.Random(15)
+    events = [event(rng) for _ in range(300)]
+    response = client.post("/epcis/capture", json=document(events), headers=farm)
+    assert response.status_code == 202, response.text
+    job = client.get(response.headers["Location"], headers=farm).json()
+    assert job["eventCount"] + job["duplicateCount"] == 300
+    seen: list[str] = []
+    params: dict[str, Any] = {"perPage": 70}
+    while True:
+        page, raw = _events(client, farm, **params)
+        seen.extend(e["eventID"] for e in page)
+        token = raw.headers.get("GS1-Next-Page-Token")
+        if not token:
+            break
+        assert 'rel="next"' in raw.headers["Link"]
+        params = {"perPage": 70, "nextPageToken": token}
+    assert len(seen) == len(set(seen)) == job["eventCount"]
+    expected = {e.get("eventID") or hashing.event_hash(e, CONTEXT) for e in events}
+    assert set(seen) == expected
