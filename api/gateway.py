@@ -39,7 +39,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "provenance": ("/api/v1/ledger",),
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),
-    "traceability": ("/epcis",),
+    "traceability": ("/api/v1/epcis",),
 }  # fmt: skip
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

@@ -216,7 +216,7 @@ class GateExited(_GateAbout):
 
 class EpcisEventCaptured(Payload):
     """An EPCIS 2.0 event entered the traceability repository: its CBV 2.0 event hash, which the ledger commits to
-    (the event itself stays in the repository; `GET /epcis/events/{event_id}`)."""
+    (the event itself stays in the repository; `GET /api/v1/epcis/events/{event_id}`)."""
 
     TYPES = ("epcis.event_captured",)
     PRODUCER = "traceability"

@@ -38,7 +38,30 @@ QUERY_PARAMETERS = frozenset(
     }
 )
 
-router = APIRouter(prefix="/epcis", tags=["traceability"])
+DOCUMENTED = (401, 403, 422)
+EXAMPLE_EVENT: dict[str, Any] = {
+    "type": "ObjectEvent",
+    "eventTime": "2026-06-10T06:30:00+07:00",
+    "eventTimeZoneOffset": "+07:00",
+    "action": "ADD",
+    "epcList": [],
+    "quantityList": [{"epcClass": "https://id.gs1.org/01/08930001000018/10/LC2026A", "quantity": 1250.5, "uom": "KGM"}],
+    "bizStep": "commissioning",
+    "disposition": "active",
+    "readPoint": {"id": "https://id.gs1.org/414/8930001000001"},
+    "bizLocation": {"id": "https://id.gs1.org/414/8930001000001"},
+    "ilmd": {"sg:growingArea": "VN-LC-001"},
+}
+EXAMPLE_CONTEXT: list[Any] = [service.CONTEXT, {"sg": "https://smartgate.example/epcis/"}]
+EXAMPLE_DOCUMENT: dict[str, Any] = {
+    "@context": EXAMPLE_CONTEXT,
+    "type": "EPCISDocument",
+    "schemaVersion": "2.0",
+    "creationDate": "2026-06-10T07:00:00Z",
+    "epcisBody": {"eventList": [EXAMPLE_EVENT]},
+}
+
+router = APIRouter(prefix="/api/v1/epcis", tags=["traceability"])
 Capturer = Annotated[Principal, require_roles(*CAPTURE_ROLES)]
 
 
@@ -52,7 +75,7 @@ def settings_of(runtime: Runtime) -> TraceabilitySettings:
 
 
 def event_url(event_id: str) -> str:
-    return "/epcis/events/" + quote(event_id, safe="")
+    return "/api/v1/epcis/events/" + quote(event_id, safe="")
 
 
 def _json_ld(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -63,13 +86,15 @@ def _json_ld(body: Any, status: int = 200, headers: dict[str, str] | None = None
     "/capture",
     status_code=202,
     summary="Capture an EPCISDocument (producers, packhouses, inspectors)",
-    responses=problems(400, 413),
+    responses=problems(*DOCUMENTED, 400, 413),
 )
 def capture(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: Capturer,
-    document: Annotated[dict[str, Any], Body(description="an EPCIS 2.0 EPCISDocument (JSON-LD)")],
+    document: Annotated[
+        dict[str, Any], Body(description="an EPCIS 2.0 EPCISDocument (JSON-LD)", examples=[EXAMPLE_DOCUMENT])
+    ],
 ) -> JSONResponse:
     """Validate the whole document (EPCIS 2.0 JSON schema, CBV 2.0, GS1 check digits) and store its events.
 
@@ -88,7 +113,9 @@ def capture(
         session, document["epcisBody"]["eventList"], document.get("@context"), capture_id=job_id, principal=principal
     )
     job = service.record_capture(session, job_id=job_id, principal=principal, outcome=outcome)
-    return JSONResponse(service.capture_json(job), status_code=202, headers={"Location": f"/epcis/capture/{job.id}"})
+    return JSONResponse(
+        service.capture_json(job), status_code=202, headers={"Location": f"/api/v1/epcis/capture/{job.id}"}
+    )
 
 
 class InvalidEpcisDocument(service.InvalidEpcis):
@@ -98,17 +125,25 @@ class InvalidEpcisDocument(service.InvalidEpcis):
         )
 
 
-@router.get("/capture/{capture_id}", summary="A capture job: accepted, or why not", responses=problems(404))
+@router.get(
+    "/capture/{capture_id}", summary="A capture job: accepted, or why not", responses=problems(*DOCUMENTED, 404)
+)
 def get_capture(session: SessionDep, _principal: Capturer, capture_id: Annotated[str, Path(max_length=64)]) -> Any:
-    """What a `POST /epcis/capture` did."""
+    """What a `POST /api/v1/epcis/capture` did."""
     return service.capture_json(service.get_capture(session, capture_id))
 
 
-@router.post("/events", status_code=201, summary="Capture one EPCIS event", responses=problems(400, 409))
+@router.post("/events", status_code=201, summary="Capture one EPCIS event", responses=problems(*DOCUMENTED, 400, 409))
 def capture_event(
     session: SessionDep,
     principal: Capturer,
-    event: Annotated[dict[str, Any], Body(description="one EPCIS 2.0 event with its `@context` (JSON-LD)")],
+    event: Annotated[
+        dict[str, Any],
+        Body(
+            description="one EPCIS 2.0 event with its `@context` (JSON-LD)",
+            examples=[{"@context": EXAMPLE_CONTEXT, **EXAMPLE_EVENT}],
+        ),
+    ],
 ) -> JSONResponse:
     """Validate and store one event; 201 with its `Location` and the stored event (eventID, recordTime, hash)."""
     errors = validation.single_event_errors(event)
@@ -179,7 +214,7 @@ def _query(request: Request) -> service.Query:
 @router.get(
     "/events",
     summary="Query events (EPCIS 2.0 SimpleEventQuery parameters); JSON-LD",
-    responses={200: {"content": {JSON_LD: {"schema": {"type": "object"}}}}, **problems(400, 422)},
+    responses={200: {"content": {JSON_LD: {"schema": {"type": "object"}}}}, **problems(*DOCUMENTED, 400)},
 )
 def list_events(
     request: Request,
@@ -209,7 +244,7 @@ def list_events(
         rows = rows[:limit]
         token = pagination.encode_cursor(rows[-1].event_time, rows[-1].id)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
-        headers["Link"] = f'</epcis/events?{urlencode([*params, ("nextPageToken", token)])}>; rel="next"'
+        headers["Link"] = f'</api/v1/epcis/events?{urlencode([*params, ("nextPageToken", token)])}>; rel="next"'
         headers["GS1-Next-Page-Token"] = token
     return _json_ld(service.query_document(rows), headers=headers)
 
@@ -217,7 +252,7 @@ def list_events(
 @router.get(
     "/events/{event_id:path}",
     summary="One event by eventID (URL-encoded) or by the hex digest of its event hash; JSON-LD",
-    responses={200: {"content": {JSON_LD: {"schema": {"type": "object"}}}}, **problems(404)},
+    responses={200: {"content": {JSON_LD: {"schema": {"type": "object"}}}}, **problems(*DOCUMENTED, 404)},
 )
 def get_event(
     session: SessionDep, _principal: CurrentPrincipal, event_id: Annotated[str, Path(max_length=600)]

@@ -12,7 +12,7 @@ from services.kernel.database import Base, UTCDateTime, new_id, utcnow
 
 
 class EpcisCapture(Base):
-    """One `POST /epcis/capture`: what was accepted, or why not (EPCIS 2.0 capture job)."""
+    """One `POST /api/v1/epcis/capture`: what was accepted, or why not (EPCIS 2.0 capture job)."""
 
     __tablename__ = "epcis_captures"
 

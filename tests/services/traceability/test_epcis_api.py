@@ -41,7 +41,7 @@ SHIP = {
 
 
 def _events(client: Any, headers: dict[str, str], **params: Any) -> tuple[list[dict[str, Any]], Any]:
-    response = client.get("/epcis/events", params=params, headers=headers)
+    response = client.get("/api/v1/epcis/events", params=params, headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/ld+json")
     return response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"], response
@@ -50,7 +50,7 @@ def _events(client: Any, headers: dict[str, str], **params: Any) -> tuple[list[d
 def test_capture_query_and_hashes_in_the_ledger(client: Any, keys: Any, runtime: Any) -> None:
     farm = keys.make("producer", org="HTX Bắc Hà")
     officer = keys.make("officer")
-    response = client.post("/epcis/capture", json=document([HARVEST, SHIP]), headers=farm)
+    response = client.post("/api/v1/epcis/capture", json=document([HARVEST, SHIP]), headers=farm)
     assert response.status_code == 202, response.text
     job = client.get(response.headers["Location"], headers=farm).json()
     assert job["status"] == "accepted"
@@ -69,10 +69,10 @@ def test_capture_query_and_hashes_in_the_ledger(client: Any, keys: Any, runtime:
     window = {"GE_eventTime": "2026-06-10T00:00:00+07:00", "LT_eventTime": "2026-06-11T00:00:00+07:00"}
     assert [e["bizStep"] for e in _events(client, officer, **window)[0]] == ["commissioning"]
 
-    one = client.get(f"/epcis/events/{quote(expected, safe='')}", headers=officer)
+    one = client.get(f"/api/v1/epcis/events/{quote(expected, safe='')}", headers=officer)
     assert one.status_code == 200
     assert one.headers["EPCIS-Event-Hash"] == expected
-    by_digest = client.get(f"/epcis/events/{expected.split(';')[1].split('?')[0]}", headers=officer)
+    by_digest = client.get(f"/api/v1/epcis/events/{expected.split(';')[1].split('?')[0]}", headers=officer)
     assert by_digest.json() == one.json()
     assert hashing.event_hash(one.json()) == expected  # what is served hashes to what is stored
 
@@ -99,7 +99,7 @@ def test_an_invalid_document_is_refused_whole_with_pointers(client: Any, keys: A
         ([bad_gtin, SHIP], "/epcisBody/eventList/0/quantityList/0/epcClass"),
         ([HARVEST, no_time], "/epcisBody/eventList/1"),
     ):
-        response = client.post("/epcis/capture", json=document(events), headers=farm)
+        response = client.post("/api/v1/epcis/capture", json=document(events), headers=farm)
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert where in [e["pointer"] for e in response.json()["errors"]]
@@ -110,16 +110,16 @@ def test_an_invalid_document_is_refused_whole_with_pointers(client: Any, keys: A
 def test_single_events_duplicates_and_conflicts(client: Any, keys: Any) -> None:
     house = keys.make("packhouse", org="Đóng gói Lào Cai")
     event_with_id = dict(SHIP, eventID="urn:uuid:6d9c2a58-3c2b-4a55-9e1e-1a2b3c4d5e6f", **{"@context": CONTEXT})
-    first = client.post("/epcis/events", json=event_with_id, headers=house)
+    first = client.post("/api/v1/epcis/events", json=event_with_id, headers=house)
     assert first.status_code == 201, first.text
-    assert first.headers["Location"] == "/epcis/events/" + quote(event_with_id["eventID"], safe="")
+    assert first.headers["Location"] == "/api/v1/epcis/events/" + quote(event_with_id["eventID"], safe="")
     assert first.headers["EPCIS-Event-Hash"] == hashing.event_hash(SHIP)
-    again = client.post("/epcis/events", json=event_with_id, headers=house)
+    again = client.post("/api/v1/epcis/events", json=event_with_id, headers=house)
     assert again.status_code == 200
     assert again.json()["eventID"] == event_with_id["eventID"]
     changed = dict(event_with_id, disposition="damaged")
-    assert client.post("/epcis/events", json=changed, headers=house).status_code == 409
-    job = client.post("/epcis/capture", json=document([HARVEST, changed]), headers=house)
+    assert client.post("/api/v1/epcis/events", json=changed, headers=house).status_code == 409
+    job = client.post("/api/v1/epcis/capture", json=document([HARVEST, changed]), headers=house)
     assert job.status_code == 202
     status = client.get(job.headers["Location"], headers=house).json()
     assert status["status"] == "rejected"
@@ -130,17 +130,17 @@ def test_single_events_duplicates_and_conflicts(client: Any, keys: Any) -> None:
 def test_roles(client: Any, keys: Any) -> None:
     trader = keys.make("trader", org="Lao Cai Fruit Export JSC")
     inspector = keys.make("inspector")
-    assert client.post("/epcis/capture", json=document([HARVEST]), headers=trader).status_code == 403
-    assert client.post("/epcis/capture", json=document([HARVEST]), headers=inspector).status_code == 202
-    assert client.get("/epcis/events", params={"EQ_foo": "x"}, headers=inspector).status_code == 400
-    assert client.get("/epcis/events").status_code == 401
+    assert client.post("/api/v1/epcis/capture", json=document([HARVEST]), headers=trader).status_code == 403
+    assert client.post("/api/v1/epcis/capture", json=document([HARVEST]), headers=inspector).status_code == 202
+    assert client.get("/api/v1/epcis/events", params={"EQ_foo": "x"}, headers=inspector).status_code == 400
+    assert client.get("/api/v1/epcis/events").status_code == 401
 
 
 def test_many_events_captured_and_paged_back(client: Any, keys: Any) -> None:
     farm = keys.make("producer", org="HTX Bắc Hà")
     rng = random.Random(15)
     events = [event(rng) for _ in range(300)]
-    response = client.post("/epcis/capture", json=document(events), headers=farm)
+    response = client.post("/api/v1/epcis/capture", json=document(events), headers=farm)
     assert response.status_code == 202, response.text
     job = client.get(response.headers["Location"], headers=farm).json()
     assert job["eventCount"] + job["duplicateCount"] == 300
