@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -17,7 +17,7 @@ from services.kernel.errors import AppError, Conflict, PayloadTooLarge
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
 from services.kernel.schemas import problems
-from services.traceability import cbv, identifiers, service, validation
+from services.traceability import cbv, identifiers, service, sites, validation
 from services.traceability.settings import TraceabilitySettings
 
 SETTINGS_KEY = "traceability.settings"
@@ -261,3 +261,38 @@ def get_event(
     (the inclusion proof of the hash) in `Link: <…>; rel="provenance"`."""
     row = service.get_event(session, event_id)
     return _json_ld(row.body, headers=_event_headers(row.event_id, row.event_hash, row.id))
+
+
+SiteEditor = Annotated[Principal, require_roles(Role.producer, Role.packhouse, Role.inspector, Role.admin)]
+
+
+@router.put(
+    "/sites/{gln}",
+    summary="Register or update a farm or packing house by its GLN (producers, packhouses, inspectors)",
+    responses=problems(*DOCUMENTED, 404),
+)
+def put_site(
+    session: SessionDep,
+    principal: SiteEditor,
+    gln: Annotated[str, Path(pattern=r"^\d{13}$", description="the site's GLN (check digit verified)")],
+    body: Annotated[sites.SiteIn, Body(examples=[sites.EXAMPLE_SITE])],
+) -> JSONResponse:
+    """A farm carries its growing-area code, a packing house its packing-house code; both their GACC registration."""
+    site, created = sites.put_site(session, gln, body, principal)
+    return JSONResponse(sites.site_json(site), status_code=201 if created else 200)
+
+
+@router.get("/sites/{gln}", summary="A farm or packing house", responses=problems(*DOCUMENTED, 404))
+def get_site(session: SessionDep, _principal: CurrentPrincipal, gln: Annotated[str, Path(max_length=13)]) -> Any:
+    """The site with its codes and its GS1 Digital Link id (what events name as readPoint / bizLocation)."""
+    return sites.site_json(sites.get_site(session, gln))
+
+
+@router.get("/sites", summary="Farms and packing houses", responses=problems(*DOCUMENTED))
+def list_sites(
+    session: SessionDep,
+    _principal: CurrentPrincipal,
+    kind: Annotated[Literal["farm", "packhouse"] | None, Query()] = None,
+) -> Any:
+    """Up to 1,000 sites in GLN order."""
+    return {"items": [sites.site_json(s) for s in sites.list_sites(session, kind)]}

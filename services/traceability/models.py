@@ -72,3 +72,24 @@ class EpcisEventEpc(Base):
 
 
 __all__ = ["EpcisCapture", "EpcisEvent", "EpcisEventEpc"]
+
+
+class EpcisSite(Base):
+    """A farm (its growing area) or a packing house, identified by its GLN, with the codes export needs: the
+    Vietnamese growing-area code (mã số vùng trồng) or packing-house code (mã số cơ sở đóng gói), and the
+    registration number China's customs (GACC) gave it for the exporting country's list."""
+
+    __tablename__ = "epcis_sites"
+
+    gln: Mapped[str] = mapped_column(String(13), primary_key=True)
+    # farm | packhouse
+    kind: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    vn_code: Mapped[str] = mapped_column(String(40), index=True)
+    cn_registration: Mapped[str | None] = mapped_column(String(40))
+    province: Mapped[str | None] = mapped_column(String(80))
+    area_ha: Mapped[str | None] = mapped_column(String(20))
+    crops: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

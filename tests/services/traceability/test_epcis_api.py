@@ -157,3 +157,24 @@ def test_many_events_captured_and_paged_back(client: Any, keys: Any) -> None:
     assert len(seen) == len(set(seen)) == job["eventCount"]
     expected = {e.get("eventID") or hashing.event_hash(e, CONTEXT) for e in events}
     assert set(seen) == expected
+
+
+def test_farms_and_packhouses_with_their_codes(client: Any, keys: Any) -> None:
+    farm = keys.make("producer", org="HTX Bắc Hà")
+    other_farm = keys.make("producer", org="HTX Mường Khương")
+    house = keys.make("packhouse", org="Đóng gói Lào Cai")
+    site = {"kind": "farm", "name": "Vùng trồng 12", "vn_code": "vn-lcor-0012", "cn_registration": "VNLC-2026-0012",
+            "province": "Lào Cai", "area_ha": "4.5", "crops": ["lychee"]}  # fmt: skip
+    made = client.put("/api/v1/epcis/sites/8930001000001", json=site, headers=farm)
+    assert made.status_code == 201, made.text
+    assert made.json()["vn_code"] == "VN-LCOR-0012"
+    assert made.json()["id"] == "https://id.gs1.org/414/8930001000001"
+    assert client.put("/api/v1/epcis/sites/8930001000001", json=site, headers=farm).status_code == 200
+    assert client.put("/api/v1/epcis/sites/8930001000001", json=site, headers=other_farm).status_code == 403
+    assert client.put("/api/v1/epcis/sites/8930001000002", json=site, headers=farm).status_code == 422  # check digit
+    assert client.put("/api/v1/epcis/sites/8930001000018", json=site, headers=house).status_code == 403  # a farm
+    bad = client.put("/api/v1/epcis/sites/8930001000018", json=dict(site, vn_code="LC-12"), headers=farm)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["pointer"] == "/vn_code"
+    listed = client.get("/api/v1/epcis/sites", params={"kind": "farm"}, headers=house).json()["items"]
+    assert [s["gln"] for s in listed] == ["8930001000001"]

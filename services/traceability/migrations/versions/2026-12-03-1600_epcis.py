@@ -1,4 +1,4 @@
-"""traceability: EPCIS 2.0 events, the EPCs they name, capture jobs
+"""traceability: EPCIS 2.0 events, the EPCs they name, capture jobs, sites (farms, packhouses)
 
 Revision ID: t0001
 Revises:
@@ -66,9 +66,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_pk", "epc", "role", name="pk_epcis_event_epcs"),
     )
     op.create_index("ix_epcis_event_epcs_epc", "epcis_event_epcs", ["epc", "role"])
+    op.create_table(
+        "epcis_sites",
+        sa.Column("gln", sa.String(13), nullable=False),
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("organisation_id", sa.String(36), nullable=True),
+        sa.Column("vn_code", sa.String(40), nullable=False),
+        sa.Column("cn_registration", sa.String(40), nullable=True),
+        sa.Column("province", sa.String(80), nullable=True),
+        sa.Column("area_ha", sa.String(20), nullable=True),
+        sa.Column("crops", sa.JSON(), nullable=False),
+        sa.Column("updated_by", sa.String(64), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("gln", name="pk_epcis_sites"),
+    )
+    op.create_index("ix_epcis_sites_organisation_id", "epcis_sites", ["organisation_id"])
+    op.create_index("ix_epcis_sites_vn_code", "epcis_sites", ["vn_code"])
 
 
 def downgrade() -> None:
+    op.drop_table("epcis_sites")
     op.drop_table("epcis_event_epcs")
     op.drop_table("epcis_events")
     op.drop_table("epcis_captures")
