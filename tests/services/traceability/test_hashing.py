@@ -108,3 +108,46 @@ def test_an_untyped_business_transaction_is_hashed_where_the_reference_fails() -
     with pytest.raises(IndexError):
         reference(ev)
     assert "bizTransactionListbizTransaction=urn:epcglobal:cbv:bt:8930001000004:1" in hashing.pre_hash(ev)
+
+
+BASE = {
+    "type": "ObjectEvent",
+    "eventTime": "2026-06-01T08:00:00Z",
+    "eventTimeZoneOffset": "+00:00",
+    "action": "OBSERVE",
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "reference_writes", "we_write"),
+    [
+        # A string that looks like a number stays a string (an extension's "007", a lot "1E5").
+        ({"sg:code": "007"}, "{https://smartgate.example/epcis/}code=7", "{https://smartgate.example/epcis/}code=007"),
+        # Booleans in their JSON/XML lexical form, not Python's.
+        (
+            {"sg:flag": True},
+            "{https://smartgate.example/epcis/}flag=True",
+            "{https://smartgate.example/epcis/}flag=true",
+        ),
+        # Numbers in plain decimal notation, never exponents.
+        (
+            {"quantityList": [{"epcClass": "https://id.gs1.org/01/04012345123456", "quantity": 0.00001}]},
+            "quantity=1e-05",
+            "quantity=0.00001",
+        ),
+    ],
+)
+def test_the_documented_differences_from_the_reference(
+    extra: dict[str, Any], reference_writes: str, we_write: str
+) -> None:
+    ev = {**BASE, **extra}
+    assert reference_writes in reference_pre_hash(ev)
+    assert we_write in hashing.pre_hash(ev, CONTEXT)
+
+
+def test_a_time_that_rounds_up_to_the_next_second() -> None:
+    """The reference fails on .9995 s and above (it rounds the microseconds in place); we carry the second."""
+    ev = {**BASE, "eventTime": "2026-06-01T08:00:00.9996Z"}
+    with pytest.raises(IndexError):  # it logs the ValueError and returns no pre-hash
+        reference(ev)
+    assert "eventTime=2026-06-01T08:00:01.000Z" in hashing.pre_hash(ev)
