@@ -17,7 +17,7 @@ from services.kernel.errors import AppError, Conflict, PayloadTooLarge
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
 from services.kernel.schemas import problems
-from services.traceability import cbv, identifiers, service, sites, validation
+from services.traceability import cbv, diary, identifiers, service, sites, validation
 from services.traceability.settings import TraceabilitySettings
 
 SETTINGS_KEY = "traceability.settings"
@@ -296,3 +296,36 @@ def list_sites(
 ) -> Any:
     """Up to 1,000 sites in GLN order."""
     return {"items": [sites.site_json(s) for s in sites.list_sites(session, kind)]}
+
+
+@router.post(
+    "/diary",
+    status_code=201,
+    summary="Record an e-production diary entry (planting … shipping) as an EPCIS event",
+    responses=problems(*DOCUMENTED, 400),
+)
+def record_diary(
+    session: SessionDep,
+    principal: Annotated[Principal, require_roles(*CAPTURE_ROLES)],
+    entry: Annotated[diary.DiaryEntry, Body(examples=[diary.EXAMPLE])],
+) -> JSONResponse:
+    """Producers record planting, fertilising, spraying (with its pre-harvest interval) and harvest at their farms;
+    packhouses packing (lots into an SSCC pallet) and shipping; inspectors the phytosanitary inspection. The entry
+    becomes an EPCIS 2.0 event, validated, stored, hashed and put in the ledger like a captured one."""
+    site = session.get(sites.EpcisSite, entry.site_gln)
+    diary.check(entry, principal, site)
+    assert site is not None
+    event = diary.to_event(entry, site)
+    errors = validation.single_event_errors(event)
+    if errors:  # a builder bug, not the caller's: still refused, never stored
+        raise InvalidEpcisDocument(errors)
+    outcome = service.store(session, [event], None, capture_id=None, principal=principal)
+    row = outcome.stored[0] if outcome.stored else None
+    if row is None:
+        found = service.get_event(session, service.hashing.event_hash(event, event["@context"]))
+        return _json_ld(found.body, 200, _event_headers(found.event_id, found.event_hash, found.id))
+    return _json_ld(
+        row["body"],
+        201,
+        {"Location": event_url(row["event_id"]), **_event_headers(row["event_id"], row["event_hash"], row["id"])},
+    )

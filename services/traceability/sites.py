@@ -17,6 +17,8 @@ from services.kernel.schemas import InputSchema
 from services.traceability import identifiers
 from services.traceability.models import EpcisSite
 
+__all__ = ["EpcisSite", "SiteIn", "get_site", "list_sites", "put_site", "site_json"]
+
 # Codes issued by Vietnam's Plant Protection Department: `VN-` then letters/digits in dash-separated groups
 # (e.g. a growing area `VN-LCOR-0012`, a packing house `VN-LCPH-003`). Only the shape is checked here.
 VN_CODE = re.compile(r"VN(-[A-Z0-9]{1,12}){1,4}")

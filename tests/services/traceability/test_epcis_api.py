@@ -178,3 +178,59 @@ def test_farms_and_packhouses_with_their_codes(client: Any, keys: Any) -> None:
     assert bad.json()["errors"][0]["pointer"] == "/vn_code"
     listed = client.get("/api/v1/epcis/sites", params={"kind": "farm"}, headers=house).json()["items"]
     assert [s["gln"] for s in listed] == ["8930001000001"]
+
+
+def test_the_diary_from_planting_to_shipping(client: Any, keys: Any) -> None:
+    farm = keys.make("producer", org="HTX Bắc Hà")
+    house = keys.make("packhouse", org="Đóng gói Lào Cai")
+    inspector = keys.make("inspector")
+    farm_site = {"kind": "farm", "name": "Vùng trồng 12", "vn_code": "VN-LCOR-0012", "area_ha": "4.5"}
+    house_site = {"kind": "packhouse", "name": "Nhà đóng gói Bắc Hà", "vn_code": "VN-LCPH-003"}
+    assert client.put("/api/v1/epcis/sites/8930001000001", json=farm_site, headers=farm).status_code == 201
+    assert client.put("/api/v1/epcis/sites/8930001000018", json=house_site, headers=house).status_code == 201
+    sscc = "089300010000000179"
+    entries = [
+        (farm, {"kind": "planting", "at": "2026-01-05T07:00:00+07:00", "crop": "lychee", "area_ha": "2.5"}),
+        (farm, {"kind": "fertilising", "at": "2026-03-01T07:00:00+07:00", "product": "NPK 16-16-8",
+                "quantity_kg": "120"}),
+        (farm, {"kind": "spraying", "at": "2026-05-20T07:00:00+07:00", "product": "Ridomil Gold",
+                "active_ingredient": "metalaxyl-M", "pre_harvest_interval_days": 14}),
+        (farm, {"kind": "harvest", "at": "2026-06-10T06:30:00+07:00", "gtin": "8930001000018", "lot": "LC2026A",
+                "quantity_kg": "1250.5", "area_ha": "2.5"}),
+    ]  # fmt: skip
+    for headers, entry in entries:
+        made = client.post("/api/v1/epcis/diary", json={**entry, "site_gln": "8930001000001"}, headers=headers)
+        assert made.status_code == 201, made.text
+    pack = {"kind": "packing", "at": "2026-06-11T09:00:00+07:00", "site_gln": "8930001000018", "sscc": sscc,
+            "lots": [{"gtin": "08930001000018", "lot": "LC2026A", "quantity_kg": "980"}]}  # fmt: skip
+    packed = client.post("/api/v1/epcis/diary", json=pack, headers=house)
+    assert packed.status_code == 201, packed.text
+    assert packed.json()["type"] == "TransformationEvent"
+    assert packed.json()["outputEPCList"] == [f"https://id.gs1.org/00/{sscc}"]
+    inspect = {"kind": "inspection", "at": "2026-06-11T15:00:00+07:00", "site_gln": "8930001000018",
+               "ssccs": [sscc], "certificate": "VN-PC-2026-0001"}  # fmt: skip
+    assert client.post("/api/v1/epcis/diary", json=inspect, headers=inspector).status_code == 201
+    ship = {"kind": "shipping", "at": "2026-06-12T10:00:00+07:00", "site_gln": "8930001000018", "ssccs": [sscc]}
+    assert client.post("/api/v1/epcis/diary", json=ship, headers=house).status_code == 201
+
+    # The pallet's story, by its SSCC in any notation: packed (output), inspected, shipped.
+    story, _ = _events(client, inspector, MATCH_anyEPC="urn:epc:id:sscc:8930001.0000000017")
+    assert [e.get("bizStep") for e in story] == ["packing", "inspecting", "shipping"]
+    assert story[1]["bizTransactionList"][0]["type"] == "cert"
+    spraying, _ = _events(client, farm, EQ_bizStep="https://smartgate.example/epcis/bizstep/spraying")
+    assert spraying[0]["sg:preHarvestIntervalDays"] == 14
+    harvest, _ = _events(client, farm, EQ_bizStep="commissioning")
+    assert harvest[0]["ilmd"] == {"sg:growingArea": "VN-LCOR-0012", "sg:harvestAreaHa": 2.5}
+
+    # Who records what, where.
+    assert (
+        client.post("/api/v1/epcis/diary", json={**ship, "site_gln": "8930001000018"}, headers=farm).status_code == 403
+    )
+    wrong_site = {**entries[3][1], "site_gln": "8930001000018"}
+    assert client.post("/api/v1/epcis/diary", json=wrong_site, headers=farm).status_code == 422  # a packhouse
+    unknown = {**entries[3][1], "site_gln": "8930001000025"}
+    assert client.post("/api/v1/epcis/diary", json=unknown, headers=farm).status_code == 422
+    bad_gtin = {**entries[3][1], "site_gln": "8930001000001", "gtin": "8930001000019"}
+    assert client.post("/api/v1/epcis/diary", json=bad_gtin, headers=farm).status_code == 422
+    future = {**entries[3][1], "site_gln": "8930001000001", "at": "2099-01-01T00:00:00+07:00"}
+    assert client.post("/api/v1/epcis/diary", json=future, headers=farm).status_code == 422
