@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from typing import Any
 from urllib.parse import quote
@@ -87,6 +89,16 @@ def test_capture_query_and_hashes_in_the_ledger(client: Any, keys: Any, runtime:
         return any(e.get("subject") == subject for e in entries)
 
     assert wait_for(in_ledger, 30)
+    # ... and its bundle: the entry with the event hash, its inclusion proof and the signed checkpoint.
+    bundle_url = one.headers["Link"].split(">")[0].lstrip("<")
+
+    def bundled() -> bool:
+        return client.get(bundle_url, headers=officer).status_code == 200
+
+    assert wait_for(bundled, 60)
+    bundle = client.get(bundle_url, headers=officer).json()
+    payloads = [json.loads(base64.b64decode(e["payload"])) for e in bundle["entries"]]
+    assert [p["event_hash"] for p in payloads] == [expected]
 
 
 def test_an_invalid_document_is_refused_whole_with_pointers(client: Any, keys: Any, runtime: Any) -> None:
