@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from api.console.routes import router as console_router
+from api.diary.routes import router as diary_router
 from api.docs import TAG_NAMES, install_docs
 from api.limits import UPLOAD_PATHS
 from services.kernel.errors import install_error_handlers, problem
@@ -172,6 +173,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
 
     install_docs(app)  # Swagger UI and ReDoc of the merged document, their assets served here
     app.include_router(console_router)
+    app.include_router(diary_router)
 
     @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
     async def forward(request: Request, rest: str) -> Response:

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from services.kernel import pagination
+from services.kernel import sessions as kernel_sessions
 from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id
 from services.kernel.deps import CurrentPrincipal, RuntimeDep, SessionDep, require_roles
-from services.kernel.errors import AppError, Conflict, PayloadTooLarge
+from services.kernel.errors import AppError, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from services.kernel.responses import JSONResponse
 from services.kernel.runtime import Runtime
 from services.kernel.schemas import problems
@@ -329,3 +330,27 @@ def record_diary(
         201,
         {"Location": event_url(row["event_id"]), **_event_headers(row["event_id"], row["event_hash"], row["id"])},
     )
+
+
+# The diary pages' sign-in (api/diary.py): like the console's, for the roles that keep a diary. Internal.
+session_router = APIRouter(prefix="/api/v1/epcis/sessions", include_in_schema=False)
+
+
+@session_router.post("", status_code=201)
+def open_diary_session(session: SessionDep, principal: Capturer, runtime: RuntimeDep) -> JSONResponse:
+    """A session id for the diary page's cookie (usable by the page only; see services/kernel/sessions.py)."""
+    if principal.session_id is not None:
+        raise Unprocessable("sign in with an API key, not with a session", code="session.nested")
+    row, token = kernel_sessions.open_session(
+        session, key_id=principal.key_id, max_seconds=runtime.settings.console_session_max_seconds
+    )
+    return JSONResponse({"token": token, "expires_at": service.iso(row.expires_at)}, status_code=201)
+
+
+@session_router.delete("/current", status_code=204)
+def end_diary_session(session: SessionDep, principal: Capturer) -> Response:
+    """Sign out of the diary page."""
+    if principal.session_id is None:
+        raise NotFound("this call is made with a session, not with an API key")
+    kernel_sessions.end(session, principal.session_id)
+    return Response(status_code=204)

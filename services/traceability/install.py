@@ -13,3 +13,4 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /epcis; the event hashes reach the ledger as `epcis.event_captured` outbox events."""
     runtime.extras[endpoints.SETTINGS_KEY] = traceability_settings(runtime.settings)
     app.include_router(endpoints.router)
+    app.include_router(endpoints.session_router)
