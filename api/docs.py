@@ -112,7 +112,8 @@ BEARER = {
     "scheme": "bearer",
     "bearerFormat": f"{KEY_PREFIX}<key id>_<secret>",
     "description": "An API key, sent as `Authorization: Bearer sg_...` (create one with `smartgate keys create "
-    "--role trader --org NAME`; other roles: officer, supervisor, treasury, gate, engineer, admin). In Swagger UI, "
+    "--role trader --org NAME`; other roles: officer, supervisor, treasury, gate, engineer, admin, "
+    "producer, packhouse, inspector). In Swagger UI, "
     "paste the key alone into Authorize.",
 }
 
