@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.console.routes import router as console_router
+from api.diary.routes import router as diary_router
 from api.docs import document, install_docs
 from api.limits import UPLOAD_PATHS
 from api.problems import router as problems_router
@@ -152,6 +153,8 @@ def create_app(settings: KernelSettings | None = None, *, runtime: Runtime | Non
         owned[service] = runtime.singletons[before:]
     if settings.console and "declarations" in services:  # its pages are the declarations service's review
         app.include_router(console_router)
+    if settings.console and "traceability" in services:  # the e-production diary's pages (issue 15)
+        app.include_router(diary_router)
     install_docs(app)
     app.include_router(problems_router)  # the pages of the problem `type` URIs
     _document_rate_limit(app)

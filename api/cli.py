@@ -203,22 +203,29 @@ def gateway(
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="trader | officer | supervisor | treasury | gate | engineer | admin")],
-    org: Annotated[str | None, typer.Option(help="Organisation name (trader keys; created if missing)")] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="trader | officer | supervisor | treasury | gate | engineer | admin | producer | packhouse | inspector"
+        ),
+    ],
+    org: Annotated[
+        str | None, typer.Option(help="Organisation name (trader, producer, packhouse keys; created if missing)")
+    ] = None,
     label: Annotated[str, typer.Option(help="Free text to recognise the key")] = "",
 ) -> None:
     """Create an API key and print it (it is shown only this once)."""
-    from services.kernel.auth import Role, create_key, get_or_create_organisation
+    from services.kernel.auth import ORGANISATION_ROLES, Role, create_key, get_or_create_organisation
     from services.kernel.database import unit_of_work
 
     try:
         the_role = Role(role)
     except ValueError:
         fail(f"unknown role '{role}'; choose one of: {', '.join(r.value for r in Role)}", 2)
-    if the_role is Role.trader and not org:
-        fail("a trader key needs --org NAME", 2)
-    if the_role is not Role.trader and org:
-        fail("only trader keys belong to an organisation; drop --org", 2)
+    if the_role in ORGANISATION_ROLES and not org:
+        fail(f"a {the_role.value} key needs --org NAME", 2)
+    if the_role not in ORGANISATION_ROLES and org:
+        fail("only trader, producer and packhouse keys belong to an organisation; drop --org", 2)
     settings = _settings()
     with unit_of_work(_sessions(settings)) as session:
         organisation = get_or_create_organisation(session, name=org) if org else None

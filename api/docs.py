@@ -96,6 +96,11 @@ TAGS: list[dict[str, str]] = [
         "events, signed (Standard Webhooks) and retried, with a delivery log.",
     },
     {
+        "name": "traceability",
+        "description": "GS1 EPCIS 2.0 repository: capture EPCIS documents and events (producers, packhouses, "
+        "inspectors), query them as JSON-LD; every event's CBV 2.0 hash is appended to the ledger.",
+    },
+    {
         "name": "health",
         "description": "Probes for orchestrators and monitoring: liveness and readiness (database reachable). Public.",
     },
@@ -107,7 +112,8 @@ BEARER = {
     "scheme": "bearer",
     "bearerFormat": f"{KEY_PREFIX}<key id>_<secret>",
     "description": "An API key, sent as `Authorization: Bearer sg_...` (create one with `smartgate keys create "
-    "--role trader --org NAME`; other roles: officer, supervisor, treasury, gate, engineer, admin). In Swagger UI, "
+    "--role trader --org NAME`; other roles: officer, supervisor, treasury, gate, engineer, admin, "
+    "producer, packhouse, inspector). In Swagger UI, "
     "paste the key alone into Authorize.",
 }
 

@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from api.console.routes import router as console_router
+from api.diary.routes import router as diary_router
 from api.docs import TAG_NAMES, install_docs
 from api.limits import UPLOAD_PATHS
 from api.problems import router as problems_router
@@ -40,6 +41,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "provenance": ("/api/v1/ledger",),
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),
+    "traceability": ("/api/v1/epcis",),
 }  # fmt: skip
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -174,6 +176,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
     install_docs(app)  # Swagger UI and ReDoc of the merged document, their assets served here
     app.include_router(console_router)
     app.include_router(problems_router)  # the pages of the problem `type` URIs
+    app.include_router(diary_router)
 
     @app.api_route("/api/{rest:path}", methods=METHODS, include_in_schema=False)
     async def forward(request: Request, rest: str) -> Response:

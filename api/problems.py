@@ -61,6 +61,11 @@ DESCRIPTIONS: dict[str, str] = {
     "database-unavailable": "The database did not answer. `code` says whether nothing was stored "
     "(`database.unavailable`) or the outcome of a commit is unknown (`database.commit_unknown`: retry with the "
     "same `Idempotency-Key`, or read the resource).",
+    "epcis-invalid": "The EPCIS document or event does not conform to the EPCIS 2.0 JSON schema, the CBV 2.0 "
+    "vocabularies or GS1 identifier rules (check digits). `errors[]` points at each problem; nothing of the "
+    "document was stored (it is accepted or refused whole).",
+    "epcis-query": "An EPCIS query parameter is unknown or malformed (a time that is not ISO 8601, a page token "
+    "that was not issued here). See docs/traceability.md for the parameters.",
     "insufficient-storage": "The platform's file storage is full; the upload was not stored. Retry later.",
 }
 

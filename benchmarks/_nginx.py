@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
 VARIABLES = ("SMARTGATE_LISTEN", "SMARTGATE_GATEWAY", "SMARTGATE_DECLARATIONS", "SMARTGATE_PROVENANCE",
-             "SMARTGATE_INSPECTION", "SMARTGATE_WEBHOOKS")  # fmt: skip
+             "SMARTGATE_INSPECTION", "SMARTGATE_WEBHOOKS",
+             "SMARTGATE_TRACEABILITY")  # fmt: skip
 
 
 # nginx creates its temp folders at start, at the absolute paths Debian compiled in unless the config moves them.

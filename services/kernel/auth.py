@@ -34,6 +34,15 @@ class Role(enum.StrEnum):
     gate = "gate"
     engineer = "engineer"
     admin = "admin"
+    # Traceability (services/traceability): a farm cooperative recording its production diary, a packing house, and
+    # plant protection (phytosanitary inspection and certificates).
+    producer = "producer"
+    packhouse = "packhouse"
+    inspector = "inspector"
+
+
+# Roles whose keys belong to an organisation (a trading firm, a cooperative, a packing house).
+ORGANISATION_ROLES = frozenset({Role.trader, Role.producer, Role.packhouse})
 
 
 class Organisation(Base):
@@ -109,10 +118,10 @@ def create_key(
     label: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its clear text (shown once, never stored)."""
-    if role is Role.trader and organisation is None:
-        raise ValueError("a trader key must belong to an organisation (--org)")
-    if role is not Role.trader and organisation is not None:
-        raise ValueError("only trader keys belong to an organisation")
+    if role in ORGANISATION_ROLES and organisation is None:
+        raise ValueError(f"a {role.value} key must belong to an organisation (--org)")
+    if role not in ORGANISATION_ROLES and organisation is not None:
+        raise ValueError("only trader, producer and packhouse keys belong to an organisation")
     key_id = secrets.token_hex(6)
     clear = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(

@@ -224,6 +224,22 @@ class GateExited(_GateAbout):
     PRODUCER = "inspection"
 
 
+class EpcisEventCaptured(Payload):
+    """An EPCIS 2.0 event entered the traceability repository: its CBV 2.0 event hash, which the ledger commits to
+    (the event itself stays in the repository; `GET /api/v1/epcis/events/{event_id}`)."""
+
+    TYPES = ("epcis.event_captured",)
+    PRODUCER = "traceability"
+
+    event_id: str
+    event_hash: str
+    event_type: str
+    event_time: str
+    biz_step: str | None
+    capture_id: str | None
+    actor: str
+
+
 MODELS: tuple[type[Payload], ...] = (
     DeclarationStep,
     DeclarationAssessed,
@@ -234,6 +250,7 @@ MODELS: tuple[type[Payload], ...] = (
     GateRead,
     GateMismatch,
     GateExited,
+    EpcisEventCaptured,
 )
 CATALOGUE: dict[str, type[Payload]] = {t: m for m in MODELS for t in m.TYPES}
 TRADER_FACING: tuple[str, ...] = tuple(t for t, m in CATALOGUE.items() if m.TRADER_FACING)

@@ -11,6 +11,7 @@ from services.declarations import events as declaration_events
 from services.inspection import events as gate_events
 from services.kernel import catalogue
 from services.kernel.outbox import Event, event_row
+from services.traceability import events as epcis_events
 from services.webhooks import service as webhooks
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,7 +27,8 @@ def constants(module: object) -> set[str]:
 
 
 def test_every_type_the_services_name_has_a_model_and_no_model_is_orphaned() -> None:
-    named = constants(declaration_events) | constants(gate_events) | {"risk.rule_set_activated"}
+    named = constants(declaration_events) | constants(gate_events) | constants(epcis_events)
+    named |= {"risk.rule_set_activated"}
     assert named == set(catalogue.CATALOGUE)
 
 

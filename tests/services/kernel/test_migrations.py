@@ -14,6 +14,7 @@ import services.kernel.idempotency
 import services.kernel.outbox
 import services.kernel.sessions
 import services.provenance.models
+import services.traceability.models
 import services.webhooks.models  # noqa: F401 - registers the tables on Base.metadata
 from services.kernel.database import Base
 

@@ -1,0 +1,5 @@
+"""Event types the traceability service publishes (`epcis.<what>`)."""
+
+from __future__ import annotations
+
+EVENT_CAPTURED = "epcis.event_captured"

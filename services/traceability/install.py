@@ -1,0 +1,16 @@
+"""Plug the traceability service into a process: the EPCIS 2.0 routes under /epcis."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kernel.runtime import Runtime
+from services.traceability import endpoints
+from services.traceability.settings import traceability_settings
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    """Routes under /epcis; the event hashes reach the ledger as `epcis.event_captured` outbox events."""
+    runtime.extras[endpoints.SETTINGS_KEY] = traceability_settings(runtime.settings)
+    app.include_router(endpoints.router)
+    app.include_router(endpoints.session_router)

@@ -1,0 +1,24 @@
+"""Settings of the traceability service (`SMARTGATE_EPCIS_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.kernel.settings import KernelSettings
+
+
+class TraceabilitySettings(KernelSettings):
+    """Kernel settings plus the EPCIS repository's limits."""
+
+    # Events in one captured document (the body size limit, SMARTGATE_MAX_BODY_BYTES, applies too).
+    epcis_max_events: int = Field(default=10_000, ge=1)
+    # Events per page of a query, unless `perPage` asks for fewer or more (up to the maximum).
+    epcis_page_size: int = Field(default=30, ge=1)
+    epcis_max_page_size: int = Field(default=1000, ge=1)
+
+
+def traceability_settings(base: KernelSettings) -> TraceabilitySettings:
+    """Traceability settings: the kernel fields of `base` (the process's), the EPCIS fields from the environment."""
+    if isinstance(base, TraceabilitySettings):
+        return base
+    return TraceabilitySettings(**base.model_dump())
