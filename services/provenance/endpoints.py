@@ -13,7 +13,7 @@ from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
-from services.kernel.errors import Forbidden, NotFound
+from services.kernel.errors import AppError, Forbidden, NotFound
 from services.kernel.schemas import Problem, Schema
 from services.provenance import service
 from services.provenance.service import Provenance
@@ -227,3 +227,96 @@ def subject_bundle(
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="bundle-{filename}.json"'},
     )
+
+
+# --- The whole log as C2SP tlog-tiles (https://c2sp.org/tlog-tiles): public, static-style and cacheable ---------
+# The tlog prefix is /api/v1/ledger/log: `<prefix>/checkpoint`, `<prefix>/tile/<L>/<N>[.p/<W>]` and
+# `<prefix>/tile/entries/<N>[.p/<W>]`. Entry bundles hold the leaves only (ids, types, times, hashes), never payloads.
+
+# A full tile or bundle can never change (the tree is append-only); a partial one is superseded when it fills, and
+# the checkpoint moves every few seconds (the spec: no caching "beyond a few seconds").
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=60"
+CHECKPOINT_CACHE = "public, max-age=2"
+# Entry bundles are JSON text: gzip (level 1: ~4x smaller for a fraction of a millisecond) when the client takes it.
+GZIP_LEVEL = 1
+OCTETS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+}
+
+
+def _latest_checkpoint_size(conn: Any) -> int | None:
+    from sqlalchemy import func, select
+
+    size = conn.execute(select(func.max(storage.checkpoints.c.size))).scalar()
+    return None if size is None else int(size)
+
+
+@router.get(
+    "/log/checkpoint",
+    summary="The log's latest checkpoint, for tile clients (public, C2SP tlog-tiles)",
+    response_class=PlainTextResponse,
+    responses={**text_response(CHECKPOINT_EXAMPLE), **problems(*DOCUMENTED, 404)},
+)
+def log_checkpoint(request: Request) -> PlainTextResponse:
+    """The latest signed checkpoint with the witnesses' cosignature lines: the tree size that bounds every tile
+    served under `/api/v1/ledger/log/tile/` (C2SP tlog-tiles `<prefix>/checkpoint`). Cached for 2 seconds at most."""
+    prov = get_provenance(request)
+    with prov.read_engine.connect() as conn:
+        found = storage.get_checkpoint(conn)
+        if found is None:
+            raise NotFound("the ledger has no checkpoint yet", code="ledger.no_checkpoint")
+        size, note = found
+        note = add_cosignatures(note, service.cosignature_lines(conn, size))
+    return PlainTextResponse(
+        note.decode(), headers={"X-Ledger-Tree-Size": str(size), "Cache-Control": CHECKPOINT_CACHE}
+    )
+
+
+@router.get(
+    "/log/tile/{tile_path:path}",
+    summary="A Merkle tree tile or an entry bundle of the log (public, C2SP tlog-tiles)",
+    response_class=Response,
+    responses={**OCTETS, **problems(*DOCUMENTED, 400, 404)},
+)
+def log_tile(
+    request: Request,
+    tile_path: Annotated[
+        str,
+        Path(
+            max_length=200,
+            description="`<L>/<N>[.p/<W>]` (hash tile of level L) or `entries/<N>[.p/<W>]` (entry bundle); N in "
+            "3-digit elements, all but the last prefixed with x (1234067 → x001/x234/067)",
+        ),
+    ],
+) -> Response:
+    """A tile: 256 (or W) consecutive hashes of tree level 8·L, 32 bytes each; or an entry bundle: the leaves of
+    level-0 tile N, each as a big-endian uint16 length and the leaf bytes (RFC 8785 JSON of ids, types, times and
+    hashes; payloads are not published). Only tiles inside the latest checkpoint's tree are served. Full tiles are
+    immutable (cached for a year), partial ones for a minute."""
+    import gzip
+
+    from ledger import tiles
+
+    try:
+        tile = tiles.parse_tile_path(f"tile/{tile_path}")
+    except tiles.TilePathError as exc:
+        raise AppError(f"not a tile path: {exc}", code="ledger.tile_path") from exc
+    prov = get_provenance(request)
+    with prov.read_engine.connect() as conn:
+        size = _latest_checkpoint_size(conn)
+        if size is None or tile.needs_size > size:
+            raise NotFound(
+                f"{tile.path} is not in the latest checkpoint's tree (size {size or 0})", code="ledger.no_tile"
+            )
+        try:
+            data = tiles.read_tile(conn, tile)
+        except LookupError as exc:
+            raise NotFound(str(exc), code="ledger.tile_missing") from exc
+    headers = {"Cache-Control": IMMUTABLE if tile.full else PARTIAL_TILE_CACHE}
+    if tile.entries:
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type="application/octet-stream", headers=headers)
