@@ -171,8 +171,16 @@ class CheckReport:
 class TileFetcher:
     """GETs of a tlog-tiles prefix over one keep-alive client (httpx), a few in parallel."""
 
-    def __init__(self, url: str, *, client: httpx.Client | None = None, parallel: int = PARALLEL_FETCHES) -> None:
-        """`url` is the log's prefix (e.g. https://host/api/v1/ledger/log)."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.Client | None = None,
+        parallel: int = PARALLEL_FETCHES,
+        accept_encoding: str = "gzip, identity",
+    ) -> None:
+        """`url` is the log's prefix (e.g. https://host/api/v1/ledger/log); entry bundles come gzipped by default
+        (the spec: clients SHOULD accept gzip and identity)."""
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"log URL {url!r} must start with http:// or https://")
         self.prefix = url.rstrip("/")
@@ -180,6 +188,7 @@ class TileFetcher:
         self._own = client is None
         self.client = client or httpx.Client(timeout=TIMEOUT_SECONDS, limits=limits, follow_redirects=False)
         self.parallel = parallel
+        self.accept_encoding = accept_encoding
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tiles") if parallel > 1 else None
         self.requests = 0
         self.bytes = 0
@@ -188,7 +197,7 @@ class TileFetcher:
         """The body of `<prefix>/<path>`; FetchError on a network error or a non-200 answer."""
         try:
             with self.client.stream(
-                "GET", f"{self.prefix}/{path}", headers={"Accept-Encoding": "gzip, identity"}
+                "GET", f"{self.prefix}/{path}", headers={"Accept-Encoding": self.accept_encoding}
             ) as resp:
                 if resp.status_code != 200:
                     resp.read()

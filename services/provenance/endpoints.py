@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -245,11 +246,36 @@ OCTETS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _latest_checkpoint_size(conn: Any) -> int | None:
+# The largest checkpoint size each process has seen, per provenance service: sizes only grow, so a tile inside it
+# needs no checkpoint lookup (a monitor reading the whole log saves one query per tile).
+_CHECKPOINTED: weakref.WeakKeyDictionary[Provenance, int] = weakref.WeakKeyDictionary()
+
+
+def _checkpointed(conn: Any, prov: Provenance, needs: int) -> int | None:
+    """A checkpointed tree size of at least `needs`, if there is one (else the latest size, or None)."""
     from sqlalchemy import func, select
 
+    known = _CHECKPOINTED.get(prov, 0)
+    if needs <= known:
+        return known
     size = conn.execute(select(func.max(storage.checkpoints.c.size))).scalar()
-    return None if size is None else int(size)
+    if size is None:
+        return None
+    _CHECKPOINTED[prov] = max(known, int(size))
+    return int(size)
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value takes gzip (`gzip`, `x-gzip` or `*`, without q=0)."""
+    for item in header.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            q = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
 
 
 @router.get(
@@ -304,7 +330,7 @@ def log_tile(
         raise AppError(f"not a tile path: {exc}", code="ledger.tile_path") from exc
     prov = get_provenance(request)
     with prov.read_engine.connect() as conn:
-        size = _latest_checkpoint_size(conn)
+        size = _checkpointed(conn, prov, tile.needs_size)
         if size is None or tile.needs_size > size:
             raise NotFound(
                 f"{tile.path} is not in the latest checkpoint's tree (size {size or 0})", code="ledger.no_tile"
@@ -316,7 +342,7 @@ def log_tile(
     headers = {"Cache-Control": IMMUTABLE if tile.full else PARTIAL_TILE_CACHE}
     if tile.entries:
         headers["Vary"] = "Accept-Encoding"
-        if "gzip" in request.headers.get("accept-encoding", "").lower():
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
             headers["Content-Encoding"] = "gzip"
     return Response(data, media_type="application/octet-stream", headers=headers)
