@@ -1,7 +1,7 @@
 """The log as C2SP tiles (not a test): a monitor reads a whole log of 1M entries from the platform's tile endpoints
 and, as the baseline measured in the same run, from `python -m http.server` serving the same tiles written to disk.
 
-Run: .venv/bin/python benchmarks/tiles.py [--entries 1000000] [--rounds 2] [--parallel 4]
+Run: .venv/bin/python benchmarks/tiles.py [--entries 1000000] [--rounds 2] [--parallel 4] [--workdir DIR]
 Target (issue 13 §5): the platform serves the whole log to a monitor at ≥ 50 % of the static server's rate.
 
 The log is built in the platform's SQLite database (migrated as `smartgate migrate` does) with the ledger writer in
@@ -145,20 +145,29 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=4, help="concurrent requests of the client")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the database and the tile files here, and reuse them on the next run"
+    )
     args = parser.parse_args()
     signer = Signer.from_seed("bench-log", hashlib.sha256(b"bench tiles").digest())
     with tempfile.TemporaryDirectory(prefix="smartgate-tiles-") as tmpdir:
-        tmp = Path(tmpdir)
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(url)
-        print(f"building a log of {args.entries:,} entries (ledger writer, batches of {BATCH:,}) ...", flush=True)
-        seconds = build(url, args.entries, signer)
-        print(f"built in {seconds:.0f} s ({args.entries / seconds:,.0f} entries/s)")
-        static_dir = tmp / "static"
-        static_dir.mkdir()
-        t0 = time.perf_counter()
-        files = write_static(url, static_dir, args.entries)
-        print(f"wrote {files:,} tile files in {time.perf_counter() - t0:.0f} s")
+        tmp = args.workdir or Path(tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        built = tmp / f"built-{args.entries}"
+        url = f"sqlite:///{tmp / f'bench-{args.entries}.db'}"
+        static_dir = tmp / f"static-{args.entries}"
+        if built.exists():
+            print(f"reusing the log of {args.entries:,} entries in {tmp}")
+        else:
+            upgrade(url)
+            print(f"building a log of {args.entries:,} entries (ledger writer, batches of {BATCH:,}) ...", flush=True)
+            seconds = build(url, args.entries, signer)
+            print(f"built in {seconds:.0f} s ({args.entries / seconds:,.0f} entries/s)")
+            static_dir.mkdir()
+            t0 = time.perf_counter()
+            files = write_static(url, static_dir, args.entries)
+            print(f"wrote {files:,} tile files in {time.perf_counter() - t0:.0f} s")
+            built.touch()
 
         env = {
             "SMARTGATE_DATABASE_URL": url,

@@ -205,23 +205,28 @@ def split_hashes(data: bytes, width: int) -> list[bytes]:
     return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
-def read_tile(conn: Connection, tile: Tile) -> bytes:
-    """The tile's bytes from storage: one range read on a primary key (LookupError when rows are missing)."""
-    placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+def tile_query(tile: Tile, paramstyle: str) -> tuple[str, tuple[int, ...]]:
+    """The SQL (for a DBAPI of `paramstyle`) and parameters that read the tile's rows: one primary-key range."""
+    mark = "?" if paramstyle == "qmark" else "%s"
     if tile.entries:
-        sql = f"SELECT leaf FROM {storage.entries.name} WHERE idx >= {placeholder} AND idx < {placeholder} ORDER BY idx"
-        params: tuple[int, ...] = (tile.start, tile.start + tile.width)
-    else:
-        sql = (
-            f"SELECT hash FROM {storage.nodes.name} WHERE level = {placeholder} AND idx >= {placeholder} "
-            f"AND idx < {placeholder} ORDER BY idx"
-        )
-        params = (tile.tree_level, tile.start, tile.start + tile.width)
-    # Plain driver SQL, as storage.fetch_nodes: this is the hot path of a monitor reading the whole log.
-    rows = [bytes(r[0]) for r in conn.exec_driver_sql(sql, params)]
+        sql = f"SELECT leaf FROM {storage.entries.name} WHERE idx >= {mark} AND idx < {mark} ORDER BY idx"
+        return sql, (tile.start, tile.start + tile.width)
+    sql = f"SELECT hash FROM {storage.nodes.name} WHERE level = {mark} AND idx >= {mark} AND idx < {mark} ORDER BY idx"
+    return sql, (tile.tree_level, tile.start, tile.start + tile.width)
+
+
+def tile_from_rows(tile: Tile, rows: Sequence[bytes]) -> bytes:
+    """The tile's bytes from the rows `tile_query` read (LookupError when rows are missing)."""
     if len(rows) != tile.width:
         raise LookupError(f"{tile.path}: {len(rows)} of {tile.width} rows stored")
     return encode_entry_bundle(rows) if tile.entries else b"".join(rows)
+
+
+def read_tile(conn: Connection, tile: Tile) -> bytes:
+    """The tile's bytes from storage: one range read on a primary key (LookupError when rows are missing)."""
+    # Plain driver SQL, as storage.fetch_nodes: this is the hot path of a monitor reading the whole log.
+    sql, params = tile_query(tile, conn.dialect.paramstyle)
+    return tile_from_rows(tile, [bytes(r[0]) for r in conn.exec_driver_sql(sql, params)])
 
 
 def tile_from_nodes(tile: Tile, nodes: Callable[[list[NodeId]], Mapping[NodeId, bytes]]) -> bytes:
