@@ -1,4 +1,5 @@
-"""`smartgate ledger …` commands that need no database: verify a provenance bundle, create a signing key."""
+"""`smartgate ledger …` commands that need no database: verify a provenance bundle, monitor a log through its
+tiles, create a signing key."""
 
 from __future__ import annotations
 
@@ -155,7 +156,10 @@ def monitor_cmd(
         current = load_state(state) if state is not None else None
         if trusted is None and current is None:
             _fail_code("give --key (the log's verifier key) on the first run; the state file keeps it after", 2)
-        fetcher = TileFetcher(url)
+        distinct = len({c.vkey for c in cosigners})
+        if quorum is not None and quorum > distinct:
+            _fail_code(f"--quorum {quorum} is more than the {distinct} --witness keys given", 2)
+        fetcher = TileFetcher(url)  # checks the URL before it opens anything
         monitor = Monitor(fetcher, key=trusted, witnesses=cosigners, quorum=quorum)
     except (CheckpointError, StateError, ValueError) as exc:
         _fail_code(str(exc), 2)
@@ -172,7 +176,10 @@ def monitor_cmd(
                 typer.echo(f"warning: cannot check the log now: {exc}", err=True)
             else:
                 if state is not None:
-                    save_state(state, current)
+                    try:
+                        save_state(state, current)
+                    except OSError as exc:
+                        _fail_code(f"cannot write the state file {state}: {exc.strerror}", 2)
                 grown = report.size - report.previous_size
                 witnessed = f", cosigned by {len(report.cosignatures)}" if report.cosignatures else ""
                 typer.echo(

@@ -289,6 +289,14 @@ def test_the_monitor_reports_what_it_cannot_check(served: str, log: Log, tmp_pat
     unreachable = runner.invoke(ledger_app, ["monitor", "http://127.0.0.1:9/log", "--key", key, "--once"])
     assert unreachable.exit_code == 2
     assert len(unreachable.output.strip().splitlines()) == 1
+    witness = Cosigner.generate("w.partner.test").verifier.vkey
+    for args in (["--quorum", "2", "--witness", witness], ["--quorum", "1"], ["--witness", key]):
+        refused = monitor(served, tmp_path / "m.json", "--key", key, *args)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert len(refused.output.strip().splitlines()) == 1
+    ftp = runner.invoke(ledger_app, ["monitor", "ftp://127.0.0.1/log", "--key", key, "--once"])
+    assert ftp.exit_code == 2
+    assert "http://" in ftp.output
 
 
 def test_the_gateway_routes_the_tiles(served: str, log: Log, settings: Any) -> None:
