@@ -5,12 +5,13 @@ missing cosignature each make it exit 1 with one line."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 from typer.testing import CliRunner
 
 from ledger import storage, tiles
@@ -18,10 +19,12 @@ from ledger.checkpoint import Checkpoint, Signer, open_checkpoint
 from ledger.leaf import FIELDS
 from ledger.merkle import MemoryTree, leaf_hash, root
 from ledger.monitor import load_state
-from ledger.witness import Cosigner
+from ledger.witness import Cosigner, split_note
 from ledger.writer import Event, LedgerWriter
+from services.kernel.database import table_of
 from services.kernel.runtime import Runtime
 from services.provenance.cli import app as ledger_app
+from services.provenance.models import WitnessCosignature
 from services.provenance.service import Provenance
 from tests.api.support import assert_problem
 
@@ -270,9 +273,27 @@ def test_the_monitor_catches_a_modified_entry_and_a_lying_tile(served: str, log:
 
 def test_the_monitor_requires_the_witnesses_it_is_given(served: str, log: Log, tmp_path: Path) -> None:
     log.grow(5)
-    witness = Cosigner.generate("w.partner.test").verifier.vkey
-    line = alert(monitor(served, tmp_path / "m.json", "--key", log.prov.verifier.vkey, "--witness", witness), "witness")
+    w1, w2 = Cosigner.generate("w1.partner.test"), Cosigner.generate("w2.partner.test")
+    state = tmp_path / "m.json"
+    args = ["--key", log.prov.verifier.vkey, "--witness", w1.verifier.vkey, "--witness", w2.verifier.vkey]
+    line = alert(monitor(served, state, *args, "--quorum", "1"), "witness")  # nobody cosigned it yet
     assert "not witnessed" in line
+    # The first witness cosigns: its line is stored as the provenance service stores it, and served with the note.
+    with log.runtime.engine.begin() as conn:
+        size, note = storage.get_checkpoint(conn) or (0, b"")
+        body, _ = split_note(note)
+        conn.execute(
+            insert(table_of(WitnessCosignature)).values(
+                checkpoint_size=size,
+                witness=w1.verifier.vkey,
+                line=w1.cosign(body, int(time.time())).rstrip("\n"),
+                cosigned_at=datetime.now(UTC),
+            )
+        )
+    ok = monitor(served, state, *args, "--quorum", "1")
+    assert ok.exit_code == 0, ok.output
+    assert "cosigned by 1" in ok.output
+    alert(monitor(served, state, *args), "witness")  # the default quorum is every witness given
 
 
 def test_the_monitor_reports_what_it_cannot_check(served: str, log: Log, tmp_path: Path) -> None:
