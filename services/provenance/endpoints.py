@@ -328,7 +328,6 @@ def log_tile(
     tile_path: Annotated[
         str,
         Path(
-            max_length=200,
             description="`<L>/<N>[.p/<W>]` (hash tile of level L) or `entries/<N>[.p/<W>]` (entry bundle); N in "
             "3-digit elements, all but the last prefixed with x (1234067 → x001/x234/067)",
         ),

@@ -175,7 +175,7 @@ def test_only_what_the_latest_checkpoint_covers_is_served(client: Any, log: Log)
     "path",
     ["tile/0/5", "tile/0/x000/000", "tile/00/000", "tile/0/000.p/256", "tile/0/000.p/0", "tile/64/000",
      "tile/entries/000.p/08", "tile/x/000", "tile/0/000%2Fx", "tile/0/" + "x001/" * 8 + "000", "tile/",
-     "tile/0/000.p/1/extra", "tile/0/\u0660\u0660\u0660"],
+     "tile/0/000.p/1/extra", "tile/0/\u0660\u0660\u0660", "tile/0/" + "x001/" * 100 + "000"],
 )  # fmt: skip
 def test_a_malformed_tile_path_is_a_problem_never_a_500(client: Any, log: Log, path: str) -> None:
     log.grow(10)
