@@ -28,6 +28,7 @@ from ledger.tiles import (
     root_from_tiles,
     root_tiles,
     split_hashes,
+    tile_for,
     tile_from_nodes,
     tiles_for_size,
 )
@@ -88,6 +89,23 @@ def test_paths_parse_and_format_both_ways(path: str, tile: Tile) -> None:
 def test_malformed_paths_are_refused(path: str) -> None:
     with pytest.raises(TilePathError):
         parse_tile_path(path)
+
+
+@pytest.mark.parametrize(
+    ("index", "size", "path"),
+    [
+        (0, 1, "tile/entries/000.p/1"),
+        (0, 255, "tile/entries/000.p/255"),
+        (0, 256, "tile/entries/000"),
+        (10, 2816, "tile/entries/010"),
+        (1234067, 1234067 * 256 + 6, "tile/entries/x001/x234/067.p/6"),
+        (1234067, 315_921_160, "tile/entries/x001/x234/067.p/8"),
+    ],
+)
+def test_paths_for_a_tree_size_as_other_implementations_write_them(index: int, size: int, path: str) -> None:
+    """The widths a tree size gives, as transparency-dev/tessera's layout examples spell them."""
+    assert tile_for(0, index * TILE_WIDTH, size, entries=True).path == path
+    assert tile_for(0, index * TILE_WIDTH, size).path == path.replace("entries", "0")
 
 
 def test_the_specs_examples_of_tile_sets() -> None:
