@@ -1,10 +1,11 @@
-"""`smartgate ledger …` commands that need no database: verify a provenance bundle, create a signing key."""
+"""`smartgate ledger …` commands that need no database: verify a provenance bundle, monitor a log through its
+tiles, create a signing key."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -155,3 +156,87 @@ def build_contract_cmd() -> None:
     from ledger.anchor import INIT_CODE_HEX
 
     typer.echo(INIT_CODE_HEX)
+
+
+@app.command("monitor")
+def monitor_cmd(
+    url: Annotated[str, typer.Argument(help="the log's tlog-tiles prefix, e.g. https://host/api/v1/ledger/log")],
+    state: Annotated[
+        Path | None, typer.Option("--state", help="JSON file keeping the last verified checkpoint (written atomically)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="the log's verifier key (needed until the state file pins it)")
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="witness vkey (C2SP cosignature/v1, type 0x04) whose cosignature counts"),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option("--quorum", min=1, help="cosignatures required from the --witness keys (default: all)")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="check once and exit (0 consistent, 1 inconsistent)")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, max=86400, help="seconds between checks when following")
+    ] = 30.0,
+) -> None:
+    """Follow a log through its C2SP tiles: verify each checkpoint's signature (and witnesses), recompute the tree
+    from the entries, and check it extends the checkpoint verified before. Exit 1 with one line on any
+    inconsistency (rollback, fork, root mismatch, bad signature, a tile that lies), 2 when it cannot check."""
+    import time
+
+    from ledger.checkpoint import Verifier
+    from ledger.monitor import FetchError, Inconsistency, Monitor, StateError, TileFetcher, load_state, save_state
+    from ledger.verify import CheckpointError
+    from ledger.witness import CosignatureVerifier
+
+    witnesses = witness or []
+    if quorum is not None and not witnesses:
+        _fail_code("--quorum needs at least one --witness key", 2)
+    try:
+        trusted = Verifier.from_vkey(key) if key else None
+        cosigners = [CosignatureVerifier.from_vkey(vkey) for vkey in witnesses]
+        current = load_state(state) if state is not None else None
+        if trusted is None and current is None:
+            _fail_code("give --key (the log's verifier key) on the first run; the state file keeps it after", 2)
+        distinct = len({c.vkey for c in cosigners})
+        if quorum is not None and quorum > distinct:
+            _fail_code(f"--quorum {quorum} is more than the {distinct} --witness keys given", 2)
+        fetcher = TileFetcher(url)  # checks the URL before it opens anything
+        monitor = Monitor(fetcher, key=trusted, witnesses=cosigners, quorum=quorum)
+    except (CheckpointError, StateError, ValueError) as exc:
+        _fail_code(str(exc), 2)
+        return
+    try:
+        while True:
+            try:
+                current, report = monitor.check(current)
+            except Inconsistency as exc:
+                _fail_code(f"ALERT [{exc.kind}] {exc}", 1)
+            except FetchError as exc:
+                if once:
+                    _fail_code(f"cannot check the log: {exc}", 2)
+                typer.echo(f"warning: cannot check the log now: {exc}", err=True)
+            else:
+                if state is not None:
+                    try:
+                        save_state(state, current)
+                    except OSError as exc:
+                        _fail_code(f"cannot write the state file {state}: {exc.strerror}", 2)
+                grown = report.size - report.previous_size
+                witnessed = f", cosigned by {len(report.cosignatures)}" if report.cosignatures else ""
+                typer.echo(
+                    f"OK: {current.origin} size {report.size} (+{grown} entries verified, {report.requests} requests"
+                    f"{witnessed}) root {report.root_hash.hex()}"
+                )
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+    finally:
+        fetcher.close()
+
+
+def _fail_code(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command("verify-bundle")(ledger_cli.verify_bundle_cmd)
 app.command("keygen")(ledger_cli.keygen_cmd)
 app.command("build-contract")(ledger_cli.build_contract_cmd)
+app.command("monitor")(ledger_cli.monitor_cmd)
 
 # Problems listed after the summary line; the full list can be long after a bad tampering.
 SHOWN_PROBLEMS = 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -13,7 +14,7 @@ from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
-from services.kernel.errors import Forbidden, NotFound
+from services.kernel.errors import AppError, Forbidden, NotFound
 from services.kernel.schemas import Problem, Schema
 from services.provenance import service
 from services.provenance.service import Provenance
@@ -265,3 +266,128 @@ def subject_bundle(
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="bundle-{filename}.json"'},
     )
+
+
+# --- The whole log as C2SP tlog-tiles (https://c2sp.org/tlog-tiles): public, static-style and cacheable ---------
+# The tlog prefix is /api/v1/ledger/log: `<prefix>/checkpoint`, `<prefix>/tile/<L>/<N>[.p/<W>]` and
+# `<prefix>/tile/entries/<N>[.p/<W>]`. Entry bundles hold the leaves only (ids, types, times, hashes), never payloads.
+
+# A full tile or bundle can never change (the tree is append-only); a partial one is superseded when it fills, and
+# the checkpoint moves every few seconds (the spec: no caching "beyond a few seconds").
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=60"
+CHECKPOINT_CACHE = "public, max-age=2"
+# Entry bundles are JSON text: gzip (level 1: ~4x smaller for a fraction of a millisecond) when the client takes it.
+GZIP_LEVEL = 1
+OCTETS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+}
+
+
+# The largest checkpoint size each process has seen, per provenance service: sizes only grow, so a tile inside it
+# needs no checkpoint lookup (a monitor reading the whole log saves one query per tile).
+_CHECKPOINTED: weakref.WeakKeyDictionary[Provenance, int] = weakref.WeakKeyDictionary()
+
+
+def _read_tile(prov: Provenance, tile: Any) -> bytes:
+    """The tile's bytes if the latest checkpoint's tree holds it (else 404), on a pooled DBAPI connection.
+
+    Two statements at most, one usually: a Connection would add BEGIN, ROLLBACK and the engine's per-transaction
+    settings around them, a quarter of a tile's CPU time; these rows are immutable, so the reads need no more."""
+    from ledger import tiles
+
+    raw = prov.read_engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        known = _CHECKPOINTED.get(prov, 0)
+        if tile.needs_size > known:
+            cursor.execute(f"SELECT max(size) FROM {storage.checkpoints.name}")
+            found = cursor.fetchone()
+            size = None if found is None or found[0] is None else int(found[0])
+            if size is None or tile.needs_size > size:
+                raise NotFound(
+                    f"{tile.path} is not in the latest checkpoint's tree (size {size or 0})", code="ledger.no_tile"
+                )
+            _CHECKPOINTED[prov] = max(known, size)
+        sql, params = tiles.tile_query(tile, prov.engine.dialect.paramstyle)
+        cursor.execute(sql, params)
+        rows = [bytes(r[0]) for r in cursor.fetchall()]
+        cursor.close()
+    finally:
+        raw.close()  # back to the pool, which rolls back whatever the driver began
+    try:
+        return tiles.tile_from_rows(tile, rows)
+    except LookupError as exc:
+        raise NotFound(str(exc), code="ledger.tile_missing") from exc
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value takes gzip (`gzip`, `x-gzip` or `*`, without q=0)."""
+    for item in header.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            q = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
+@router.get(
+    "/log/checkpoint",
+    summary="The log's latest checkpoint, for tile clients (public, C2SP tlog-tiles)",
+    response_class=PlainTextResponse,
+    responses={**text_response(CHECKPOINT_EXAMPLE), **problems(*DOCUMENTED, 404)},
+)
+def log_checkpoint(request: Request) -> PlainTextResponse:
+    """The latest signed checkpoint with the witnesses' cosignature lines: the tree size that bounds every tile
+    served under `/api/v1/ledger/log/tile/` (C2SP tlog-tiles `<prefix>/checkpoint`). Cached for 2 seconds at most."""
+    prov = get_provenance(request)
+    with prov.read_engine.connect() as conn:
+        found = storage.get_checkpoint(conn)
+        if found is None:
+            raise NotFound("the ledger has no checkpoint yet", code="ledger.no_checkpoint")
+        size, note = found
+        note = add_cosignatures(note, service.cosignature_lines(conn, size))
+    return PlainTextResponse(
+        note.decode(), headers={"X-Ledger-Tree-Size": str(size), "Cache-Control": CHECKPOINT_CACHE}
+    )
+
+
+@router.get(
+    "/log/tile/{tile_path:path}",
+    summary="A Merkle tree tile or an entry bundle of the log (public, C2SP tlog-tiles)",
+    response_class=Response,
+    responses={**OCTETS, **problems(*DOCUMENTED, 400, 404)},
+)
+def log_tile(
+    request: Request,
+    tile_path: Annotated[
+        str,
+        Path(
+            description="`<L>/<N>[.p/<W>]` (hash tile of level L) or `entries/<N>[.p/<W>]` (entry bundle); N in "
+            "3-digit elements, all but the last prefixed with x (1234067 → x001/x234/067)",
+        ),
+    ],
+) -> Response:
+    """A tile: 256 (or W) consecutive hashes of tree level 8·L, 32 bytes each; or an entry bundle: the leaves of
+    level-0 tile N, each as a big-endian uint16 length and the leaf bytes (RFC 8785 JSON of ids, types, times and
+    hashes; payloads are not published). Only tiles inside the latest checkpoint's tree are served. Full tiles are
+    immutable (cached for a year), partial ones for a minute."""
+    import gzip
+
+    from ledger import tiles
+
+    try:
+        tile = tiles.parse_tile_path(f"tile/{tile_path}")
+    except tiles.TilePathError as exc:
+        raise AppError(f"not a tile path: {exc}", code="ledger.tile_path") from exc
+    data = _read_tile(get_provenance(request), tile)
+    headers = {"Cache-Control": IMMUTABLE if tile.full else PARTIAL_TILE_CACHE}
+    if tile.entries:
+        headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type="application/octet-stream", headers=headers)

@@ -100,6 +100,8 @@ def test_security_is_declared_on_exactly_the_operations_that_answer_401_without_
     assert mismatched == []
     assert sorted(public) == [
         "GET /api/v1/ledger/checkpoint",
+        "GET /api/v1/ledger/log/checkpoint",
+        "GET /api/v1/ledger/log/tile/{tile_path}",
         "GET /api/v1/ledger/proofs/consistency",
         "GET /api/v1/ledger/proofs/inclusion",
         "GET /api/v1/ledger/public-key",
