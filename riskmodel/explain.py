@@ -29,7 +29,7 @@ TREES_KEY = "smartgate.riskmodel.trees"
 def pack_tables(tables: dict[str, np.ndarray]) -> str:
     """Node tables as text for the model's metadata (npz, zlib, base64)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **tables)
+    np.savez(buffer, **tables)  # type: ignore[arg-type]
     return base64.b64encode(zlib.compress(buffer.getvalue(), 6)).decode("ascii")
 
 
@@ -161,7 +161,7 @@ def _pct(rate: float) -> str:
     return f"{100 * rate:.0f} %"
 
 
-def describe(name: str, value: float, prior: float) -> str:  # noqa: C901 - one phrase per feature family
+def describe(name: str, value: float, prior: float) -> str:
     """A feature's value in words an officer reads (the direction of its effect is said by the caller)."""
     if name.startswith("rate_"):
         who = PROFILE_WORDS.get(name[5:], name[5:])
@@ -183,7 +183,9 @@ def describe(name: str, value: float, prior: float) -> str:  # noqa: C901 - one 
             f"value per kg is {abs(v):.1f} spreads {'below' if v < 0 else 'above'} the usual for its HS code"
         ),
         "value_vs_hs": lambda v: f"declared value is {math.exp(v):.2g}× the usual for its HS code",
-        "tax_rate_vs_hs": lambda v: f"duty rate {'below' if v < 0 else 'above'} the usual for its HS code by {abs(v):g} points",
+        "tax_rate_vs_hs": lambda v: (
+            f"duty rate {'below' if v < 0 else 'above'} the usual for its HS code by {abs(v):g} points"
+        ),
         "hs_band_level": lambda v: f"compared with HS{int(v)} declarations" if v else "HS code not seen in training",
         "fta_claim": lambda v: "preferential (FTA) rate claimed" if v else "no preferential rate claimed",
         "fta_partner_mismatch": lambda v: (

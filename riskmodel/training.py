@@ -154,7 +154,7 @@ def to_onnx(trained: Trained) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def tree_tables(trees, booster: lgb.Booster) -> dict[str, np.ndarray]:  # noqa: ANN001 - an onnx NodeProto
+def tree_tables(trees, booster: lgb.Booster) -> dict[str, np.ndarray]:
     """The ONNX TreeEnsembleRegressor's nodes as flat arrays (what :class:`riskmodel.explain.Explainer` walks), each
     node with its cover: the training rows LightGBM sent through it, matched by walking both trees together."""
     from onnx import helper
