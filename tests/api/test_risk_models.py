@@ -147,6 +147,13 @@ def test_upload_shadow_activate_rollback_with_the_rules(gate: Gate, model_file: 
     assert "probability" not in listed
     assert "contribution" not in listed
     assert g.client.get(MODELS, headers=g.trader).status_code == 403
+    # The console shows the officer the model's score and reasons beside the rule hits.
+    login = g.client.post("/console/login", data={"key": g.officer["Authorization"].removeprefix("Bearer ")},
+                          follow_redirects=False)  # fmt: skip
+    assert login.status_code == 303
+    html = g.client.get(f"/console/declarations/{selected['id']}").text
+    assert "Learned model m1" in html and "Probability of a violation" in html
+    assert selected["risk"]["models"]["active"]["reasons"][0]["text"].split(":")[0] in html
 
     # A second model replaces it; rollback returns to the first, then to the rules alone.
     assert upload(g, model_file, "m2").status_code == 201
