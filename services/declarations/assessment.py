@@ -389,7 +389,9 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     prior, compliance_class = history(session, decl, spec)
     models = modelserving.deployed(session)
     scored = (
-        modelserving.score(models, decl, bill.to_json(), day,
+        modelserving.score(models, decl, {"assessed": bill.assessed, "form_e_applied": bill.form_e_applied,
+                                          "lines": [{"value_vnd": x.value_vnd, "import_rate": x.import_rate}
+                                                    for x in bill.lines]}, day,
                            lambda currency: exchange_rates(session, {currency}, day).get(currency))
         if models
         else []
