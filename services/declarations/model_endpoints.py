@@ -46,7 +46,12 @@ class RiskModelOut(Schema):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "(the bytes of var/risk.onnx, as written by smartgate risk model train)",
+                }
+            },
         }
     },
 )
