@@ -5,6 +5,7 @@ drift compares the model's precision with the rules'."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import random
@@ -147,6 +148,17 @@ def test_upload_shadow_activate_rollback_with_the_rules(gate: Gate, model_file: 
     assert "probability" not in listed
     assert "contribution" not in listed
     assert g.client.get(MODELS, headers=g.trader).status_code == 403
+    # Nor in its history or its ledger bundle (the assessment event carries only the record's commitment).
+    history = g.client.get(f"{BASE}/{selected['id']}/history", headers=g.trader).text
+    g.runtime.relay.drain()
+    assert g.runtime.extras["provenance.checkpointer"].checkpoint_now().anchor_error is None
+    bundle = g.client.get(f"/api/v1/ledger/subjects/{selected['id']}/bundle", headers=g.trader)
+    assert bundle.status_code == 200, bundle.text
+    payloads = [base64.b64decode(e["payload"]).decode() for e in bundle.json()["entries"]]
+    assert any("assessment_sha256" in p for p in payloads)
+    for text in (history, bundle.text, *payloads):
+        for needle in ("probability", "contribution", '"m1"', "fraud model", '"model"'):
+            assert needle not in text
     # The console shows the officer the model's score and reasons beside the rule hits.
     login = g.client.post("/console/login", data={"key": g.officer["Authorization"].removeprefix("Bearer ")},
                           follow_redirects=False)  # fmt: skip
