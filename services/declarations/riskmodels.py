@@ -350,3 +350,26 @@ def drift(session: Session, *, principal: Principal, weeks: int, version: str | 
                                  "psi_reference": "dry run" if not first else "first week",
                                  "weeks": out_weeks})  # fmt: skip
     return report
+
+
+def labelled_history(session: Session) -> tuple[list[Any], list[int]]:
+    """The platform's own labelled history, as the model's items: every goods line of the import declarations an
+    officer decided (clear or reject), labelled with the decision's violation flag (a declaration's flag applies to
+    each of its lines: officers record violations per declaration), values in VND, in order of registration."""
+    rows = session.execute(
+        select(Declaration, RiskOutcome.violation)
+        .join(RiskOutcome, RiskOutcome.declaration_id == Declaration.id)
+        .where(Declaration.kind == "import", Declaration.duties.is_not(None), Declaration.submitted_at.is_not(None))
+        .order_by(Declaration.submitted_at, Declaration.id)
+    ).all()
+    items: list[Any] = []
+    labels: list[int] = []
+    for decl, violation in rows:
+        bill = decl.duties or {}
+        if not bill.get("assessed"):
+            continue
+        body = {**decl.body, "_organisation": decl.organisation_id}
+        lines = modelserving.items_of(decl.id, body, bill, assessment.registration_date(decl), Decimal(1))
+        items += lines
+        labels += [int(bool(violation))] * len(lines)
+    return items, labels

@@ -260,3 +260,47 @@ def test_rule_set_model_block_is_validated(gate: Gate) -> None:  # noqa: F811
                             headers=gate.admin)  # fmt: skip
     assert resp.status_code == 422
     assert "model" in resp.json()["detail"]
+
+
+def test_cli_exports_the_decided_history_and_stores_a_model(
+    gate: Gate,  # noqa: F811
+    model_file: bytes,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli
+    from riskmodel import kcs
+
+    g = gate
+    g.rule_set(MODELLED)  # ore: red; anything else green
+    for _ in range(4):
+        _decide(g, g.file(g.goods("26011110", "Iron ore"))["id"], violation=True)
+    g.file(chinese(g))  # green: never decided, not in the history
+    settings = g.runtime.settings
+    for name, value in {"SMARTGATE_DATABASE_URL": settings.resolved_database_url, "SMARTGATE_ENVIRONMENT": "test",
+                        "SMARTGATE_SECRET_KEY": settings.secret_key}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    out = tmp_path / "history"
+    out.mkdir()
+    exported = runner.invoke(cli, ["risk", "model", "export-history", "--out", str(out), "--valid-share", "0.25"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout) == {"lines": 4, "violations": 4, "train": 3, "valid": 1}
+    items, labels = kcs.read_csv(out / "train.csv")  # what `train --dataset kcs` reads
+    assert [it.hs6 for it in items] == ["260111"] * 3
+    assert labels.tolist() == [1, 1, 1]
+    assert items[0].fta_claim == "FCN1"
+    assert items[0].departure == "CN"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model_file)
+    stored = runner.invoke(cli, ["risk", "model", "store", "--model", str(path), "--version", "cli.1"])
+    assert stored.exit_code == 0, stored.output
+    assert json.loads(stored.stdout)["state"] == "stored"
+    assert g.client.get(f"{MODELS}/cli.1", headers=g.officer).json()["created_by"].startswith("admin")
+    again = runner.invoke(cli, ["risk", "model", "store", "--model", str(path), "--version", "cli.1"])
+    assert again.exit_code == 2
+    assert again.stderr.startswith("smartgate: error:")
+    assert "exists" in again.stderr
+    assert runner.invoke(cli, ["risk", "model", "store", "--model", str(path), "--version", "bad/one"]).exit_code == 2
