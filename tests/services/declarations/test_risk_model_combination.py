@@ -21,7 +21,8 @@ SPEC = parse_rule_set(RULES)
 def data(p: float | None, hs: str = "84314990", n: int = 1) -> RiskInput:
     return RiskInput(declaration_id=f"d-{n}", body_sha256="0" * 64,
                      body={"kind": "import", "items": [{"hs_code": hs, "origin": "CN"}]}, prior_declarations=50,
-                     compliance_class="B", model_probability=p, model_version="m1" if p is not None else None)  # fmt: skip
+                     compliance_class="B", model_probability=p,
+                     model_version="m1" if p is not None else None)  # fmt: skip
 
 
 def test_threshold_weight_select_and_red_at() -> None:
