@@ -165,6 +165,8 @@ def describe(name: str, value: float, prior: float) -> str:
     """A feature's value in words an officer reads (the direction of its effect is said by the caller)."""
     if name.startswith("rate_"):
         who = PROFILE_WORDS.get(name[5:], name[5:])
+        if abs(value - prior) < 1e-6:  # an unseen key is encoded at the overall rate
+            return f"no inspection history of {who}: counted at the overall rate ({_pct(prior)} found violations)"
         return f"past inspections of {who}: {_pct(value)} found violations (all declarations: {_pct(prior)})"
     if name.startswith("seen_"):
         who = PROFILE_WORDS.get(name[5:], name[5:])

@@ -10,7 +10,7 @@ What of a declaration maps onto the model's features (riskmodel/features.py), an
 | origin | the line's origin (ISO 3166 alpha-2) | maps |
 | departure | the consignor's country (road freight leaves from it) | maps, approximately |
 | fta_claim, tax_type | Form E (ACFTA, China origin) → `FCN1`; none → `A` (basic rate) | closest KCS analogue |
-| tax_rate | the import duty rate applied to the line (percent) | maps |
+| tax_rate | the import duty rate applied to the line (percent) | maps; levels differ by country |
 | value, net_mass | the line's customs value in VND, in the model's currency at the day's rate; net mass | maps |
 | date | the registration day (weekday) | maps |
 | declarant | the filing organisation | our ids: unseen by a model trained on another data set |
@@ -78,7 +78,13 @@ class Scored:
         """The features that raised the riskiest line's score most, in words (empty when it cannot explain)."""
         if self.probability is None or not self.items:
             return []
-        return [r.to_json() for r in self.model.scorer.explain([self.items[self.line]], top=top)[0]]
+        out = []
+        for r in self.model.scorer.explain([self.items[self.line]], top=top)[0]:
+            entry = r.to_json()
+            if r.feature.partition("_")[2] in UNMAPPED:
+                entry["text"] += " (a field our declarations do not have)"
+            out.append(entry)
+        return out
 
     def record(self) -> dict[str, Any]:
         """What the confidential assessment record keeps of it."""
