@@ -10,7 +10,7 @@ PORT   ?= 8000
 export SMARTGATE_VAR_DIR ?= var
 
 .PHONY: help setup lock system-deps run run-distributed test lint format bench loadtest sim migrate clean images \
-	compose-test
+	compose-test messages
 
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
@@ -22,6 +22,7 @@ help:
 	@echo "make sim       run the baseline gate scenario"
 	@echo "make images   build every image compose.yaml needs from Debian packages (no registry needed; cached)"
 	@echo "make compose-test  run compose.yaml for real: up, health checks, end-to-end and fault tests, down"
+	@echo "make messages  re-extract the translatable texts into the .pot files and merge them into each .po (docs/i18n.md)"
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml (then run make test and commit both)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -58,6 +59,18 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy ledger ocr simulator riskmodel services api
 	$(BIN)/lint-imports
+
+# The catalogs (docs/i18n.md): problems (services/kernel/locale) and console (api/console/locale). New or changed
+# texts land in each .po with an empty msgstr, to translate; tests/services/kernel/test_i18n.py fails until they are.
+messages: setup
+	$(BIN)/pybabel extract -F services/kernel/locale/babel.cfg --no-location --sort-output --omit-header \
+		-o services/kernel/locale/problems.pot services api
+	$(BIN)/pybabel extract -F api/console/locale/babel.cfg --no-location --sort-output --omit-header \
+		-o api/console/locale/console.pot api/console
+	$(BIN)/pybabel update -D problems -i services/kernel/locale/problems.pot -d services/kernel/locale \
+		--no-fuzzy-matching --ignore-obsolete -w 120
+	$(BIN)/pybabel update -D console -i api/console/locale/console.pot -d api/console/locale \
+		--no-fuzzy-matching --ignore-obsolete -w 120
 
 format: setup
 	$(BIN)/ruff format .

@@ -157,6 +157,7 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
             for path, item in doc.get("paths", {}).items():
                 if service_for(path, {name: url}) == name:
                     merged["paths"][path] = item
+            merged.setdefault("webhooks", {}).update(doc.get("webhooks", {}))
             merged["components"]["schemas"].update(doc.get("components", {}).get("schemas", {}))
             for key, value in doc.get("components", {}).items():
                 if key != "schemas":

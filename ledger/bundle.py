@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from ledger import reader, storage
 from ledger.anchor import AnchorReceipt, verify_anchor
 from ledger.checkpoint import Signer, Verifier, checkpoint_hash, log_signed_note, open_checkpoint
+from ledger.keyring import KeyHistory, LogKey, log_key_lines
 from ledger.leaf import Leaf
 from ledger.merkle import leaf_hash
 from ledger.verify import (
@@ -23,11 +24,19 @@ from ledger.verify import (
     AnchorMissing,
     BundleError,
     ChainBroken,
+    CheckpointError,
     PayloadHashMismatch,
     VerificationError,
     verify_inclusion,
 )
-from ledger.witness import Cosignature, CosignatureVerifier, add_cosignatures, cosignatures, require_quorum
+from ledger.witness import (
+    Cosignature,
+    CosignatureVerifier,
+    add_cosignatures,
+    cosignatures,
+    require_quorum,
+    split_note,
+)
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -147,19 +156,29 @@ class BundleReport:
     quorum: int = 0
     # Signature lines on the checkpoint beyond the log's own (cosignatures by witnesses not named, say).
     other_signatures: int = 0
+    # The log key that signed the checkpoint (the bundle's key unless the checkpoint predates a rotation), and the
+    # sizes it signs when a key history was given.
+    checkpoint_key: str = ""
+    checkpoint_key_span: str | None = None
 
 
 def verify_bundle(  # noqa: C901 - the verification steps read best in order, as the spec lists them
     data: bytes | dict[str, Any],
     *,
     trusted_key: Verifier | None = None,
+    keys: KeyHistory | None = None,
     w3: Web3 | None = None,
     witnesses: Sequence[CosignatureVerifier] = (),
     quorum: int = 0,
 ) -> BundleReport:
     """Verify a bundle offline (and its anchors on chain when `w3` is given); raise a VerificationError if not.
 
-    With `quorum` > 0 the checkpoint must carry valid C2SP cosignatures from at least `quorum` of `witnesses`."""
+    `keys` pins the log's keys: a key history (the checkpoint must be signed by the key valid at its size, the
+    bundle by one of the log's keys), or several keys without validity (`KeyHistory.any_of`); `trusted_key` pins
+    one key. Unpinned, the bundle's own key must sign both. With `quorum` > 0 the checkpoint must carry valid C2SP
+    cosignatures from at least `quorum` of `witnesses`."""
+    if trusted_key is not None:
+        keys = KeyHistory.any_of([trusted_key]) if keys is None else keys.pinned([trusted_key])
     if isinstance(data, bytes | bytearray):
         try:
             bundle = json.loads(data)
@@ -178,18 +197,36 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
             raise BundleError(f"bundle {name} must be a string", found=type(bundle[name]).__name__)
 
     key = Verifier.from_vkey(bundle["public_key"])
-    if trusted_key is not None and key != trusted_key:
-        raise BundleError("bundle is signed by another key", expected=trusted_key.vkey, found=key.vkey)
+    if keys is not None and (keys.find(key) is None or (keys.trusted is not None and key.vkey not in keys.trusted)):
+        pinned = sorted(keys.trusted) if keys.trusted is not None else [k.vkey for k in keys.keys]
+        raise BundleError(
+            "bundle is signed by another key", expected=pinned[0] if len(pinned) == 1 else pinned, found=key.vkey
+        )
     sig = _unb64(bundle["signature"], "signature")
     if sig[:4] != key.key_id or not key.verify(_signed_message(bundle), sig[4:]):
         raise BundleError("bundle signature is invalid: the bundle was edited or signed by another key")
 
     note = bundle["checkpoint"].encode()
-    cp = open_checkpoint(note, key, origin=bundle["origin"])
+    if keys is not None:
+        cp, checkpoint_key = keys.open(note, origin=bundle["origin"])
+    else:
+        try:
+            cp = open_checkpoint(note, key, origin=bundle["origin"])
+        except CheckpointError as exc:
+            if "not signed by the expected key" not in exc.message:
+                raise
+            raise CheckpointError(
+                "checkpoint is not signed by the bundle's key (signed before a key rotation?): give the log's key "
+                "history with --keys FILE",
+                index=exc.index,
+                expected=exc.expected,
+                found=exc.found,
+            ) from exc
+        checkpoint_key = LogKey(key)
     # Before the entries: a checkpoint the witnesses did not see is not worth checking proofs against.
     cosigned = require_quorum(note, witnesses, quorum) if quorum > 0 else cosignatures(note, witnesses)
-    log_note = log_signed_note(note, key)
-    other_signatures = note.count("\n\u2014 ".encode()) - log_note.count("\n\u2014 ".encode())
+    log_keys = keys.keys if keys is not None else [checkpoint_key]
+    other_signatures = note.count("\n\u2014 ".encode()) - log_key_lines(note, log_keys)
     entries = bundle["entries"]
     if not isinstance(entries, list) or not entries:
         raise BundleError("bundle has no entries")
@@ -235,12 +272,14 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
     anchors = bundle["anchors"]
     if not isinstance(anchors, list):
         raise BundleError("anchors must be a list")
-    # Anchors hash the note as the log signed it; cosignature lines are appended after that.
-    expected_hash = checkpoint_hash(log_note)
+    # Anchors hash the note as the log signed it (one signature line, or two on a key rotation's first checkpoint);
+    # cosignature lines are appended after that: the anchored note is the body and the first lines of this one.
+    expected_hash = checkpoint_hash(log_signed_note(note, checkpoint_key.verifier))
+    anchored_forms = signed_prefix_hashes(note)
     receipts = []
     for receipt_json in anchors:
         receipt = AnchorReceipt.from_json(receipt_json)
-        if receipt.checkpoint_sha256 not in (expected_hash, checkpoint_hash(note)):
+        if receipt.checkpoint_sha256 not in anchored_forms:
             raise BundleError(
                 "anchor names another checkpoint",
                 index=cp.size,
@@ -257,7 +296,9 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
         root_hash=cp.root_hash,
         entries=indices,
         key=key.vkey,
-        key_pinned=trusted_key is not None,
+        key_pinned=keys is not None,
+        checkpoint_key=checkpoint_key.vkey,
+        checkpoint_key_span=checkpoint_key.span if keys is not None and keys.validity else None,
         anchors=receipts,
         anchors_checked_on_chain=checked,
         anchor_checks=checks,
@@ -265,6 +306,18 @@ def verify_bundle(  # noqa: C901 - the verification steps read best in order, as
         quorum=quorum,
         other_signatures=other_signatures - len(cosigned),
     )
+
+
+def signed_prefix_hashes(note: bytes) -> set[bytes]:
+    """The SHA-256 of every form the note could have been anchored in: its body with its first k signature lines,
+    for each k >= 1 (witnesses' cosignature lines are only ever appended)."""
+    body, lines = split_note(note)
+    hashes = set()
+    text = body + b"\n"
+    for line in lines:
+        text += line.encode() + b"\n"
+        hashes.add(checkpoint_hash(text))
+    return hashes
 
 
 def check_anchors(w3: Web3, receipts: list[AnchorReceipt], size: int) -> list[AnchorCheck]:

@@ -141,11 +141,15 @@ class Checkpoint:
             raise ValueError("origin must be one non-empty line")
         return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root_hash).decode()}\n".encode()
 
-    def sign(self, signer: Signer) -> bytes:
-        """Return the signed note: body, blank line, one signature line."""
+    def sign(self, signer: Signer, *cosigners: Signer) -> bytes:
+        """Return the signed note: body, blank line, one signature line per signer (the log's key first; a key
+        rotation's first checkpoint is cosigned by the retiring key too)."""
         body = self.body()
-        sig = base64.b64encode(signer.verifier.key_id + signer.sign(body)).decode()
-        return body + f"\n{SIGNATURE_PREFIX}{signer.name} {sig}\n".encode()
+        lines = []
+        for key in (signer, *cosigners):
+            sig = base64.b64encode(key.verifier.key_id + key.sign(body)).decode()
+            lines.append(f"{SIGNATURE_PREFIX}{key.name} {sig}\n")
+        return body + b"\n" + "".join(lines).encode()
 
 
 def checkpoint_hash(note: bytes) -> bytes:

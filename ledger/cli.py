@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ledger.keyring import KeyHistory
 
 app = typer.Typer(help="Verifiable ledger: offline bundle verification and key tools.", no_args_is_help=True)
 
@@ -21,7 +24,19 @@ def verify_bundle_cmd(
     file: Annotated[Path, typer.Argument(help="bundle JSON file", exists=False)],
     rpc: Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL: also check the anchors on chain")] = None,
     key: Annotated[
-        str | None, typer.Option("--key", help="trusted verifier key (name+keyid+base64); pins the log's key")
+        list[str] | None,
+        typer.Option(
+            "--key",
+            help="trusted verifier key (name+keyid+base64); pins the log's key; repeatable (any of them, at any size)",
+        ),
+    ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            help="the log's key history (the JSON of /api/v1/ledger/public-keys, or lines 'VKEY VALID_FROM_SIZE'): "
+            "the checkpoint must be signed by the key valid at its size",
+        ),
     ] = None,
     witness: Annotated[
         list[str] | None,
@@ -36,6 +51,7 @@ def verify_bundle_cmd(
     from ledger.anchor import connect
     from ledger.bundle import verify_bundle
     from ledger.checkpoint import Verifier
+    from ledger.keyring import KeyHistory
     from ledger.verify import VerificationError
     from ledger.witness import CosignatureVerifier
 
@@ -49,18 +65,28 @@ def verify_bundle_cmd(
         _fail(f"cannot read {file}: {exc.strerror}")
         return
     try:
-        trusted = Verifier.from_vkey(key) if key else None
+        history = read_key_history(keys) if keys is not None else None
+        pinned = [Verifier.from_vkey(vkey) for vkey in key or []]
+        if pinned:
+            history = KeyHistory.any_of(pinned) if history is None else history.pinned(pinned)
         cosigners = [CosignatureVerifier.from_vkey(vkey) for vkey in witnesses]
         need = len({c.vkey for c in cosigners}) if quorum is None else quorum
         w3 = connect(rpc) if rpc else None
-        report = verify_bundle(data, trusted_key=trusted, w3=w3, witnesses=cosigners, quorum=need)
+        report = verify_bundle(data, keys=history, w3=w3, witnesses=cosigners, quorum=need)
     except VerificationError as exc:
         _fail(f"bundle does NOT verify: {exc}")
         return
     typer.echo(f"OK: subject {report.subject!r}: {len(report.entries)} entries {report.entries}")
     typer.echo(f"  checkpoint: {report.origin} size {report.tree_size} root {report.root_hash.hex()}")
-    pin = "pinned with --key" if report.key_pinned else "NOT pinned: compare it with the operator's published key"
+    pin = (
+        ("pinned with --keys" if keys is not None else "pinned with --key")
+        if report.key_pinned
+        else "NOT pinned: compare it with the operator's published key"
+    )
     typer.echo(f"  signed by:  {report.key} ({pin})")
+    if report.checkpoint_key != report.key or report.checkpoint_key_span is not None:
+        span = f", valid for sizes {report.checkpoint_key_span}" if report.checkpoint_key_span is not None else ""
+        typer.echo(f"  checkpoint: signed by {report.checkpoint_key}{span}")
     if report.quorum:
         typer.echo(f"  witnessed:  {len(report.cosignatures)} of {len(witnesses)} witnesses (quorum {report.quorum})")
     for cosig in report.cosignatures:
@@ -94,17 +120,33 @@ def verify_bundle_cmd(
         typer.echo(f"  WARNING:    no anchor was checked on chain ({why}): only the log's signature vouches for it")
 
 
+def read_key_history(path: Path) -> KeyHistory:
+    """Read a key history file (`--keys`); a file that cannot be read is a CheckpointError (one line)."""
+    from ledger.keyring import parse_key_list
+    from ledger.verify import CheckpointError
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read the key history {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    return parse_key_list(text)
+
+
 @app.command("keygen")
 def keygen_cmd(name: Annotated[str, typer.Argument(help="key name shown on every checkpoint signature")]) -> None:
-    """Print a new Ed25519 checkpoint signing key for the settings (keep it secret)."""
-    from ledger.keys import DEV_KEY_SUFFIX, generate_key_string
+    """Print a new Ed25519 checkpoint signing key for the settings (keep it secret); its public vkey goes to stderr
+    (to give witnesses before a key rotation)."""
+    from ledger.keys import DEV_KEY_SUFFIX, generate_key_string, load_signer
 
     if name.endswith(DEV_KEY_SUFFIX):
         _fail(f"names ending in {DEV_KEY_SUFFIX!r} are reserved for development keys")
     try:
-        typer.echo(generate_key_string(name))
+        skey = generate_key_string(name)
     except ValueError as exc:
         _fail(str(exc))
+        return
+    typer.echo(skey)
+    typer.echo(f"vkey: {load_signer(skey).verifier.vkey}", err=True)
 
 
 @app.command("build-contract")

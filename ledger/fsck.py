@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from ledger import storage
-from ledger.checkpoint import Verifier, checkpoint_hash, open_checkpoint
+from ledger.checkpoint import Verifier, checkpoint_hash
+from ledger.keyring import KeyHistory
 from ledger.leaf import Leaf
 from ledger.merkle import MemoryTree, leaf_hash, node_hash
 from ledger.reader import receipt_from_row
 from ledger.verify import (
     AnchorError,
     ChainBroken,
+    CheckpointError,
     LeafError,
     MissingEntry,
     NodeMismatch,
@@ -25,6 +27,7 @@ from ledger.verify import (
     RootMismatch,
     VerificationError,
 )
+from ledger.witness import CosignatureVerifier, add_cosignatures, require_quorum
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -43,6 +46,8 @@ class FsckReport:
     entries: int = 0  # one past the highest stored entry index
     chain_events: int | None = None  # Anchored events of the log read from the chain (None: the chain not read)
     latest_chain_anchor: int | None = None  # size of the latest checkpoint anchored on chain, if the log holds it
+    latest_witnessed: int | None = None  # the largest checkpoint size with a stored witness cosignature
+    witnessed_by: list[str] = field(default_factory=list)  # witnesses whose valid cosignatures met the quorum
     problems: list[VerificationError] = field(default_factory=list)
     truncated: bool = False
 
@@ -74,21 +79,30 @@ class _Problems:
 
 def fsck(  # noqa: C901 - one pass over the log, each check in the order it is reported
     engine: Engine,
-    verifier: Verifier,
+    keys: KeyHistory | Verifier,
     *,
     origin: str | None = None,
     w3: Web3 | None = None,
     contracts: Iterable[str] = (),
     max_problems: int = 1000,
+    cosignature_lines: Mapping[int, Sequence[str]] | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
 ) -> FsckReport:
     """Check a stored ledger: leaves, payloads, subject chains, tree nodes, signed checkpoints and anchors.
 
-    With `w3`, also every anchor of that chain on chain, and the log against every Anchored event of its contracts
-    (those of its anchor rows, plus `contracts`): a deleted or rewritten suffix is a `RolledBack` problem. Without
-    a chain, a suffix deleted together with its checkpoints and anchor rows cannot be seen.
+    Each checkpoint is verified under the key of `keys` valid at its size (a single Verifier: one key for the whole
+    log). With `w3`, also every anchor of that chain on chain, and the log against every Anchored event of its
+    contracts (those of its anchor rows, plus `contracts`): a deleted or rewritten suffix is a `RolledBack` problem.
+    Without a chain, a suffix deleted together with its checkpoints and anchor rows cannot be seen.
+
+    `cosignature_lines` are the witnesses' stored cosignatures per checkpoint size: a cosigned size beyond the log
+    is a `RolledBack` problem; with `quorum` > 0 the latest checkpoint must carry valid cosignatures by at least
+    `quorum` of `witnesses`.
 
     Memory is O(n) hashes (about 150 MB at a million entries): the whole tree is recomputed in memory.
     """
+    history = keys if isinstance(keys, KeyHistory) else KeyHistory.single(keys)
     report = FsckReport()
     out = _Problems(report, max_problems)
     with engine.connect() as conn:
@@ -138,7 +152,7 @@ def fsck(  # noqa: C901 - one pass over the log, each check in the order it is r
         report.checkpoints += 1
         notes[size] = note
         try:
-            cp = open_checkpoint(note, verifier, origin=origin, index=size)
+            cp, _key = history.open(note, origin=origin, index=size)
         except VerificationError as exc:
             out.add(exc)
             continue
@@ -183,7 +197,60 @@ def fsck(  # noqa: C901 - one pass over the log, each check in the order it is r
                 out.add(exc)
     if w3 is not None:
         _audit_chain(w3, report, out, anchor_rows, contracts, notes, roots, tree)
+    _audit_witnesses(report, out, cps, cosignature_lines or {}, witnesses, quorum)
     return report
+
+
+def _audit_witnesses(
+    report: FsckReport,
+    out: _Problems,
+    cps: list[tuple[int, bytes]],
+    lines: Mapping[int, Sequence[str]],
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+) -> None:
+    """Hold the log to what its witnesses cosigned: no cosigned size beyond the log; a quorum on the latest."""
+    notes = dict(cps)
+    named = {w.vkey for w in witnesses}
+    # A cosignature row names the checkpoint size a witness cosigned: the witness keeps that size as its state and
+    # will refuse anything smaller, so a larger size than the log's is a deleted suffix.
+    cosigned = [size for size, rows in lines.items() if rows]
+    if cosigned:
+        report.latest_witnessed = max(cosigned)
+    beyond = [size for size in cosigned if size > report.entries]
+    if beyond:
+        top = max(beyond)
+        held = "" if top in notes else " (its checkpoint row is gone too)"
+        out.add(
+            RolledBack(
+                f"rolled back: a witness cosigned the checkpoint of size {top}{held} but the log has "
+                f"{report.entries} entries",
+                index=report.entries,
+                expected=top,
+                found=report.entries,
+            )
+        )
+    if quorum <= 0 or not witnesses:
+        return
+    if not cps:
+        out.add(CheckpointError("no checkpoint to hold to the witnesses' quorum", expected=quorum, found=0))
+        return
+    size, note = cps[-1]
+    full = add_cosignatures(note, lines.get(size, ()))
+    try:
+        valid = require_quorum(full, witnesses, quorum)
+    except CheckpointError as exc:
+        out.add(
+            CheckpointError(
+                f"the latest checkpoint ({size}) is not witnessed: fewer than {quorum} valid cosignatures by "
+                f"{len(named)} given witness(es)",
+                index=size,
+                expected=exc.expected,
+                found=exc.found,
+            )
+        )
+        return
+    report.witnessed_by = [c.witness.vkey for c in valid]
 
 
 def _audit_chain(

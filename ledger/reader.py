@@ -27,10 +27,7 @@ def inclusion_proof(conn: Connection, index: int, size: int) -> list[bytes]:
 
 def inclusion_proofs(conn: Connection, indices: list[int], size: int) -> list[list[bytes]]:
     """Return the inclusion proofs of several entries in the tree of `size` entries, in one node query (a bundle's
-    entries share the upper nodes of their proofs). On PostgreSQL, one query per proof: the planner turns a few
-    hundred OR-ed key probes into a slow bitmap scan (41.6 ms for ten proofs at 1M entries against 6.5 ms)."""
-    if conn.dialect.name == "postgresql":
-        return [inclusion_proof(conn, index, size) for index in indices]
+    entries share the upper nodes of their proofs)."""
     per_entry = [inclusion_ranges(index, size) for index in indices]
     hashes = hashes_for_ranges([r for ranges in per_entry for r in ranges], lambda ids: storage.fetch_nodes(conn, ids))
     proofs, start = [], 0

@@ -100,6 +100,12 @@ class CheckpointError(VerificationError):
     kind = "checkpoint"
 
 
+class KeyValidityError(CheckpointError):
+    """A checkpoint is signed by a key of the log, but not by the key valid at its size (key rotation)."""
+
+    kind = "key-validity"
+
+
 class AnchorError(VerificationError):
     """An anchor receipt does not show the checkpoint's hash on chain."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from ledger import storage
 from ledger.checkpoint import Checkpoint, Signer, checkpoint_hash
+from ledger.keyring import record_signing_key
 from ledger.leaf import Leaf
 from ledger.merkle import CompactRange, frontier, leaf_hash
 
@@ -88,11 +89,17 @@ def append_events(conn: Connection, events: Sequence[Event]) -> list[Appended]:
 
 
 def sign_checkpoint(conn: Connection, signer: Signer, origin: str) -> tuple[int, bytes]:
-    """Sign and store a checkpoint at the current size (or return the stored one at that size)."""
+    """Sign and store a checkpoint at the current size (or return the stored one at that size). The signer is
+    recorded in the log's key history first (a new key is a rotation: it signs from the next checkpoint on; a
+    retired key raises `keyring.KeyRotationError`)."""
     size = storage.log_size(conn)
     existing = storage.get_checkpoint(conn, size)
     if existing is not None:
         return existing
+    record = record_signing_key(conn, signer.verifier, origin=origin, now=datetime.now(UTC))
+    own = record.history.find(signer.verifier)
+    if own is not None and size < own.valid_from_size:
+        raise LookupError(f"the key signs from size {own.valid_from_size}; the log has {size} entries")
     note = Checkpoint(origin, size, compact_range(conn, size).root()).sign(signer)
     storage.insert_checkpoint(conn, size, note, datetime.now(UTC))
     return size, note

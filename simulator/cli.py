@@ -363,6 +363,85 @@ def sweep(
 
 
 @app.command()
+def staff(
+    scenario: str = typer.Argument(..., help="Scenario YAML file, or the name of a shipped one (tet-peak)."),
+    target: str = typer.Option(
+        ..., "--target", help='KPI<=MINUTES: a wait at a rostered stage, e.g. "wait_min.document_check.p95<=30".'
+    ),
+    hours_budget: int = typer.Option(..., "--hours-budget", min=1, help="Officer-hours a day the stage may use."),
+    replications: int = typer.Option(10, "--replications", "-r", min=2, help="Replications per roster simulated."),
+    days: int = typer.Option(10, "--days", "-d", min=1, help="Days per replication."),
+    seed: int | None = SeedOpt,
+    workers: int | None = WorkersOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write staff.json and report.html (heat maps) here."),
+    max_evaluations: int = typer.Option(60, "--max-evaluations", min=2, help="Rosters simulated at most."),
+    interval: str = typer.Option("t", "--interval", help="t (default) or hall: the interval the target is tested on."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every roster simulated (stderr)."),
+) -> None:
+    """The roster (officers per hour) of one stage that meets a wait target with 95 % confidence at least cost:
+    offered-load staffing per hour, an integer programme, then simulation (docs/simulator.md)."""
+    from simulator import staff as st
+    from simulator.gate import compile_gate
+    from simulator.runner import kpi_names
+    from simulator.scenario import parse_scenario
+
+    raw = _load(scenario)
+    _check_seed(seed)
+    if interval not in ("t", "hall"):
+        _fail(f"--interval {interval}: expected t or hall")
+    gate = compile_gate(parse_scenario(raw))
+    try:
+        tgt = st.parse_target(target, kpi_names(gate))
+    except st.StaffError as e:
+        _fail(str(e))
+    _check_out(out)
+    _warn_load(raw)
+    root = raw.get("seed", 20250101) if seed is None else seed
+    say = (lambda m: typer.echo(f"  {m}", err=True)) if verbose else None
+    try:
+        r = st.staff(raw, tgt, budget=hours_budget, seed=root, replications=replications, days=days,
+                     workers=workers, interval=interval, max_evaluations=max_evaluations, progress=say)  # fmt: skip
+    except st.StaffError as e:
+        _fail(str(e))
+    typer.echo(
+        f"{raw['name']}: staffing {tgt.stage} for {tgt.kpi} <= {tgt.value:g} min; seed {root}, {replications} × "
+        f"{days} days per roster, {r.evaluations} roster{'s' if r.evaluations != 1 else ''} simulated "
+        f"(offered-load start: {f'{sum(r.start)} h' if r.start else 'none'})"
+    )
+    typer.echo(f"  {'roster':<16} {'officer-hours/day':>17}  {tgt.kpi} mean [95 % CI]")
+    other = ("recommended", r.best) if r.met else ("closest tried", None if r.closest is r.current else r.closest)
+    shown = [("current", r.current), other]
+    for label, ev in shown:
+        if ev is None:
+            continue
+        k = ev.kpi
+        ok = "meets the target" if tgt.met(k["ci_high"]) else "misses the target"
+        typer.echo(
+            f"  {label:<16} {ev.officer_hours:>17}  {k['mean']:.2f} [{k['ci_low']:.2f}, {k['ci_high']:.2f}]  {ok}"
+        )
+    typer.echo(f"  {'hour':<16} " + " ".join(f"{h:02d}" for h in range(24)))
+    for label, ev in shown:
+        if ev is not None:
+            typer.echo(f"  {label:<16} " + " ".join(f"{x:>2}" if x else " ." for x in ev.roster))
+    rosters: dict[str, dict[str, list[int]]] = {}
+    for label, ev in shown:
+        if ev is not None:
+            rosters[f"{label} roster"] = {
+                s_: (list(ev.roster) if s_ == tgt.stage else st.current_roster(gate, s_))
+                for s_ in st.STAFFABLE
+                if s_ in gate.resource_index
+            }
+    if out is not None:
+        try:
+            st.write_report(r, rosters, out)
+        except OSError as e:
+            _fail(f"--out {out}: cannot write the results: {e.strerror or e}", 1)
+        typer.echo(f"wrote {out}/ (staff.json, report.html)")
+    if not r.met:
+        _fail(f"{tgt.kpi} <= {tgt.value:g} cannot be met with confidence: {r.reason}", 1)
+
+
+@app.command()
 def kpis(scenario: str = typer.Argument(..., help="Scenario YAML file or shipped name.")) -> None:
     """List the KPIs a scenario produces (the names --kpi accepts)."""
     from simulator.gate import compile_gate

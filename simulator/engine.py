@@ -118,6 +118,7 @@ class RunResult:
     wait_hist_by_hour: np.ndarray  # [24, HIST_BINS] total wait by hour of arrival
     wait_sum: np.ndarray  # [resource] minutes queued before service (after warm-up)
     wait_n: np.ndarray  # [resource] services started (after warm-up)
+    wait_hist: np.ndarray  # [resource, HIST_BINS] wait before service of those trucks (after warm-up)
     queue_area: np.ndarray  # [hour, resource] truck-minutes queued
     busy_area: np.ndarray  # [hour, resource] server-minutes busy
     cap_area: np.ndarray  # [hour, resource] server-minutes available
@@ -133,6 +134,13 @@ class RunResult:
     in_system_end: int
     peak_slots: int  # truck slots ever allocated = the most trucks in the system at once
     log: EventLog | None = None
+
+
+def _with_zero_waits(whist: list[list[int]], wn: list[int]) -> np.ndarray:
+    """The per-resource wait histograms with the trucks that did not queue put in bin 0."""
+    h = np.asarray(whist, dtype=np.int32).reshape(len(wn), HIST_BINS)
+    h[:, 0] += np.asarray(wn, dtype=np.int32) - h.sum(axis=1).astype(np.int32)
+    return h
 
 
 def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (locals, no calls)
@@ -171,6 +179,8 @@ def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (loc
     ct = [0.0] * n_res
     wsum = [0.0] * n_res
     wn = [0] * n_res
+    # Waits of trucks that queued, per resource (log-scale histogram); the zero waits are added at the end.
+    whist = [[0] * HIST_BINS for _ in range(n_res)]
     # Per-hour statistics: 8 bytes per resource-hour, written a whole row at a time (item assignment is slow).
     h_q = np.zeros((n_hours, n_res))
     h_b = np.zeros((n_hours, n_res))
@@ -241,6 +251,8 @@ def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (loc
             if t_arr[j] >= warm:
                 wsum[r] += w
                 wn[r] += 1
+                b = int(log1p(w) * hpu)
+                whist[r][b if b < hist_max else hist_max] += 1
             s = t_svc[j][r]
             if lg is not None:
                 lg.truck.append(t_id[j])
@@ -285,6 +297,8 @@ def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (loc
             if t_arr[j] >= warm:
                 wsum[r] += w
                 wn[r] += 1
+                b = int(log1p(w) * hpu)
+                whist[r][b if b < hist_max else hist_max] += 1
             s = t_svc[j][r]
             if lg is not None:
                 lg.truck.append(t_id[j])
@@ -468,6 +482,8 @@ def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (loc
                     if t_arr[j] >= warm:
                         wsum[r] += w
                         wn[r] += 1
+                        b = int(log1p(w) * hpu)
+                        whist[r][b if b < hist_max else hist_max] += 1
                     s = t_svc[j][r]
                     if lg is not None:
                         lg.truck.append(t_id[j])
@@ -572,6 +588,7 @@ def simulate(  # noqa: C901 - the event loop is kept in one frame for speed (loc
         wait_hist_by_hour=np.asarray(wait_hist, dtype=np.int32),
         wait_sum=np.asarray(wsum),
         wait_n=np.asarray(wn, dtype=np.int64),
+        wait_hist=_with_zero_waits(whist, wn),
         queue_area=h_q,
         busy_area=h_b,
         cap_area=h_c,

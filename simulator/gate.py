@@ -196,7 +196,45 @@ class GateSource:
             times.append(np.sort(day * 1440.0 + (hours + rng.random(n)) * 60.0))
             cls.append(np.full(n, ci))
             us.append(self._stream("attributes", name, day).random((n, len(_COLUMNS))))
-        return np.concatenate(times), np.concatenate(cls), np.concatenate(us)
+        t, c, u = np.concatenate(times), np.concatenate(cls), np.concatenate(us)
+        if self.gate.scenario.booking is not None:
+            t, c, u = self._book(day, t, c, u)
+        return t, c, u
+
+    def _book(self, day: int, t: np.ndarray, c: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Move booked trucks into the slot nearest their own arrival time; drop the no-shows.
+
+        Own streams (one per class and day: booked?, no-show?, where in the slot), so a scenario with booking
+        keeps the other uniforms of every truck, and one without draws nothing more.
+        """
+        s = self.gate.scenario
+        b = s.booking
+        assert b is not None
+        ub = np.concatenate(
+            [
+                self._stream("booking", name, day).random((int((c == ci).sum()), 3))
+                for ci, name in enumerate(self.gate.classes)
+            ]
+        )
+        # Rows of `ub` follow the class-by-class order of t, c and u (built in the same loop).
+        open_min = s.hours.open_hour * 60
+        n_slots = (s.hours.close_hour - s.hours.open_hour) * 60 // b.slot_minutes
+        free = [b.capacity_per_slot] * n_slots
+        own = t - day * 1440.0
+        booked = np.flatnonzero(ub[:, 0] < b.share)
+        slot = np.full(t.size, -1)
+        for i in booked[np.argsort(own[booked], kind="stable")].tolist():
+            k0 = min(max(0, int((own[i] - open_min) // b.slot_minutes)), n_slots)
+            k = next((k for k in range(k0, n_slots) if free[k]), -1)
+            if k < 0:
+                k = next((k for k in range(min(k0, n_slots) - 1, -1, -1) if free[k]), -1)
+            if k >= 0:
+                free[k] -= 1
+                slot[i] = k
+        has = slot >= 0
+        t = np.where(has, day * 1440.0 + open_min + (slot + ub[:, 2]) * b.slot_minutes, t)
+        keep = ~(has & (ub[:, 1] < b.no_show))
+        return t[keep], c[keep], u[keep]
 
     def __call__(self, day: int) -> DayBatch:
         """All trucks of one day, in arrival order, with their routes and service times."""

@@ -64,6 +64,22 @@ def capacity_min_per_day(spec: ResourceSpec) -> float:
     return 60.0 * sum(float(sum(p * min(s, k) for k, p in enumerate(p_up))) for s in hours)
 
 
+def shows(s: Scenario) -> float:
+    """The share of the demand that arrives: booked no-shows never do (slots that run out are ignored here)."""
+    return 1.0 if s.booking is None else 1.0 - s.booking.share * s.booking.no_show
+
+
+def _cap_pass(s: Scenario, cls: str) -> float:
+    """The share of a class's trucks a daily cap lets through (1 when the class has no cap or the cap suffices)."""
+    c = s.classes[cls]
+    cap = s.acceptance_cap_per_day.get(c.commodity) if c.direction == "export" else None
+    if cap is None:
+        return 1.0
+    group = sum(x.trucks_per_day for x in s.classes.values() if x.direction == "export" and x.commodity == c.commodity)
+    offered = group * s.demand_multiplier * shows(s)
+    return 1.0 if offered <= cap else cap / offered
+
+
 def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
     """The offered load of every resource and daily cap of a compiled scenario, keyed by name."""
     s: Scenario = gate.scenario
@@ -86,11 +102,13 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
     entry_mean = eg.ocr_service_min if eg.mode == "ocr" else eg.manual_service_min
     dc = st.document_check
     for name, c in s.classes.items():
-        lam = c.trucks_per_day * s.demand_multiplier
+        lam = c.trucks_per_day * s.demand_multiplier * shows(s)
         split = c.channels or s.channels
         side = "inbound" if c.direction == "import" else "outbound"
         add(f"entry_gate.{side}", name, lam, entry_mean)
-        add(f"exit_gate.{side}", name, lam, st.exit_gate.service_min)
+        # Stages after a daily cap see only the trucks it lets through.
+        past_cap = lam * _cap_pass(s, name)
+        add(f"exit_gate.{side}", name, past_cap, st.exit_gate.service_min)
         # The declaration lead time is exponential with the class's mean (0: filed at arrival).
         if dc.precheck_lead_min is None:
             p_pre = 0.0
@@ -112,7 +130,7 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
             if st.phyto is not None and phyto_ok:
                 add("phyto", name, rate * st.phyto.fractions()[i], st.phyto.service_min)
         if c.direction == "export" and st.china_check is not None:
-            add("china_check", name, lam, st.china_check.service_min)
+            add("china_check", name, past_cap, st.china_check.service_min)
     out: dict[str, StageLoad] = {}
     for spec in gate.network.resources:
         lam = visits.get(spec.name, 0.0)
@@ -124,7 +142,7 @@ def offered_load(gate: CompiledGate) -> dict[str, StageLoad]:
         )
     for group, cap in s.acceptance_cap_per_day.items():
         names = [n for n, c in s.classes.items() if c.direction == "export" and c.commodity == group]
-        lam = sum(s.classes[n].trucks_per_day * s.demand_multiplier for n in names)
+        lam = sum(s.classes[n].trucks_per_day * s.demand_multiplier for n in names) * shows(s)
         rho = lam / cap if cap > 0 else (math.inf if lam > 0 else 0.0)
         out[f"acceptance_cap.{group}"] = StageLoad(
             f"acceptance_cap.{group}", lam, math.nan, float(cap), rho, tuple(names)
@@ -153,6 +171,13 @@ def describe(x: StageLoad) -> str:
     )
 
 
+def _stage_of(kpi: str) -> str:
+    """The stage a wait or queue KPI is about: `wait_min.entry_gate.inbound.p95` → `entry_gate.inbound`."""
+    rest = kpi.split(".", 1)[1]
+    head, _, last = rest.rpartition(".")
+    return head if last in ("p50", "p90", "p95") else rest
+
+
 def affected_kpis(load: dict[str, StageLoad], kpis: list[str]) -> list[str]:
     """KPIs that have no steady-state value when some stage is unstable (they measure the run length)."""
     bad = unstable(load)
@@ -165,7 +190,7 @@ def affected_kpis(load: dict[str, StageLoad], kpis: list[str]) -> list[str]:
         parts = k.split(".")
         if k.startswith("time_in_system_min.") and (parts[1] in classes or parts[1] == "all"):
             out.append(k)
-        elif k.startswith(("wait_min.", "queue_length.")) and k.split(".", 1)[1] in stages:
+        elif k.startswith(("wait_min.", "queue_length.")) and _stage_of(k) in stages:
             out.append(k)
         elif k.startswith("wait_min.acceptance_cap") and any(s.startswith("acceptance_cap.") for s in stages):
             out.append(k)

@@ -80,6 +80,7 @@ def kpi_names(gate: CompiledGate) -> list[str]:
         names += [f"time_in_system_min.{name}.{stat}" for stat in ("mean", *(p for p, _ in PERCENTILES))]
     for res in gate.network.resources:
         names += [f"wait_min.{res.name}", f"queue_length.{res.name}", f"utilisation.{res.name}"]
+        names += [f"wait_min.{res.name}.{p}" for p, _ in PERCENTILES]
     names += [
         "wait_min.yard_blocked",
         "trucks_blocked_by_yard_per_day",
@@ -117,6 +118,8 @@ def replication_kpis(gate: CompiledGate, r: RunResult) -> tuple[dict[str, float]
     with np.errstate(invalid="ignore", divide="ignore"):
         for ri, name in enumerate(r.resources):
             k[f"wait_min.{name}"] = r.wait_sum[ri] / r.wait_n[ri] if r.wait_n[ri] else math.nan
+            for label, quantile in PERCENTILES:
+                k[f"wait_min.{name}.{label}"] = hist_percentile(r.wait_hist[ri], quantile)
         sl = slice(warm * 24, None)
         q = r.queue_area[sl] / 60.0
         busy = r.busy_area[sl]

@@ -191,6 +191,22 @@ class Yard(_Model):
     capacity_trucks: int | None = Field(default=None, ge=1)
 
 
+class Booking(_Model):
+    """Arrival-slot booking: a share of the trucks book a slot of the goods hours and arrive inside it.
+
+    Slots are `slot_minutes` long from opening to closing, `capacity_per_slot` trucks each (all classes together).
+    A booked truck takes the free slot nearest to when it would have come (the first one at or after it, else the
+    last one before it) and arrives uniformly inside that slot; trucks that find every slot of the day taken, and
+    the unbooked ones, come as before (the class profile). A booked truck is a no-show with probability
+    `no_show`: it keeps its slot but never arrives.
+    """
+
+    share: float = Field(ge=0, le=1)
+    slot_minutes: int = Field(ge=1, le=1440)
+    capacity_per_slot: int = Field(ge=1)
+    no_show: float = Field(default=0.0, ge=0, le=1)
+
+
 class Scenario(_Model):
     """A whole gate scenario."""
 
@@ -207,6 +223,7 @@ class Scenario(_Model):
     stages: Stages
     yard: Yard = Yard()
     acceptance_cap_per_day: dict[Commodity, int] = {}
+    booking: Booking | None = None
     sources: dict[str, str] = {}
 
     @field_validator("profiles")
@@ -233,6 +250,12 @@ class Scenario(_Model):
         for name, c in self.classes.items():
             if c.profile not in self.profiles:
                 raise ValueError(f"classes.{name}.profile: unknown profile {c.profile!r}")
+        b = self.booking
+        if b is not None and b.slot_minutes > (self.hours.close_hour - self.hours.open_hour) * 60:
+            raise ValueError(
+                f"booking.slot_minutes: {b.slot_minutes} is longer than the goods hours "
+                f"({self.hours.open_hour:02d}:00–{self.hours.close_hour:02d}:00)"
+            )
         return self
 
 

@@ -20,12 +20,33 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from ledger import storage
 from services.kernel.auth import Role, create_key, get_or_create_organisation
-from services.kernel.database import make_sessionmaker, unit_of_work
+from services.kernel.database import make_engine, make_sessionmaker, unit_of_work
+from services.kernel.dbroles import grant_service_role
 from tests.api.support import ORG_A
 from tests.conftest import _admin_engine, pg_server_url
 
 SMARTGATE = str(Path(sys.executable).parent / "smartgate")
+
+# Roles are cluster-wide: every test database grants the same one (created once, idempotently, by whoever is
+# first). A password makes it work under password authentication too; trust ignores it.
+APP_ROLE = "smartgate_app_test"
+APP_PASSWORD = "smartgate-app-test-password"
+
+
+def as_service_role(owner_url: str) -> str:
+    """Grant the services' role on the database at `owner_url` (as its owner); return the URL to connect as it."""
+    engine = make_engine(owner_url)
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}).first()
+        # The password only with the role: concurrent ALTER ROLEs of one role fail ("tuple concurrently updated").
+        password = None if exists else APP_PASSWORD
+        grant_service_role(engine, APP_ROLE, append_only=[t.name for t in storage.TABLES], password=password)
+    finally:
+        engine.dispose()
+    return make_url(owner_url).set(username=APP_ROLE, password=APP_PASSWORD).render_as_string(hide_password=False)
 
 
 def require(reason: str | None) -> None:

@@ -34,7 +34,10 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from api.console import i18n
+from api.console.i18n import N_
 from services.kernel import sessions
+from services.kernel.i18n import TAGS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -45,22 +48,23 @@ COOKIE = "smartgate_console"
 QUEUE_PAGE = 200  # the oldest first; a longer queue shows "200+"
 ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Texts are English msgids of the console's catalog (api/console/locale/), translated where a page shows them.
 OUTCOMES = {
-    "clear": "Clear",
-    "request_documents": "Request documents",
-    "inspect": "Order physical inspection",
-    "reject": "Reject",
+    "clear": N_("Clear"),
+    "request_documents": N_("Request documents"),
+    "inspect": N_("Order physical inspection"),
+    "reject": N_("Reject"),
 }
 NOTICES = {
-    "clear": "Cleared.",
-    "request_documents": "Documents requested from the trader.",
-    "inspect": "Physical inspection ordered.",
-    "reject": "Rejected.",
-    "taken": "The declaration is yours to decide.",
-    "on_duty": "You are on duty: new yellow and red declarations come to you in rotation.",
-    "off_duty": "You are off duty: no new declarations are assigned to you.",
+    "clear": N_("Cleared."),
+    "request_documents": N_("Documents requested from the trader."),
+    "inspect": N_("Physical inspection ordered."),
+    "reject": N_("Rejected."),
+    "taken": N_("The declaration is yours to decide."),
+    "on_duty": N_("You are on duty: new yellow and red declarations come to you in rotation."),
+    "off_duty": N_("You are off duty: no new declarations are assigned to you."),
 }
-STALE = (
+STALE = N_(
     "This declaration changed since you opened it (the trader amended it, or someone acted on it), so your "
     "decision was not recorded. The page now shows it as it is: review it again, then decide."
 )
@@ -116,7 +120,8 @@ async def _api(
     transport = httpx.ASGITransport(app=request.app)
     secret = request.app.state.runtime.settings.secret_key
     auth = f"Bearer {key}" if bearer else sessions.authorization(secret, key)
-    headers = {**(headers or {}), "Authorization": auth}
+    # The API's problems come back in the officer's language (their `code` does not change).
+    headers = {**(headers or {}), "Authorization": auth, "Accept-Language": TAGS[i18n.language(request)]}
     if rid := request.headers.get("x-request-id"):
         headers["X-Request-ID"] = rid
     async with httpx.AsyncClient(transport=transport, base_url="http://smartgate.internal") as client:
@@ -129,11 +134,20 @@ async def _api(
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     key = request.cookies.get(COOKIE, "")
     runtime = request.app.state.runtime
+    lang = i18n.language(request)
     context.setdefault("csrf", _csrf(runtime.settings.secret_key, key) if key else "")
-    context.setdefault("notice", NOTICES.get(request.query_params.get("done", "")))
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    context.setdefault("notice", i18n.gettext(lang, notice) if notice else None)
+    context.update(lang=lang, html_lang=TAGS[lang], here=i18n.here(request))
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Language"] = TAGS[lang]
     return response
+
+
+def _t(request: Request, message: str) -> str:
+    """A console text in the officer's language."""
+    return i18n.gettext(i18n.language(request), message)
 
 
 def _problem_text(response: httpx.Response) -> dict[str, Any]:
@@ -149,7 +163,7 @@ def _problem_text(response: httpx.Response) -> dict[str, Any]:
         errors = []
     return {
         "status": response.status_code,
-        "title": str(data.get("title", "Error")),
+        "title": str(data.get("title", response.reason_phrase or response.status_code)),
         "detail": str(data.get("detail", "")),
         "errors": [
             f"{e.get('pointer', '')}: {e.get('detail', e.get('code', ''))}" for e in errors if isinstance(e, dict)
@@ -193,8 +207,9 @@ def _forbidden(request: Request) -> Response:
         request,
         "error.html",
         403,
-        problem={"status": 403, "title": "Forbidden", "detail": "The form expired or did not come from this console; "
-                 "reload the page and try again.", "errors": []},
+        problem={"status": 403, "title": _t(request, N_("Forbidden")),
+                 "detail": _t(request, N_("The form expired or did not come from this console; reload the page and "
+                                          "try again.")), "errors": []},
     )  # fmt: skip
 
 
@@ -216,25 +231,28 @@ async def login(request: Request, key: Annotated[str, Form()] = "") -> Response:
     error = None
     status = 200
     token = ""
+    invalid = N_("This key is not valid (or was revoked).")
     if not key:
-        error, status = "Enter your API key.", 422
+        error, status = _t(request, N_("Enter your API key.")), 422
     elif not _usable(key):
-        error, status = "This key is not valid (or was revoked).", 401
+        error, status = _t(request, invalid), 401
     else:
         try:
             opened = await _api(request, "POST", SESSIONS, key=key, bearer=True)
         except SignedOut:
-            error, status = "This key is not valid (or was revoked).", 401
+            error, status = _t(request, invalid), 401
         else:
             if opened.status_code == 403:
-                error, status = "This key is not an officer's: the console is for customs officers.", 403
+                error = _t(request, N_("This key is not an officer's: the console is for customs officers."))
+                status = 403
             elif opened.status_code != 201:
-                error, status = _problem_text(opened)["detail"] or "The platform could not check the key.", 502
+                error = _problem_text(opened)["detail"] or _t(request, N_("The platform could not check the key."))
+                status = 502
             else:
                 token = str(opened.json().get("token", ""))
     if error or not _usable(token):
         return _page(request, "login.html", status if error else 502,
-                     error=error or "The platform could not open a session.", csrf="")  # fmt: skip
+                     error=error or _t(request, N_("The platform could not open a session.")), csrf="")  # fmt: skip
     settings = request.app.state.runtime.settings
     response = _see_other("/console")
     response.set_cookie(
@@ -288,7 +306,8 @@ async def queue(
         return _to_login()
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
-    rows = [_summary(d) for d in got.json()]
+    lang = i18n.language(request)
+    rows = [{**_summary(d), "waiting": i18n.waiting(lang, d.get("submitted_at"))} for d in got.json()]
     return _page(request, "queue.html", rows=rows, filters=params, limit=QUEUE_PAGE)
 
 
@@ -299,7 +318,7 @@ def _summary(decl: dict[str, Any]) -> dict[str, Any]:
     submitted = decl.get("submitted_at")
     return {
         "id": decl["id"],
-        "number": decl.get("number") or "(draft)",
+        "number": decl.get("number") or "",
         "channel": decl.get("channel") or "",
         "status": decl.get("status", ""),
         "score": (decl.get("risk") or {}).get("score"),
@@ -309,24 +328,9 @@ def _summary(decl: dict[str, Any]) -> dict[str, Any]:
         "kind": decl.get("kind", ""),
         "containers": [c.get("number", "") for c in body.get("containers", [])],
         "submitted_at": submitted,
-        "waiting": _age(submitted),
         "assigned": decl.get("assigned_officer") or "—",
         "duties": decl.get("duties_due_vnd"),
     }
-
-
-def _age(stamp: str | None) -> str:
-    if not stamp:
-        return ""
-    try:
-        seconds = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
-    except ValueError:
-        return ""
-    minutes = max(0, int(seconds // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d}" if hours < 48 else f"{hours // 24} d"
 
 
 @router.post("/duty")
@@ -361,7 +365,7 @@ async def _declaration_page(
     request: Request, declaration_id: str, *, problem: dict[str, Any] | None = None, form: dict[str, str] | None = None
 ) -> Response:
     if not ID.fullmatch(declaration_id):
-        return _not_found(request, "no such declaration")
+        return _not_found(request, N_("no such declaration"))
     key = _key(request)
     base = f"/api/v1/declarations/{declaration_id}"
     got = await _api(request, "GET", base, key=key)
@@ -413,7 +417,8 @@ async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str,
     except Exception as exc:  # noqa: BLE001 - a bundle that does not verify (any error) is shown as such, never hidden
         return {"state": "failed", "detail": str(exc)}
     if trusted is None:
-        return {"state": "failed", "detail": "the log's public key is not available to check the signature against"}
+        detail = N_("the log's public key is not available to check the signature against")
+        return {"state": "failed", "detail": _t(request, detail)}
     return {
         "state": "verified",
         "entries": report.entries,
@@ -471,7 +476,7 @@ async def decide(
         if got.status_code in (412, 428):
             # The page the officer decided on is not the declaration any more: show what it is now, and make the
             # officer choose again rather than resubmit the old choice.
-            problem["detail"] = STALE
+            problem["detail"] = _t(request, STALE)
             return await _declaration_page(request, declaration_id, problem=problem, form={"reason": reason})
         return await _declaration_page(
             request, declaration_id, problem=problem, form={"outcome": outcome, "reason": reason}
@@ -510,7 +515,7 @@ async def document(request: Request, declaration_id: str, document_id: str) -> R
         request,
         f"/api/v1/declarations/{declaration_id}/documents/{document_id}",
         valid=bool(ID.fullmatch(declaration_id) and ID.fullmatch(document_id)),
-        missing="no such document",
+        missing=N_("no such document"),
     )
     if not isinstance(got, httpx.Response):
         return got
@@ -524,7 +529,7 @@ async def bundle(request: Request, declaration_id: str) -> Response:
         request,
         f"/api/v1/ledger/subjects/{declaration_id}/bundle",
         valid=bool(ID.fullmatch(declaration_id)),
-        missing="no such declaration",
+        missing=N_("no such declaration"),
     )
     return _download(got, fallback=f"bundle-{declaration_id}.json") if isinstance(got, httpx.Response) else got
 
@@ -545,8 +550,9 @@ async def _fetch(request: Request, path: str, *, valid: bool, missing: str) -> h
 
 
 def _not_found(request: Request, detail: str) -> Response:
-    return _page(request, "error.html", 404, problem={"status": 404, "title": "Not found", "detail": detail,
-                 "errors": []})  # fmt: skip
+    """The console's own 404 page; `detail` is a msgid of the console's catalog."""
+    return _page(request, "error.html", 404, problem={"status": 404, "title": _t(request, N_("Not found")),
+                 "detail": _t(request, detail), "errors": []})  # fmt: skip
 
 
 def _download(got: httpx.Response, *, fallback: str, media_type: str | None = None) -> Response:
@@ -574,7 +580,7 @@ async def gate(request: Request, decision: str = "hold") -> Response:
     except SignedOut:
         return _to_login()
     if got.status_code == 404:
-        return _not_found(request, "the inspection service is not running in this process")
+        return _not_found(request, N_("the inspection service is not running in this process"))
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     events = got.json().get("items", [])
@@ -592,13 +598,35 @@ async def gate_image(request: Request, event_id: str, sha256: str) -> Response:
         request,
         f"/api/v1/gate/events/{event_id}/images/{sha256}",
         valid=bool(ID.fullmatch(event_id) and SHA256.fullmatch(sha256)),
-        missing="no such image",
+        missing=N_("no such image"),
     )
     if not isinstance(got, httpx.Response):
         return got
     if got.headers.get("content-type") not in ("image/jpeg", "image/png", "image/webp"):
         return Response(status_code=415)
     return Response(got.content, media_type=got.headers["content-type"], headers=SECURITY_HEADERS)
+
+
+@router.post("/language")
+async def switch_language(
+    request: Request, lang: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/console"
+) -> Response:
+    """The officer's language (vi, en, zh), kept in a cookie for a year; back to the page the switch was on."""
+    if not _same_site(request):
+        return _forbidden(request)
+    chosen = i18n.language_of(lang, i18n.DEFAULT)
+    response = _see_other(i18n.safe_next(next))
+    settings = request.app.state.runtime.settings
+    response.set_cookie(
+        i18n.COOKIE,
+        "zh" if chosen == "zh_Hans" else chosen,
+        max_age=i18n.COOKIE_MAX_AGE,
+        path="/console",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https" or settings.environment not in _PLAIN_HTTP,
+    )
+    return response
 
 
 @router.get("/static/console.css")
@@ -613,28 +641,11 @@ def query(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v})
 
 
-GATE_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam (no daylight saving): the officers' clock
-
-
-def local(stamp: Any) -> str:
-    """An ISO timestamp as the gate's local time, to the minute (the raw value stays in the title)."""
-    if not isinstance(stamp, str) or not stamp:
-        return ""
-    try:
-        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return stamp
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(GATE_TZ).strftime("%Y-%m-%d %H:%M ICT")
-
-
 def pretty(value: Any) -> str:
     """A JSON value as indented text (for a payload an officer wants to read whole)."""
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+i18n.install(templates.env)
 templates.env.globals.update(query=query, outcomes=OUTCOMES)
-templates.env.filters.update(
-    pretty=pretty, local=local, vnd=lambda n: f"{int(n):,}".replace(",", ".") if isinstance(n, int | float) else "—"
-)
+templates.env.filters.update(pretty=pretty)

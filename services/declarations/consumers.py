@@ -10,6 +10,7 @@ from services.declarations import service
 from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import Declaration
 from services.declarations.schemas import Status
+from services.kernel import catalogue
 from services.kernel.outbox import Event
 
 logger = logging.getLogger("smartgate.declarations.consumers")
@@ -19,7 +20,8 @@ CONSUMER = "declarations"
 
 def on_gate_mismatch(session: Session, event: Event) -> None:
     """A gate read that does not match raises the declaration's risk: reassessed if still under review."""
-    decl_id = event.payload.get("declaration_id")
+    mismatch = catalogue.read(event, catalogue.GateMismatch)
+    decl_id = mismatch.declaration_id if mismatch else None
     decl = session.get(Declaration, decl_id) if decl_id else None
     if decl is None:
         return
@@ -41,13 +43,12 @@ def on_gate_mismatch(session: Session, event: Event) -> None:
 
 def on_gate_exit(session: Session, event: Event) -> None:
     """The truck carrying a released declaration's goods left through the gate."""
-    decl_id = event.payload.get("declaration_id")
+    exited = catalogue.read(event, catalogue.GateExited)
+    decl_id = exited.declaration_id if exited else None
     decl = session.get(Declaration, decl_id) if decl_id else None
-    if decl is None:
+    if exited is None or decl is None:
         return
     if decl.status != Status.released:
         logger.warning("exit reported for a declaration that is not released", extra={"declaration_id": decl_id})
         return
-    service.transition(
-        session, decl=decl, action="exit", actor=f"gate:{event.payload.get('camera_id', 'gate')}", reason="truck exited"
-    )
+    service.transition(session, decl=decl, action="exit", actor=f"gate:{exited.camera_id}", reason="truck exited")

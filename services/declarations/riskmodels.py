@@ -42,8 +42,9 @@ def upload(session: Session, *, principal: Principal, version: str, data: bytes,
         raise Unprocessable(f"a model file is at most {MAX_MODEL_BYTES} bytes", code="risk_model.too_large")
     from services.declarations.codes import currencies
 
-    if value_currency != "VND" and value_currency not in currencies():
-        raise Unprocessable(f"'{value_currency}' is not an ISO 4217 currency", code="iso4217.code")
+    currency = value_currency
+    if currency != "VND" and currency not in currencies():
+        raise Unprocessable(f"'{currency}' is not an ISO 4217 currency", code="iso4217.code")
     try:
         from riskmodel.scoring import ModelError, Scorer
     except ImportError as exc:  # pragma: no cover - a deployment without onnxruntime

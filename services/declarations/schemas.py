@@ -37,11 +37,13 @@ class Status(StrEnum):
     expired = "expired"
 
 
-def _code_in(allowed_fn: Any, code: str, what: str) -> Any:
+def _code_in(allowed_fn: Any, code: str, what: str, example: str | None = None) -> Any:
     def check(value: str) -> str:
         allowed = allowed_fn() if callable(allowed_fn) else allowed_fn
         if value not in allowed:
-            raise PydanticCustomError(code, f"'{value}' is not a known {what}")
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            hint = f", e.g. {example}" if example else ""
+            raise PydanticCustomError(code, f"'{shown}' is not a known {what}{hint}")
         return value
 
     return check
@@ -94,18 +96,30 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value
 
 
+# The length is checked by the code list itself, so that "China" is told what to write instead ("too long" is not
+# help); OpenAPI still shows the shape.
 Country = Annotated[
     str,
-    Field(min_length=2, max_length=2),
-    AfterValidator(_code_in(codes.countries, "iso3166.code", "country")),
+    Field(
+        max_length=64,
+        json_schema_extra={"minLength": 2, "maxLength": 2, "pattern": "^[A-Z]{2}$", "examples": ["CN", "VN"]},
+    ),
+    AfterValidator(_code_in(codes.countries, "iso3166.code", "ISO 3166-1 alpha-2 country code", "CN")),
 ]
 Currency = Annotated[
     str,
-    Field(min_length=3, max_length=3),
-    AfterValidator(_code_in(codes.currencies, "iso4217.code", "currency")),
+    Field(
+        max_length=64,
+        json_schema_extra={"minLength": 3, "maxLength": 3, "pattern": "^[A-Z]{3}$", "examples": ["USD", "CNY"]},
+    ),
+    AfterValidator(_code_in(codes.currencies, "iso4217.code", "ISO 4217 currency code", "USD")),
 ]
-Unit = Annotated[str, AfterValidator(_code_in(codes.UNECE_REC20_UNITS, "unece_rec20.code", "UN/ECE Rec. 20 unit"))]
-Incoterm = Annotated[str, AfterValidator(_code_in(codes.INCOTERMS_2020, "incoterms.code", "Incoterms 2020 rule"))]
+Unit = Annotated[
+    str, AfterValidator(_code_in(codes.UNECE_REC20_UNITS, "unece_rec20.code", "UN/ECE Rec. 20 unit", "KGM"))
+]
+Incoterm = Annotated[
+    str, AfterValidator(_code_in(codes.INCOTERMS_2020, "incoterms.code", "Incoterms 2020 rule", "FOB"))
+]
 ContainerNumber = Annotated[str, Field(min_length=11, max_length=13), AfterValidator(_container)]
 HsCode = Annotated[str, AfterValidator(_hs_code)]
 Plate = Annotated[str, AfterValidator(_plate)]

@@ -15,6 +15,7 @@ from services.inspection import events, repository
 from services.inspection.matching import DEAD_STATUSES, Outcome, codes_of, decide, normalise_code, split_barcodes
 from services.inspection.models import GateEvent
 from services.inspection.reading import ImageRead
+from services.kernel import catalogue
 from services.kernel.auth import Principal
 from services.kernel.database import utcnow
 from services.kernel.outbox import Event, event_row, record_events
@@ -172,24 +173,19 @@ def on_declaration_events(session: Session, events: list[Event]) -> None:
     update of its row (a filing's created, submitted and cleared arrive together)."""
     folded: dict[str, dict[str, Any]] = {}
     for event in events:
-        payload = event.payload
-        decl_id, status = payload.get("declaration_id"), payload.get("status")
-        if not isinstance(decl_id, str) or not isinstance(status, str):
+        step = catalogue.read(event, catalogue.DeclarationStep)
+        if step is None:  # assessed, paid, assigned: no status change (or a malformed event, logged)
             continue
-        state = folded.setdefault(decl_id, {"number": None, "body_sha256": None, "containers": None,
-                                            "truck_plate": None, "truck_plate_known": False})  # fmt: skip
-        state.update(status=status, version=int(payload.get("version") or 0), seq=event.seq)
-        state["number"] = payload.get("number") or state["number"]
-        state["body_sha256"] = payload.get("body_sha256") or state["body_sha256"]
-        raw = payload.get("containers")
-        if isinstance(raw, list):
+        state = folded.setdefault(step.declaration_id, {"number": None, "body_sha256": None, "containers": None,
+                                                        "truck_plate": None, "truck_plate_known": False})  # fmt: skip
+        state.update(status=step.status, version=step.version, seq=event.seq)
+        state["number"] = step.number or state["number"]
+        state["body_sha256"] = step.body_sha256 or state["body_sha256"]
+        if "containers" in step.model_fields_set:
             state["containers"] = [
-                {"number": normalise_code(str(c["number"])), "seals": [str(s) for s in c.get("seals") or []]}
-                for c in raw
-                if isinstance(c, dict) and c.get("number")
+                {"number": normalise_code(c.number), "seals": list(c.seals)} for c in step.containers if c.number
             ]
-        if "truck_plate" in payload:
-            plate = payload.get("truck_plate")
-            state["truck_plate"] = plate if isinstance(plate, str) else None
+        if "truck_plate" in step.model_fields_set:
+            state["truck_plate"] = step.truck_plate
             state["truck_plate_known"] = True
     repository.upsert_expected_many(session, folded)

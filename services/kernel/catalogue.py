@@ -6,8 +6,10 @@ carry them), so their shapes live here, in the kernel that every service imports
 - producers: `outbox.event_row` checks each payload against its type's model before it is written, and refuses a
   type that is not catalogued or a payload with a missing, mistyped or unknown field (a test, not a reader,
   finds the drift);
-- consumers: `parse(event)` gives the typed payload; it ignores fields it does not know, so an event written by a
-  newer producer (an optional field added) is still read;
+- consumers: `read(event, Model)` gives the typed payload (None, logged, for another type or a malformed one: a
+  consumer skips it rather than stop its queue); it ignores fields it does not know, so an event written by a
+  newer producer is still read, and fields added later have defaults, so an older event is read too
+  (`model_fields_set` tells whether the producer sent one);
 - the webhooks service offers the types marked `trader_facing`; `docs/events.md` is generated from here
   (`python -m services.kernel.catalogue > docs/events.md`, and a test fails when it is stale).
 
@@ -18,9 +20,10 @@ stream. The ledger keeps old payloads for ever: readers of the ledger never assu
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from services.kernel.outbox import Event
 
 Channel = Literal["green", "yellow", "red"]
+P = TypeVar("P", bound="Payload")
+logger = logging.getLogger("smartgate.catalogue")
 
 
 class Payload(BaseModel):
@@ -42,6 +47,12 @@ class Payload(BaseModel):
     TRADER_FACING: ClassVar[bool] = False
 
 
+class Owned(Payload):
+    """An event about something of one organisation (a declaration): it may reach that organisation's webhooks."""
+
+    organisation_id: str
+
+
 class ContainerRef(BaseModel):
     """A container the declaration names, with its seals (what the gate matches)."""
 
@@ -51,7 +62,7 @@ class ContainerRef(BaseModel):
     seals: list[str] = []
 
 
-class DeclarationStep(Payload):
+class DeclarationStep(Owned):
     """A declaration changed status: one type per verb. Staff are named by role (`customs officer`), traders'
     own keys and systems (`system:risk`, `gate:…`) as recorded."""
 
@@ -77,18 +88,19 @@ class DeclarationStep(Payload):
 
     declaration_id: str
     number: str | None
-    organisation_id: str
     status: str
     version: int
     body_sha256: str
     actor: str
     reason: str | None
     at: str
-    containers: list[ContainerRef]
-    truck_plate: str | None
+    # Added after the first events were written: an older event lacks them (`model_fields_set` says whether the
+    # producer sent them). Producers always send every field (`check`).
+    containers: list[ContainerRef] = []
+    truck_plate: str | None = None
 
 
-class DeclarationAssessed(Payload):
+class DeclarationAssessed(Owned):
     """Duties and channel at registration or after an amendment; the score, rule hits and draw stay with customs
     and are committed to by `assessment_sha256` (a salted SHA-256)."""
 
@@ -98,7 +110,6 @@ class DeclarationAssessed(Payload):
 
     declaration_id: str
     number: str | None
-    organisation_id: str
     version: int
     body_sha256: str
     channel: Channel
@@ -118,10 +129,9 @@ class DeclarationAssigned(Payload):
     actor: str
 
 
-class _PaymentAbout(Payload):
+class _PaymentAbout(Owned):
     declaration_id: str
     number: str | None
-    organisation_id: str
     payment_id: str
     amount_vnd: int
 
@@ -263,6 +273,10 @@ def check(type_: str, payload: dict[str, Any]) -> None:
     unknown = payload.keys() - model.model_fields.keys()
     if unknown:
         raise UncataloguedEvent(f"{type_}: fields not in {model.__name__}: {sorted(unknown)}")
+    # Defaults let consumers read events written before a field existed; a producer sends every field.
+    missing = model.model_fields.keys() - payload.keys()
+    if missing:
+        raise UncataloguedEvent(f"{type_}: fields of {model.__name__} missing: {sorted(missing)}")
     try:
         model.model_validate(payload)
     except ValidationError as exc:
@@ -275,6 +289,25 @@ def parse(event: Event) -> Payload:
     if model is None:
         raise UncataloguedEvent(f"event type {event.type!r} is not in services/kernel/catalogue.py")
     return model.model_validate(event.payload)
+
+
+def read(event: Event, model: type[P]) -> P | None:
+    """What a consumer reads: the event's payload as `model` (the model of its type, or a base of it), or None
+    (logged) when the type is another's or the payload does not validate. A consumer must not stop its queue for
+    one malformed event: it skips it, and the warning names the event for whoever fixes the producer."""
+    catalogued = CATALOGUE.get(event.type)
+    if catalogued is None or not issubclass(catalogued, model):
+        return None
+    try:
+        parsed: P = catalogued.model_validate(event.payload)
+        return parsed
+    except ValidationError as exc:
+        logger.warning(
+            "event skipped: payload does not match its model",
+            extra={"event_id": event.id, "event_type": event.type, "model": catalogued.__name__,
+                   "errors": exc.error_count()},
+        )  # fmt: skip
+        return None
 
 
 def _type_name(annotation: Any) -> str:

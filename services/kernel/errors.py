@@ -11,11 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.kernel.i18n import N_, SOURCE_LANGUAGE, TAGS, localise_problem, negotiate
 from services.kernel.responses import JSONResponse
 
 logger = logging.getLogger("smartgate.errors")
 
 PROBLEM_JSON = "application/problem+json"
+# Starlette's own details (a route that does not exist, a method a route does not take), for the catalog.
+FRAMEWORK_DETAILS = (N_("Not Found"), N_("Method Not Allowed"))
 
 
 class AppError(Exception):
@@ -83,9 +86,11 @@ def problem(
     type_slug: str = "about:blank",
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    language: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response; with `language` (see `problem_language`), its title and detail in that language
+    (services/kernel/i18n.py), told by Content-Language."""
     body: dict[str, Any] = {
         "type": type_slug if type_slug == "about:blank" else f"https://smartgate.example/problems/{type_slug}",
         "title": title,
@@ -95,7 +100,16 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
+    if language is not None:
+        body = localise_problem(body, language)
+        headers = {**(headers or {}), "Content-Language": TAGS[language], "Vary": "Accept-Language"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_language(headers: Any) -> str:
+    """The language of a problem's texts: the request's `Accept-Language` among vi, zh (Simplified) and en; English
+    without one (what an ERP integrating the API reads and matches on; the `code` never changes)."""
+    return negotiate(headers.get("accept-language") if headers is not None else None, SOURCE_LANGUAGE)
 
 
 def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -120,15 +134,44 @@ _PYDANTIC_CODES = {
 }
 
 
-def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """Pydantic errors as `{pointer, code, detail}` items with stable codes."""
-    out = []
+# What a value of these types must look like, said where pydantic's own message does not.
+_FORMAT_HINTS = (
+    ("datetime_", "ISO 8601 with offset, e.g. 2026-11-28T08:30:00+07:00"),
+    ("date_", "ISO 8601 date, e.g. 2026-11-28"),
+    ("time_", "ISO 8601 time, e.g. 08:30:00"),
+    ("decimal_", 'a number, or a string of digits with a decimal point, e.g. "1234.50"'),
+)
+
+
+def _json_position(body: Any, offset: int) -> tuple[int, int]:
+    """Line and column (from 1) of a character offset in the request body, as an editor shows them."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def validation_errors(errors: list[Any], body: Any = None) -> list[dict[str, Any]]:
+    """Pydantic errors as `{pointer, code, detail}` items with stable codes. A body that is not JSON is one error
+    for the whole body (pointer "") with the line and column where parsing stopped (`body`: the raw request body)."""
+    out: list[dict[str, Any]] = []
     for err in errors:
         kind = str(err.get("type", "invalid"))
         code = _PYDANTIC_CODES.get(kind, kind)
         where = err.get("loc", ())
         section = where[0] if where else "body"
-        item = {"pointer": pointer(where), "code": code, "detail": str(err.get("msg", "invalid"))}
+        detail = str(err.get("msg", "invalid"))
+        if kind == "json_invalid" and len(where) == 2 and isinstance(where[1], int) and body is not None:
+            # pydantic reports a character offset as the location ("/18" as a pointer): say it as an editor would.
+            line, column = _json_position(body, where[1])
+            reason = str((err.get("ctx") or {}).get("error") or detail)
+            out.append({"pointer": "", "code": code, "detail": f"invalid JSON at line {line}, column {column}: "
+                        f"{reason}", "line": line, "column": column})  # fmt: skip
+            continue
+        hint = next((h for prefix, h in _FORMAT_HINTS if kind.startswith(prefix)), None)
+        if hint is not None:
+            detail = f"{detail}; expected {hint}"
+        item: dict[str, Any] = {"pointer": pointer(where), "code": code, "detail": detail}
         if section != "body":
             item["in"] = section
         out.append(item)
@@ -147,18 +190,20 @@ def install_error_handlers(app: FastAPI) -> None:
             type_slug=exc.type_slug,
             instance=request.url.path,
             headers=exc.headers,
+            language=problem_language(request.headers),
             **exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()))
+        errors = validation_errors(list(exc.errors()), exc.body)
         return problem(
             422,
             "Validation failed",
             f"{len(errors)} problem(s) in the request",
             type_slug="validation",
             instance=request.url.path,
+            language=problem_language(request.headers),
             errors=errors,
         )
 
@@ -179,6 +224,7 @@ def install_error_handlers(app: FastAPI) -> None:
             detail,
             instance=request.url.path,
             headers=dict(exc.headers or {}),
+            language=problem_language(request.headers),
         )
 
     @app.exception_handler(StaleDataError)
@@ -190,6 +236,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "the resource changed while this request was being processed; read it again and retry",
             type_slug="concurrent-change",
             instance=request.url.path,
+            language=problem_language(request.headers),
         )
 
     @app.exception_handler(Exception)
@@ -201,6 +248,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "Internal server error",
             "An unexpected error occurred; quote the error id when reporting it.",
             instance=request.url.path,
+            language=problem_language(request.headers),
             error_id=error_id,
         )
 
@@ -214,14 +262,14 @@ DATABASE_RETRY_AFTER_SECONDS = 2
 def database_unavailable(request: Request, code: str, error: str) -> JSONResponse:
     """503 for a database outage: `database.unavailable` (nothing was committed) or `database.commit_unknown`."""
     if code == "database.commit_unknown":
-        title = "Commit outcome unknown"
-        detail = (
+        title = N_("Commit outcome unknown")
+        detail = N_(
             "the database stopped answering after this change was sent for commit: it may or may not be stored. "
             "Retry with the same Idempotency-Key (it takes effect at most once) or read the resource."
         )
     else:
-        title = "Database unavailable"
-        detail = "the database is unavailable or did not answer in time; nothing was stored. Retry later."
+        title = N_("Database unavailable")
+        detail = N_("the database is unavailable or did not answer in time; nothing was stored. Retry later.")
     logger.warning("database unavailable", extra={"code": code, "path": request.url.path, "error": error})
     return problem(
         503,
@@ -230,6 +278,7 @@ def database_unavailable(request: Request, code: str, error: str) -> JSONRespons
         type_slug="database-unavailable",
         instance=request.url.path,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        language=problem_language(request.headers),
         code=code,
     )
 

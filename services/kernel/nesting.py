@@ -20,9 +20,10 @@ from array import array
 from itertools import accumulate
 
 import yaml
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kernel.errors import problem
+from services.kernel.errors import problem, problem_language
 
 MAX_DEPTH = 64
 
@@ -108,6 +109,7 @@ class JsonDepthMiddleware:
                 "the body looks like UTF-16 or UTF-32; send JSON encoded as UTF-8 (RFC 8259, section 8.1)",
                 type_slug="json-not-utf8",
                 instance=scope.get("path"),
+                language=problem_language(Headers(scope=scope)),
                 code="json.not_utf8",
             )
             await response(scope, receive, send)
@@ -119,6 +121,7 @@ class JsonDepthMiddleware:
                 f"arrays and objects may be nested at most {self.max_depth} levels deep",
                 type_slug="json-too-deep",
                 instance=scope.get("path"),
+                language=problem_language(Headers(scope=scope)),
                 code="json.too_deep",
             )
             await response(scope, receive, send)

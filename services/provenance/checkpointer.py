@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import reader, storage, writer
 from ledger.anchor import AnchorReceipt
-from ledger.checkpoint import Checkpoint, checkpoint_hash, open_checkpoint
+from ledger.checkpoint import Checkpoint, Signer, checkpoint_hash
+from ledger.keyring import KeyHistory, KeyRotationError, LogKey, predecessor, record_signing_key
 from ledger.verify import VerificationError, verify_consistency
 from ledger.witness_client import PoolResult, WitnessPool, parse_witnesses
 from services.kernel.database import table_of, unit_of_work, utcnow
@@ -25,6 +26,10 @@ from services.provenance.models import WitnessCosignature
 from services.provenance.service import Provenance
 
 logger = logging.getLogger("smartgate.provenance.checkpointer")
+
+
+class SigningKeyRetired(Exception):
+    """The configured signing key was replaced by a later key of the log: it never signs again."""
 
 
 class LedgerInconsistent(Exception):
@@ -104,12 +109,14 @@ class Checkpointer:
                 latest = storage.get_checkpoint(conn)
                 if latest is not None and latest[0] > size:
                     raise LedgerInconsistent(f"the log has {size} entries but checkpoint {latest[0]} was signed")
-                if size == 0 or (latest is not None and latest[0] == size):
+                history, own = self._record_key(conn)
+                if size == 0 or (latest is not None and latest[0] == size) or size < own.valid_from_size:
                     return None
                 root = writer.compact_range(conn, size).root()
                 if latest is not None:
-                    self._check_extends(conn, latest, size, root)
-                note = Checkpoint(prov.origin, size, root).sign(prov.signer)
+                    self._check_extends(conn, latest, size, root, history)
+                cosigners = self._rotation_cosigners(history, own, latest)
+                note = Checkpoint(prov.origin, size, root).sign(prov.signer, *cosigners)
                 storage.insert_checkpoint(conn, size, note, utcnow())
         except IntegrityError:
             # Another process signed the same size first (PostgreSQL without the lock cannot happen; be calm anyway).
@@ -120,11 +127,50 @@ class Checkpointer:
         logger.info("checkpoint signed", extra={"size": size})
         return size, note
 
-    def _check_extends(self, conn: Connection, latest: tuple[int, bytes], size: int, root: bytes) -> None:
-        """Check the previous checkpoint's signature, and that the stored tree of `size` extends its root."""
+    def _record_key(self, conn: Connection) -> tuple[KeyHistory, LogKey]:
+        """Make the configured key the log's signing key (recording a rotation the first time it is seen); return the
+        key history and the configured key's entry in it. A retired key raises SigningKeyRetired."""
+        prov = self.prov
+        previous = prov.previous_signer.verifier if prov.previous_signer is not None else None
+        try:
+            record = record_signing_key(conn, prov.verifier, origin=prov.origin, now=utcnow(), previous=previous)
+        except KeyRotationError as exc:
+            raise SigningKeyRetired(str(exc)) from exc
+        for key in record.recorded:
+            logger.warning(
+                "ledger signing key recorded",
+                extra={"vkey": key.vkey, "valid_from_size": key.valid_from_size, "keys": len(record.history)},
+            )
+        if record.unrecorded_below is not None and record.recorded:
+            logger.critical(
+                "checkpoints below this size were signed by a key the log did not record; set "
+                "SMARTGATE_LEDGER_PREVIOUS_SIGNING_KEY to it, or verifiers need it with --key",
+                extra={"size": record.unrecorded_below},
+            )
+        own = record.history.find(prov.verifier)
+        assert own is not None
+        return record.history, own
+
+    def _rotation_cosigners(self, history: KeyHistory, own: LogKey, latest: tuple[int, bytes] | None) -> list[Signer]:
+        """The retiring key, when this is the first checkpoint of a newly recorded key and that key is configured
+        (SMARTGATE_LEDGER_PREVIOUS_SIGNING_KEY): it cosigns the same note, so that whoever trusts only the old key
+        sees the new one sign the tree head the old one vouches for."""
+        previous = self.prov.previous_signer
+        before = predecessor(history, own)
+        if previous is None or before is None or before.verifier != previous.verifier:
+            return []
+        if latest is not None and latest[0] >= own.valid_from_size:
+            return []  # the new key signed before: only its first checkpoint is cosigned
+        return [previous]
+
+    def _check_extends(
+        self, conn: Connection, latest: tuple[int, bytes], size: int, root: bytes, history: KeyHistory
+    ) -> None:
+        """Check the previous checkpoint's signature (under the key valid at its size), and that the stored tree of
+        `size` extends its root."""
         prev_size, prev_note = latest
         try:
-            prev = open_checkpoint(prev_note, self.prov.verifier, origin=self.prov.origin, index=prev_size)
+            prev, _key = history.open(prev_note, origin=self.prov.origin, index=prev_size)
             proof = reader.consistency_proof(conn, prev_size, size)
             verify_consistency(prev_size, size, proof, prev.root_hash, root)
         except VerificationError as exc:
@@ -285,3 +331,5 @@ class Checkpointer:
             self.checkpoint_now(scheduled=True)
         except LedgerInconsistent:
             logger.exception("checkpoint refused: the ledger is inconsistent (run `smartgate ledger verify`)")
+        except SigningKeyRetired as exc:
+            logger.critical("checkpoint refused: the configured signing key is retired", extra={"error": str(exc)})

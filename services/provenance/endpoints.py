@@ -131,8 +131,46 @@ def get_checkpoint(
     },
 )
 def get_public_key(request: Request) -> PlainTextResponse:
-    """The signed-note verifier key `name+keyid+base64` that signs checkpoints and bundles (pin it with --key)."""
+    """The signed-note verifier key `name+keyid+base64` that signs new checkpoints and bundles (pin it with --key);
+    after a key rotation, `/public-keys` lists the earlier keys with the sizes they signed."""
     return PlainTextResponse(get_provenance(request).verifier.vkey + "\n")
+
+
+class PublicKey(Schema):
+    """One signing key of the log (C2SP vkey) and the checkpoint sizes it signs: [valid_from_size,
+    valid_until_size)."""
+
+    vkey: str
+    name: str
+    key_id: str
+    valid_from_size: int
+    valid_until_size: int | None
+    recorded_at: str | None
+    current: bool
+
+
+class PublicKeys(Schema):
+    """The log's key history: every key that ever signed its checkpoints, oldest first (`verify-bundle --keys`,
+    `ledger verify --keys` read this document)."""
+
+    format: str
+    origin: str
+    keys: list[PublicKey]
+
+
+@router.get(
+    "/public-keys",
+    summary="Every signing key of the log with its validity (public)",
+    response_model=PublicKeys,
+    responses=problems(*DOCUMENTED),
+)
+def get_public_keys(request: Request, session: SessionDep) -> dict[str, Any]:
+    """The key history: each key signs the checkpoints of size >= `valid_from_size` and below the next key's. Save
+    it and give it to `smartgate ledger verify-bundle --keys FILE` to verify bundles from before and after a key
+    rotation; `/public-key` stays the current key alone."""
+    prov = get_provenance(request)
+    history = prov.published_keys(session.connection())
+    return history.to_json(prov.origin)
 
 
 @router.get(

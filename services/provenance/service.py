@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger import bundle as ledger_bundle
 from ledger import reader, storage, writer
 from ledger.checkpoint import Signer, Verifier
-from ledger.keys import resolve_signer
+from ledger.keyring import KeyHistory
+from ledger.keys import load_signer, refuse_dev_key, resolve_signer
 from services.kernel.database import reader as read_only
 from services.kernel.database import table_of, utcnow
 from services.kernel.errors import NotFound, Unprocessable
@@ -47,7 +48,15 @@ class Provenance:
             environment=settings.key_environment,
             dev_key_dir=settings.var_dir,
         )
+        previous = settings.ledger_previous_signing_key.get_secret_value()
+        self.previous_signer: Signer | None = None
+        if previous:
+            self.previous_signer = load_signer(previous)
+            refuse_dev_key(self.previous_signer, settings.key_environment)
+            if self.previous_signer.verifier == self.signer.verifier:
+                self.previous_signer = None  # the same key twice: nothing to cosign with
         self.origin = settings.ledger_origin
+        self._signs_from: int | None = None
         self.engine = engine
         self.read_engine = read_only(engine)
         self.sessions = sessions
@@ -56,6 +65,33 @@ class Provenance:
     def verifier(self) -> Verifier:
         """The log's public key."""
         return self.signer.verifier
+
+    def key_history(self, conn: Connection) -> KeyHistory:
+        """The log's recorded signing keys (empty before the first checkpoint pass of a new database)."""
+        return KeyHistory.from_rows(storage.key_rows(conn))
+
+    def published_keys(self, conn: Connection) -> KeyHistory:
+        """The recorded keys, plus this process's key while it is not recorded yet (its first checkpoint pass records
+        it, valid from the checkpoint after the latest; listed with no `recorded_at`)."""
+        history = self.key_history(conn)
+        if history.find(self.verifier) is not None:
+            return history
+        latest = storage.get_checkpoint(conn)
+        start = latest[0] + 1 if latest is not None else 0
+        if history.current is not None:
+            start = max(start, history.current.valid_from_size + 1)
+        known = [(k.valid_from_size, k.verifier, k.recorded_at) for k in history.keys]
+        return KeyHistory.from_keys([*known, (start, self.verifier, None)])
+
+    def signs_from(self, conn: Connection) -> int:
+        """The smallest checkpoint size this process's key signs (0 until it is recorded). Cached once recorded: a
+        recorded key's row never changes."""
+        if self._signs_from is None:
+            own = self.key_history(conn).find(self.verifier)
+            if own is None:
+                return 0
+            self._signs_from = own.valid_from_size
+        return self._signs_from
 
 
 def ledger_event(event: Event) -> writer.Event:
@@ -239,14 +275,19 @@ class BundleChoice:
     complete: bool  # the checkpoint covers every entry of the subject logged so far
 
 
-def choose_checkpoint(conn: Connection, subject: str) -> BundleChoice:
+def choose_checkpoint(conn: Connection, subject: str, *, min_size: int = 0) -> BundleChoice:
     """The checkpoint for a subject's bundle: the latest anchored one covering all its entries, else the latest
-    covering them, else the latest covering at least its first entry."""
+    covering them, else the latest covering at least its first entry. Checkpoints of size >= `min_size` (signed by
+    the key that signs the bundle) come first; older ones only when none of those covers the subject yet."""
     idx = storage.entries.c.idx
     first, last = conn.execute(select(func.min(idx), func.max(idx)).where(storage.entries.c.subject == subject)).one()
     if first is None:
         raise NotFound(f"the ledger has no entry about {subject!r}", code="ledger.no_subject")
-    pick = storage.bundle_checkpoint(conn, first=int(first), last=int(last))
+    pick = storage.bundle_checkpoint(conn, first=int(first), last=int(last), min_size=min_size)
+    if pick is None and min_size > 0:
+        # Just after a key rotation, before the new key signed a checkpoint: one by the previous key (a verifier
+        # needs the key history, `verify-bundle --keys`).
+        pick = storage.bundle_checkpoint(conn, first=int(first), last=int(last))
     if pick is not None:
         return BundleChoice(*pick)
     raise NotFound(
@@ -261,7 +302,7 @@ def build_bundle(
 ) -> dict[str, Any]:
     """A self-contained, signed provenance bundle of a subject (see ledger.bundle)."""
     with prov.read_engine.connect() as conn:
-        choice = choose_checkpoint(conn, subject)
+        choice = choose_checkpoint(conn, subject, min_size=prov.signs_from(conn))
         lines = cosignature_lines(conn, choice.size)
     return ledger_bundle.build_bundle(
         prov.read_engine,

@@ -15,6 +15,9 @@ class ProvenanceSettings(KernelSettings):
     # `PRIVATE+KEY+name+keyid+base64` (`smartgate ledger keygen NAME`); empty means a development key under var_dir,
     # which is refused outside development.
     ledger_signing_key: SecretStr = SecretStr("")
+    # The key being retired by a rotation (docs/ledger.md, "Key rotation"), same form: while it is set, the first
+    # checkpoint signed by a newly recorded key is cosigned by it. Empty: rotations are not cosigned.
+    ledger_previous_signing_key: SecretStr = SecretStr("")
     ledger_checkpoint_seconds: float = Field(default=2.0, gt=0)
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)
     # Anchor (one chain transaction) at most this often while the log keeps growing; when it stops growing the

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.kernel.runtime import Runtime
 from services.webhooks import endpoints, service
 from services.webhooks.delivery import Dispatcher
+from services.webhooks.openapi import install_webhooks
 from services.webhooks.settings import webhook_settings
 
 
@@ -17,6 +18,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.extras[endpoints.SETTINGS_KEY] = settings
     runtime.extras[endpoints.DISPATCHER_KEY] = dispatcher
     app.include_router(endpoints.router)
+    install_webhooks(app)  # what the receivers get, in OpenAPI's `webhooks` section
     runtime.bus.subscribe(
         "declaration.*",
         service.make_consumer(runtime.sessions, dispatcher.notify, read_sessions=runtime.read_sessions),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from services.kernel.schemas import InputSchema, Schema
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -141,3 +141,69 @@ def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
         "delivered_at": iso(row.delivered_at),
         "payload": row.payload,
     }
+
+
+# What a receiver gets (documented in OpenAPI's `webhooks` section; a test holds `service.event_data` to these).
+class DeclarationLinks(Schema):
+    """Where to read more, with the receiver's own API key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    declaration: str = Field(description="Path of the declaration in this API", examples=["/api/v1/declarations/…"])
+
+
+class EventData(Schema):
+    """What a trader learns from one event of its own declaration. Thin on purpose: the declaration is one
+    authenticated GET away; no officer or key ids, nothing of how it was selected (score, rules, random draw)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    declaration_id: str = Field(description="The declaration's id (UUID)")
+    number: str | None = Field(description="Its customs number once registered (KT-YYYY-NNNNNN), else null",
+                               examples=["KT-2026-000123"])  # fmt: skip
+    status: str | None = Field(None, description="Its status after the event (every type but `assessed`, `paid`, "
+                               "`payment_rejected`)", examples=["awaiting_documents"])  # fmt: skip
+    version: int | None = Field(None, description="The version of the declaration the event concerns", ge=1)
+    channel: Literal["green", "yellow", "red"] | None = Field(
+        None, description="`declaration.assessed` only: the selectivity channel (phân luồng)"
+    )
+    duties_total_vnd: int | None = Field(None, description="`declaration.assessed` only: duties and taxes due, VND")
+    duties_assessed: bool | None = Field(
+        None, description="`declaration.assessed` only: false when no exchange rate or tariff allowed assessing them"
+    )
+    payment_id: str | None = Field(None, description="`declaration.payment_rejected` only: the payment refused")
+    amount_vnd: int | None = Field(None, description="`paid`, `payment_rejected`: the payment's amount, VND")
+    paid_vnd: int | None = Field(None, description="`declaration.paid` only: confirmed payments in all, VND")
+    due_vnd: int | None = Field(None, description="`declaration.paid` only: what remains due, VND")
+    reason: str | None = Field(
+        None, description="Officer decisions, cancellations, expiry and refused payments: why, as recorded"
+    )
+    links: DeclarationLinks
+
+
+class EventMessage(Schema):
+    """The body of every delivery (Standard Webhooks shape). Headers: `webhook-id` (the same on every retry:
+    dedupe by it), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature` (`v1,<base64
+    HMAC-SHA256>` of `{id}.{timestamp}.{body}` with the endpoint's secret; two, space-separated, during a rotation).
+    Answer 2xx within 10 s; anything else is retried with backoff, 410 Gone switches the endpoint off."""
+
+    type: str = Field(description="The event type", examples=["declaration.documents_requested"])
+    timestamp: dt.datetime = Field(description="When the event happened (UTC)")
+    data: EventData
+
+
+class TestData(Schema):
+    """The data of a `webhook.test` ping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_id: str
+    message: str = Field(examples=["smartgate webhook test"])
+
+
+class TestMessage(Schema):
+    """`POST /api/v1/webhooks/{id}/test` sends this (even to an endpoint switched off)."""
+
+    type: Literal["webhook.test"]
+    timestamp: dt.datetime
+    data: TestData

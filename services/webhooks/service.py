@@ -309,13 +309,23 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
         session.execute(insert(_DELIVERIES).prefix_with("IGNORE"), rows)
 
 
+def _owners(events: list[Event]) -> dict[str, str]:
+    """The organisation each offered event belongs to, by event id (events of other types, or malformed: none)."""
+    owners: dict[str, str] = {}
+    for event in events:
+        if event.type in EVENT_TYPES and (owned := catalogue.read(event, catalogue.Owned)) is not None:
+            owners[event.id] = owned.organisation_id
+    return owners
+
+
 def enqueue(session: Session, events: list[Event]) -> int:
     """Deliveries for the events' organisations' active endpoints that want them. Returns how many rows were
     offered (duplicates of earlier deliveries are skipped by the database)."""
-    wanted = [e for e in events if e.type in EVENT_TYPES and e.payload.get("organisation_id")]
+    owners = _owners(events)
+    wanted = [e for e in events if e.id in owners]
     if not wanted:
         return 0
-    orgs = {e.payload["organisation_id"] for e in wanted}
+    orgs = set(owners.values())
     endpoints = list(
         session.scalars(
             select(WebhookEndpoint).where(WebhookEndpoint.organisation_id.in_(orgs), WebhookEndpoint.active.is_(True))
@@ -330,7 +340,7 @@ def enqueue(session: Session, events: list[Event]) -> int:
     tick = dt.timedelta(microseconds=1)
     for event in wanted:
         for ep in endpoints:
-            if ep.organisation_id != event.payload["organisation_id"]:
+            if ep.organisation_id != owners[event.id]:
                 continue
             if ep.event_types and event.type not in ep.event_types:
                 continue
@@ -351,8 +361,7 @@ def make_consumer(
     Most batches concern no endpoint: that is found with a read (on SQLite, without the writer lock)."""
 
     def handle_batch(events: list[Event]) -> None:
-        orgs = {e.payload.get("organisation_id") for e in events if e.type in EVENT_TYPES}
-        orgs.discard(None)
+        orgs = set(_owners(events).values())
         if not orgs:
             return
         with unit_of_work(read_sessions or sessions) as session:

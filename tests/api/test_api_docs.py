@@ -103,6 +103,7 @@ def test_security_is_declared_on_exactly_the_operations_that_answer_401_without_
         "GET /api/v1/ledger/proofs/consistency",
         "GET /api/v1/ledger/proofs/inclusion",
         "GET /api/v1/ledger/public-key",
+        "GET /api/v1/ledger/public-keys",
         "GET /healthz",
         "GET /readyz",
     ]
@@ -205,3 +206,20 @@ def test_the_gateway_serves_the_docs_offline_with_security_and_tags(gateway: Tes
     assert merged["paths"] == api_paths  # security and required headers included, operation by operation
     assert [t["name"] for t in merged["tags"]] == [t["name"] for t in embedded["tags"] if t["name"] != "health"]
     assert all(t["description"] for t in merged["tags"])
+    assert merged["webhooks"] == embedded["webhooks"]
+
+
+def test_the_webhooks_a_receiver_gets_are_in_the_document(client: Any) -> None:
+    from services.webhooks.service import EVENT_TYPES, TEST_EVENT
+
+    document = client.get("/openapi.json").json()
+    assert set(document["webhooks"]) == {*EVENT_TYPES, TEST_EVENT}
+    for name, item in document["webhooks"].items():
+        operation = item["post"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header" and p["required"]}
+        assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}, name
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("Message")
+        assert "security" not in operation  # the receiver checks the signature, not an API key
+    data = document["components"]["schemas"]["EventData"]
+    assert data["additionalProperties"] is False
+    assert all(field.get("description") for field in data["properties"].values() if "$ref" not in field)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.console.i18n import COOKIE as LANG_COOKIE
 from services.declarations.assessment import VN_TZ
 from services.declarations.tariff import DEMO_RATES, post_rate
 from services.kernel.auth import KEY_PREFIX, revoke_key
@@ -30,6 +31,8 @@ class Console:
 
     def __init__(self, client: Any, runtime: Runtime, keys: Any, body: dict[str, Any]) -> None:
         self.client, self.runtime, self.body = client, runtime, body
+        # These tests read the English console (Vietnamese is the default: tests/api/test_console_i18n.py).
+        client.cookies.set(LANG_COOKIE, "en")
         with unit_of_work(runtime.sessions) as session:
             for currency, rate in DEMO_RATES.items():
                 day = dt.datetime.now(VN_TZ).date()
@@ -154,7 +157,7 @@ def test_officer_works_the_queue_and_decides(console):
     html = page.text
     assert "fresh_fruit_phyto" in html
     assert "few prior declarations" in html
-    assert "12.192.000" in html  # VAT on the lychees: the duties due, in VND
+    assert "₫12,192,000" in html  # VAT on the lychees: the duties due, in VND (English: ₫ first, no decimals)
     assert "CSQU3054383" in html
     assert "Fresh lychees" in html
     assert "24C-123.45" in html

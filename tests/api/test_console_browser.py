@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.console.i18n import COOKIE as LANG_COOKIE
 from tests.api.test_console import Console, clear_key
 
 CHROMIUM = os.environ.get("SMARTGATE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -43,6 +44,8 @@ def test_officer_signs_in_opens_and_clears_in_a_browser(served, runtime, keys, d
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            # This walk reads the English console (the language switch has its own test below).
+            page.context.add_cookies([{"name": LANG_COOKIE, "value": "en", "url": f"{served}/console"}])
             page.goto(f"{served}/console")
             assert page.url.endswith("/console/login")
             page.fill("#key", clear_key(console.officer))
@@ -65,4 +68,49 @@ def test_officer_signs_in_opens_and_clears_in_a_browser(served, runtime, keys, d
         finally:
             browser.close()
     assert console.api(decl["id"])["status"] == "cleared"
+    client.close()
+
+
+@pytest.mark.xdist_group("browser")
+def test_officer_switches_language_and_it_is_remembered(served, runtime, keys, declaration_body):
+    """Vietnamese first; English and Chinese on a click; the choice outlives the page, the session and the tab."""
+    sync_playwright = _need_browser()
+    client = httpx.Client(base_url=served)
+    console = Console(client, runtime, keys, declaration_body)
+    decl = console.file()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="en-US")  # an English browser: the console still opens in Vietnamese
+            page = context.new_page()
+            page.goto(f"{served}/console/login")
+            assert page.get_attribute("html", "lang") == "vi"
+            page.fill("#key", clear_key(console.officer))
+            page.get_by_role("button", name="Đăng nhập").click()
+            page.wait_for_url(f"{served}/console")
+            assert page.locator("h1").inner_text().startswith("Tờ khai chờ xử lý")
+            page.locator("table.queue tbody tr", has_text=decl["number"]).locator("a").click()
+            page.wait_for_url(f"{served}/console/declarations/{decl['id']}")
+
+            page.get_by_role("button", name="English").click()  # back on the same declaration, in English
+            page.wait_for_url(f"{served}/console/declarations/{decl['id']}")
+            assert page.get_attribute("html", "lang") == "en"
+            assert page.get_by_role("heading", name="Goods and duties").count() == 1
+            page.get_by_role("link", name="Gate holds").click()
+            assert page.get_attribute("html", "lang") == "en"  # remembered on the next page
+
+            page.get_by_role("button", name="中文").click()
+            page.wait_for_url(f"{served}/console/gate")
+            assert page.get_attribute("html", "lang") == "zh-Hans"
+            assert "卡口扣留车辆" in page.locator("h1").inner_text()
+            assert page.locator('button[aria-current="true"]').inner_text() == "中文"
+            page.get_by_role("button", name="退出登录").click()
+            page.wait_for_url(f"{served}/console/login")
+            assert page.get_by_role("heading", name="登录").count() == 1  # signed out, still Chinese
+
+            again = context.new_page()  # a new tab of the same browser
+            again.goto(f"{served}/console/login")
+            assert again.get_attribute("html", "lang") == "zh-Hans"
+        finally:
+            browser.close()
     client.close()

@@ -24,8 +24,10 @@ from services.declarations.schemas import EXAMPLE
 from services.kernel.settings import SERVICES
 from tests.conftest import _free_port, pg_server_url
 from tests.processes import (
+    APP_ROLE,
     SMARTGATE,
     Processes,
+    as_service_role,
     make_keys,
     pg_database,
     require,
@@ -131,8 +133,10 @@ def deployment(_templates: dict[str, str], tmp_path: Path) -> Iterator[Deploymen
     tag = uuid.uuid4().hex[:10]
     processes = Processes(tmp_path / "logs")
     with pg_database(_templates["postgresql"], "sg_dist") as db_url:
+        # As deployed (scripts/run-distributed.sh, compose.yaml): the services connect as the least-privilege role
+        # that may only read and append to the ledger; the test itself keeps the owner's URL for its checks.
         env = server_env(
-            db_url,
+            as_service_role(db_url),
             tmp_path / "var",
             SMARTGATE_BUS_URL=NATS_URL,
             SMARTGATE_BUS_STREAM=f"SGDIST_{tag}",
@@ -225,6 +229,10 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
                                                  "declaration_id = :id"), {"id": decl["id"]}).scalar()  # fmt: skip
 
                 assert until(lambda: expected() == decided.json()["status"])
+                with engine.connect() as conn:  # every service process connected as the least-privilege role
+                    users = conn.execute(text("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = "
+                                              "current_database() AND pid <> pg_backend_pid()")).scalars()  # fmt: skip
+                    assert set(users) == {APP_ROLE}
             finally:
                 engine.dispose()
             assert api.get("/api/v1/gate/events", headers=supervisor).status_code == 200

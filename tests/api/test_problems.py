@@ -158,3 +158,28 @@ def test_lone_surrogates_in_text_are_not_a_crash(lenient: TestClient, api: Api, 
         BASE, content=raw, headers={**trader, "Idempotency-Key": "s", "content-type": "application/json"}
     )
     assert response.status_code in (201, 422), response.text
+
+
+def test_malformed_json_says_line_and_column(api: Api, trader: dict[str, str]) -> None:
+    content = b'{\n  "kind": "import",\n  "procedure_code": ]\n}'
+    response = api.client.post(
+        BASE, content=content, headers={**trader, "Idempotency-Key": "j", "content-type": "application/json"}
+    )
+    (error,) = assert_problem(response, 422)["errors"]
+    assert (error["pointer"], error["code"], error["line"], error["column"]) == ("", "json.invalid", 3, 21)
+    assert error["detail"] == "invalid JSON at line 3, column 21: Expecting value"
+
+
+def test_dates_and_codes_say_what_to_write_instead(api: Api, trader: dict[str, str]) -> None:
+    body = api.variant()
+    body["transport"] = dict(body["transport"], expected_arrival="28/11/2026 08:30")
+    body["consignor"] = dict(body["consignor"], country="China")
+    body["items"] = [dict(body["items"][0], origin="Trung Quốc " * 5, currency="dollars")]
+    response = api.client.post(BASE, json=body, headers={**trader, "Idempotency-Key": "hints"})
+    errors = {e["pointer"]: e for e in assert_problem(response, 422)["errors"]}
+    assert "ISO 8601 with offset, e.g. 2026-11-28T08:30:00+07:00" in errors["/transport/expected_arrival"]["detail"]
+    assert errors["/consignor/country"]["code"] == "iso3166.code"
+    assert errors["/consignor/country"]["detail"] == "'China' is not a known ISO 3166-1 alpha-2 country code, e.g. CN"
+    assert errors["/items/0/origin"]["detail"].endswith("…' is not a known ISO 3166-1 alpha-2 country code, e.g. CN")
+    assert len(errors["/items/0/origin"]["detail"]) < 120  # a long value is not echoed whole
+    assert errors["/items/0/currency"]["detail"].endswith("ISO 4217 currency code, e.g. USD")

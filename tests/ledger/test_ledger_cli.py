@@ -68,7 +68,9 @@ def test_verify_bundle_with_rpc_on_anvil(anvil_url: str, sqlite_engine: Engine, 
 def test_keygen() -> None:
     result = runner.invoke(app, ["keygen", "customs.example/ledger"])
     assert result.exit_code == 0
-    assert load_signer(result.stdout.strip()).name == "customs.example/ledger"
+    signer = load_signer(result.stdout.strip())
+    assert signer.name == "customs.example/ledger"
+    assert result.stderr == f"vkey: {signer.verifier.vkey}\n"  # what witnesses need before a key rotation
     refused = runner.invoke(app, ["keygen", "x-dev"])
     assert refused.exit_code == 1
     assert "reserved" in refused.stderr

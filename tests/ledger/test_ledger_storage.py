@@ -18,9 +18,9 @@ def test_schema_statements_cover_both_dialects() -> None:
     for dialect in ("sqlite", "postgresql"):
         stmts = storage.ledger_schema_statements(dialect)
         joined = "\n".join(stmts)
-        for table in ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_anchors"):
+        for table in ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_anchors", "ledger_keys"):
             assert f"CREATE TABLE {table}" in joined
-        assert joined.count("CREATE TRIGGER") == (12 if dialect == "sqlite" else 4)
+        assert joined.count("CREATE TRIGGER") == (15 if dialect == "sqlite" else 5)
         # Alembic's op.execute(str) wraps each statement in text(): nothing in it may look like a bind parameter.
         for stmt in stmts:
             assert text(stmt).compile().params == {}, stmt

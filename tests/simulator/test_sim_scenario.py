@@ -44,7 +44,7 @@ def test_shipped_demand_matches_the_published_figures() -> None:
     assert per_day("baseline-2025", "import") == pytest.approx(290)
     assert per_day("tet-peak") == pytest.approx(600, rel=0.01)
     assert per_day("smart-gate-2030") == pytest.approx(780)
-    assert load_scenario("jan-2021-cap").acceptance_cap_per_day == {"fruit": 100}
+    assert load_scenario("jan-2021-cap").acceptance_cap_per_day == {"fruit": 125}
     s = load_scenario("smart-gate-2030")
     assert (s.stages.entry_gate.mode, s.stages.document_check.auto_green, s.stages.xray.servers) == ("ocr", True, 2)
 

@@ -19,7 +19,14 @@ def _file(client, headers, body, key):
     return resp.json()
 
 
+# What every gate event carries (services/kernel/catalogue.py), beside what a test gives.
+GATE = {"gate_event_id": "ge-1", "lane": "L1", "direction": "out", "camera_id": "KT-OUT-1",
+        "taken_at": "2026-11-28T01:30:00Z", "declaration_number": None}  # fmt: skip
+MISMATCH = {**GATE, "direction": "in", "match": "container_mismatch", "codes": []}
+
+
 def _emit(runtime, type_: str, payload: dict) -> str:
+    payload = {**(MISMATCH if type_ == "gate.mismatch" else GATE), **payload}
     with unit_of_work(runtime.sessions) as session:
         event_id = record_event(session, type=type_, subject=payload.get("declaration_id") or "gate", payload=payload)
     runtime.relay.drain()

@@ -155,7 +155,10 @@ def test_a_gate_mismatch_never_stops_on_a_value_made_too_large_by_a_reposted_rat
     with unit_of_work(runtime.sessions) as session:  # the same day's rate, posted again higher
         post_rate(session, currency="USD", day=dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date(),
                   vnd_per_unit=DEMO_RATES["USD"] * 2, source="t", actor="t")  # fmt: skip
-    event = Event(id="e" * 8, type="gate.mismatch", subject=decl["id"], payload={"declaration_id": decl["id"]},
+    mismatch = {"declaration_id": decl["id"], "gate_event_id": "ge-1", "lane": "L1", "direction": "in",
+                "camera_id": "KT-IN-1", "taken_at": "2026-12-03T08:00:00Z", "declaration_number": decl["number"],
+                "reasons": ["seal mismatch"], "match": "container_mismatch", "codes": []}  # fmt: skip
+    event = Event(id="e" * 8, type="gate.mismatch", subject=decl["id"], payload=mismatch,
                   occurred_at=dt.datetime.now(dt.UTC))  # fmt: skip
     with unit_of_work(runtime.sessions) as session:
         consumers.on_gate_mismatch(session, event)

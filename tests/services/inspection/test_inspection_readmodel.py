@@ -16,9 +16,18 @@ pytestmark = pytest.mark.usefixtures("raw_events")  # transport and consumer tol
 DECL = "3f2b8c1e-0000-4000-8000-000000000001"
 
 
+# What every declaration event carries (services/kernel/catalogue.py); `containers` and `truck_plate` only where a
+# test gives them, as events written before those fields existed lack them.
+STEP = {"organisation_id": "org-a", "body_sha256": "a" * 64, "actor": "trader", "reason": None,
+        "at": "2026-11-28T01:30:00Z"}  # fmt: skip
+ASSESSED = {"organisation_id": "org-a", "body_sha256": "a" * 64, "assessment_sha256": "b" * 64,
+            "duties_total_vnd": 0, "duties_assessed": True}  # fmt: skip
+
+
 def emit(runtime: Any, type_: str, **payload: Any) -> None:
+    base = ASSESSED if type_ == "declaration.assessed" else STEP if type_.startswith("declaration.") else {}
     with unit_of_work(runtime.sessions) as session:
-        record_event(session, type=type_, subject=DECL, payload={"declaration_id": DECL, **payload})
+        record_event(session, type=type_, subject=DECL, payload={"declaration_id": DECL, **base, **payload})
     runtime.relay.drain()
 
 
@@ -73,3 +82,15 @@ def test_redelivery_is_applied_once(app, runtime):
     assert row is not None
     assert row.status == "released"
     assert numbers == ["CSQU3054383"]
+
+
+def test_a_malformed_event_is_skipped_and_the_next_one_applied(app, runtime, caplog):
+    # A producer's bug (a status that is not a string) must not stop the queue: logged, skipped.
+    emit(runtime, "declaration.submitted", number="KT-2026-000004", status=["submitted"], version=1)
+    assert stored(runtime)[0] is None
+    assert "event skipped: payload does not match its model" in caplog.text
+    emit(runtime, "declaration.submitted", number="KT-2026-000004", status="submitted", version=1,
+         containers=[{"number": "CSQU3054383", "seals": []}])  # fmt: skip
+    row, numbers = stored(runtime)
+    assert row is not None
+    assert (row.status, numbers) == ("submitted", ["CSQU3054383"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,10 @@ def test_producers_are_held_to_the_model() -> None:
         event_row(type="declaration.submitted", subject="d-1", payload=missing)
     with pytest.raises(catalogue.UncataloguedEvent, match="version"):
         event_row(type="declaration.submitted", subject="d-1", payload={**STEP, "version": "two"})
+    # A field with a default (for older events' sake) is still required of a producer.
+    with pytest.raises(catalogue.UncataloguedEvent, match="truck_plate"):
+        event_row(type="declaration.submitted", subject="d-1", payload={k: v for k, v in STEP.items()
+                                                                         if k != "truck_plate"})  # fmt: skip
     assessed = {k: STEP[k] for k in ("declaration_id", "number", "organisation_id", "version", "body_sha256")}
     assessed |= {"channel": "purple", "assessment_sha256": "b" * 64, "duties_total_vnd": 1, "duties_assessed": True}
     with pytest.raises(catalogue.UncataloguedEvent, match="channel"):
@@ -52,6 +57,22 @@ def test_consumers_parse_typed_payloads_and_tolerate_fields_added_later() -> Non
     parsed = catalogue.parse(event)
     assert isinstance(parsed, catalogue.DeclarationStep)
     assert parsed.containers[0].seals == ["VN123"]
+    # What consumers call: the typed payload, or None for another type or a malformed payload.
+    step = catalogue.read(event, catalogue.DeclarationStep)
+    assert step is not None
+    assert step.truck_plate == "24C-123.45"
+    assert "truck_plate" in step.model_fields_set
+    owned = catalogue.read(event, catalogue.Owned)  # a base model: any event about one organisation's thing
+    assert owned is not None
+    assert owned.organisation_id == "o-1"
+    assert catalogue.read(event, catalogue.GateExited) is None
+    assert catalogue.read(dataclasses.replace(event, payload={**STEP, "status": 3}), catalogue.DeclarationStep) is None
+    # An event written before containers and truck plates were added: read, and the consumer can tell.
+    older = {k: v for k, v in STEP.items() if k not in ("containers", "truck_plate")}
+    step = catalogue.read(dataclasses.replace(event, payload=older), catalogue.DeclarationStep)
+    assert step is not None
+    assert step.containers == []
+    assert "containers" not in step.model_fields_set
 
 
 def test_webhooks_offer_the_trader_facing_types_only() -> None:

@@ -15,33 +15,15 @@ from typer.testing import CliRunner
 from api.cli import app as cli_app
 from ledger import storage
 from services.kernel.database import make_engine
-from services.kernel.dbroles import grant_service_role
 from services.kernel.runtime import Runtime
 from services.kernel.settings import KernelSettings
 from services.provenance.checkpointer import Checkpointer
 from services.provenance.cli import app as ledger_app
 from tests.api.support import Api
+from tests.processes import APP_PASSWORD, APP_ROLE, as_service_role
 from tests.services.provenance.conftest import settle
 
-# Roles are cluster-wide: every test database grants the same one (created once, idempotently, by whoever is
-# first). A password makes it work under password authentication too; trust ignores it.
-APP_ROLE = "smartgate_app_test"
-APP_PASSWORD = "smartgate-app-test-password"
 LEDGER = "/api/v1/ledger"
-
-
-def as_service_role(owner_url: str) -> str:
-    """Grant the services' role on the database at `owner_url` (as its owner); return the URL to connect as it."""
-    engine = make_engine(owner_url)
-    try:
-        with engine.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}).first()
-        # The password only with the role: concurrent ALTER ROLEs of one role fail ("tuple concurrently updated").
-        password = None if exists else APP_PASSWORD
-        grant_service_role(engine, APP_ROLE, append_only=[t.name for t in storage.TABLES], password=password)
-    finally:
-        engine.dispose()
-    return make_url(owner_url).set(username=APP_ROLE, password=APP_PASSWORD).render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -134,7 +116,7 @@ def test_migrate_grants_the_service_role_and_refuses_a_powerful_one(
     done = runner.invoke(cli_app, ["migrate", "--grant", APP_ROLE])
     assert done.exit_code == 0, done.output
     assert f"role {APP_ROLE}" in done.stdout
-    assert "4 append-only tables" in done.stdout
+    assert "5 append-only tables" in done.stdout
     again = runner.invoke(cli_app, ["db", "grant", APP_ROLE])  # idempotent
     assert again.exit_code == 0, again.output
     owner = make_url(database_url).username

@@ -21,7 +21,7 @@ from services.kernel.auth import get_or_create_organisation
 from services.kernel.database import unit_of_work
 from services.kernel.errors import Unprocessable
 from services.kernel.outbox import Event
-from services.webhooks import service, signing
+from services.webhooks import schemas, service, signing
 from services.webhooks.delivery import TargetRefused, pinned_request, resolve_target
 from services.webhooks.endpoints import DISPATCHER_KEY
 from services.webhooks.models import WebhookDelivery
@@ -151,7 +151,11 @@ def _verified(receiver: Receiver, secret: str) -> list[dict[str, Any]]:
     """Every request the receiver got, checked with the Standard Webhooks library a trader's system would use."""
     out = []
     for r in receiver.requests:
-        out.append(Webhook(secret).verify(r["body"], r["headers"]))
+        message = Webhook(secret).verify(r["body"], r["headers"])
+        # ... and it is what the OpenAPI document's `webhooks` section says (EventData forbids other fields).
+        model = schemas.TestMessage if message["type"] == service.TEST_EVENT else schemas.EventMessage
+        model.model_validate(message)
+        out.append(message)
     return out
 
 
@@ -336,13 +340,13 @@ def test_an_officer_decision_reaches_the_trader_with_its_reason(hooks: Hooks, re
     assert [e["type"] for e in got] == ["declaration.documents_requested"]  # the filter holds
     assert got[0]["data"]["reason"] == "phytosanitary certificate, please"
     assert got[0]["data"]["status"] == "awaiting_documents"
-    assert Webhook(endpoint["secret"]).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])
+    assert _verified(receiver, endpoint["secret"])
 
 
 def test_a_rejected_payment_reaches_the_trader_and_a_claim_is_not_paid(
     hooks: Hooks, receiver: Receiver, keys: Any
 ) -> None:
-    hooks.register(receiver.url, event_types=["declaration.paid", "declaration.payment_rejected"])
+    endpoint = hooks.register(receiver.url, event_types=["declaration.paid", "declaration.payment_rejected"])
     decl = hooks.file()
     treasury = keys.make("treasury")
     claim = hooks.client.post(f"{DECLARATIONS}/{decl['id']}/payments", headers=hooks.trader,
@@ -361,6 +365,7 @@ def test_a_rejected_payment_reaches_the_trader_and_a_claim_is_not_paid(
         "no credit with this reference",
     )
     assert "actor" not in data  # no treasury key id leaves the platform
+    assert _verified(receiver, endpoint["secret"])
 
 
 def test_failures_are_retried_then_given_up_and_sent_again_by_hand(hooks: Hooks, receiver: Receiver) -> None:
@@ -470,7 +475,9 @@ def test_a_redelivered_event_makes_one_delivery(hooks: Hooks, receiver: Receiver
     with unit_of_work(hooks.runtime.sessions) as session:
         org = session.get(service.WebhookEndpoint, endpoint["id"]).organisation_id
     event = Event(id=str(uuid.uuid4()), type="declaration.cleared", subject="d",
-                  payload={"declaration_id": str(uuid.uuid4()), "organisation_id": org, "status": "cleared"},
+                  payload={"declaration_id": str(uuid.uuid4()), "number": None, "organisation_id": org,
+                           "status": "cleared", "version": 1, "body_sha256": "a" * 64, "actor": "customs officer",
+                           "reason": None, "at": "2026-12-03T08:00:00Z", "containers": [], "truck_plate": None},
                   occurred_at=dt.datetime.now(dt.UTC))  # fmt: skip
     handler = service.make_consumer(hooks.runtime.sessions, lambda: None)
     handler(event)
@@ -722,3 +729,29 @@ def test_the_slot_migration_numbers_existing_endpoints(database_url: str) -> Non
     finally:
         engine.dispose()
     assert slots == {"e1": 0, "e0": 1, "e3": 2, "e2": 0}
+
+
+# Every field a producer sends, per payload model: what event_data picks from.
+_FULL = {
+    "declaration_id": "d-1", "number": "KT-2026-000001", "organisation_id": "o-1", "status": "cleared",
+    "version": 2, "body_sha256": "a" * 64, "actor": "customs officer", "reason": "documents in order",
+    "at": "2026-12-03T08:00:00Z", "containers": [], "truck_plate": None, "channel": "yellow",
+    "assessment_sha256": "b" * 64, "duties_total_vnd": 1_250_000, "duties_assessed": True, "payment_id": "p-1",
+    "amount_vnd": 1_250_000, "bank_reference_sha256": "c" * 64, "paid_vnd": 1_250_000, "due_vnd": 0,
+    "recorded_by": "treasury",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("event_type", service.EVENT_TYPES)
+def test_what_each_type_sends_is_what_the_openapi_webhooks_say(event_type: str) -> None:
+    from services.kernel import catalogue
+
+    model = catalogue.CATALOGUE[event_type]
+    payload = {k: v for k, v in _FULL.items() if k in model.model_fields}
+    catalogue.check(event_type, payload)  # a payload a producer could send
+    event = Event(id="e-1", type=event_type, subject="d-1", payload=payload, occurred_at=dt.datetime.now(dt.UTC))
+    sent = schemas.EventMessage.model_validate(
+        service.message(event_type, event.occurred_at, service.event_data(event))
+    )
+    assert sent.data.declaration_id == "d-1"
+    assert "actor" not in sent.data.model_dump()  # no officer or key ids
