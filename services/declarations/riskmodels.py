@@ -28,7 +28,8 @@ PSI_WARN = 0.25  # population stability index above which the score distribution
 
 
 def _event(session: Session, kind: str, row: RiskModel | None, actor: str, **extra: Any) -> None:
-    payload = {"version": row.version if row else None, "sha256": row.sha256 if row else None, "actor": actor}
+    payload = {"version": row.version if row else None, "sha256": row.sha256 if row else None, "actor": actor,
+               "previous": None}  # fmt: skip
     record_event(session, type=MODEL_EVENTS[kind], subject=f"risk-model:{row.version if row else '-'}",
                  payload=payload | extra)  # fmt: skip
 

@@ -164,8 +164,8 @@ def test_upload_shadow_activate_rollback_with_the_rules(gate: Gate, model_file: 
                           follow_redirects=False)  # fmt: skip
     assert login.status_code == 303
     html = g.client.get(f"/console/declarations/{selected['id']}").text
-    assert "Learned model m1" in html
-    assert "Probability of a violation" in html
+    assert "Mô hình học máy m1" in html  # the console is Vietnamese first
+    assert "Xác suất vi phạm" in html
     assert selected["risk"]["models"]["active"]["reasons"][0]["text"].split(":")[0] in html
 
     # A second model replaces it; rollback returns to the first, then to the rules alone.
