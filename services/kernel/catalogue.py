@@ -172,6 +172,20 @@ class RuleSetActivated(Payload):
     actor: str
 
 
+class RiskModelChanged(Payload):
+    """An admin stored a learned risk model, put it in shadow, activated it, or rolled back to the one before
+    (`version`: the model now in that state; null after a rollback to the rules alone; `previous`: the model
+    active before)."""
+
+    TYPES = ("risk.model_stored", "risk.model_shadowed", "risk.model_activated", "risk.model_rolled_back")
+    PRODUCER = "declarations"
+
+    version: str | None
+    sha256: str | None
+    actor: str
+    previous: str | None = None
+
+
 class CodeRead(BaseModel):
     """A container code as read at the gate and how far it was verified (ISO 6346 check digit)."""
 
@@ -247,6 +261,7 @@ MODELS: tuple[type[Payload], ...] = (
     DeclarationPaid,
     DeclarationPaymentRejected,
     RuleSetActivated,
+    RiskModelChanged,
     GateRead,
     GateMismatch,
     GateExited,
