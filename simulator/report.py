@@ -24,6 +24,7 @@ from simulator.narrative import (
     num,
     pct,
     run_summary,
+    short_label,
     sweep_summary,
 )
 from simulator.runner import GROWTH, HEADLINE, RunOutput
@@ -523,8 +524,9 @@ def sweep_plots(labels: list[str], runs: list[RunOutput], keys: list[str], out: 
         scale = 100.0 if unit == "%" else 1.0
         vs = [r.summary[k] for r in runs]
         ax.errorbar(x, [scale * v["mean"] for v in vs], yerr=_yerr(vs, scale), fmt="o-", capsize=3)
-        ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=7)
-        ax.set_title(f"{label} ({UNIT_WORDS.get(unit, unit)}), 95 % CI", fontsize=9)
+        ax.set_xticks(x, [short_label(lab) for lab in labels], rotation=20, ha="right", fontsize=7)
+        label = label.removeprefix("the ")
+        ax.set_title(f"{label[:1].upper() + label[1:]} ({UNIT_WORDS.get(unit, unit)}), 95 % CI", fontsize=9)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     _savefig(fig, out / "sweep_kpis.png", paths)
@@ -536,7 +538,7 @@ def sweep_plots(labels: list[str], runs: list[RunOutput], keys: list[str], out: 
         fig, ax = plt.subplots(figsize=(11, 0.45 * len(runs) + 2.2))
         im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
         ax.set_xticks(range(len(res)), res, rotation=30, ha="right", fontsize=7)
-        ax.set_yticks(range(len(runs)), labels, fontsize=7)
+        ax.set_yticks(range(len(runs)), [short_label(lab) for lab in labels], fontsize=7)
         top = np.nanmax(m) if np.isfinite(m).any() else 0.0
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
