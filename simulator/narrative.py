@@ -101,7 +101,7 @@ def num(x: float, unit: str = "", signed: bool = False) -> str:
     if unit == "%":
         x *= 100.0
     a = abs(x)
-    digits = 0 if a >= 100 or (unit == "%" and a >= 10) else 1 if a >= 1 or a == 0 else 2
+    digits = 0 if a >= 100 or a == 0 or (unit == "%" and a >= 10) else 1 if a >= 1 else 2
     text = f"{a:,.{digits}f}"
     if x < 0 and text.strip("0.,"):
         return MINUS + text
