@@ -9,7 +9,7 @@ import logging
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from services.kernel.errors import Conflict, Forbidden, NotFound, Unprocessable
 from services.kernel.outbox import Event
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
+from services.webhooks.schemas import GateReason
 
 logger = logging.getLogger("smartgate.webhooks")
 
@@ -29,6 +30,7 @@ logger = logging.getLogger("smartgate.webhooks")
 # trader-facing (its declarations' `declaration.*`, its trucks' `gate.*`), and the ping.
 EVENT_TYPES = catalogue.TRADER_FACING
 TEST_EVENT = "webhook.test"
+GATE_REASONS = frozenset(get_args(GateReason))
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 
@@ -283,11 +285,13 @@ def gate_event_data(event: Event) -> dict[str, Any]:
         "direction": p.get("direction"),
         "taken_at": p.get("taken_at"),
     }
+    # The gate's fixed hold reasons only (a reason added later reaches traders once it is documented).
+    reasons = [r for r in p.get("reasons") or [] if r in GATE_REASONS]
     if event.type == "gate.read":
-        data |= {"decision": p.get("decision"), "reasons": list(p.get("reasons") or []), "match": p.get("match"),
+        data |= {"decision": p.get("decision"), "reasons": reasons, "match": p.get("match"),
                  "container": p.get("matched_container")}  # fmt: skip
     elif event.type == "gate.mismatch":
-        data |= {"decision": "hold", "reasons": list(p.get("reasons") or []), "match": p.get("match")}
+        data |= {"decision": "hold", "reasons": reasons, "match": p.get("match")}
     if event.type in ("gate.read", "gate.mismatch"):
         data["codes_read"] = [c["code"] for c in p.get("codes") or [] if isinstance(c, dict) and "code" in c]
     data["links"] = {"declaration": f"/api/v1/declarations/{decl_id}",
