@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import review, rulesets, service, tariff
 from services.declarations.duties import MAX_VND_PER_UNIT
-from services.declarations.endpoints import PROBLEMS, problems, to_json
+from services.declarations.endpoints import PROBLEMS, problems, to_json, views
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
@@ -166,7 +166,7 @@ def review_queue(
 ) -> JSONResponse:
     """Yellow and red declarations waiting for a decision, oldest first."""
     rows = review.queue(session, principal=principal, channel=channel, status=status, assigned=assigned, limit=limit)
-    return JSONResponse([to_json(d, role=Role.officer) for d in rows])
+    return JSONResponse(views(session, rows, role=Role.officer))
 
 
 @router.get("/api/v1/review/duty", response_model=DutyOut, responses=PROBLEMS, summary="Your duty status")
