@@ -89,6 +89,8 @@ class Candidate:
     #: Box of the line that holds the serial (where a missing check digit would follow), image pixels.
     box: tuple[float, float, float, float] | None = None
     probs: tuple[float, ...] = ()
+    #: Which stage of the reader produced it (see `ocr.reader.PATHS`).
+    path: str = "fast"
 
 
 def status_of(rep: iso6346.Repair) -> str:
@@ -120,15 +122,26 @@ def _candidate(
     return Candidate(rep.code, status, round(conf, 4), rep.changes, layout, size_type, raw, bx, tuple(probs))
 
 
-def with_check_digit(c: Candidate, digit: str, prob: float) -> Candidate | None:
+def with_check_digit(c: Candidate, digit: str, prob: float, path: str | None = None) -> Candidate | None:
     """The candidate completed with a check digit read separately (a boxed digit the detector missed)."""
-    rep = iso6346.repair(c.raw + digit)
+    rep = iso6346.repair(c.raw[:10] + digit)
     if rep is None:
         return None
     status = status_of(rep)
-    probs = (*c.probs, prob)
+    probs = (*c.probs[:10], prob)
     conf = min(probs) * _STATUS_FACTOR[status]
-    return Candidate(rep.code, status, round(conf, 4), rep.changes, c.layout, c.size_type, c.raw + digit, c.box, probs)
+    return Candidate(
+        rep.code,
+        status,
+        round(conf, 4),
+        rep.changes,
+        c.layout,
+        c.size_type,
+        c.raw[:10] + digit,
+        c.box,
+        probs,
+        path or c.path,
+    )
 
 
 def size_type_in(token: str) -> str | None:
@@ -140,7 +153,7 @@ def size_type_in(token: str) -> str | None:
     return fixed if iso6346.is_size_type(fixed) else None
 
 
-def _codes_in_tokens(
+def _codes_in_tokens(  # noqa: C901 - one scan over the tokens, each case commented
     toks: list[tuple[str, tuple[float, ...]]], layout: str, below: Line | None, line: Line | None = None
 ) -> list[tuple[Candidate, int]]:
     """Candidates starting at each token; returns (candidate, index of the first token after the code)."""
@@ -151,12 +164,18 @@ def _codes_in_tokens(
     for i in range(len(toks)):
         length = 0
         for j in range(i, len(toks)):
+            prev = length
             length += len(toks[j][0])
             box = None
             if line is not None:
                 # The code's box ends where its last character's detector box ends (not at a size type after it).
                 x0, y0, _x1, y1 = line.box
                 box = (x0, y0, line.x_after(offsets[j + 1]), y1)
+            if prev < 10 <= length and layout != "vertical":
+                boxed = _boxed_code(toks, i, j, 10 - prev, layout, below, box)
+                if boxed is not None:
+                    found.append(boxed)
+                    break
             if length in (10, 11):
                 after = toks[j + 1][0] if j + 1 < len(toks) else None
                 if length == 10 and after is not None and len(after) == 1 and (after.isdigit() or after in "OQDILSBZG"):
@@ -187,6 +206,66 @@ def _codes_in_tokens(
                             found.append((cand, j + 1))
                 break
     return found
+
+
+#: How the edges of the painted box around a check digit read: "[" and "]" become separators (spaces) in the
+#: decoder, but the recogniser also reads an edge as I, L or 1.
+_BOX_EDGES = frozenset("IL1")
+_EDGE_LETTERS = frozenset("IL")
+
+
+def boxed_digit(chars: str) -> str | None:
+    """The check digit in `chars`, the characters read after the serial, when they are a boxed digit read with
+    its box edges: "I7I", "171", "1I1" or "L7I" give 7; "I7" and "7I" too (a letter cannot be a check digit, so a
+    letter beside a digit is an edge). Ambiguous readings ("17", "71": an edge and a digit, or a digit 1 and an
+    edge) give None, as does anything else: nothing is guessed, and the caller then reads the box on its own.
+    """
+    if len(chars) == 3 and chars[0] in _BOX_EDGES and chars[2] in _BOX_EDGES:
+        mid = chars[1]
+        if mid.isdigit():
+            return mid
+        return iso6346.TO_DIGIT.get(mid)
+    if len(chars) == 2:
+        a, b = chars[0], chars[1]
+        if a in _EDGE_LETTERS and b.isdigit() and b != "1":
+            return b
+        if b in _EDGE_LETTERS and a.isdigit() and a != "1":
+            return a
+    return None
+
+
+def _boxed_code(
+    toks: list[tuple[str, tuple[float, ...]]],
+    i: int,
+    j: int,
+    cut: int,
+    layout: str,
+    below: Line | None,
+    box: tuple[float, ...] | None,
+) -> tuple[Candidate, int] | None:
+    """A code whose check digit was read with its box: the first ten characters end `cut` characters into token
+    `j`; what follows, to a token boundary and at most three characters, must read as a boxed digit."""
+    rest, rest_p = toks[j][0][cut:], toks[j][1][cut:]
+    k = j + 1
+    while len(rest) < 3 and k < len(toks) and len(rest) + len(toks[k][0]) <= 3:
+        rest, rest_p = rest + toks[k][0], (*rest_p, *toks[k][1])
+        k += 1
+    if len(rest) < 2:
+        return None
+    digit = boxed_digit(rest)
+    if digit is None:
+        return None
+    # The raw character goes to the repair (a boxed O is a change to 0, counted as such).
+    pos = 1 if len(rest) == 3 or rest[0] in _EDGE_LETTERS else 0
+    digit = rest[pos]
+    parts = [*toks[i:j], (toks[j][0][:cut], toks[j][1][:cut])] if cut else list(toks[i:j])
+    parts = [p for p in parts if p[0]]
+    after = toks[k][0] if k < len(toks) else None
+    st = size_type_in(after) if after else None
+    if st is None and below is not None and below.tokens():
+        st = size_type_in(below.tokens()[0][0])
+    cand = _candidate([*parts, (digit, (rest_p[pos],))], layout, st, box)
+    return (cand, k) if cand is not None else None
 
 
 def find_codes(lines: list[Line]) -> list[Candidate]:

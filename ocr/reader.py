@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 
     from ocr.engine import OcrEngine
 
-__all__ = ["Barcode", "CodeRead", "DeadlineExceeded", "GateRead", "GateReader"]
+__all__ = ["DEFAULT_FALLBACK_BUDGET", "PATHS", "Barcode", "CodeRead", "DeadlineExceeded", "GateRead", "GateReader"]
+
+#: Which stage produced a code (`CodeRead.path`): the staged fast path on the 640 px detection; the check digit
+#: read inside its painted box; and the fallback chain: the plain whole-image pipeline (960 px detection,
+#: direction classifier, recogniser on every box), its widened second recognition, the columns of its
+#: detection, the image turned a quarter.
+PATHS = ("fast", "box", "plain", "widened", "columns", "rotated")
+#: Seconds from the start of a read after which the fallback chain starts no further stage.
+DEFAULT_FALLBACK_BUDGET = 1.5
 
 
 class DeadlineExceeded(TimeoutError):
@@ -45,6 +53,9 @@ class CodeRead:
     size_type: str | None
     layout: str  # "horizontal" | "two_line" | "vertical"
     changes: int
+    #: The stage that produced the reading (one of `PATHS`); not part of `to_dict`, whose keys the CLI's JSON
+    #: lines and the inspection service's stored reads keep as they were.
+    path: str = "fast"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -83,7 +94,17 @@ def _code_read(c: Candidate) -> CodeRead:
     """Build the public record from a parser candidate."""
     owner, category, serial, check = iso6346.split(c.code)
     return CodeRead(
-        c.code, c.status, c.confidence, owner + category, category, serial, check, c.size_type, c.layout, c.changes
+        c.code,
+        c.status,
+        c.confidence,
+        owner + category,
+        category,
+        serial,
+        check,
+        c.size_type,
+        c.layout,
+        c.changes,
+        c.path,
     )
 
 
@@ -103,14 +124,20 @@ class GateReader:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_side: int = DEFAULT_READ_MAX_SIDE,
         barcodes: bool = True,
+        fallback_budget: float = DEFAULT_FALLBACK_BUDGET,
     ) -> None:
-        """Configure the reader; no model is loaded until the first read (or `warm_up`)."""
+        """Configure the reader; no model is loaded until the first read (or `warm_up`).
+
+        `fallback_budget` (seconds from the start of a read; 0 turns the fallback off) bounds the fallback chain
+        that runs when the fast path verifies nothing; a read's `deadline` still bounds everything.
+        """
         self.intra_op_threads = intra_op_threads
         self.det_max_side = det_max_side
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.max_side = max_side
         self.barcodes = barcodes
+        self.fallback_budget = fallback_budget
         self._engine: OcrEngine | None = None
         self._lock = threading.Lock()
 
@@ -150,6 +177,30 @@ class GateReader:
     # -- the pipeline ----------------------------------------------------------------------------------------
 
     def read_codes(self, bgr: NDArray[np.uint8], *, deadline: float | None = None) -> list[Candidate]:
+        """The fast path, then, when it verified nothing, the fallback chain within the time budget.
+
+        The chain: the check digit read inside its painted box next to the fast path's codes; then the plain
+        whole-image pipeline (`ocr.plain`): 960 px detection, direction classifier and recogniser on every box,
+        the widened second recognition, the boxes again, the columns of that detection, the image turned a
+        quarter. Each stage starts only before `start + fallback_budget` (and `deadline`); whatever verified
+        first wins, and every reading is ranked together (status, then confidence).
+        """
+        from ocr.plain import box_reads, plain_read
+
+        start = time.monotonic()
+        cands = self._fast_codes(bgr, deadline=deadline)
+        if _settled(cands) or self.fallback_budget <= 0:
+            return cands
+        _check(deadline)
+        cands = rank(cands + box_reads(self.engine, bgr, cands))
+        until = start + self.fallback_budget
+        if deadline is not None:
+            until = min(until, deadline)
+        if _settled(cands) or time.monotonic() >= until:
+            return cands
+        return plain_read(self.engine, bgr, until=until, prior=cands)
+
+    def _fast_codes(self, bgr: NDArray[np.uint8], *, deadline: float | None = None) -> list[Candidate]:
         """Detect text once, then recognise in stages, likeliest code regions first; stop once a code verifies.
 
         1. Vertical columns found by the whole-image detection, re-laid upright (a tall box that could not be cut
@@ -342,7 +393,7 @@ class GateReader:
             while len(chars) > 1 and chars[-1][0] in "IL1":
                 chars = chars[:-1]
             if len(chars) == 1 and chars[0][0].isdigit() and chars[0][1] >= 0.8:
-                new = with_check_digit(c, chars[0][0], chars[0][1])
+                new = with_check_digit(c, chars[0][0], chars[0][1], path="box")
                 # A disagreeing rescued digit proves nothing either way: keep the computed reading then.
                 if new is not None and new.status in ("verified", "corrected"):
                     extra.append(new)
