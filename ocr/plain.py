@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["PLAIN_DET_SIDE", "Quad", "plain_read", "read_lines", "widened_lines"]
 
 PLAIN_DET_SIDE = 960
+#: A fallback reading reads the whole image, garbage included, several times over; one of those readings may
+#: pass the check digit by chance (two wrong characters pass it about one time in eleven). A verified or
+#: corrected reading from the fallback must therefore be read with every character at least this probable;
+#: below it, it is not reported at all.
+MIN_FALLBACK_PROB = 0.5
 Quad = Any  # 4x2 float32, clockwise from top-left
 
 
@@ -123,7 +128,12 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def _tag(cands: list[Candidate], path: str) -> list[Candidate]:
-    return [replace(c, path=path) for c in cands]
+    """Name the stage that produced the candidates, and drop the unsure ones that passed their check digit."""
+    return [replace(c, path=path) for c in cands if _sure_enough(c)]
+
+
+def _sure_enough(c: Candidate) -> bool:
+    return c.status not in ("verified", "corrected") or min(c.probs, default=0.0) >= MIN_FALLBACK_PROB
 
 
 def _settled(cands: list[Candidate]) -> bool:
@@ -243,6 +253,6 @@ def box_reads(engine: OcrEngine, bgr: Any, cands: list[Candidate]) -> list[Candi
         d = one_digit(rd.text, rd.probs)
         if d is not None:
             new = with_check_digit(c, d[0], d[1], path="box")
-            if new is not None and new.status in ("verified", "corrected"):
+            if new is not None and new.status in ("verified", "corrected") and _sure_enough(new):
                 out.append(new)
     return out
