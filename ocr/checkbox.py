@@ -44,7 +44,7 @@ def _frame_ok(mask: Any, x: int, y: int, w: int, h: int) -> int | None:
     sub = mask[y : y + h, x : x + w]
     t = max(2, int(round(0.14 * min(w, h))))
     sides = (sub[:t].any(axis=0), sub[-t:].any(axis=0), sub[:, :t].any(axis=1), sub[:, -t:].any(axis=1))
-    if min(float(s.mean()) for s in sides) < 0.85:
+    if min(float(s.mean()) for s in sides) < 0.8:
         return None
     # Edge thickness: how far in the ink of the left and right sides reaches on most rows.
     thick = 1
@@ -62,13 +62,16 @@ def _frame_ok(mask: Any, x: int, y: int, w: int, h: int) -> int | None:
     return thick
 
 
-def find_check_box(bgr: Any, box: tuple[float, float, float, float], h: float) -> CheckBox | None:
+def find_check_box(
+    bgr: Any, box: tuple[float, float, float, float], h: float, *, vertical: bool = False
+) -> CheckBox | None:
     """Look for a check-digit box near a code whose serial ends at `box`'s right edge (`h`: the line's height).
 
     The search covers the row to the right (the box may sit up to about two characters away, or the detector's
     line may already include it) and the area under the serial's end (a box on its own line). A candidate is a
     closed contour about one character in size, inked on its four sides and hollow inside; the nearest to the
-    serial's end wins.
+    serial's end wins. With `vertical`, `box` is a column of one character per row and the box is looked for
+    inside it (`h`: about one character's height).
     """
     import cv2
     import numpy as np
@@ -77,20 +80,39 @@ def find_check_box(bgr: Any, box: tuple[float, float, float, float], h: float) -
 
     h_img, w_img = bgr.shape[:2]
     best: tuple[float, CheckBox] | None = None
-    for ax0, ay0, ax1, ay1 in _areas(box, h, w_img, h_img):
+    if vertical:
+        x0, y0, x1, y1 = box
+        areas = [(max(0, int(x0 - 0.3 * h)), max(0, int(y0)), min(w_img, int(x1 + 0.3 * h)), min(h_img, int(y1)))]
+    else:
+        areas = _areas(box, h, w_img, h_img)
+    for ax0, ay0, ax1, ay1 in areas:
         crop = bgr[ay0:ay1, ax0:ax1]
         # The kernel must be wider than the box's edges and the digit's strokes, not than the whole box.
         mask = ink_mask(crop, 0.9 * h)
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         for cnt in contours:
             x, y, w, hh = cv2.boundingRect(cnt)
-            if not (0.55 * h <= hh <= 1.9 * h and 0.3 * h <= w <= 1.5 * h and 0.4 <= w / hh <= 1.15):
+            if not (0.5 * h <= hh <= 2.2 * h and 0.3 * h <= w <= 1.6 * h and 0.4 <= w / hh <= 1.2):
                 continue
-            thick = _frame_ok(mask, x, y, w, hh)
+            # Rectify the contour's minimum-area rectangle (the camera rolls the box a few degrees); a painted
+            # box fills it, a round character (0, 8, O) does not.
+            (rcx, rcy), (rw, rh), ang = cv2.minAreaRect(cnt)
+            if rw < 4 or rh < 4 or cv2.contourArea(cnt) < 0.85 * rw * rh:
+                continue
+            pts = _ordered(cv2.boxPoints(((rcx, rcy), (rw, rh), ang)))
+            tw = int(round(float(np.linalg.norm(pts[1] - pts[0]))))
+            th = int(round(float(np.linalg.norm(pts[3] - pts[0]))))
+            if tw < 4 or th < 6:
+                continue
+            dst = np.array([[0, 0], [tw - 1, 0], [tw - 1, th - 1], [0, th - 1]], dtype=np.float32)
+            warp = cv2.getPerspectiveTransform(pts.astype(np.float32), dst)
+            rmask = cv2.warpPerspective(mask, warp, (tw, th), flags=cv2.INTER_NEAREST)
+            thick = _frame_ok(rmask, 0, 0, tw, th)
             if thick is None:
                 continue
-            m = thick + max(1, int(0.04 * hh))
-            inside = crop[y + m : y + hh - m, x + m : x + w - m]
+            rcrop = cv2.warpPerspective(crop, warp, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            m = thick + max(1, int(0.06 * th))
+            inside = rcrop[m : th - m, m : tw - m]
             if inside.shape[0] < 6 or inside.shape[1] < 4:
                 continue
             pad = max(3, int(0.2 * inside.shape[0]))
@@ -98,10 +120,55 @@ def find_check_box(bgr: Any, box: tuple[float, float, float, float], h: float) -
                 cv2.copyMakeBorder(inside, pad // 2, pad // 2, pad, pad, cv2.BORDER_REPLICATE)
             )
             rect = (ax0 + x, ay0 + y, ax0 + x + w, ay0 + y + hh)
-            dist = abs(rect[0] - box[2]) + abs((rect[1] + rect[3]) / 2 - (box[1] + box[3]) / 2)
+            if vertical:
+                dist = abs((rect[0] + rect[2]) / 2 - (box[0] + box[2]) / 2)
+            else:
+                dist = abs(rect[0] - box[2]) + abs((rect[1] + rect[3]) / 2 - (box[1] + box[3]) / 2)
             if best is None or dist < best[0]:
                 best = (dist, CheckBox(rect, inside))
+    if best is None and vertical and areas:
+        return _widest_cell(bgr, areas[0], h)
     return best[1] if best else None
+
+
+def _widest_cell(bgr: Any, area: tuple[int, int, int, int], h: float) -> CheckBox | None:
+    """In a column too small for the box's thin edges to survive the stroke mask, the box (with its digit) is
+    still the widest blob of the column: take it when it is clearly wider than the characters."""
+    import cv2
+    import numpy as np
+
+    from ocr.columns import ink_mask
+
+    ax0, ay0, ax1, ay1 = area
+    crop = bgr[ay0:ay1, ax0:ax1]
+    mask = ink_mask(crop, 0.9 * h)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cells = [cv2.boundingRect(c) for c in contours]
+    cells = [c for c in cells if 0.4 * h <= c[3] <= 1.6 * h and c[2] <= 1.6 * h]
+    if len(cells) < 6:
+        return None
+    widths = sorted(c[2] for c in cells)
+    median = widths[len(widths) // 2]
+    x, y, w, hh = max(cells, key=lambda c: c[2])
+    if w < 1.4 * median or not 0.75 <= w / hh <= 1.3:
+        return None
+    m = max(2, int(0.15 * hh))
+    inside = crop[y + m : y + hh - m, x + m : x + w - m]
+    if inside.shape[0] < 6 or inside.shape[1] < 4:
+        return None
+    pad = max(3, int(0.2 * inside.shape[0]))
+    inside = np.ascontiguousarray(cv2.copyMakeBorder(inside, pad // 2, pad // 2, pad, pad, cv2.BORDER_REPLICATE))
+    return CheckBox((ax0 + x, ay0 + y, ax0 + x + w, ay0 + y + hh), inside)
+
+
+def _ordered(pts: Any) -> Any:
+    """Corners of a rectangle as top-left, top-right, bottom-right, bottom-left."""
+    import numpy as np
+
+    pts = np.asarray(pts, dtype=np.float32)
+    s = pts.sum(axis=1)
+    d = np.diff(pts, axis=1).ravel()
+    return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], dtype=np.float32)
 
 
 def one_digit(text: str, probs: tuple[float, ...], min_prob: float = 0.8) -> tuple[str, float] | None:

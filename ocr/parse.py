@@ -278,8 +278,17 @@ def find_codes(lines: list[Line]) -> list[Candidate]:
             # A column has no word breaks; a gap only separates the size type, which the run-on rule handles.
             toks = [("".join(t for t, _ in toks), tuple(p for _, ps in toks for p in ps))]
         layout = "vertical" if ln.vertical else "horizontal"
-        for cand, _ in _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln):
-            out.append(cand)
+        found = _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln)
+        if ln.vertical and not found and toks:
+            # A column often starts with a stray stroke read as I, 1 or L (a rivet, the door's top rail, the
+            # edge of a lock): when the column as read gives no code, it is read again without it.
+            text, probs = toks[0]
+            for skip in (1, 2):
+                if len(text) > skip + 9 and all(ch in _BOX_EDGES for ch in text[:skip]):
+                    found = _codes_in_tokens([(text[skip:], probs[skip:])], layout, None, ln)
+                    if found:
+                        break
+        out += [cand for cand, _ in found]
         # Two-line: the line's last token is an owner code + category, the next line down starts with the serial.
         nxt = below_of[id(ln)]
         if not ln.vertical and toks and len(toks[-1][0]) == 4 and nxt is not None:

@@ -239,11 +239,15 @@ def box_reads(engine: OcrEngine, bgr: Any, cands: list[Candidate]) -> list[Candi
     from ocr.checkbox import find_check_box, one_digit
     from ocr.parse import with_check_digit
 
-    todo = [c for c in cands if c.status in ("check_digit_computed", "failed") and c.layout != "vertical" and c.box][:4]
+    todo = [c for c in cands if c.status in ("check_digit_computed", "failed") and c.box][:4]
     found = []
     for c in todo:
         assert c.box is not None
-        b = find_check_box(bgr, c.box, c.box[3] - c.box[1])
+        if c.layout == "vertical":
+            # About one character per 1.2 heights along the column, code and size type: ~14 rows.
+            b = find_check_box(bgr, c.box, (c.box[3] - c.box[1]) / 14, vertical=True)
+        else:
+            b = find_check_box(bgr, c.box, c.box[3] - c.box[1])
         if b is not None:
             found.append((c, b))
     if not found:

@@ -458,7 +458,11 @@ def generate(seed: int, layout: str | None = None, *, font: str | None = None) -
             break
     else:
         angle = 0.0
-    arr = cv2.warpPerspective(arr, mat, (w, h), borderMode=cv2.BORDER_REFLECT)
+    # Where the warp leaves the frame uncovered, the camera sees more of the same door (not a mirror image of
+    # its markings, which would put stray text at the image edges).
+    arr = cv2.warpPerspective(arr, mat, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    cover = cv2.warpPerspective(np.ones((h, w), np.float32), mat, (w, h), borderMode=cv2.BORDER_CONSTANT)
+    arr = arr * cover[:, :, None] + bg.astype(np.float32) * (1.0 - cover[:, :, None])
     arr = cv2.resize(arr, (OUT_W, OUT_H), interpolation=cv2.INTER_AREA)
     blur = rng.uniform(0.0, 1.3)
     if blur > 0.3:
