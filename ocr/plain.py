@@ -12,16 +12,16 @@ ten characters before it; nothing here substitutes characters until something va
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ocr.parse import Candidate, Line, find_codes, group_rows, rank
+from ocr.parse import STATUSES, Candidate, Line, find_codes, group_rows, rank
 
 if TYPE_CHECKING:
     from ocr.engine import OcrEngine
 
-__all__ = ["PLAIN_DET_SIDE", "Quad", "plain_read", "read_lines", "widened_lines"]
+__all__ = ["PLAIN_DET_SIDE", "Quad", "merge", "plain_read", "read_lines", "widened_lines"]
 
 PLAIN_DET_SIDE = 960
 #: A fallback reading reads the whole image, garbage included, several times over; one of those readings may
@@ -144,28 +144,29 @@ def plain_read(
     engine: OcrEngine,
     bgr: Any,
     *,
-    until: float | None = None,
+    out_of_time: Callable[[], bool] | None = None,
     rotated: bool = True,
     columns: bool = True,
     boxes: bool = True,
     prior: list[Candidate] | None = None,
 ) -> list[Candidate]:
-    """Read codes with the plain pipeline, stage by stage, stopping at the first verified code or at `until`
-    (time.monotonic); each candidate's `path` names the stage that produced it: "plain", "widened", "box",
-    "columns", "rotated". `prior` candidates (the fast path's) are ranked with these."""
+    """Read codes with the plain pipeline, stage by stage, stopping at the first verified code or once
+    `out_of_time()` says so (checked between stages); each candidate's `path` names the stage that produced it:
+    "plain", "widened", "box", "columns", "rotated". `prior` candidates (the fast path's) are ranked with these.
+    """
     import cv2
     import numpy as np
 
     from ocr.engine import crop_box
 
-    def out_of_time() -> bool:
-        return until is not None and time.monotonic() >= until
+    def stop(cands: list[Candidate]) -> bool:
+        return _settled(cands) or (out_of_time is not None and out_of_time())
 
     cands = list(prior or [])
     det = engine.detect(bgr, max_side=PLAIN_DET_SIDE)
     lines = read_lines(engine, bgr, det.boxes)
-    cands = rank(cands + _tag(find_codes(group_rows([ln for ln, _ in lines if ln.text])), "plain"))
-    if _settled(cands) or out_of_time():
+    cands = merge(cands, _tag(find_codes(group_rows([ln for ln, _ in lines if ln.text])), "plain"))
+    if stop(cands):
         return cands
     wide, replaced = widened_lines(engine, bgr, lines, cands)
     if wide:
@@ -173,12 +174,12 @@ def plain_read(
         # code, the size type below), and their codes ranked with the first readings.
         others = [ln for ln, _ in lines if id(ln) not in replaced and ln.text]
         found = find_codes(group_rows([ln for ln, _ in wide if ln.text] + others))
-        cands = rank(cands + _tag([c for c in found if c.box is not None and _from(c, wide)], "widened"))
-        if _settled(cands) or out_of_time():
+        cands = merge(cands, _tag([c for c in found if c.box is not None and _from(c, wide)], "widened"))
+        if stop(cands):
             return cands
     if boxes:
-        cands = rank(cands + box_reads(engine, bgr, cands))
-        if _settled(cands) or out_of_time():
+        cands = merge(cands, box_reads(engine, bgr, cands))
+        if stop(cands):
             return cands
     if columns:
         from ocr.columns import find_columns
@@ -192,8 +193,8 @@ def plain_read(
                 Line(rd.text.strip(), rd.probs[: len(rd.text.strip())], r, True)
                 for rd, r in zip(reads, rects, strict=True)
             ]
-            cands = rank(cands + _tag(find_codes([ln for ln in col_lines if ln.text]), "columns"))
-            if _settled(cands) or out_of_time():
+            cands = merge(cands, _tag(find_codes([ln for ln in col_lines if ln.text]), "columns"))
+            if stop(cands):
                 return cands
     if rotated:
         turned = np.ascontiguousarray(cv2.rotate(bgr, cv2.ROTATE_90_CLOCKWISE))
@@ -218,8 +219,15 @@ def plain_read(
                 rect = (float(ys.min()), float(h0 - 1 - xs.max()), float(ys.max()), float(h0 - 1 - xs.min()))
                 t = rd.text.strip()
                 rlines.append(Line(t, rd.probs[: len(t)], rect, True))
-            cands = rank(cands + _tag(find_codes([ln for ln in rlines if ln.text]), "rotated"))
+            cands = merge(cands, _tag(find_codes([ln for ln in rlines if ln.text]), "rotated"))
     return cands
+
+
+def merge(cands: list[Candidate], new: list[Candidate]) -> list[Candidate]:
+    """Rank new readings with the earlier ones; a code an earlier stage already read as well keeps that stage's
+    reading (so `path` names the first stage that reached the status)."""
+    seen = {c.code: STATUSES.index(c.status) for c in cands}
+    return rank(cands + [c for c in new if STATUSES.index(c.status) < seen.get(c.code, len(STATUSES))])
 
 
 def _from(c: Candidate, wide: list[tuple[Line, Quad]]) -> bool:

@@ -360,7 +360,10 @@ def generate(seed: int, layout: str | None = None, *, font: str | None = None) -
             lw, lh = int(rng.uniform(0.6, 1.2) * char_px), int(rng.uniform(0.9, 1.6) * char_px)
             over = int(rng.uniform(0.05, 0.25) * (cb[3] - cb[1]))
             lx = rng.randint(cb[0], max(cb[0] + 1, cb[2] - lw))
-            ly = cb[3] - over if rng.random() < 0.6 else cb[1] + over - lh
+            # Over the bottom edge (hanging down), or over the top edge; the owner line of a two-line code is
+            # only ever covered from above, or the lock would hide the serial under it.
+            from_below = rng.random() < 0.6 and not (layout == "two_line" and cb is code_boxes[0])
+            ly = cb[3] - over if from_below else cb[1] + over - lh
         draw.rectangle((lx, ly, lx + lw, ly + lh), fill=metal, outline=(40, 40, 42), width=3)
         draw.rectangle((lx + lw // 4, ly + lh // 4, lx + 3 * lw // 4, ly + 3 * lh // 4), fill=(95, 97, 100))
 
