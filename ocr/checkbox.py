@@ -85,10 +85,11 @@ def find_check_box(
         areas = [(max(0, int(x0 - 0.3 * h)), max(0, int(y0)), min(w_img, int(x1 + 0.3 * h)), min(h_img, int(y1)))]
     else:
         areas = _areas(box, h, w_img, h_img)
-    for ax0, ay0, ax1, ay1 in areas:
+    # Both polarities: in a dark or noisy picture the corrugation can outweigh the paint in the automatic choice.
+    for (ax0, ay0, ax1, ay1), polarity in [(a, p) for a in areas for p in ("light", "dark")]:
         crop = bgr[ay0:ay1, ax0:ax1]
         # The kernel must be wider than the box's edges and the digit's strokes, not than the whole box.
-        mask = ink_mask(crop, 0.9 * h)
+        mask = ink_mask(crop, 0.9 * h, polarity)
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         for cnt in contours:
             x, y, w, hh = cv2.boundingRect(cnt)

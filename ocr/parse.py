@@ -33,10 +33,18 @@ class Line:
     ends: tuple[tuple[int, float], ...] = ()
 
     def x_after(self, n_chars: int) -> float:
-        """Right edge of the box that holds the `n_chars`-th character (the whole line's edge if unknown)."""
-        for count, x in self.ends:
+        """Right edge of the `n_chars`-th character: the edge of the detector box that holds it, or, inside a box
+        holding more characters (a code run on into its size type), that box's edge interpolated by characters."""
+        if self.vertical:
+            return self.box[2]
+        prev_count, prev_x = 0, self.box[0]
+        ends = self.ends or ((len(self.text.replace(" ", "")), self.box[2]),)
+        for count, x in ends:
             if count >= n_chars:
-                return x
+                if count == n_chars or count <= prev_count:
+                    return x
+                return prev_x + (x - prev_x) * (n_chars - prev_count) / (count - prev_count)
+            prev_count, prev_x = count, x
         return self.box[2]
 
     @property
@@ -201,6 +209,8 @@ def _codes_in_tokens(  # noqa: C901 - one scan over the tokens, each case commen
                     # line, only a short run-on is accepted. The eleven characters kept include the check digit
                     # as read, so validation stays honest.
                     if st is not None or layout == "vertical" or (len(rest) <= 3 and cut >= 2):
+                        if line is not None and box is not None:
+                            box = (box[0], box[1], line.x_after(offsets[j] + cut), box[3])
                         cand = _candidate([*toks[i:j], (tok[:cut], probs[:cut])], layout, st, box)
                         if cand is not None:
                             found.append((cand, j + 1))

@@ -413,23 +413,31 @@ def generate(seed: int, layout: str | None = None, *, font: str | None = None) -
         arr = arr * (1 - alpha[:, :, None]) + bg * alpha[:, :, None]
     # Rust streaks running down from the top rail and rivets.
     n_rust = rng.randint(*WORLD["rust_streaks"])
+    rust = np.array((120, 60, 25), dtype=np.float32)
+    fade = np.linspace(1.0, 0.2, h, dtype=np.float32)[:, None]
     for _ in range(n_rust):
         rx, ry = rng.randrange(w), rng.randrange(int(0.6 * h))
         rw, rl = rng.randint(3, 15), rng.randint(int(0.1 * h), int(0.6 * h))
-        streak: Any = np.zeros((h, w), dtype=np.float32)
-        cv2.rectangle(streak, (rx, ry), (rx + rw, min(h - 1, ry + rl)), 1.0, -1)
-        streak = cv2.GaussianBlur(streak, (0, 0), max(1.0, rw / 2))
-        streak *= np.linspace(1.0, 0.2, h, dtype=np.float32)[:, None]
-        a = rng.uniform(0.2, 0.6) * streak[:, :, None]
-        arr = arr * (1 - a) + np.array((120, 60, 25), dtype=np.float32) * a
+        sigma = max(1.0, rw / 2)
+        opacity = rng.uniform(0.2, 0.6)
+        # Blurred in its own neighbourhood only (a full-image blur per streak made the generator slow).
+        m = int(3 * sigma) + 1
+        x0, y0, x1, y1 = max(0, rx - m), max(0, ry - m), min(w, rx + rw + m + 1), min(h, ry + rl + m + 1)
+        streak: Any = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+        cv2.rectangle(streak, (rx - x0, ry - y0), (rx + rw - x0, min(h - 1, ry + rl) - y0), 1.0, -1)
+        streak = cv2.GaussianBlur(streak, (0, 0), sigma) * fade[y0:y1] * opacity
+        roi = arr[y0:y1, x0:x1]
+        arr[y0:y1, x0:x1] = roi * (1 - streak[:, :, None]) + rust * streak[:, :, None]
     # Dirt: soft dark blotches with random opacity.
     for _ in range(rng.randint(*WORLD["dirt_blotches"])):
         cx_, cy_ = rng.randrange(w), rng.randrange(h)
         rad = rng.randint(10, 60)
-        mask: Any = np.zeros((h, w), dtype=np.float32)
-        cv2.circle(mask, (cx_, cy_), rad, 1.0, -1)
+        m = 2 * rad
+        x0, y0, x1, y1 = max(0, cx_ - m), max(0, cy_ - m), min(w, cx_ + m + 1), min(h, cy_ + m + 1)
+        mask: Any = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+        cv2.circle(mask, (cx_ - x0, cy_ - y0), rad, 1.0, -1)
         mask = cv2.GaussianBlur(mask, (0, 0), rad / 2)
-        arr *= (1 - 0.35 * rng.random() * mask)[:, :, None]
+        arr[y0:y1, x0:x1] *= (1 - 0.35 * rng.random() * mask)[:, :, None]
 
     # Camera: perspective (corners jittered up to 5%), a small roll, then resize to the output size.
     # The gate camera is aimed so the code is in frame: warps that would push a corner of the code (or the
