@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ocr.parse import STATUSES, Candidate, Line, find_codes, group_rows, rank
+from ocr.parse import STATUSES, Candidate, Line, find_codes, group_rows, rank, trustworthy
 
 if TYPE_CHECKING:
     from ocr.engine import OcrEngine
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["PLAIN_DET_SIDE", "Quad", "merge", "plain_read", "read_lines", "widened_lines"]
 
 PLAIN_DET_SIDE = 960
-#: A fallback reading reads the whole image, garbage included, several times over; one of those readings may
-#: pass the check digit by chance (two wrong characters pass it about one time in eleven). A verified or
-#: corrected reading from the fallback must therefore be read with every character at least this probable;
-#: below it, it is not reported at all.
-MIN_FALLBACK_PROB = 0.5
 Quad = Any  # 4x2 float32, clockwise from top-left
 
 
@@ -133,7 +128,7 @@ def _tag(cands: list[Candidate], path: str) -> list[Candidate]:
 
 
 def _sure_enough(c: Candidate) -> bool:
-    return c.status not in ("verified", "corrected") or min(c.probs, default=0.0) >= MIN_FALLBACK_PROB
+    return trustworthy(c)
 
 
 def _settled(cands: list[Candidate]) -> bool:

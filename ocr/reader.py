@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ocr import iso6346
 from ocr.barcodes import Barcode, read_barcodes
 from ocr.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_READ_MAX_SIDE, load_image
-from ocr.parse import Candidate, Line, find_codes, group_rows, rank, with_check_digit
+from ocr.parse import Candidate, Line, find_codes, group_rows, rank, trustworthy, with_check_digit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,7 +189,8 @@ class GateReader:
         from ocr.plain import box_reads, merge, plain_read
 
         start = time.thread_time()
-        cands = self._fast_codes(bgr, deadline=deadline)
+        # Passing readings too unsure to be evidence are dropped before anything else looks at them.
+        cands = [c for c in self._fast_codes(bgr, deadline=deadline) if trustworthy(c)]
         if _settled(cands) or self.fallback_budget <= 0:
             return cands
         _check(deadline)
