@@ -118,3 +118,19 @@ def test_the_fallback_stops_at_its_budget(reader: GateReader) -> None:
     codes = fast_only.read((DATA / name).read_bytes()).container_codes
     assert all(c.path in ("fast", "box") for c in codes)
     assert time.perf_counter() - t < 30
+
+
+def test_a_passing_reading_read_without_confidence_is_not_evidence() -> None:
+    from ocr.parse import Candidate, trustworthy
+
+    def cand(code: str, probs: list[float], status: str = "verified") -> Candidate:
+        return Candidate(code, status, min(probs), 0, "vertical", None, code, None, tuple(probs))
+
+    assert trustworthy(cand("GESU7540664", [0.99] * 11))
+    # Garbage that passed its check digit by chance (seen on a dark, blurred column).
+    assert not trustworthy(cand("GESU7382846", [0.48, 0.38, 0.34, 0.47, 0.34, 0.23, 0.14, 0.24, 0.32, 0.6, 0.53]))
+    # M and W are 11 apart in ISO 6346's values: the check digit passes either way, so an unsure M is no proof.
+    assert not trustworthy(cand("MZBU4486243", [0.56, 0.99, 0.54, 1.0] + [0.99] * 7))
+    assert trustworthy(cand("MZBU4486243", [0.95, 0.99, 0.9, 1.0] + [0.99] * 7))
+    # Readings that do not pass are reported whatever their confidence: they go to an officer anyway.
+    assert trustworthy(cand("GESU7382845", [0.2] * 11, status="failed"))
