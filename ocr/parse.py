@@ -116,8 +116,9 @@ class Candidate:
 
 #: A reading that passes its check digit is evidence only if it was read with some confidence: a garbage read of a
 #: dark image passes by chance about one time in eleven (seen: GESU7382846 "verified" for GESU7540664, every
-#: character below 0.6). Below this probability for any character, such a reading is not reported.
-MIN_VERIFY_PROB = 0.5
+#: character below 0.6). One unsure character is covered by the check digit (a single wrong digit, or a wrong
+#: letter other than the look-alikes below, always fails it); two or more below this probability are not.
+MIN_VERIFY_PROB = 0.4
 #: Owner letters the check digit cannot tell apart (their values differ by 11) that also look alike: misreading
 #: one as the other leaves the check digit right (seen: MZBU4486243 "verified" for WZBU4486243). Read below
 #: `MIN_LOOKALIKE_PROB`, a reading with one of them is not reported as passing.
@@ -127,11 +128,11 @@ MIN_LOOKALIKE_PROB = 0.8
 
 def trustworthy(c: Candidate) -> bool:
     """Whether a candidate may be reported: any reading that failed or was not checked, and a passing one only
-    when every character was read with probability >= MIN_VERIFY_PROB and no owner letter that has an
-    undetectable look-alike was read below MIN_LOOKALIKE_PROB."""
+    when at most one character was read below MIN_VERIFY_PROB and no owner letter that has an undetectable
+    look-alike was read below MIN_LOOKALIKE_PROB."""
     if c.status not in ("verified", "corrected"):
         return True
-    if not c.probs or min(c.probs) < MIN_VERIFY_PROB:
+    if not c.probs or sum(p < MIN_VERIFY_PROB for p in c.probs) > 1:
         return False
     return all(
         not (ch in LOOKALIKES and p < MIN_LOOKALIKE_PROB) for ch, p in zip(c.code[:4], c.probs[:4], strict=False)
