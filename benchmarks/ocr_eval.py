@@ -2,8 +2,11 @@
 
 Usage: .venv/bin/python benchmarks/ocr_eval.py [--n 500] [--seed 0] [--baseline-n 100] [--json out.json]
 
-The baseline is rapidocr's plain full pipeline (detector at its defaults, angle classifier, recogniser on every
-box, one intra-op thread) on the same images in the same run, so the speed ratio holds on a loaded machine too.
+The baseline is the plain pipeline on the same model wheel (`ocr.plain`: PP-OCRv4 detection on the whole image,
+the direction classifier and the recogniser on every box, ISO 6346 parsing with position-aware repair, a second
+recognition of the widened lines), on the first --baseline-n images of the same set in the same run, with the same
+onnxruntime sessions and one intra-op thread, so the ratios hold on a loaded machine too. Both are reported per
+layout, with the path (stage) that produced each right read.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,6 +38,42 @@ def pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def plain_baseline(reader: Any, samples: list[Any]) -> dict[str, Any]:
+    """Read `samples` with the plain pipeline alone (same engine), and report it as `main` reports ours."""
+    from ocr.images import load_image
+    from ocr.plain import plain_read
+
+    by_layout: dict[str, Counter[str]] = defaultdict(Counter)
+    paths: dict[str, Counter[str]] = defaultdict(Counter)
+    statuses: Counter[str] = Counter()
+    lat, cpu = [], []
+    false_verified = 0
+    for s in samples:
+        t, c = time.perf_counter(), time.thread_time()
+        cands = plain_read(reader.engine, load_image(s.jpeg), rotated=False, columns=False, boxes=False)
+        lat.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
+        top = cands[0] if cands else None
+        ok = top is not None and top.code == s.code
+        by_layout[s.layout]["n"] += 1
+        by_layout[s.layout]["exact"] += ok
+        statuses[top.status if top else "none"] += 1
+        paths[s.layout][(top.path if ok else "wrong") if top else "none"] += 1
+        false_verified += sum(c.code != s.code and c.status == "verified" for c in cands)
+    n = len(samples)
+    return {
+        "n": n,
+        "exact_match": sum(v["exact"] for v in by_layout.values()) / max(n, 1),
+        "by_layout": {k: v["exact"] / v["n"] for k, v in sorted(by_layout.items())},
+        "paths": {k: dict(v) for k, v in sorted(paths.items())},
+        "statuses": dict(statuses),
+        "false_verified": false_verified,
+        "p50_ms": 1000 * statistics.median(lat),
+        "cpu_p50_ms": 1000 * statistics.median(cpu),
+        "cpu_p95_ms": 1000 * pct(cpu, 95),
+    }
+
+
 def main() -> int:  # noqa: C901 - a benchmark's linear report
     """Run the evaluation and print the report; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +88,6 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
 
     cv2.setNumThreads(1)
     from ocr import synth
-    from ocr.images import load_image
     from ocr.reader import GateReader
 
     t0 = time.perf_counter()
@@ -62,11 +101,13 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
     reader.read(samples[0].jpeg)  # first-call allocations out of the timing
 
     by_layout: dict[str, Counter[str]] = defaultdict(Counter)
+    paths: dict[str, Counter[str]] = defaultdict(Counter)
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     cpu: list[float] = []
     false_verified, false_accepted, size_ok, size_total = 0, 0, 0, 0
     errors = []
+    wrong_seeds: set[int] = set()
     wall = time.perf_counter()
     for s in samples:
         t, c = time.perf_counter(), time.thread_time()
@@ -78,34 +119,21 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
         by_layout[s.layout]["n"] += 1
         by_layout[s.layout]["exact"] += ok
         statuses[top.status if top else "none"] += 1
-        for c in res.container_codes:
-            if c.code != s.code and c.status == "verified":
+        paths[s.layout][(top.path if ok else "wrong") if top else "none"] += 1
+        for cr in res.container_codes:
+            if cr.code != s.code and cr.status == "verified":
                 false_verified += 1
-            if c.code != s.code and c.status in ("verified", "corrected"):
+            if cr.code != s.code and cr.status in ("verified", "corrected"):
                 false_accepted += 1
         if s.size_type and ok:
             size_total += 1
             size_ok += top is not None and top.size_type == s.size_type
         if not ok:
-            errors.append((s.seed, s.layout, s.code, [(c.code, c.status) for c in res.container_codes]))
+            wrong_seeds.add(s.seed)
+            errors.append((s.seed, s.layout, s.code, [(c.code, c.status, c.path) for c in res.container_codes]))
     wall = time.perf_counter() - wall
 
-    base_lat: list[float] = []
-    base_cpu: list[float] = []
-    base_found = 0
-    if args.baseline_n > 0:
-        from rapidocr_onnxruntime import RapidOCR
-
-        engine = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
-        engine(load_image(samples[0].jpeg))
-        for s in samples[: args.baseline_n]:
-            t, c = time.perf_counter(), time.thread_time()
-            out, _ = engine(load_image(s.jpeg))
-            base_lat.append(time.perf_counter() - t)
-            base_cpu.append(time.thread_time() - c)
-            text = "".join(line[1] for line in out or []).replace(" ", "").upper()
-            base_found += s.code in text
-
+    base = plain_baseline(reader, samples[: args.baseline_n]) if args.baseline_n > 0 else None
     n = len(samples)
     exact = sum(c["exact"] for c in by_layout.values())
     report = {
@@ -123,18 +151,15 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
         "images_per_s_one_core": n / wall,
         "cpu_p50_ms": 1000 * statistics.median(cpu),
         "cpu_p95_ms": 1000 * pct(cpu, 95),
-        "baseline_cpu_p50_ms": 1000 * statistics.median(base_cpu) if base_cpu else None,
-        "baseline_n": len(base_lat),
-        "baseline_p50_ms": 1000 * statistics.median(base_lat) if base_lat else None,
-        "baseline_p95_ms": 1000 * pct(base_lat, 95) if base_lat else None,
-        "baseline_code_in_text": base_found / len(base_lat) if base_lat else None,
+        "paths_of_right_reads": {k: dict(v) for k, v in sorted(paths.items())},
+        "baseline": base,
         "load_average": os.getloadavg()[0],
     }
-    if base_lat:
-        ours_same = statistics.median(latencies[: len(base_lat)])
-        report["speedup_p50_vs_baseline_same_images"] = statistics.median(base_lat) / ours_same
-        report["speedup_cpu_p50_vs_baseline"] = statistics.median(base_cpu) / statistics.median(cpu[: len(base_cpu)])
-
+    if base:
+        m = base["n"]
+        ours_exact = sum(x.seed not in wrong_seeds for x in samples[:m])
+        report["ours_exact_on_baseline_images"] = ours_exact / m
+        report["speedup_cpu_p50_vs_baseline"] = base["cpu_p50_ms"] / (1000 * statistics.median(cpu[:m]))
     print(f"\nexact match      {exact}/{n} = {100 * exact / n:.1f} %")
     for k, v in report["by_layout"].items():
         print(f"  {k:<12}   {100 * v:.1f} %  ({by_layout[k]['exact']}/{by_layout[k]['n']})")
@@ -151,16 +176,21 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
         f"latency (CPU)    p50 {report['cpu_p50_ms']:.0f} ms, p95 {report['cpu_p95_ms']:.0f} ms "
         "(CPU time of the reading thread: what an uncontended core takes)"
     )
-    if base_lat:
+    for k, v in report["paths_of_right_reads"].items():
+        print(f"  paths {k:<12} {dict(v)}")
+    if base:
         print(
-            f"baseline         rapidocr full pipeline on {len(base_lat)} of the same images: "
-            f"p50 {report['baseline_p50_ms']:.0f} ms wall / {report['baseline_cpu_p50_ms']:.0f} ms CPU, "
-            f"p95 {report['baseline_p95_ms']:.0f} ms; "
-            f"code in its raw text {100 * report['baseline_code_in_text']:.0f} %"
+            f"baseline         plain pipeline (PP-OCR whole image + ISO 6346 repair + widened re-read) on the "
+            f"first {base['n']} images: exact {100 * base['exact_match']:.1f} % "
+            f"(ours on the same images {100 * report['ours_exact_on_baseline_images']:.1f} %), "
+            f"false verified {base['false_verified']}"
         )
+        for k, v in base["by_layout"].items():
+            print(f"  {k:<12}   {100 * v:.1f} %   paths {base['paths'][k]}")
         print(
-            f"speed-up         {report['speedup_p50_vs_baseline_same_images']:.2f}x wall, "
-            f"{report['speedup_cpu_p50_vs_baseline']:.2f}x CPU (p50, same images)"
+            f"  latency p50 {base['p50_ms']:.0f} ms wall / {base['cpu_p50_ms']:.0f} ms CPU, "
+            f"p95 {base['cpu_p95_ms']:.0f} ms CPU; ours is {report['speedup_cpu_p50_vs_baseline']:.2f}x faster "
+            "(CPU p50, same images)"
         )
     print(f"load average     {report['load_average']:.2f} (other work on the machine inflates both timings)")
     if args.show_errors:
@@ -170,7 +200,7 @@ def main() -> int:  # noqa: C901 - a benchmark's linear report
     targets = {
         "exact >= 97 %": exact / n >= 0.97,
         "horizontal 100 %": report["by_layout"].get("horizontal", 1.0) == 1.0,
-        "vertical >= 90 %": report["by_layout"].get("vertical", 1.0) >= 0.90,
+        "vertical >= 92 %": report["by_layout"].get("vertical", 1.0) >= 0.92,
         "zero false verified": false_verified == 0,
         "p50 <= 250 ms (CPU time, one core)": report["cpu_p50_ms"] <= 250,
     }

@@ -126,8 +126,9 @@ def find_columns(bgr: Any, boxes: list[Any]) -> list[Column]:
     return columns
 
 
-def ink_mask(bgr: Any, cw: float) -> Any:
-    """Binary mask (uint8 0/1) of paint strokes narrower than about a character, either polarity.
+def ink_mask(bgr: Any, cw: float, polarity: str | None = None) -> Any:
+    """Binary mask (uint8 0/1) of paint strokes narrower than about a character, either polarity (or the one
+    named: "light" paint on a dark door, "dark" on a light one).
 
     Top-hat / black-hat keep strokes narrower than the kernel and remove paint gradients, corrugation and
     shadows; the polarity with the stronger response is the stencil's.
@@ -140,7 +141,10 @@ def ink_mask(bgr: Any, cw: float) -> Any:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     light = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, kernel)
     dark = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel)
-    resp = light if float(np.percentile(light, 95)) >= float(np.percentile(dark, 95)) else dark
+    if polarity is None:
+        resp = light if float(np.percentile(light, 95)) >= float(np.percentile(dark, 95)) else dark
+    else:
+        resp = light if polarity == "light" else dark
     # Threshold relative to the strongest strokes: Otsu splits corrugation texture when the ink is sparse.
     level = max(12.0, 0.45 * float(np.percentile(resp, 99)))
     bw: Any = (resp >= level).astype(np.uint8)

@@ -17,6 +17,8 @@ __all__ = ["Detection", "LineRead", "OcrEngine", "crop_box", "model_dir"]
 
 DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
 REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_infer.onnx"  # text direction: upright or turned 180 degrees
+CLS_SHAPE = (48, 192)
 REC_HEIGHT = 48
 # Characters kept by the restricted decoder. Container markings use only these; everything else in the model's
 # 6,600-character (mostly Chinese) alphabet is noise here, and letting it win a timestep only corrupts codes.
@@ -61,7 +63,7 @@ class OcrEngine:
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
         models = model_dir()
-        for name in (DET_MODEL, REC_MODEL):
+        for name in (DET_MODEL, REC_MODEL, CLS_MODEL):
             if not (models / name).is_file():
                 raise RuntimeError(f"model {name} missing from {models}: reinstall rapidocr-onnxruntime")
         opts = ort.SessionOptions()
@@ -73,6 +75,8 @@ class OcrEngine:
         providers = ["CPUExecutionProvider"]
         self.det = ort.InferenceSession(str(models / DET_MODEL), sess_options=opts, providers=providers)
         self.rec = ort.InferenceSession(str(models / REC_MODEL), sess_options=opts, providers=providers)
+        self.cls = ort.InferenceSession(str(models / CLS_MODEL), sess_options=opts, providers=providers)
+        self._cls_in = self.cls.get_inputs()[0].name
         self.intra_op_threads = opts.intra_op_num_threads
         self.det_max_side = det_max_side
         self._det_in = self.det.get_inputs()[0].name
@@ -129,6 +133,31 @@ class OcrEngine:
             if np.linalg.norm(b[0] - b[1]) > 3 and np.linalg.norm(b[0] - b[3]) > 3:
                 out.append(b)
         return Detection(out, pred[0, 0], w / rw, h / rh)
+
+    # -- direction -------------------------------------------------------------------------------------------
+
+    def upside_down(self, crops: list[NDArray[np.uint8]], *, thresh: float = 0.9) -> list[bool]:
+        """PP-OCR's direction classifier: which crops hold text turned 180 degrees (with probability > `thresh`).
+
+        Preprocessing as rapidocr's: 48 px high, at most 192 px wide, scaled to [-1, 1], zero-padded.
+        """
+        import cv2
+        import numpy as np
+
+        if not crops:
+            return []
+        hh, ww = CLS_SHAPE
+        x = np.zeros((len(crops), 3, hh, ww), dtype=np.float32)
+        for k, img in enumerate(crops):
+            h, w = img.shape[:2]
+            rw = max(1, min(ww, int(math.ceil(hh * w / max(h, 1)))))
+            small = cv2.resize(img, (rw, hh))
+            x[k, :, :, :rw] = (small.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)
+        out: list[bool] = []
+        for i in range(0, len(crops), 6):
+            probs = self.cls.run(None, {self._cls_in: x[i : i + 6]})[0]
+            out += [bool(p[1] > p[0] and p[1] > thresh) for p in probs]
+        return out
 
     # -- recognition -----------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from stdnum import iso6346 as _stdnum
 __all__ = [
     "CATEGORIES",
     "MAX_CHANGES",
+    "TO_DIGIT",
     "Repair",
     "calc_check_digit",
     "check_value",
@@ -30,7 +31,7 @@ MAX_CHANGES = 2
 # The confusion pairs OCR makes on stencilled container text, as "what the model read" -> "what it must be here".
 # Only these substitutions are ever made, and only where the position's class (letter or digit) demands it:
 # a character is never changed because the check digit would then pass.
-_TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "S": "5", "B": "8", "Z": "2", "G": "6"}
+TO_DIGIT = _TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "S": "5", "B": "8", "Z": "2", "G": "6"}
 _TO_LETTER = {"0": "O", "1": "I", "5": "S", "8": "B", "2": "Z", "6": "G"}
 
 _CODE_RE = re.compile(r"^[A-Z]{3}[UJZ][0-9]{6}[0-9]$")

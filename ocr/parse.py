@@ -7,7 +7,20 @@ from typing import cast
 
 from ocr import iso6346
 
-__all__ = ["Candidate", "Line", "find_codes", "group_rows", "rank", "size_type_in", "status_of", "with_check_digit"]
+__all__ = [
+    "LOOKALIKES",
+    "MIN_VERIFY_PROB",
+    "Candidate",
+    "Line",
+    "boxed_digit",
+    "find_codes",
+    "group_rows",
+    "rank",
+    "size_type_in",
+    "status_of",
+    "trustworthy",
+    "with_check_digit",
+]
 
 STATUSES = ("verified", "corrected", "check_digit_computed", "failed")
 # How much a status lowers the reported confidence: anything not verified goes to an officer anyway, and a failed
@@ -33,10 +46,18 @@ class Line:
     ends: tuple[tuple[int, float], ...] = ()
 
     def x_after(self, n_chars: int) -> float:
-        """Right edge of the box that holds the `n_chars`-th character (the whole line's edge if unknown)."""
-        for count, x in self.ends:
+        """Right edge of the `n_chars`-th character: the edge of the detector box that holds it, or, inside a box
+        holding more characters (a code run on into its size type), that box's edge interpolated by characters."""
+        if self.vertical:
+            return self.box[2]
+        prev_count, prev_x = 0, self.box[0]
+        ends = self.ends or ((len(self.text.replace(" ", "")), self.box[2]),)
+        for count, x in ends:
             if count >= n_chars:
-                return x
+                if count == n_chars or count <= prev_count:
+                    return x
+                return prev_x + (x - prev_x) * (n_chars - prev_count) / (count - prev_count)
+            prev_count, prev_x = count, x
         return self.box[2]
 
     @property
@@ -89,6 +110,33 @@ class Candidate:
     #: Box of the line that holds the serial (where a missing check digit would follow), image pixels.
     box: tuple[float, float, float, float] | None = None
     probs: tuple[float, ...] = ()
+    #: Which stage of the reader produced it (see `ocr.reader.PATHS`).
+    path: str = "fast"
+
+
+#: A reading that passes its check digit is evidence only if it was read with some confidence: a garbage read of a
+#: dark image passes by chance about one time in eleven (seen: GESU7382846 "verified" for GESU7540664, every
+#: character below 0.6). One unsure character is covered by the check digit (a single wrong digit, or a wrong
+#: letter other than the look-alikes below, always fails it); two or more below this probability are not.
+MIN_VERIFY_PROB = 0.4
+#: Owner letters the check digit cannot tell apart (their values differ by 11) that also look alike: misreading
+#: one as the other leaves the check digit right (seen: MZBU4486243 "verified" for WZBU4486243). Read below
+#: `MIN_LOOKALIKE_PROB`, a reading with one of them is not reported as passing.
+LOOKALIKES = {"M": "W", "W": "M", "G": "Q", "Q": "G", "F": "P", "P": "F"}
+MIN_LOOKALIKE_PROB = 0.8
+
+
+def trustworthy(c: Candidate) -> bool:
+    """Whether a candidate may be reported: any reading that failed or was not checked, and a passing one only
+    when at most one character was read below MIN_VERIFY_PROB and no owner letter that has an undetectable
+    look-alike was read below MIN_LOOKALIKE_PROB."""
+    if c.status not in ("verified", "corrected"):
+        return True
+    if not c.probs or sum(p < MIN_VERIFY_PROB for p in c.probs) > 1:
+        return False
+    return all(
+        not (ch in LOOKALIKES and p < MIN_LOOKALIKE_PROB) for ch, p in zip(c.code[:4], c.probs[:4], strict=False)
+    )
 
 
 def status_of(rep: iso6346.Repair) -> str:
@@ -120,15 +168,26 @@ def _candidate(
     return Candidate(rep.code, status, round(conf, 4), rep.changes, layout, size_type, raw, bx, tuple(probs))
 
 
-def with_check_digit(c: Candidate, digit: str, prob: float) -> Candidate | None:
+def with_check_digit(c: Candidate, digit: str, prob: float, path: str | None = None) -> Candidate | None:
     """The candidate completed with a check digit read separately (a boxed digit the detector missed)."""
-    rep = iso6346.repair(c.raw + digit)
+    rep = iso6346.repair(c.raw[:10] + digit)
     if rep is None:
         return None
     status = status_of(rep)
-    probs = (*c.probs, prob)
+    probs = (*c.probs[:10], prob)
     conf = min(probs) * _STATUS_FACTOR[status]
-    return Candidate(rep.code, status, round(conf, 4), rep.changes, c.layout, c.size_type, c.raw + digit, c.box, probs)
+    return Candidate(
+        rep.code,
+        status,
+        round(conf, 4),
+        rep.changes,
+        c.layout,
+        c.size_type,
+        c.raw[:10] + digit,
+        c.box,
+        probs,
+        path or c.path,
+    )
 
 
 def size_type_in(token: str) -> str | None:
@@ -140,7 +199,7 @@ def size_type_in(token: str) -> str | None:
     return fixed if iso6346.is_size_type(fixed) else None
 
 
-def _codes_in_tokens(
+def _codes_in_tokens(  # noqa: C901 - one scan over the tokens, each case commented
     toks: list[tuple[str, tuple[float, ...]]], layout: str, below: Line | None, line: Line | None = None
 ) -> list[tuple[Candidate, int]]:
     """Candidates starting at each token; returns (candidate, index of the first token after the code)."""
@@ -151,12 +210,18 @@ def _codes_in_tokens(
     for i in range(len(toks)):
         length = 0
         for j in range(i, len(toks)):
+            prev = length
             length += len(toks[j][0])
             box = None
             if line is not None:
                 # The code's box ends where its last character's detector box ends (not at a size type after it).
                 x0, y0, _x1, y1 = line.box
                 box = (x0, y0, line.x_after(offsets[j + 1]), y1)
+            if prev < 10 <= length and layout != "vertical":
+                boxed = _boxed_code(toks, i, j, 10 - prev, layout, below, box)
+                if boxed is not None:
+                    found.append(boxed)
+                    break
             if length in (10, 11):
                 after = toks[j + 1][0] if j + 1 < len(toks) else None
                 if length == 10 and after is not None and len(after) == 1 and (after.isdigit() or after in "OQDILSBZG"):
@@ -182,11 +247,73 @@ def _codes_in_tokens(
                     # line, only a short run-on is accepted. The eleven characters kept include the check digit
                     # as read, so validation stays honest.
                     if st is not None or layout == "vertical" or (len(rest) <= 3 and cut >= 2):
+                        if line is not None and box is not None:
+                            box = (box[0], box[1], line.x_after(offsets[j] + cut), box[3])
                         cand = _candidate([*toks[i:j], (tok[:cut], probs[:cut])], layout, st, box)
                         if cand is not None:
                             found.append((cand, j + 1))
                 break
     return found
+
+
+#: How the edges of the painted box around a check digit read: "[" and "]" become separators (spaces) in the
+#: decoder, but the recogniser also reads an edge as I, L or 1.
+_BOX_EDGES = frozenset("IL1")
+_EDGE_LETTERS = frozenset("IL")
+
+
+def boxed_digit(chars: str) -> str | None:
+    """The check digit in `chars`, the characters read after the serial, when they are a boxed digit read with
+    its box edges: "I7I", "171", "1I1" or "L7I" give 7; "I7" and "7I" too (a letter cannot be a check digit, so a
+    letter beside a digit is an edge). Ambiguous readings ("17", "71": an edge and a digit, or a digit 1 and an
+    edge) give None, as does anything else: nothing is guessed, and the caller then reads the box on its own.
+    """
+    if len(chars) == 3 and chars[0] in _BOX_EDGES and chars[2] in _BOX_EDGES:
+        mid = chars[1]
+        if mid.isdigit():
+            return mid
+        return iso6346.TO_DIGIT.get(mid)
+    if len(chars) == 2:
+        a, b = chars[0], chars[1]
+        if a in _EDGE_LETTERS and b.isdigit() and b != "1":
+            return b
+        if b in _EDGE_LETTERS and a.isdigit() and a != "1":
+            return a
+    return None
+
+
+def _boxed_code(
+    toks: list[tuple[str, tuple[float, ...]]],
+    i: int,
+    j: int,
+    cut: int,
+    layout: str,
+    below: Line | None,
+    box: tuple[float, ...] | None,
+) -> tuple[Candidate, int] | None:
+    """A code whose check digit was read with its box: the first ten characters end `cut` characters into token
+    `j`; what follows, to a token boundary and at most three characters, must read as a boxed digit."""
+    rest, rest_p = toks[j][0][cut:], toks[j][1][cut:]
+    k = j + 1
+    while len(rest) < 3 and k < len(toks) and len(rest) + len(toks[k][0]) <= 3:
+        rest, rest_p = rest + toks[k][0], (*rest_p, *toks[k][1])
+        k += 1
+    if len(rest) < 2:
+        return None
+    digit = boxed_digit(rest)
+    if digit is None:
+        return None
+    # The raw character goes to the repair (a boxed O is a change to 0, counted as such).
+    pos = 1 if len(rest) == 3 or rest[0] in _EDGE_LETTERS else 0
+    digit = rest[pos]
+    parts = [*toks[i:j], (toks[j][0][:cut], toks[j][1][:cut])] if cut else list(toks[i:j])
+    parts = [p for p in parts if p[0]]
+    after = toks[k][0] if k < len(toks) else None
+    st = size_type_in(after) if after else None
+    if st is None and below is not None and below.tokens():
+        st = size_type_in(below.tokens()[0][0])
+    cand = _candidate([*parts, (digit, (rest_p[pos],))], layout, st, box)
+    return (cand, k) if cand is not None else None
 
 
 def find_codes(lines: list[Line]) -> list[Candidate]:
@@ -199,8 +326,17 @@ def find_codes(lines: list[Line]) -> list[Candidate]:
             # A column has no word breaks; a gap only separates the size type, which the run-on rule handles.
             toks = [("".join(t for t, _ in toks), tuple(p for _, ps in toks for p in ps))]
         layout = "vertical" if ln.vertical else "horizontal"
-        for cand, _ in _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln):
-            out.append(cand)
+        found = _codes_in_tokens(toks, layout, None if ln.vertical else below_of[id(ln)], ln)
+        if ln.vertical and not found and toks:
+            # A column often starts with a stray stroke read as I, 1 or L (a rivet, the door's top rail, the
+            # edge of a lock): when the column as read gives no code, it is read again without it.
+            text, probs = toks[0]
+            for skip in (1, 2):
+                if len(text) > skip + 9 and all(ch in _BOX_EDGES for ch in text[:skip]):
+                    found = _codes_in_tokens([(text[skip:], probs[skip:])], layout, None, ln)
+                    if found:
+                        break
+        out += [cand for cand, _ in found]
         # Two-line: the line's last token is an owner code + category, the next line down starts with the serial.
         nxt = below_of[id(ln)]
         if not ln.vertical and toks and len(toks[-1][0]) == 4 and nxt is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ocr import iso6346
 from ocr.barcodes import Barcode, read_barcodes
 from ocr.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_READ_MAX_SIDE, load_image
-from ocr.parse import Candidate, Line, find_codes, group_rows, rank, with_check_digit
+from ocr.parse import Candidate, Line, find_codes, group_rows, rank, trustworthy, with_check_digit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 
     from ocr.engine import OcrEngine
 
-__all__ = ["Barcode", "CodeRead", "DeadlineExceeded", "GateRead", "GateReader"]
+__all__ = ["DEFAULT_FALLBACK_BUDGET", "PATHS", "Barcode", "CodeRead", "DeadlineExceeded", "GateRead", "GateReader"]
+
+#: Which stage produced a code (`CodeRead.path`): the staged fast path on the 640 px detection; the check digit
+#: read inside its painted box; and the fallback chain: the plain whole-image pipeline (960 px detection,
+#: direction classifier, recogniser on every box), its widened second recognition, the columns of its
+#: detection, the image turned a quarter.
+PATHS = ("fast", "box", "plain", "widened", "columns", "rotated")
+#: CPU seconds (of the reading thread) from the start of a read after which the fallback chain starts no further
+#: stage. The plain stage takes ~0.4 s CPU on an 800x600 image, the widened re-read ~0.1 s, the turned image ~0.4 s.
+DEFAULT_FALLBACK_BUDGET = 1.5
 
 
 class DeadlineExceeded(TimeoutError):
@@ -45,6 +54,9 @@ class CodeRead:
     size_type: str | None
     layout: str  # "horizontal" | "two_line" | "vertical"
     changes: int
+    #: The stage that produced the reading (one of `PATHS`); not part of `to_dict`, whose keys the CLI's JSON
+    #: lines and the inspection service's stored reads keep as they were.
+    path: str = "fast"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -83,7 +95,17 @@ def _code_read(c: Candidate) -> CodeRead:
     """Build the public record from a parser candidate."""
     owner, category, serial, check = iso6346.split(c.code)
     return CodeRead(
-        c.code, c.status, c.confidence, owner + category, category, serial, check, c.size_type, c.layout, c.changes
+        c.code,
+        c.status,
+        c.confidence,
+        owner + category,
+        category,
+        serial,
+        check,
+        c.size_type,
+        c.layout,
+        c.changes,
+        c.path,
     )
 
 
@@ -103,14 +125,20 @@ class GateReader:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_side: int = DEFAULT_READ_MAX_SIDE,
         barcodes: bool = True,
+        fallback_budget: float = DEFAULT_FALLBACK_BUDGET,
     ) -> None:
-        """Configure the reader; no model is loaded until the first read (or `warm_up`)."""
+        """Configure the reader; no model is loaded until the first read (or `warm_up`).
+
+        `fallback_budget` (CPU seconds from the start of a read; 0 turns the fallback off) bounds the fallback chain
+        that runs when the fast path verifies nothing; a read's `deadline` still bounds everything.
+        """
         self.intra_op_threads = intra_op_threads
         self.det_max_side = det_max_side
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.max_side = max_side
         self.barcodes = barcodes
+        self.fallback_budget = fallback_budget
         self._engine: OcrEngine | None = None
         self._lock = threading.Lock()
 
@@ -150,6 +178,35 @@ class GateReader:
     # -- the pipeline ----------------------------------------------------------------------------------------
 
     def read_codes(self, bgr: NDArray[np.uint8], *, deadline: float | None = None) -> list[Candidate]:
+        """The fast path, then, when it verified nothing, the fallback chain within the time budget.
+
+        The chain: the check digit read inside its painted box next to the fast path's codes; then the plain
+        whole-image pipeline (`ocr.plain`): 960 px detection, direction classifier and recogniser on every box,
+        the widened second recognition, the boxes again, the columns of that detection, the image turned a
+        quarter. Each stage starts only before `start + fallback_budget` (and `deadline`); whatever verified
+        first wins, and every reading is ranked together (status, then confidence).
+        """
+        from ocr.plain import box_reads, merge, plain_read
+
+        start = time.thread_time()
+        # Passing readings too unsure to be evidence are dropped before anything else looks at them.
+        cands = [c for c in self._fast_codes(bgr, deadline=deadline) if trustworthy(c)]
+        if _settled(cands) or self.fallback_budget <= 0:
+            return cands
+        _check(deadline)
+        cands = merge(cands, box_reads(self.engine, bgr, cands))
+
+        def out_of_time() -> bool:
+            # CPU time of this thread (onnxruntime runs in it with one intra-op thread): the same image gets the
+            # same stages on a loaded machine; the wall-clock bound is the read's deadline.
+            spent = time.thread_time() - start >= self.fallback_budget
+            return spent or (deadline is not None and time.monotonic() >= deadline)
+
+        if _settled(cands) or out_of_time():
+            return cands
+        return plain_read(self.engine, bgr, out_of_time=out_of_time, prior=cands)
+
+    def _fast_codes(self, bgr: NDArray[np.uint8], *, deadline: float | None = None) -> list[Candidate]:
         """Detect text once, then recognise in stages, likeliest code regions first; stop once a code verifies.
 
         1. Vertical columns found by the whole-image detection, re-laid upright (a tall box that could not be cut
@@ -192,7 +249,9 @@ class GateReader:
         if cands and cands[0].status == "corrected":
             return cands
         _check(deadline)
-        edge_cols = [c for c in self._edge_columns(bgr, deadline) if not any(_inside(c.rect, k.rect) for k in columns)]
+        # Columns the whole-image pass found too are read again here: at full resolution the same column often
+        # reads right where the 640 px cut did not (nothing verified so far, or this stage would not run).
+        edge_cols = self._edge_columns(bgr, deadline)
         if edge_cols:
             _check(deadline)
             lines += self._recognise(bgr, [], edge_cols, rotated=False)
@@ -342,7 +401,7 @@ class GateReader:
             while len(chars) > 1 and chars[-1][0] in "IL1":
                 chars = chars[:-1]
             if len(chars) == 1 and chars[0][0].isdigit() and chars[0][1] >= 0.8:
-                new = with_check_digit(c, chars[0][0], chars[0][1])
+                new = with_check_digit(c, chars[0][0], chars[0][1], path="box")
                 # A disagreeing rescued digit proves nothing either way: keep the computed reading then.
                 if new is not None and new.status in ("verified", "corrected"):
                     extra.append(new)
