@@ -15,7 +15,7 @@ from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
 from services.kernel.errors import AppError, Forbidden, NotFound
-from services.kernel.schemas import Problem, Schema
+from services.kernel.schemas import Schema, problems
 from services.provenance import service
 from services.provenance.service import Provenance
 
@@ -26,15 +26,6 @@ MAX_INDEX = 2**62
 B64_HASH = "base64 of a 32-byte SHA-256"
 # Every /api/ operation documents these (the platform's OpenAPI contract), public ones included.
 DOCUMENTED = (401, 403, 422)
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
-    schema = Problem.model_json_schema()
-    return {
-        code: {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": schema}}}
-        for code in codes
-    }
 
 
 def text_response(example: str) -> dict[int | str, dict[str, Any]]:
