@@ -88,9 +88,14 @@ async def post_gate_event(
     session: SessionDep,
     principal: CurrentGate,
     image: Annotated[list[UploadFile], File(description=f"1 to {MAX_IMAGES} JPEG/PNG/WebP images of one truck")],
-    lane: Annotated[str, Form(pattern=r"^[A-Z0-9][A-Z0-9-]{0,15}$", examples=["IN-1"])],
+    lane: Annotated[
+        str, Form(pattern=r"^[A-Z0-9][A-Z0-9-]{0,15}$", examples=["IN-1"], description="Gate lane of the camera")
+    ],
     direction: Annotated[Literal["in", "out"], Form(description="in: entering the control zone; out: leaving it")],
-    camera_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["KT-IN-1"])],
+    camera_id: Annotated[
+        str,
+        Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["KT-IN-1"], description="Camera identifier"),
+    ],
     taken_at: Annotated[dt.datetime, Form(description="When the images were taken, with a UTC offset")],
     plate: Annotated[
         str | None,
