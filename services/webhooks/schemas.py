@@ -10,11 +10,30 @@ from pydantic import ConfigDict, Field
 from services.kernel.schemas import InputSchema, Schema
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-Url = Annotated[str, Field(min_length=8, max_length=2048, description="https:// URL that receives POSTs")]
-Description = Annotated[str, Field(max_length=200)]
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2048,
+        description="https:// URL that receives POSTs",
+        examples=["https://erp.example.vn/hooks/smartgate"],
+    ),
+]
+Description = Annotated[
+    str,
+    Field(
+        max_length=200,
+        description="Your label for the endpoint (up to 200 characters)",
+        examples=["ERP: customs status"],
+    ),
+]
 EventTypes = Annotated[
     list[Annotated[str, Field(max_length=64)]],
-    Field(max_length=20, description="Event types to send (empty: every declaration event)"),
+    Field(
+        max_length=20,
+        description="Event types to send (empty: every declaration event)",
+        examples=[["declaration.assessed", "declaration.released"]],
+    ),
 ]
 
 
@@ -41,23 +60,23 @@ class WebhookIn(InputSchema):
 class WebhookPatch(InputSchema):
     """Fields to change; those left out stay as they are."""
 
-    url: Url | None = None
-    event_types: EventTypes | None = None
-    description: Description | None = None
-    active: bool | None = None
+    url: Url | None = Field(None, description="New https:// URL that receives the POSTs.")
+    event_types: EventTypes | None = Field(None, description="New list of event types (empty: every one).")
+    description: Description | None = Field(None, description="New label for the endpoint.")
+    active: bool | None = Field(None, description="false pauses deliveries; true resumes them (also after a 410).")
 
 
 class WebhookOut(Schema):
     """A registered endpoint (its secret is shown only when made or rotated)."""
 
-    id: str
-    url: str
-    description: str
-    event_types: list[str]
-    active: bool
+    id: str = Field(description="Identifier of the endpoint (UUID).")
+    url: str = Field(description="The https:// URL that receives the POSTs.")
+    description: str = Field(description="Your label for the endpoint.")
+    event_types: list[str] = Field(description="Event types sent to it (empty: every declaration event).")
+    active: bool = Field(description="Whether deliveries are sent (false: paused by you or switched off on 410).")
     disabled_reason: str | None = Field(description="Why the platform switched it off (410 Gone), if it did")
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: dt.datetime = Field(description="When it was registered (ISO 8601, UTC offset).")
+    updated_at: dt.datetime = Field(description="When it last changed (ISO 8601, UTC offset).")
 
 
 class WebhookWithSecret(WebhookOut):
@@ -72,7 +91,7 @@ class WebhookWithSecret(WebhookOut):
 class WebhookList(Schema):
     """The organisation's endpoints."""
 
-    items: list[WebhookOut]
+    items: list[WebhookOut] = Field(description="Your organisation's endpoints.")
     event_types: list[str] = Field(description="Every event type an endpoint can receive")
 
 
@@ -80,25 +99,30 @@ class DeliveryOut(Schema):
     """One event sent (or to be sent) to one endpoint, with its last attempt."""
 
     id: str = Field(description="Also the `webhook-id` header: the same on every retry, so receivers can dedupe")
-    event_id: str
-    event_type: str
-    status: Literal["pending", "delivered", "failed"]
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    last_attempt_at: dt.datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    last_duration_ms: int | None
-    created_at: dt.datetime
-    delivered_at: dt.datetime | None
+    event_id: str = Field(description="The platform event delivered (UUID).")
+    event_type: str = Field(description="Its type.", examples=["declaration.released"])
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`pending` (to be sent or retried), `delivered` (a 2xx answer), `failed` (retries exhausted or "
+        "410 Gone)."
+    )
+    attempts: int = Field(description="Attempts made so far.", examples=[1])
+    next_attempt_at: dt.datetime | None = Field(description="When the next attempt is due; null unless pending.")
+    last_attempt_at: dt.datetime | None = Field(description="When it was last attempted; null before the first.")
+    last_status_code: int | None = Field(description="HTTP status your endpoint answered last; null if none.",
+                                         examples=[200])  # fmt: skip
+    last_error: str | None = Field(description="Why the last attempt failed (timeout, refused, status), if it did.")
+    last_duration_ms: int | None = Field(description="How long the last attempt took, in milliseconds.",
+                                         examples=[120])  # fmt: skip
+    created_at: dt.datetime = Field(description="When the delivery was queued (ISO 8601, UTC offset).")
+    delivered_at: dt.datetime | None = Field(description="When it was delivered; null until then.")
     payload: dict[str, Any] = Field(description="The body sent: type, timestamp and data")
 
 
 class DeliveryPage(Schema):
     """A page of deliveries, newest first; pass `next_cursor` as `cursor` for the next."""
 
-    items: list[DeliveryOut]
-    next_cursor: str | None
+    items: list[DeliveryOut] = Field(description="The deliveries of this page, newest first.")
+    next_cursor: str | None = Field(description="Opaque cursor of the next page; null on the last page.")
 
 
 def endpoint_json(row: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
@@ -178,7 +202,7 @@ class EventData(Schema):
     reason: str | None = Field(
         None, description="Officer decisions, cancellations, expiry and refused payments: why, as recorded"
     )
-    links: DeclarationLinks
+    links: DeclarationLinks = Field(description="Where to read more in this API.")
 
 
 class EventMessage(Schema):
@@ -189,7 +213,7 @@ class EventMessage(Schema):
 
     type: str = Field(description="The event type", examples=["declaration.documents_requested"])
     timestamp: dt.datetime = Field(description="When the event happened (UTC)")
-    data: EventData
+    data: EventData = Field(description="What happened to which declaration.")
 
 
 class TestData(Schema):
@@ -197,13 +221,13 @@ class TestData(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    endpoint_id: str
-    message: str = Field(examples=["smartgate webhook test"])
+    endpoint_id: str = Field(description="The endpoint pinged (UUID).")
+    message: str = Field(description="A fixed text.", examples=["smartgate webhook test"])
 
 
 class TestMessage(Schema):
     """`POST /api/v1/webhooks/{id}/test` sends this (even to an endpoint switched off)."""
 
-    type: Literal["webhook.test"]
-    timestamp: dt.datetime
-    data: TestData
+    type: Literal["webhook.test"] = Field(description="Always `webhook.test`.")
+    timestamp: dt.datetime = Field(description="When the ping was sent (UTC).")
+    data: TestData = Field(description="Which endpoint was pinged.")
