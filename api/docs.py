@@ -213,7 +213,11 @@ def complete(schema: dict[str, Any], authenticated: set[tuple[str, str]]) -> dic
             operation["tags"] = list(dict.fromkeys(operation["tags"]))
             used.update(operation["tags"])
     # The problem shapes every error response refers to (services.kernel.schemas.problems).
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(problem_components())
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(problem_components())
+    for name, component in components.items():  # the multipart forms FastAPI names after their operation
+        if name.startswith("Body_") and not component.get("description"):
+            component["description"] = "The form fields of this operation's multipart/form-data request body."
     if authenticated:
         schema.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = BEARER
     schema["tags"] = [tag for tag in TAGS if tag["name"] in used] + [{"name": t} for t in sorted(used - {

@@ -294,7 +294,14 @@ async def upload_document(
     file: Annotated[UploadFile, File(description="The document (PDF, image...), at most 10 MiB")],
     principal: CurrentTrader,
     session: SessionDep,
-    description: Annotated[str, Form(max_length=500)] = "",
+    description: Annotated[
+        str,
+        Form(
+            max_length=500,
+            description="What the document is (up to 500 characters)",
+            examples=["Phytosanitary certificate"],
+        ),
+    ] = "",
 ) -> DocumentOut:
     """Attach a document; if an officer asked for documents, the declaration goes back to review. The file name is
     kept without control or bidi characters or a directory part (the bytes, and their SHA-256, as sent); storage that
