@@ -55,8 +55,10 @@ class RejectIn(InputSchema):
 class PaymentOut(Schema):
     """A payment and where its declaration stands."""
 
-    id: str = Field(description="Identifier of the payment (UUID).")
-    declaration_id: str = Field(description="The declaration the payment is for (UUID).")
+    id: str = Field(description="Identifier of the payment (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"])
+    declaration_id: str = Field(
+        description="The declaration the payment is for (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
     bank_reference: str = Field(description="The bank's reference, as claimed.", examples=["VCB-20261128-000123"])
     amount_vnd: int = Field(description="Amount claimed, in whole VND.", examples=[1234567])
     status: Literal["claimed", "confirmed", "rejected"] = Field(
@@ -64,13 +66,25 @@ class PaymentOut(Schema):
         "(counted towards the duties); rejected: the treasury did not"
     )
     recorded_by: str = Field(description="Who claimed it (`<role>:<key id>`).", examples=["trader:k1a2b3"])
-    recorded_at: dt.datetime = Field(description="When it was claimed (ISO 8601, UTC offset).")
-    decided_by: str | None = Field(description="The treasury key that confirmed or rejected it; null while claimed.")
-    decided_at: dt.datetime | None = Field(description="When it was confirmed or rejected; null while claimed.")
-    reason: str | None = Field(description="Why the treasury rejected it; null otherwise.")
+    recorded_at: dt.datetime = Field(
+        description="When it was claimed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    decided_by: str | None = Field(
+        description="The treasury key that confirmed or rejected it; null while claimed.",
+        examples=["treasury:f1e2d3c4b5a6"],
+    )
+    decided_at: dt.datetime | None = Field(
+        description="When it was confirmed or rejected; null while claimed.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    reason: str | None = Field(
+        description="Why the treasury rejected it; null otherwise.",
+        examples=["no credit with this reference on the treasury account"],
+    )
     declaration_status: str = Field(description="The declaration's status after this payment.", examples=["released"])
-    paid_vnd: int = Field(description="Confirmed payments of the declaration so far")
-    duties_due_vnd: int = Field(description="Duties and taxes of the declaration still unpaid, in whole VND.")
+    paid_vnd: int = Field(description="Confirmed payments of the declaration so far", examples=[12192000])
+    duties_due_vnd: int = Field(
+        description="Duties and taxes of the declaration still unpaid, in whole VND.", examples=[0]
+    )
 
 
 def _out(payment: Payment, decl: DeclarationRow, principal: Principal) -> dict[str, Any]:

@@ -126,19 +126,32 @@ class RuleSetIn(InputSchema):
 class DocumentOut(Schema):
     """A stored document."""
 
-    id: str = Field(description="Identifier of the document (UUID), used to download it.")
-    filename: str = Field(description="As uploaded, without control or bidi-override characters or a directory part")
+    id: str = Field(
+        description="Identifier of the document (UUID), used to download it.",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
+    filename: str = Field(
+        description="As uploaded, without control or bidi-override characters or a directory part",
+        examples=["form-e-E263600001234567.pdf"],
+    )
     content_type: str = Field(description="Media type as detected on upload.", examples=["application/pdf"])
     size_bytes: int = Field(description="Size of the file in bytes.", examples=[184320])
-    sha256: str = Field(description="SHA-256 of the file's bytes (hex).")
+    sha256: str = Field(
+        description="SHA-256 of the file's bytes (hex).",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
     uploaded_by: str = Field(description="Who uploaded it (`<role>:<key id>`).", examples=["trader:k1a2b3"])
-    uploaded_at: dt.datetime = Field(description="When it was uploaded (ISO 8601, UTC offset).")
+    uploaded_at: dt.datetime = Field(
+        description="When it was uploaded (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class DutyOut(Schema):
     """An officer's duty status."""
 
-    officer_key_id: str = Field(description="Your key id: the one assignments and the history name.")
+    officer_key_id: str = Field(
+        description="Your key id: the one assignments and the history name.", examples=["a1b2c3d4e5f6"]
+    )
     on_duty: bool = Field(description="Whether you are on duty (receive new assignments).")
     assigned_count: int = Field(description="How many declarations have been assigned to you.", examples=[3])
 
@@ -147,11 +160,18 @@ class RuleSetOut(Schema):
     """A stored rule set."""
 
     version: str = Field(description="The rule set's version, as its YAML states it.", examples=["2026.12.1"])
-    sha256: str = Field(description="SHA-256 (hex) of the YAML bytes as stored.")
+    sha256: str = Field(
+        description="SHA-256 (hex) of the YAML bytes as stored.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
     active: bool = Field(description="Whether this is the rule set that channels new declarations (only one is).")
-    created_by: str = Field(description="Who uploaded it (`<role>:<key id>`).")
-    created_at: dt.datetime = Field(description="When it was uploaded (ISO 8601, UTC offset).")
-    activated_at: dt.datetime | None = Field(description="When it was last activated; null if never.")
+    created_by: str = Field(description="Who uploaded it (`<role>:<key id>`).", examples=["admin:a9b8c7d6e5f4"])
+    created_at: dt.datetime = Field(
+        description="When it was uploaded (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    activated_at: dt.datetime | None = Field(
+        description="When it was last activated; null if never.", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class TariffOut(Schema):
@@ -159,24 +179,41 @@ class TariffOut(Schema):
 
     hs_code: str = Field(description="8-digit AHTN 2022 code of the line.", examples=["08109020"])
     description: str = Field(description="Description of the tariff line.", examples=["Lychees, fresh"])
-    mfn_rate: Decimal = Field(description="Preferential (MFN) import duty rate, in percent of the customs value.",
-                              examples=["30"])  # fmt: skip
-    acfta_rate: Decimal | None = Field(description="ACFTA import duty rate in percent, with a Form E; null when "
-                                       "the line has no ACFTA rate.", examples=["0"])  # fmt: skip
+    mfn_rate: Decimal = Field(
+        description="Preferential (MFN) import duty rate, in percent of the customs value.", examples=["30"]
+    )
+    acfta_rate: Decimal | None = Field(
+        description="ACFTA import duty rate in percent, with a Form E; null when the line has no ACFTA rate.",
+        examples=["0"],
+    )
     vat_rate: Decimal = Field(description="VAT rate at import, in percent.", examples=["5"])
     export_rate: Decimal = Field(description="Export duty rate, in percent.", examples=["0"])
-    sources: dict[str, Any] = Field(description="The legal source of each rate: keys `mfn`, `acfta`, `vat`, "
-                                    "`export`, values a citation (decree, annex).")  # fmt: skip
-    status: str = Field(description="`verified` (rates checked against their sources) or `unverified`.",
-                        examples=["verified"])  # fmt: skip
-    notes: str = Field(description="What was checked and what was not, in words.")
+    sources: dict[str, Any] = Field(
+        description="The legal source of each rate: keys `mfn`, `acfta`, `vat`, "
+        "`export`, values a citation (decree, annex).",
+        examples=[
+            {
+                "mfn": "Decree 26/2023/NĐ-CP, Annex II",
+                "acfta": "Decree 118/2022/NĐ-CP, Annex I",
+                "vat": "Law on VAT No. 48/2024/QH15, Art. 9(2)",
+                "export": "Decree 26/2023/NĐ-CP, Annex I",
+            }
+        ],
+    )
+    status: str = Field(
+        description="`verified` (rates checked against their sources) or `unverified`.", examples=["verified"]
+    )
+    notes: str = Field(
+        description="What was checked and what was not, in words.",
+        examples=["MFN and ACFTA rates checked against the 2026 tariff schedule"],
+    )
 
 
 class RateOut(Schema):
     """An exchange rate."""
 
     currency: str = Field(description="The foreign currency: ISO 4217 code.", examples=["USD"])
-    day: dt.date = Field(description="The day the rate applies to (ISO 8601 date).")
+    day: dt.date = Field(description="The day the rate applies to (ISO 8601 date).", examples=["2026-11-28"])
     vnd_per_unit: Decimal = Field(description="VND for one unit of `currency`.", examples=["25400"])
     source: str = Field(description="Where the rate comes from.", examples=["SBV central"])
 

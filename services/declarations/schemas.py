@@ -137,9 +137,13 @@ Mass = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=3)]
 class Party(InputSchema):
     """Consignor or consignee."""
 
-    name: Text = Field(description="Legal name of the company or person, as on its registration.")
+    name: Text = Field(
+        description="Legal name of the company or person, as on its registration.",
+        examples=["Yunnan Hekou Fruit Trading Co., Ltd."],
+    )
     address: Annotated[str, Field(min_length=1, max_length=400)] = Field(
-        description="Postal address (street, town, province, country), free text up to 400 characters."
+        description="Postal address (street, town, province, country), free text up to 400 characters.",
+        examples=["No. 8 Binlang Road, Hekou, Yunnan, China"],
     )
     country: Country = Field(description="Country of the party's address: ISO 3166-1 alpha-2 code, e.g. CN, VN.")
     tax_id: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
@@ -161,7 +165,7 @@ class Transport(InputSchema):
     trailer_plate: Plate | None = Field(
         None, description="Plate of the trailer or semi-trailer, if any (same format).", examples=["24R-012.34"]
     )
-    driver_name: Text = Field(description="Driver's full name as on the identity document.")
+    driver_name: Text = Field(description="Driver's full name as on the identity document.", examples=["Nguyen Van An"])
     driver_id: Annotated[str, Field(min_length=4, max_length=32)] = Field(
         description="Driver's identity card (CCCD, 12 digits) or passport number.", examples=["001089012345"]
     )
@@ -453,8 +457,11 @@ class Transition(Schema):
     """One state change, with who did it and when (the timestamps of a WCO Time Release Study). A trader sees
     customs staff by role (`customs officer`), officers see the key id (`officer:…`)."""
 
-    action: str = Field(description="What happened: create, submit, amend, cancel, clear, request_documents, "
-                        "provide_documents, inspect, reject, release, exit, expire.", examples=["submit"])  # fmt: skip
+    action: str = Field(
+        description="What happened: create, submit, amend, cancel, clear, request_documents, "
+        "provide_documents, inspect, reject, release, exit, expire.",
+        examples=["submit"],
+    )
     from_status: str | None = Field(description="Status before the change (null for the creation).", examples=["draft"])
     to_status: str = Field(description="Status after the change.", examples=["submitted"])
     actor: str = Field(
@@ -462,7 +469,10 @@ class Transition(Schema):
         "platform (e.g. `system:risk`); a trader sees customs staff by role (`customs officer`).",
         examples=["customs officer"],
     )
-    reason: str | None = Field(description="Why, when the actor gave a reason (cancellation, decision).")
+    reason: str | None = Field(
+        description="Why, when the actor gave a reason (cancellation, decision).",
+        examples=["documents consistent with the goods"],
+    )
     version: int = Field(description="Body version the change applied to.", examples=[1])
     at: dt.datetime = Field(description="When, ISO 8601 with UTC offset.", examples=["2026-11-28T08:31:12+00:00"])
 
@@ -475,35 +485,83 @@ class TraderDeclaration(Schema):
         description="Identifier of the declaration (UUID), assigned by the platform when it is filed; used in URLs.",
         examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
     )
-    number: str | None = Field(description="Registration number, assigned on submission (e.g. KT-2026-000123)")
+    number: str | None = Field(
+        description="Registration number, assigned on submission (e.g. KT-2026-000123)", examples=["KT-2026-000123"]
+    )
     status: Status = Field(description="Where the declaration is in its lifecycle (set by the platform).")
     kind: Kind = Field(description="`import` or `export`, as filed.")
     border_gate: str = Field(description="Border gate, as filed.", examples=["KIMTHANH"])
     organisation_id: str = Field(
         description="The trader organisation that filed it (the API key's organisation).", examples=["lao-cai-trading"]
     )
-    version: int = Field(description="Body version: 1, then +1 per amendment")
+    version: int = Field(description="Body version: 1, then +1 per amendment", examples=[1])
     etag: str = Field(
         description="The declaration's current ETag (also in the `ETag` header): send it as `If-Match` to amend.",
         examples=['"3-5d41402abc4b"'],
     )
-    body_sha256: str = Field(description="SHA-256 of the RFC 8785 canonical JSON of the body")
-    body: DeclarationIn = Field(description="The declaration as the trader last filed or amended it.")
-    created_at: dt.datetime = Field(description="When it was filed (ISO 8601, UTC offset).")
-    updated_at: dt.datetime = Field(description="When it last changed (ISO 8601, UTC offset).")
-    submitted_at: dt.datetime | None = Field(description="When it was submitted and registered; null for a draft.")
-    allowed_actions: list[str] = Field(description="What the caller may do next (trader actions or officer decisions)")
-    channel: Literal["green", "yellow", "red"] | None = Field(
-        description="Risk channel, set at registration; an amendment never lowers it"
+    body_sha256: str = Field(
+        description="SHA-256 of the RFC 8785 canonical JSON of the body",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
     )
-    duties: dict[str, Any] | None = Field(description="Per-line duty breakdown, rates used, and totals in VND")
+    body: DeclarationIn = Field(description="The declaration as the trader last filed or amended it.")
+    created_at: dt.datetime = Field(
+        description="When it was filed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    updated_at: dt.datetime = Field(
+        description="When it last changed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    submitted_at: dt.datetime | None = Field(
+        description="When it was submitted and registered; null for a draft.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    allowed_actions: list[str] = Field(
+        description="What the caller may do next (trader actions or officer decisions)", examples=[["amend", "cancel"]]
+    )
+    channel: Literal["green", "yellow", "red"] | None = Field(
+        description="Risk channel, set at registration; an amendment never lowers it",
+        examples=["yellow"],
+    )
+    duties: dict[str, Any] | None = Field(
+        description="Per-line duty breakdown, rates used, and totals in VND",
+        examples=[
+            {
+                "assessed": True,
+                "registration_date": "2026-11-28",
+                "form_e_applied": True,
+                "lines": [
+                    {
+                        "line": 1,
+                        "hs_code": "08109020",
+                        "customs_value": "9600.00",
+                        "currency": "USD",
+                        "vnd_per_unit": "25400",
+                        "value_vnd": 243840000,
+                        "import_basis": "ACFTA",
+                        "import_rate": "0",
+                        "import_duty_vnd": 0,
+                        "vat_rate": "5",
+                        "vat_vnd": 12192000,
+                        "export_rate": None,
+                        "export_duty_vnd": 0,
+                        "total_vnd": 12192000,
+                        "tariff_status": "verified",
+                        "problems": [],
+                    }
+                ],
+                "import_duty_vnd": 0,
+                "vat_vnd": 12192000,
+                "export_duty_vnd": 0,
+                "total_vnd": 12192000,
+            }
+        ],
+    )
     duties_due_vnd: int = Field(
         description="Duties and taxes still to pay, in whole VND (0 before assessment and once paid).",
-        examples=[41250000],
+        examples=[12192000],
     )
     paid_vnd: int = Field(description="Payments confirmed by the treasury so far, in whole VND.", examples=[0])
     next_step: str | None = Field(
-        description="What the trader is to do next (upload documents, present the goods, pay the duties due...)"
+        description="What the trader is to do next (upload documents, present the goods, pay the duties due...)",
+        examples=["pay the 12192000 VND of duties still due: the goods are released once paid in full"],
     )
 
 
@@ -513,10 +571,32 @@ class OfficerDeclaration(TraderDeclaration):
 
     risk: dict[str, Any] | None = Field(
         description="rule_set_version, score, reasons (each rule hit with its weight), random_draw, and the "
-        "commitment the ledger's `declaration.assessed` event carries"
+        "commitment the ledger's `declaration.assessed` event carries",
+        examples=[
+            {
+                "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",
+                "version": 1,
+                "body_sha256": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+                "channel": "yellow",
+                "score": 40,
+                "rule_set_version": "2026.12.1",
+                "reasons": [
+                    {
+                        "rule": "new_trader",
+                        "weight": 40,
+                        "detail": "first declaration of this organisation",
+                        "reason": "no compliance history",
+                    }
+                ],
+                "random_draw": 0.532117,
+                "gate_mismatches": 0,
+                "commitment": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+            }
+        ],
     )
     assigned_officer: str | None = Field(
-        description="Key id of the officer the declaration is assigned to for review; null when unassigned."
+        description="Key id of the officer the declaration is assigned to for review; null when unassigned.",
+        examples=["a1b2c3d4e5f6"],
     )
 
 
@@ -528,30 +608,45 @@ class TraderDeclarationPage(Schema):
     """A page of a trader's declarations; pass `next_cursor` as `cursor` for the next."""
 
     items: list[TraderDeclaration] = Field(description="The declarations of this page, newest first.")
-    next_cursor: str | None = Field(description="Opaque cursor of the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 class OfficerDeclarationPage(Schema):
     """A page of declarations as officers see them; pass `next_cursor` as `cursor` for the next."""
 
     items: list[OfficerDeclaration] = Field(description="The declarations of this page, newest first.")
-    next_cursor: str | None = Field(description="Opaque cursor of the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 class VersionOut(Schema):
     """A stored body version."""
 
     version: int = Field(description="Body version: 1 as filed, +1 per amendment.", examples=[1])
-    body_sha256: str = Field(description="SHA-256 (hex) of the RFC 8785 canonical JSON of `body`.")
-    body: dict[str, Any] = Field(description="The declaration body of this version, as filed (see DeclarationIn).")
-    created_at: dt.datetime = Field(description="When this version was stored (ISO 8601, UTC offset).")
+    body_sha256: str = Field(
+        description="SHA-256 (hex) of the RFC 8785 canonical JSON of `body`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    body: dict[str, Any] = Field(
+        description="The declaration body of this version, as filed (see DeclarationIn).", examples=[EXAMPLE]
+    )
+    created_at: dt.datetime = Field(
+        description="When this version was stored (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
     actor: str = Field(description="Who filed this version (`trader:<key id>`).", examples=["trader:k1a2b3"])
 
 
 class History(Schema):
     """Every state change and every body version of a declaration."""
 
-    id: str = Field(description="Identifier of the declaration (UUID).")
+    id: str = Field(
+        description="Identifier of the declaration (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
     number: str | None = Field(description="Registration number; null for a draft.", examples=["KT-2026-000123"])
     transitions: list[Transition] = Field(description="Every state change, oldest first.")
     versions: list[VersionOut] = Field(description="Every body version, oldest first.")
@@ -565,13 +660,40 @@ class AssessmentOut(Schema):
     version: int = Field(description="Body version that was assessed.", examples=[1])
     record: dict[str, Any] = Field(
         description="The assessment: rule set version, score, the rules hit with their weights, random draw and "
-        "the channel chosen (confidential: never shown to traders)."
+        "the channel chosen (confidential: never shown to traders).",
+        examples=[
+            {
+                "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",
+                "version": 1,
+                "body_sha256": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+                "channel": "yellow",
+                "score": 40,
+                "rule_set_version": "2026.12.1",
+                "reasons": [
+                    {
+                        "rule": "new_trader",
+                        "weight": 40,
+                        "detail": "first declaration of this organisation",
+                        "reason": "no compliance history",
+                    }
+                ],
+                "random_draw": 0.532117,
+                "gate_mismatches": 0,
+            }
+        ],
     )
-    salt: str = Field(description="Random salt (hex) added to `record` before hashing, so the commitment reveals "
-                      "nothing by itself.")  # fmt: skip
-    commitment: str = Field(description="SHA-256 (hex) of the canonical JSON of `record` with `salt`: equals the "
-                            "ledger event's `assessment_sha256`.")  # fmt: skip
-    created_at: dt.datetime = Field(description="When the assessment was made (ISO 8601, UTC offset).")
+    salt: str = Field(
+        description="Random salt (hex) added to `record` before hashing, so the commitment reveals nothing by itself.",
+        examples=["3f1e9a7c5b2d4e6f8a0b1c2d3e4f5a6b"],
+    )
+    commitment: str = Field(
+        description="SHA-256 (hex) of the canonical JSON of `record` with `salt`: equals the "
+        "ledger event's `assessment_sha256`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    created_at: dt.datetime = Field(
+        description="When the assessment was made (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class CancelIn(InputSchema):

@@ -26,24 +26,31 @@ class CodeReadOut(BaseModel):
     serial: str = Field(description="The 6-digit serial number.", examples=["305438"])
     check_digit: str = Field(description="The check digit (read or computed, see `status`).", examples=["3"])
     size_type: str | None = Field(description="ISO 6346 size-type code when read, e.g. 22G1.", examples=["22G1"])
-    layout: str = Field(description="How the code is painted: `horizontal`, `two_line` or `vertical`.",
-                        examples=["horizontal"])  # fmt: skip
-    changes: int = Field(description="Characters substituted to make the check digit match (0 when verified).",
-                         examples=[0])  # fmt: skip
+    layout: str = Field(
+        description="How the code is painted: `horizontal`, `two_line` or `vertical`.", examples=["horizontal"]
+    )
+    changes: int = Field(
+        description="Characters substituted to make the check digit match (0 when verified).", examples=[0]
+    )
 
 
 class BarcodeOut(BaseModel):
     """A barcode (seal) or QR code (declaration key) read."""
 
     type: str = Field(description="Symbology as the decoder names it: QRCODE, CODE128, ...", examples=["QRCODE"])
-    data: str = Field(description="The decoded text (a seal number, or a declaration's QR payload).")
+    data: str = Field(
+        description="The decoded text (a seal number, or a declaration's QR payload).", examples=["CN1234567"]
+    )
 
 
 class ImageReadOut(BaseModel):
     """What was read from one image; a `failed` one was not read (`reason`: `deadline`, the gate event's OCR
     deadline passed first, or `error`, the reader failed) and contributes nothing to the decision."""
 
-    image_sha256: str = Field(description="SHA-256 (hex) of the image's bytes; names it under `images`.")
+    image_sha256: str = Field(
+        description="SHA-256 (hex) of the image's bytes; names it under `images`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
     filename: str = Field(description="The image's file name as uploaded.", examples=["lane1-0831.jpg"])
     container_codes: list[CodeReadOut] = Field(description="Container codes read, best first.")
     barcodes: list[BarcodeOut] = Field(description="Barcodes and QR codes read.")
@@ -61,7 +68,9 @@ class MatchOut(BaseModel):
         description="How the declaration was found: `exact` container number, `one_substitution` (one character "
         "differs: an officer must look), the declaration's `qr` code, or `none`."
     )
-    declaration_id: str | None = Field(description="The declaration matched (UUID); null when none.")
+    declaration_id: str | None = Field(
+        description="The declaration matched (UUID); null when none.", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
     declaration_number: str | None = Field(description="Its registration number.", examples=["KT-2026-000123"])
     container: str | None = Field(description="The declared container number matched.", examples=["CSQU3054383"])
 
@@ -69,12 +78,18 @@ class MatchOut(BaseModel):
 class GateEventOut(Schema):
     """A gate event: the capture, the reads, the match and the decision."""
 
-    id: str = Field(description="Identifier of the gate event (UUID).")
+    id: str = Field(
+        description="Identifier of the gate event (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
     lane: str = Field(description="Gate lane, as the gate system names it.", examples=["IN-1"])
     direction: Literal["in", "out"] = Field(description="`in`: entering the control zone; `out`: leaving it.")
     camera_id: str = Field(description="The camera that took the images.", examples=["KT-IN-1"])
-    taken_at: dt.datetime = Field(description="When the images were taken (ISO 8601, UTC offset).")
-    received_at: dt.datetime = Field(description="When the platform received them (ISO 8601, UTC offset).")
+    taken_at: dt.datetime = Field(
+        description="When the images were taken (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:05+07:00"]
+    )
+    received_at: dt.datetime = Field(
+        description="When the platform received them (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:06+07:00"]
+    )
     plate: str | None = Field(description="Plate read by the ANPR camera, if any.", examples=["24C-123.45"])
     decision: Literal["proceed", "hold"] = Field(
         description="`proceed`: the barrier may open; `hold`: the truck waits for an officer (see `reasons`)."
@@ -84,21 +99,34 @@ class GateEventOut(Schema):
         "container_not_on_declaration, seal_mismatch, one_substitution_match.",
         examples=[["seal_mismatch"]],
     )
-    container_number: str | None = Field(description="The container number the decision rests on, if any.")
+    container_number: str | None = Field(
+        description="The container number the decision rests on, if any.", examples=["CSQU3054383"]
+    )
     match: MatchOut = Field(description="The declaration the reads were matched to.")
     reads: list[ImageReadOut] = Field(description="What was read from each image.")
     evidence: dict[str, Any] = Field(
         description="Facts behind the decision, e.g. `qr` (number and body hash read), `declared_seals`, "
-        "`undeclared_seals`, `undeclared_containers`."
+        "`undeclared_seals`, `undeclared_containers`.",
+        examples=[{"declared_seals": ["CN1234567"], "undeclared_seals": ["CN7654321"]}],
     )
-    images: list[str] = Field(description="Paths to download each image (same key).")
+    images: list[str] = Field(
+        description="Paths to download each image (same key).",
+        examples=[
+            [
+                "/api/v1/gate/events/0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10/images/9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"
+            ]
+        ],
+    )
 
 
 class GateEventPage(BaseModel):
     """A page of gate events, newest first."""
 
     items: list[GateEventOut] = Field(description="The gate events of this page, newest first.")
-    next_cursor: str | None = Field(description="Opaque cursor of the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 def to_json(row: GateEvent) -> dict[str, Any]:

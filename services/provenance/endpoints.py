@@ -44,16 +44,26 @@ class Entry(Schema):
     """One ledger entry: its exact leaf bytes (RFC 8785 JSON, base64) and leaf hash, and the event payload."""
 
     index: int = Field(description="Position of the entry in the log, from 0.", examples=[41])
-    event_id: str = Field(description="Identifier of the platform event the entry records (UUID).")
+    event_id: str = Field(
+        description="Identifier of the platform event the entry records (UUID).",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
     subject: str = Field(
         description="What the event is about: a declaration id, or e.g. `rule-set:2026.1`.",
         examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
     )
-    leaf_hash: str = Field(description="RFC 9162 leaf hash of `leaf`: SHA-256 of 0x00 and the leaf bytes (base64).")
-    leaf: str = Field(description="The exact leaf bytes (RFC 8785 canonical JSON of the event's envelope), base64.")
+    leaf_hash: str = Field(
+        description="RFC 9162 leaf hash of `leaf`: SHA-256 of 0x00 and the leaf bytes (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    leaf: str = Field(
+        description="The exact leaf bytes (RFC 8785 canonical JSON of the event's envelope), base64.",
+        examples=["eyJldmVudF9pZCI6Ii4uLiJ9"],
+    )
     payload: str | None = Field(
         description="The event payload as RFC 8785 canonical JSON, base64; its SHA-256 is the leaf's "
-        "`payload_sha256`. Null when payloads were not asked for."
+        "`payload_sha256`. Null when payloads were not asked for.",
+        examples=["eyJjaGFubmVsIjoieWVsbG93In0="],
     )
 
 
@@ -64,7 +74,7 @@ class EntryPage(Schema):
     start: int = Field(description="Index of the first entry of this page.", examples=[0])
     end: int = Field(description="One past the index of the last entry of this page.", examples=[1000])
     entries: list[Entry] = Field(description="The entries, in log order.")
-    next_start: int | None = Field(description="`start` of the next page; null at the end of the log.")
+    next_start: int | None = Field(description="`start` of the next page; null at the end of the log.", examples=[1000])
 
 
 class InclusionProof(Schema):
@@ -72,9 +82,18 @@ class InclusionProof(Schema):
 
     index: int = Field(description="Index of the entry proven.", examples=[41])
     tree_size: int = Field(description="Size of the tree the proof is against.", examples=[1024])
-    leaf_hash: str = Field(description="Leaf hash of the entry, SHA-256 (base64).")
-    root_hash: str = Field(description="Root hash of the tree of `tree_size` entries, SHA-256 (base64).")
-    proof: list[str] = Field(description="The audit path: sibling hashes from the leaf up, SHA-256 (base64) each.")
+    leaf_hash: str = Field(
+        description="Leaf hash of the entry, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    root_hash: str = Field(
+        description="Root hash of the tree of `tree_size` entries, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    proof: list[str] = Field(
+        description="The audit path: sibling hashes from the leaf up, SHA-256 (base64) each.",
+        examples=[["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="]],
+    )
 
 
 class ConsistencyProof(Schema):
@@ -82,9 +101,18 @@ class ConsistencyProof(Schema):
 
     first: int = Field(description="Size of the older tree.", examples=[512])
     second: int = Field(description="Size of the newer tree.", examples=[1024])
-    first_root: str = Field(description="Root hash of the older tree, SHA-256 (base64).")
-    second_root: str = Field(description="Root hash of the newer tree, SHA-256 (base64).")
-    proof: list[str] = Field(description="The consistency proof's hashes (RFC 9162 §2.1.4), SHA-256 (base64) each.")
+    first_root: str = Field(
+        description="Root hash of the older tree, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    second_root: str = Field(
+        description="Root hash of the newer tree, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    proof: list[str] = Field(
+        description="The consistency proof's hashes (RFC 9162 §2.1.4), SHA-256 (base64) each.",
+        examples=[["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="]],
+    )
 
 
 CHECKPOINT_EXAMPLE = (
@@ -141,15 +169,19 @@ class PublicKey(Schema):
 
     vkey: str = Field(
         description="The verifier key in C2SP signed-note form: `<name>+<key id hex>+<base64 of type byte and "
-        "Ed25519 public key>`."
+        "Ed25519 public key>`.",
+        examples=["kimthanh.smartgate/ledger+5c2a9e01+AXEsPFh/2WqGvqbz3Fm0NvJ+NUIvmWf4r8C5ZPk0yvT8"],
     )
     name: str = Field(description="The key's name (the log's origin).", examples=["kimthanh.smartgate/ledger"])
     key_id: str = Field(description="The key's 4-byte id (hex), as in signature lines.", examples=["5c2a9e01"])
     valid_from_size: int = Field(description="The smallest checkpoint size this key signs.", examples=[0])
     valid_until_size: int | None = Field(
-        description="The size from which the next key signs (exclusive bound); null for the current key."
+        description="The size from which the next key signs (exclusive bound); null for the current key.",
+        examples=[4096],
     )
-    recorded_at: str | None = Field(description="When the key was recorded (ISO 8601); null if not known.")
+    recorded_at: str | None = Field(
+        description="When the key was recorded (ISO 8601); null if not known.", examples=["2026-11-01T00:00:00+00:00"]
+    )
     current: bool = Field(description="Whether this key signs new checkpoints.")
 
 

@@ -81,8 +81,9 @@ class Fertilising(_Entry):
     """A fertiliser applied (producer)."""
 
     kind: Literal["fertilising"] = Field(description="The entry type: `fertilising`.")
-    product: str = Field(min_length=1, max_length=120, description="The fertiliser's trade name.",
-                         examples=["NPK 16-16-8"])  # fmt: skip
+    product: str = Field(
+        min_length=1, max_length=120, description="The fertiliser's trade name.", examples=["NPK 16-16-8"]
+    )
     quantity_kg: Kg
 
 
@@ -90,10 +91,15 @@ class Spraying(_Entry):
     """A plant protection product sprayed (producer)."""
 
     kind: Literal["spraying"] = Field(description="The entry type: `spraying`.")
-    product: str = Field(min_length=1, max_length=120, description="The product's trade name.")
-    active_ingredient: str = Field(min_length=1, max_length=120, description="Its active ingredient.",
-                                   examples=["abamectin"])  # fmt: skip
-    pre_harvest_interval_days: int = Field(ge=0, le=365, description="no harvest before this many days have passed")
+    product: str = Field(
+        min_length=1, max_length=120, description="The product's trade name.", examples=["Abatimec 3.6EC"]
+    )
+    active_ingredient: str = Field(
+        min_length=1, max_length=120, description="Its active ingredient.", examples=["abamectin"]
+    )
+    pre_harvest_interval_days: int = Field(
+        ge=0, le=365, description="no harvest before this many days have passed", examples=[7]
+    )
 
 
 class Harvest(_Entry):
@@ -129,7 +135,9 @@ class Inspection(_Entry):
 
     kind: Literal["inspection"] = Field(description="The entry type: `inspection`.")
     ssccs: list[Sscc] = Field(min_length=1, max_length=200, description="The pallets inspected (SSCCs, 1 to 200).")
-    certificate: str = Field(pattern=r"^[A-Za-z0-9/-]{3,40}$", description="phytosanitary certificate number")
+    certificate: str = Field(
+        pattern=r"^[A-Za-z0-9/-]{3,40}$", description="phytosanitary certificate number", examples=["VN-LC-2026/00123"]
+    )
     conformant: bool = Field(True, description="Whether the pallets passed the inspection.")
 
 

@@ -39,12 +39,18 @@ class SiteIn(InputSchema):
         "dash-separated groups of letters and digits",
         examples=["VN-LCOR-0012"],
     )
-    cn_registration: str | None = Field(default=None, max_length=40, description="GACC registration number")
-    province: str | None = Field(default=None, max_length=80, description="The province it is in.",
-                                 examples=["Lào Cai"])  # fmt: skip
-    area_ha: Decimal | None = Field(default=None, gt=0, le=100_000, description="farms: the growing area, hectares")
-    crops: list[str] = Field(default=[], max_length=20, description="Crops grown or packed (up to 20).",
-                             examples=[["lychee"]])  # fmt: skip
+    cn_registration: str | None = Field(
+        default=None, max_length=40, description="GACC registration number", examples=["VNLC-2026-0012"]
+    )
+    province: str | None = Field(
+        default=None, max_length=80, description="The province it is in.", examples=["Lào Cai"]
+    )
+    area_ha: Decimal | None = Field(
+        default=None, gt=0, le=100_000, description="farms: the growing area, hectares", examples=["4.5"]
+    )
+    crops: list[str] = Field(
+        default=[], max_length=20, description="Crops grown or packed (up to 20).", examples=[["lychee"]]
+    )
 
     @field_validator("vn_code")
     @classmethod

@@ -93,3 +93,37 @@ def test_what_the_server_answers_on_422_fits_validation_problem() -> None:
     problem_validator("ValidationProblem").validate(body)
     assert [e.get("in") for e in errors] == [None, "query", None]
     assert errors[2]["line"] == 2
+
+
+def exemplified(schema: dict[str, Any]) -> bool:
+    """A property shows a value: its own examples, an enum or constant, a referenced schema (which has its own),
+    a boolean, a file upload, or an array or union of such."""
+    if any(key in schema for key in ("examples", "example", "enum", "const", "$ref")):
+        return True
+    if any(exemplified(branch) for key in ("anyOf", "oneOf", "allOf") for branch in schema.get(key, [])):
+        return True
+    if schema.get("type") == "array":
+        return exemplified(schema.get("items", {}))
+    return schema.get("type") == "boolean" or "contentMediaType" in schema or schema.get("format") == "binary"
+
+
+def test_every_component_property_has_an_example(document: dict[str, Any]) -> None:
+    missing = [
+        f"{name}.{prop}"
+        for name, schema in document["components"]["schemas"].items()
+        if "examples" not in schema
+        for prop, sub in schema.get("properties", {}).items()
+        if not exemplified(sub)
+    ]
+    assert missing == []
+
+
+def test_every_property_example_is_valid_for_its_property(document: dict[str, Any]) -> None:
+    """An example a developer copies is accepted (inputs) or is what the server sends (outputs)."""
+    invalid = []
+    for schema, name, sub in properties(document):
+        if "examples" not in sub:
+            continue
+        validator = jsonschema_rs.validator_for({**sub, "components": document["components"]})
+        invalid += [f"{schema}.{name}: {example!r}" for example in sub["examples"] if not validator.is_valid(example)]
+    assert invalid == []
