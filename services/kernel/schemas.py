@@ -107,7 +107,7 @@ class ValidationErrorItem(BaseModel):
         examples=["string_pattern_mismatch"],
     )
     detail: str = Field(
-        description="What is wrong and, for dates, times and decimals, the format expected (English).",
+        description="What is wrong, in words; for dates, times and decimals, the format expected.",
         examples=["String should match pattern '^[0-9]{8}$'"],
     )
     line: int | None = Field(
