@@ -8,7 +8,8 @@ document is completed from the code, not by hand per operation:
 - `security` on each operation whose route depends on the caller (`services.kernel.deps.get_principal`), under one
   bearer scheme (`Authorization: Bearer sg_...`); public operations have none, and do not list 401, 403 or 429;
 - the headers the server refuses to go without (`REQUIRED_HEADERS`) are `required: true`;
-- every tag has a description (`TAGS`).
+- every tag has a description (`TAGS`);
+- error responses refer to the `Problem` and `ValidationProblem` (422, `errors[]`) component schemas.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.responses import HTMLResponse
 
 from services.kernel.auth import KEY_PREFIX
 from services.kernel.deps import get_principal
+from services.kernel.schemas import problem_components
 
 ASSETS_URL = "/docs/assets"
 ASSETS_DIR = str(files("fastapi_offline") / "static")
@@ -210,6 +212,12 @@ def complete(schema: dict[str, Any], authenticated: set[tuple[str, str]]) -> dic
         if "tags" in operation:
             operation["tags"] = list(dict.fromkeys(operation["tags"]))
             used.update(operation["tags"])
+    # The problem shapes every error response refers to (services.kernel.schemas.problems).
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(problem_components())
+    for name, component in components.items():  # the multipart forms FastAPI names after their operation
+        if name.startswith("Body_") and not component.get("description"):
+            component["description"] = "The form fields of this operation's multipart/form-data request body."
     if authenticated:
         schema.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = BEARER
     schema["tags"] = [tag for tag in TAGS if tag["name"] in used] + [{"name": t} for t in sorted(used - {

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from services.declarations import riskmodels
@@ -23,18 +24,39 @@ EMPTY = Body(openapi_examples={"empty": {"value": {}}})
 class RiskModelOut(Schema):
     """A stored learned risk model (its file is not served back)."""
 
-    version: str
-    sha256: str
-    size_bytes: int
-    state: str
-    value_currency: str
-    info: dict[str, Any]
-    created_by: str
-    created_at: dt.datetime
-    state_changed_by: str | None
-    state_changed_at: dt.datetime | None
-    previous_version: str | None
-    dry_run: dict[str, Any] | None
+    version: str = Field(description="The version the admin gave it at upload (unique)", examples=["kcs-2026-12"])
+    sha256: str = Field(description="SHA-256 of the ONNX file, hex", examples=["9f2c" + "0" * 60])
+    size_bytes: int = Field(description="Size of the ONNX file, bytes", examples=[5_490_000])
+    state: str = Field(
+        description="`stored` (uploaded, no effect), `shadow` (scores recorded, no effect), `active` (combined with "
+        "the rules as the rule set's `model:` block says) or `retired` (rolled back from)",
+        examples=["shadow"],
+    )
+    value_currency: str = Field(
+        description="The currency the model's value features are in (declared values are converted at the day's rate)",
+        examples=["USD"],
+    )
+    info: dict[str, Any] = Field(
+        description="What the model file says of itself: features, training data, metrics",
+        examples=[{"features": 63, "trees": 600, "dataset": "kcs"}],
+    )
+    created_by: str = Field(description="Who uploaded it (by role and key)", examples=["admin:a1b2c3d4e5f6"])
+    created_at: dt.datetime = Field(description="When it was uploaded", examples=["2026-12-03T08:00:00Z"])
+    state_changed_by: str | None = Field(
+        description="Who last changed its state, if anyone", examples=["admin:a1b2c3d4e5f6"]
+    )
+    state_changed_at: dt.datetime | None = Field(
+        description="When its state last changed", examples=["2026-12-03T09:00:00Z"]
+    )
+    previous_version: str | None = Field(
+        description="The model that was active before this one was activated (what a rollback returns to)",
+        examples=["kcs-2026-11"],
+    )
+    dry_run: dict[str, Any] | None = Field(
+        description="The last dry run on history: declarations it would have selected, precision of past "
+        "inspections among them beside the rules' (activation is refused until there is one)",
+        examples=[{"declarations": 1200, "selected": 60, "precision": 0.41, "rules_precision": 0.22}],
+    )
 
 
 @router.post(

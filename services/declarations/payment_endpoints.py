@@ -29,8 +29,14 @@ class PaymentIn(InputSchema):
         "json_schema_extra": {"examples": [{"bank_reference": "VCB-20261128-000123", "amount_vnd": 1234567}]}
     }
 
-    bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_/.]+$")]
-    amount_vnd: Annotated[StrictInt, Field(gt=0, le=10**15)]
+    bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_/.]+$")] = Field(
+        description="The bank's reference of the transfer to the State Treasury account (4-64 letters, digits, "
+        "`-`, `_`, `/`, `.`); the treasury matches it against its statement.",
+        examples=["VCB-20261128-000123"],
+    )
+    amount_vnd: Annotated[StrictInt, Field(gt=0, le=10**15)] = Field(
+        description="Amount transferred, in whole VND (an integer, no decimals).", examples=[1234567]
+    )
 
 
 class RejectIn(InputSchema):
@@ -40,28 +46,45 @@ class RejectIn(InputSchema):
         "json_schema_extra": {"examples": [{"reason": "no credit with this reference on the treasury account"}]}
     }
 
-    reason: Annotated[str, Field(min_length=3, max_length=1000)]
+    reason: Annotated[str, Field(min_length=3, max_length=1000)] = Field(
+        description="Why the payment is refused (3-1000 characters); shown to the trader.",
+        examples=["no credit with this reference on the treasury account"],
+    )
 
 
 class PaymentOut(Schema):
     """A payment and where its declaration stands."""
 
-    id: str
-    declaration_id: str
-    bank_reference: str
-    amount_vnd: int
+    id: str = Field(description="Identifier of the payment (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"])
+    declaration_id: str = Field(
+        description="The declaration the payment is for (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    bank_reference: str = Field(description="The bank's reference, as claimed.", examples=["VCB-20261128-000123"])
+    amount_vnd: int = Field(description="Amount claimed, in whole VND.", examples=[1234567])
     status: Literal["claimed", "confirmed", "rejected"] = Field(
         description="claimed: reported by the trader, not counted yet; confirmed: the treasury saw the money "
         "(counted towards the duties); rejected: the treasury did not"
     )
-    recorded_by: str
-    recorded_at: dt.datetime
-    decided_by: str | None
-    decided_at: dt.datetime | None
-    reason: str | None
-    declaration_status: str
-    paid_vnd: int = Field(description="Confirmed payments of the declaration so far")
-    duties_due_vnd: int
+    recorded_by: str = Field(description="Who claimed it (`<role>:<key id>`).", examples=["trader:k1a2b3"])
+    recorded_at: dt.datetime = Field(
+        description="When it was claimed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    decided_by: str | None = Field(
+        description="The treasury key that confirmed or rejected it; null while claimed.",
+        examples=["treasury:f1e2d3c4b5a6"],
+    )
+    decided_at: dt.datetime | None = Field(
+        description="When it was confirmed or rejected; null while claimed.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    reason: str | None = Field(
+        description="Why the treasury rejected it; null otherwise.",
+        examples=["no credit with this reference on the treasury account"],
+    )
+    declaration_status: str = Field(description="The declaration's status after this payment.", examples=["released"])
+    paid_vnd: int = Field(description="Confirmed payments of the declaration so far", examples=[12192000])
+    duties_due_vnd: int = Field(
+        description="Duties and taxes of the declaration still unpaid, in whole VND.", examples=[0]
+    )
 
 
 def _out(payment: Payment, decl: DeclarationRow, principal: Principal) -> dict[str, Any]:

@@ -41,8 +41,16 @@ class DecisionIn(InputSchema):
         }
     }
 
-    outcome: Literal["clear", "request_documents", "inspect", "reject"]
-    reason: Annotated[str, Field(min_length=3, max_length=2000)] | None = None
+    outcome: Literal["clear", "request_documents", "inspect", "reject"] = Field(
+        description="The decision: `clear` (goods may go once duties are paid), `request_documents` (the trader "
+        "must upload more), `inspect` (physical inspection), `reject`."
+    )
+    reason: Annotated[str, Field(min_length=3, max_length=2000)] | None = Field(
+        None,
+        description="The officer's reason (3-2000 characters), shown to the trader with the decision; required "
+        "to `reject`.",
+        examples=["documents consistent with the goods"],
+    )
     violation: bool = Field(False, description="A violation was found (lowers the trader's compliance class)")
 
 
@@ -51,7 +59,7 @@ class DutyIn(InputSchema):
 
     model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [{"on_duty": True}]}}
 
-    on_duty: bool
+    on_duty: bool = Field(description="true to go on duty (receive assignments), false to go off duty.")
 
 
 class AssignmentIn(InputSchema):
@@ -62,9 +70,14 @@ class AssignmentIn(InputSchema):
     }
 
     officer_key_id: Annotated[str, Field(min_length=4, max_length=16)] | None = Field(
-        description="The new assignee's key id; null hands the declaration back to the unassigned pool"
+        description="The new assignee's key id; null hands the declaration back to the unassigned pool",
+        examples=["a1b2c3d4e5f6"],
     )
-    reason: Annotated[str, Field(min_length=3, max_length=500)] | None = None
+    reason: Annotated[str, Field(min_length=3, max_length=500)] | None = Field(
+        None,
+        description="Why the declaration is (re)assigned (3-500 characters), kept in the history.",
+        examples=["covering for a colleague"],
+    )
 
 
 class RateIn(InputSchema):
@@ -76,10 +89,19 @@ class RateIn(InputSchema):
         }
     }
 
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    day: dt.date
-    vnd_per_unit: Annotated[Decimal, Field(gt=0, le=MAX_VND_PER_UNIT, max_digits=18, decimal_places=6)]
-    source: Annotated[str, Field(max_length=200)] = ""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
+        description="The foreign currency: ISO 4217 code.", examples=["USD", "CNY"]
+    )
+    day: dt.date = Field(description="The day the rate applies to (ISO 8601 date).", examples=["2026-11-28"])
+    vnd_per_unit: Annotated[Decimal, Field(gt=0, le=MAX_VND_PER_UNIT, max_digits=18, decimal_places=6)] = Field(
+        description="VND for one unit of `currency` (> 0, up to 6 decimals); a JSON number or a decimal string.",
+        examples=["25400"],
+    )
+    source: Annotated[str, Field(max_length=200)] = Field(
+        "",
+        description="Where the rate comes from (e.g. State Bank of Viet Nam central rate).",
+        examples=["SBV central"],
+    )
 
 
 class RuleSetIn(InputSchema):
@@ -98,61 +120,106 @@ class RuleSetIn(InputSchema):
         },
     }
 
-    yaml: Annotated[str, Field(min_length=10, max_length=200_000)]
+    yaml: Annotated[str, Field(min_length=10, max_length=200_000)] = Field(
+        description="The rule set as a YAML document (version, seed, thresholds, rules), stored byte for byte; "
+        "its SHA-256 identifies it. See the README's section on duties and risk.",
+        examples=["version: 2026-12\nseed: 7\nthresholds: {yellow: 30, red: 60}\nrules: []\n"],
+    )
 
 
 class DocumentOut(Schema):
     """A stored document."""
 
-    id: str
-    filename: str = Field(description="As uploaded, without control or bidi-override characters or a directory part")
-    content_type: str
-    size_bytes: int
-    sha256: str
-    uploaded_by: str
-    uploaded_at: dt.datetime
+    id: str = Field(
+        description="Identifier of the document (UUID), used to download it.",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
+    filename: str = Field(
+        description="As uploaded, without control or bidi-override characters or a directory part",
+        examples=["form-e-E263600001234567.pdf"],
+    )
+    content_type: str = Field(description="Media type as detected on upload.", examples=["application/pdf"])
+    size_bytes: int = Field(description="Size of the file in bytes.", examples=[184320])
+    sha256: str = Field(
+        description="SHA-256 of the file's bytes (hex).",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    uploaded_by: str = Field(description="Who uploaded it (`<role>:<key id>`).", examples=["trader:k1a2b3"])
+    uploaded_at: dt.datetime = Field(
+        description="When it was uploaded (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class DutyOut(Schema):
     """An officer's duty status."""
 
-    officer_key_id: str
-    on_duty: bool
-    assigned_count: int
+    officer_key_id: str = Field(
+        description="Your key id: the one assignments and the history name.", examples=["a1b2c3d4e5f6"]
+    )
+    on_duty: bool = Field(description="Whether you are on duty (receive new assignments).")
+    assigned_count: int = Field(description="How many declarations have been assigned to you.", examples=[3])
 
 
 class RuleSetOut(Schema):
     """A stored rule set."""
 
-    version: str
-    sha256: str
-    active: bool
-    created_by: str
-    created_at: dt.datetime
-    activated_at: dt.datetime | None
+    version: str = Field(description="The rule set's version, as its YAML states it.", examples=["2026.12.1"])
+    sha256: str = Field(
+        description="SHA-256 (hex) of the YAML bytes as stored.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    active: bool = Field(description="Whether this is the rule set that channels new declarations (only one is).")
+    created_by: str = Field(description="Who uploaded it (`<role>:<key id>`).", examples=["admin:a9b8c7d6e5f4"])
+    created_at: dt.datetime = Field(
+        description="When it was uploaded (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    activated_at: dt.datetime | None = Field(
+        description="When it was last activated; null if never.", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class TariffOut(Schema):
     """A tariff line."""
 
-    hs_code: str
-    description: str
-    mfn_rate: Decimal
-    acfta_rate: Decimal | None
-    vat_rate: Decimal
-    export_rate: Decimal
-    sources: dict[str, Any]
-    status: str
-    notes: str
+    hs_code: str = Field(description="8-digit AHTN 2022 code of the line.", examples=["08109020"])
+    description: str = Field(description="Description of the tariff line.", examples=["Lychees, fresh"])
+    mfn_rate: Decimal = Field(
+        description="Preferential (MFN) import duty rate, in percent of the customs value.", examples=["30"]
+    )
+    acfta_rate: Decimal | None = Field(
+        description="ACFTA import duty rate in percent, with a Form E; null when the line has no ACFTA rate.",
+        examples=["0"],
+    )
+    vat_rate: Decimal = Field(description="VAT rate at import, in percent.", examples=["5"])
+    export_rate: Decimal = Field(description="Export duty rate, in percent.", examples=["0"])
+    sources: dict[str, Any] = Field(
+        description="The legal source of each rate: keys `mfn`, `acfta`, `vat`, "
+        "`export`, values a citation (decree, annex).",
+        examples=[
+            {
+                "mfn": "Decree 26/2023/NĐ-CP, Annex II",
+                "acfta": "Decree 118/2022/NĐ-CP, Annex I",
+                "vat": "Law on VAT No. 48/2024/QH15, Art. 9(2)",
+                "export": "Decree 26/2023/NĐ-CP, Annex I",
+            }
+        ],
+    )
+    status: str = Field(
+        description="`verified` (rates checked against their sources) or `unverified`.", examples=["verified"]
+    )
+    notes: str = Field(
+        description="What was checked and what was not, in words.",
+        examples=["MFN and ACFTA rates checked against the 2026 tariff schedule"],
+    )
 
 
 class RateOut(Schema):
     """An exchange rate."""
 
-    currency: str
-    day: dt.date
-    vnd_per_unit: Decimal
-    source: str
+    currency: str = Field(description="The foreign currency: ISO 4217 code.", examples=["USD"])
+    day: dt.date = Field(description="The day the rate applies to (ISO 8601 date).", examples=["2026-11-28"])
+    vnd_per_unit: Decimal = Field(description="VND for one unit of `currency`.", examples=["25400"])
+    source: str = Field(description="Where the rate comes from.", examples=["SBV central"])
 
 
 @router.get("/api/v1/review/queue", response_model=list[Declaration], responses=PROBLEMS, summary="Review queue")
@@ -268,7 +335,14 @@ async def upload_document(
     file: Annotated[UploadFile, File(description="The document (PDF, image...), at most 10 MiB")],
     principal: CurrentTrader,
     session: SessionDep,
-    description: Annotated[str, Form(max_length=500)] = "",
+    description: Annotated[
+        str,
+        Form(
+            max_length=500,
+            description="What the document is (up to 500 characters)",
+            examples=["Phytosanitary certificate"],
+        ),
+    ] = "",
 ) -> DocumentOut:
     """Attach a document; if an officer asked for documents, the declaration goes back to review. The file name is
     kept without control or bidi characters or a directory part (the bytes, and their SHA-256, as sent); storage that

@@ -115,13 +115,19 @@ Currency = Annotated[
     AfterValidator(_code_in(codes.currencies, "iso4217.code", "ISO 4217 currency code", "USD")),
 ]
 Unit = Annotated[
-    str, AfterValidator(_code_in(codes.UNECE_REC20_UNITS, "unece_rec20.code", "UN/ECE Rec. 20 unit", "KGM"))
+    str,
+    Field(json_schema_extra={"enum": sorted(codes.UNECE_REC20_UNITS), "examples": ["KGM", "C62"]}),
+    AfterValidator(_code_in(codes.UNECE_REC20_UNITS, "unece_rec20.code", "UN/ECE Rec. 20 unit", "KGM")),
 ]
 Incoterm = Annotated[
-    str, AfterValidator(_code_in(codes.INCOTERMS_2020, "incoterms.code", "Incoterms 2020 rule", "FOB"))
+    str,
+    Field(json_schema_extra={"enum": sorted(codes.INCOTERMS_2020), "examples": ["DAP", "FOB"]}),
+    AfterValidator(_code_in(codes.INCOTERMS_2020, "incoterms.code", "Incoterms 2020 rule", "FOB")),
 ]
 ContainerNumber = Annotated[str, Field(min_length=11, max_length=13), AfterValidator(_container)]
-HsCode = Annotated[str, AfterValidator(_hs_code)]
+HsCode = Annotated[
+    str, Field(json_schema_extra={"pattern": "^[0-9]{8}$", "examples": ["08109020"]}), AfterValidator(_hs_code)
+]
 Plate = Annotated[str, AfterValidator(_plate)]
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -131,59 +137,122 @@ Mass = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=3)]
 class Party(InputSchema):
     """Consignor or consignee."""
 
-    name: Text
-    address: Annotated[str, Field(min_length=1, max_length=400)]
-    country: Country
+    name: Text = Field(
+        description="Legal name of the company or person, as on its registration.",
+        examples=["Yunnan Hekou Fruit Trading Co., Ltd."],
+    )
+    address: Annotated[str, Field(min_length=1, max_length=400)] = Field(
+        description="Postal address (street, town, province, country), free text up to 400 characters.",
+        examples=["No. 8 Binlang Road, Hekou, Yunnan, China"],
+    )
+    country: Country = Field(description="Country of the party's address: ISO 3166-1 alpha-2 code, e.g. CN, VN.")
     tax_id: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
         default=None,
         description="Vietnamese MST (10 digits or 10-3) or Chinese unified social credit code (18 characters); "
         "required for VN and CN parties",
+        examples=["0100233488", "91110000600037341L"],
     )
 
 
 class Transport(InputSchema):
     """The road means of transport."""
 
-    truck_plate: Plate
-    trailer_plate: Plate | None = None
-    driver_name: Text
-    driver_id: Annotated[str, Field(min_length=4, max_length=32)]
-    expected_arrival: AwareDatetime
+    truck_plate: Plate = Field(
+        description="Registration plate of the tractor or truck (VN or CN), 4-15 letters, digits, dots, dashes or "
+        "spaces; stored upper-case. The gate cameras match it on arrival.",
+        examples=["24C-123.45", "云A12345"],
+    )
+    trailer_plate: Plate | None = Field(
+        None, description="Plate of the trailer or semi-trailer, if any (same format).", examples=["24R-012.34"]
+    )
+    driver_name: Text = Field(description="Driver's full name as on the identity document.", examples=["Nguyen Van An"])
+    driver_id: Annotated[str, Field(min_length=4, max_length=32)] = Field(
+        description="Driver's identity card (CCCD, 12 digits) or passport number.", examples=["001089012345"]
+    )
+    expected_arrival: AwareDatetime = Field(
+        description="When the truck is expected at the border gate: ISO 8601 with a UTC offset, e.g. "
+        "2026-11-28T08:30:00+07:00 (a time without offset is refused).",
+        examples=["2026-11-28T08:30:00+07:00"],
+    )
 
 
 class Container(InputSchema):
     """Transport equipment: one container with its seals."""
 
-    number: ContainerNumber
-    size_type: Annotated[str, AfterValidator(_size_type)] | None = None
-    seals: list[Annotated[str, Field(min_length=3, max_length=32)]] = Field(default_factory=list, max_length=10)
+    number: ContainerNumber = Field(
+        description="ISO 6346 container number: owner code (3 letters), category U/J/Z, 6 digits and the check "
+        "digit; spaces are removed and letters upper-cased.",
+        examples=["CSQU3054383"],
+    )
+    size_type: Annotated[str, AfterValidator(_size_type)] | None = Field(
+        None,
+        description="ISO 6346 size-and-type code (4 characters), e.g. 22G1 (20' general purpose) or 45R1 (40' high "
+        "cube reefer).",
+        examples=["22G1", "45R1"],
+    )
+    seals: list[Annotated[str, Field(min_length=3, max_length=32)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Numbers of the seals on the container (up to 10), as printed on them; checked against the "
+        "gate camera reads.",
+        examples=[["CN1234567"]],
+    )
 
 
 class GoodsItem(InputSchema):
     """One goods line (GovernmentAgencyGoodsItem)."""
 
-    hs_code: HsCode
-    description: Annotated[str, Field(min_length=3, max_length=500)]
-    origin: Country
-    quantity: Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=3)]
-    unit: Unit
-    gross_mass_kg: Mass
-    net_mass_kg: Mass
+    hs_code: HsCode = Field(
+        description="Tariff line of the goods: 8-digit HS code of the ASEAN Harmonised Tariff Nomenclature (AHTN "
+        "2022), digits only (0810.90.20 is written 08109020); chapter 01-97, not 77.",
+    )
+    description: Annotated[str, Field(min_length=3, max_length=500)] = Field(
+        description="Commercial description of the goods, precise enough to classify them (3-500 characters).",
+        examples=["Fresh lychees, in cartons"],
+    )
+    origin: Country = Field(description="Country of origin of the goods: ISO 3166-1 alpha-2, e.g. CN.")
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=16, decimal_places=3)] = Field(
+        description="Quantity in `unit`, > 0, up to 3 decimals; a JSON number or a decimal string.",
+        examples=["12000"],
+    )
+    unit: Unit = Field(
+        description="Unit of `quantity`: UN/ECE Recommendation 20 code (KGM kilogram, TNE tonne, C62 piece, "
+        "LTR litre, MTQ cubic metre, SET set, PR pair, XCT carton, XBX box, ...)."
+    )
+    gross_mass_kg: Mass = Field(
+        description="Gross mass of the line in kilograms (goods and packing), > 0, up to 3 decimals.",
+        examples=["13000"],
+    )
+    net_mass_kg: Mass = Field(
+        description="Net mass of the line in kilograms (goods alone), > 0, not above `gross_mass_kg`.",
+        examples=["12000"],
+    )
     customs_value: Annotated[
         Decimal,
-        Field(gt=0, max_digits=18, decimal_places=2, description="Below 10^13 in its currency; the declaration's "
-              "total, converted at the registration date's rate, must stay below 10^13 VND"),
+        Field(gt=0, max_digits=18, decimal_places=2, description="Customs value of the line in `currency`, up to 2 "
+              "decimals, below 10^13 in its currency; the declaration's total, converted at the registration "
+              "date's rate, must stay below 10^13 VND", examples=["9600.00"]),
         AfterValidator(_customs_value),
     ]  # fmt: skip
-    currency: Currency
-    incoterms: Incoterm
+    currency: Currency = Field(description="Currency of `customs_value`: ISO 4217 code, e.g. USD, CNY, VND.")
+    incoterms: Incoterm = Field(
+        description="Delivery term of the sale: Incoterms 2020 rule (EXW, FCA, CPT, CIP, DAP, DPU, DDP, FAS, FOB, "
+        "CFR, CIF); tells which freight and insurance the customs value includes."
+    )
 
 
 class PreferentialOrigin(InputSchema):
     """An ACFTA Form E certificate of origin."""
 
-    form_e_number: Annotated[str, Field(min_length=5, max_length=32, pattern=r"^[A-Z0-9/\-]+$")]
-    issued_on: dt.date
+    form_e_number: Annotated[str, Field(min_length=5, max_length=32, pattern=r"^[A-Z0-9/\-]+$")] = Field(
+        description="Reference number printed on the Form E (capital letters, digits, `/` and `-`); claims the "
+        "ACFTA preferential duty rate.",
+        examples=["E263600001234567"],
+    )
+    issued_on: dt.date = Field(
+        description="Date the Form E was issued: ISO 8601 date, e.g. 2026-11-20 (not in the future).",
+        examples=["2026-11-20"],
+    )
 
 
 EXAMPLE: dict[str, Any] = {
@@ -235,17 +304,43 @@ class DeclarationIn(InputSchema):
 
     model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
 
-    kind: Kind
-    procedure_code: Annotated[str, Field(pattern=r"^[A-Z]\d{2}$", description="VNACCS type code, e.g. A11 or B11")]
-    border_gate: Annotated[str, Field(pattern=r"^[A-Z]{3,12}$")] = "KIMTHANH"
-    consignor: Party
-    consignee: Party
-    transport: Transport
-    containers: list[Container] = Field(default_factory=list, max_length=50)
-    items: list[GoodsItem] = Field(min_length=1, max_length=999)
-    total_gross_mass_kg: Mass
-    total_net_mass_kg: Mass
-    preferential_origin: PreferentialOrigin | None = None
+    kind: Kind = Field(description="`import` into Viet Nam or `export` from it; decides which procedure codes apply.")
+    procedure_code: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Z]\d{2}$",
+            description="VNACCS type code (mã loại hình), e.g. A11 (import for domestic consumption) or B11 (export "
+            "for trade); must be an import code for `kind: import` and an export code for `kind: export`",
+            json_schema_extra={"enum": sorted(codes.IMPORT_PROCEDURES | codes.EXPORT_PROCEDURES)},
+            examples=["A11", "B11"],
+        ),
+    ]
+    border_gate: Annotated[str, Field(pattern=r"^[A-Z]{3,12}$")] = Field(
+        "KIMTHANH",
+        description="Border gate the goods cross, as the platform names it (3-12 capital letters); decides the "
+        "registration number's prefix (KIMTHANH: KT).",
+        examples=["KIMTHANH"],
+    )
+    consignor: Party = Field(description="Who sends the goods (the seller or shipper abroad for an import).")
+    consignee: Party = Field(description="Who receives the goods (the importer in Viet Nam for an import).")
+    transport: Transport = Field(description="The truck that carries the goods across the gate, and its driver.")
+    containers: list[Container] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Containers on the truck (none for bulk or break-bulk); each number at most once.",
+    )
+    items: list[GoodsItem] = Field(min_length=1, max_length=999, description="The goods lines, 1 to 999.")
+    total_gross_mass_kg: Mass = Field(
+        description="Gross mass of the consignment in kilograms: the sum of the lines' `gross_mass_kg` (to 0.001).",
+        examples=["13000"],
+    )
+    total_net_mass_kg: Mass = Field(
+        description="Net mass of the consignment in kilograms: the sum of the lines' `net_mass_kg` (to 0.001).",
+        examples=["12000"],
+    )
+    preferential_origin: PreferentialOrigin | None = Field(
+        None, description="The ACFTA Form E certificate of origin, when a preferential duty rate is claimed."
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -362,13 +457,24 @@ class Transition(Schema):
     """One state change, with who did it and when (the timestamps of a WCO Time Release Study). A trader sees
     customs staff by role (`customs officer`), officers see the key id (`officer:…`)."""
 
-    action: str
-    from_status: str | None
-    to_status: str
-    actor: str
-    reason: str | None
-    version: int
-    at: dt.datetime
+    action: str = Field(
+        description="What happened: create, submit, amend, cancel, clear, request_documents, "
+        "provide_documents, inspect, reject, release, exit, expire.",
+        examples=["submit"],
+    )
+    from_status: str | None = Field(description="Status before the change (null for the creation).", examples=["draft"])
+    to_status: str = Field(description="Status after the change.", examples=["submitted"])
+    actor: str = Field(
+        description="Who made the change: `<role>:<key id>` (e.g. `trader:k1a2b3`), `system:<part>` for the "
+        "platform (e.g. `system:risk`); a trader sees customs staff by role (`customs officer`).",
+        examples=["customs officer"],
+    )
+    reason: str | None = Field(
+        description="Why, when the actor gave a reason (cancellation, decision).",
+        examples=["documents consistent with the goods"],
+    )
+    version: int = Field(description="Body version the change applied to.", examples=[1])
+    at: dt.datetime = Field(description="When, ISO 8601 with UTC offset.", examples=["2026-11-28T08:31:12+00:00"])
 
 
 class NextStep(Schema):
@@ -386,7 +492,9 @@ class NextStep(Schema):
         description="`provide_documents`, `present_goods_for_inspection`: the officer's reason, as recorded",
         examples=["phytosanitary certificate, please"],
     )
-    since: dt.datetime | None = Field(None, description="When customs asked (the request's time), if customs asked")
+    since: dt.datetime | None = Field(
+        None, description="When customs asked (the request's time), if customs asked", examples=["2026-11-28T05:12:09Z"]
+    )
     amount_vnd: int | None = Field(
         None, description="`pay_duties` only: duties due less confirmed payments, VND", examples=[1_250_000], ge=1
     )
@@ -401,28 +509,87 @@ class TraderDeclaration(Schema):
     """A declaration as its trader sees it: the channel and what to do next, never how it was selected (WCO Risk
     Management Compendium: selectivity criteria are confidential)."""
 
-    id: str
-    number: str | None = Field(description="Registration number, assigned on submission (e.g. KT-2026-000123)")
-    status: Status
-    kind: Kind
-    border_gate: str
-    organisation_id: str
-    version: int = Field(description="Body version: 1, then +1 per amendment")
-    etag: str
-    body_sha256: str = Field(description="SHA-256 of the RFC 8785 canonical JSON of the body")
-    body: DeclarationIn
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    submitted_at: dt.datetime | None
-    allowed_actions: list[str] = Field(description="What the caller may do next (trader actions or officer decisions)")
-    channel: Literal["green", "yellow", "red"] | None = Field(
-        description="Risk channel, set at registration; an amendment never lowers it"
+    id: str = Field(
+        description="Identifier of the declaration (UUID), assigned by the platform when it is filed; used in URLs.",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
     )
-    duties: dict[str, Any] | None = Field(description="Per-line duty breakdown, rates used, and totals in VND")
-    duties_due_vnd: int
-    paid_vnd: int
+    number: str | None = Field(
+        description="Registration number, assigned on submission (e.g. KT-2026-000123)", examples=["KT-2026-000123"]
+    )
+    status: Status = Field(description="Where the declaration is in its lifecycle (set by the platform).")
+    kind: Kind = Field(description="`import` or `export`, as filed.")
+    border_gate: str = Field(description="Border gate, as filed.", examples=["KIMTHANH"])
+    organisation_id: str = Field(
+        description="The trader organisation that filed it (the API key's organisation).", examples=["lao-cai-trading"]
+    )
+    version: int = Field(description="Body version: 1, then +1 per amendment", examples=[1])
+    etag: str = Field(
+        description="The declaration's current ETag (also in the `ETag` header): send it as `If-Match` to amend.",
+        examples=['"3-5d41402abc4b"'],
+    )
+    body_sha256: str = Field(
+        description="SHA-256 of the RFC 8785 canonical JSON of the body",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    body: DeclarationIn = Field(description="The declaration as the trader last filed or amended it.")
+    created_at: dt.datetime = Field(
+        description="When it was filed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    updated_at: dt.datetime = Field(
+        description="When it last changed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    submitted_at: dt.datetime | None = Field(
+        description="When it was submitted and registered; null for a draft.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    allowed_actions: list[str] = Field(
+        description="What the caller may do next (trader actions or officer decisions)", examples=[["amend", "cancel"]]
+    )
+    channel: Literal["green", "yellow", "red"] | None = Field(
+        description="Risk channel, set at registration; an amendment never lowers it",
+        examples=["yellow"],
+    )
+    duties: dict[str, Any] | None = Field(
+        description="Per-line duty breakdown, rates used, and totals in VND",
+        examples=[
+            {
+                "assessed": True,
+                "registration_date": "2026-11-28",
+                "form_e_applied": True,
+                "lines": [
+                    {
+                        "line": 1,
+                        "hs_code": "08109020",
+                        "customs_value": "9600.00",
+                        "currency": "USD",
+                        "vnd_per_unit": "25400",
+                        "value_vnd": 243840000,
+                        "import_basis": "ACFTA",
+                        "import_rate": "0",
+                        "import_duty_vnd": 0,
+                        "vat_rate": "5",
+                        "vat_vnd": 12192000,
+                        "export_rate": None,
+                        "export_duty_vnd": 0,
+                        "total_vnd": 12192000,
+                        "tariff_status": "verified",
+                        "problems": [],
+                    }
+                ],
+                "import_duty_vnd": 0,
+                "vat_vnd": 12192000,
+                "export_duty_vnd": 0,
+                "total_vnd": 12192000,
+            }
+        ],
+    )
+    duties_due_vnd: int = Field(
+        description="Duties and taxes still to pay, in whole VND (0 before assessment and once paid).",
+        examples=[12192000],
+    )
+    paid_vnd: int = Field(description="Payments confirmed by the treasury so far, in whole VND.", examples=[0])
     next_step: str | None = Field(
-        description="What the trader is to do next (upload documents, present the goods, pay the duties due...)"
+        description="What the trader is to do next (upload documents, present the goods, pay the duties due...)",
+        examples=["pay the 12192000 VND of duties still due: the goods are released once paid in full"],
     )
     next_steps: list[NextStep] = Field(
         description="What the trader must do next, in order: documents requested (with the officer's reason), "
@@ -437,9 +604,33 @@ class OfficerDeclaration(TraderDeclaration):
 
     risk: dict[str, Any] | None = Field(
         description="rule_set_version, score, reasons (each rule hit with its weight), random_draw, and the "
-        "commitment the ledger's `declaration.assessed` event carries"
+        "commitment the ledger's `declaration.assessed` event carries",
+        examples=[
+            {
+                "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",
+                "version": 1,
+                "body_sha256": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+                "channel": "yellow",
+                "score": 40,
+                "rule_set_version": "2026.12.1",
+                "reasons": [
+                    {
+                        "rule": "new_trader",
+                        "weight": 40,
+                        "detail": "first declaration of this organisation",
+                        "reason": "no compliance history",
+                    }
+                ],
+                "random_draw": 0.532117,
+                "gate_mismatches": 0,
+                "commitment": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+            }
+        ],
     )
-    assigned_officer: str | None
+    assigned_officer: str | None = Field(
+        description="Key id of the officer the declaration is assigned to for review; null when unassigned.",
+        examples=["a1b2c3d4e5f6"],
+    )
 
 
 # The name the review endpoints use for the officer view.
@@ -449,34 +640,49 @@ Declaration = OfficerDeclaration
 class TraderDeclarationPage(Schema):
     """A page of a trader's declarations; pass `next_cursor` as `cursor` for the next."""
 
-    items: list[TraderDeclaration]
-    next_cursor: str | None
+    items: list[TraderDeclaration] = Field(description="The declarations of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 class OfficerDeclarationPage(Schema):
     """A page of declarations as officers see them; pass `next_cursor` as `cursor` for the next."""
 
-    items: list[OfficerDeclaration]
-    next_cursor: str | None
+    items: list[OfficerDeclaration] = Field(description="The declarations of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 class VersionOut(Schema):
     """A stored body version."""
 
-    version: int
-    body_sha256: str
-    body: dict[str, Any]
-    created_at: dt.datetime
-    actor: str
+    version: int = Field(description="Body version: 1 as filed, +1 per amendment.", examples=[1])
+    body_sha256: str = Field(
+        description="SHA-256 (hex) of the RFC 8785 canonical JSON of `body`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    body: dict[str, Any] = Field(
+        description="The declaration body of this version, as filed (see DeclarationIn).", examples=[EXAMPLE]
+    )
+    created_at: dt.datetime = Field(
+        description="When this version was stored (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    actor: str = Field(description="Who filed this version (`trader:<key id>`).", examples=["trader:k1a2b3"])
 
 
 class History(Schema):
     """Every state change and every body version of a declaration."""
 
-    id: str
-    number: str | None
-    transitions: list[Transition]
-    versions: list[VersionOut]
+    id: str = Field(
+        description="Identifier of the declaration (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    number: str | None = Field(description="Registration number; null for a draft.", examples=["KT-2026-000123"])
+    transitions: list[Transition] = Field(description="Every state change, oldest first.")
+    versions: list[VersionOut] = Field(description="Every body version, oldest first.")
 
 
 class AssessmentOut(Schema):
@@ -484,11 +690,43 @@ class AssessmentOut(Schema):
     the RFC 8785 canonical JSON of `record` with `salt` added equals the `assessment_sha256` of the
     `declaration.assessed` event in the ledger."""
 
-    version: int
-    record: dict[str, Any]
-    salt: str
-    commitment: str
-    created_at: dt.datetime
+    version: int = Field(description="Body version that was assessed.", examples=[1])
+    record: dict[str, Any] = Field(
+        description="The assessment: rule set version, score, the rules hit with their weights, random draw and "
+        "the channel chosen (confidential: never shown to traders).",
+        examples=[
+            {
+                "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",
+                "version": 1,
+                "body_sha256": "9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+                "channel": "yellow",
+                "score": 40,
+                "rule_set_version": "2026.12.1",
+                "reasons": [
+                    {
+                        "rule": "new_trader",
+                        "weight": 40,
+                        "detail": "first declaration of this organisation",
+                        "reason": "no compliance history",
+                    }
+                ],
+                "random_draw": 0.532117,
+                "gate_mismatches": 0,
+            }
+        ],
+    )
+    salt: str = Field(
+        description="Random salt (hex) added to `record` before hashing, so the commitment reveals nothing by itself.",
+        examples=["3f1e9a7c5b2d4e6f8a0b1c2d3e4f5a6b"],
+    )
+    commitment: str = Field(
+        description="SHA-256 (hex) of the canonical JSON of `record` with `salt`: equals the "
+        "ledger event's `assessment_sha256`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    created_at: dt.datetime = Field(
+        description="When the assessment was made (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class CancelIn(InputSchema):
@@ -498,7 +736,10 @@ class CancelIn(InputSchema):
         "json_schema_extra": {"examples": [{"reason": "Buyer cancelled the order; goods not shipped"}]}
     }
 
-    reason: Annotated[str, Field(min_length=3, max_length=1000)]
+    reason: Annotated[str, Field(min_length=3, max_length=1000)] = Field(
+        description="Why the trader cancels (3-1000 characters); kept in the history.",
+        examples=["Buyer cancelled the order; goods not shipped"],
+    )
 
 
 class SubmitIn(InputSchema):

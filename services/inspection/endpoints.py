@@ -91,14 +91,24 @@ async def post_gate_event(
     session: SessionDep,
     principal: CurrentGate,
     image: Annotated[list[UploadFile], File(description=f"1 to {MAX_IMAGES} JPEG/PNG/WebP images of one truck")],
-    lane: Annotated[str, Form(pattern=r"^[A-Z0-9][A-Z0-9-]{0,15}$", examples=["IN-1"])],
+    lane: Annotated[
+        str, Form(pattern=r"^[A-Z0-9][A-Z0-9-]{0,15}$", examples=["IN-1"], description="Gate lane of the camera")
+    ],
     direction: Annotated[Literal["in", "out"], Form(description="in: entering the control zone; out: leaving it")],
-    camera_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["KT-IN-1"])],
-    taken_at: Annotated[dt.datetime, Form(description="When the images were taken, with a UTC offset")],
+    camera_id: Annotated[
+        str,
+        Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["KT-IN-1"], description="Camera identifier"),
+    ],
+    taken_at: Annotated[
+        dt.datetime,
+        Form(description="When the images were taken, with a UTC offset", examples=["2026-11-28T08:31:05+07:00"]),
+    ],
     plate: Annotated[
         str | None,
         Form(
-            pattern=r"^\s*[0-9A-Za-z][0-9A-Za-z.\- ]{0,14}[0-9A-Za-z]\s*$", description="Plate read by the ANPR camera"
+            pattern=r"^\s*[0-9A-Za-z][0-9A-Za-z.\- ]{0,14}[0-9A-Za-z]\s*$",
+            description="Plate read by the ANPR camera",
+            examples=["24C-123.45"],
         ),
     ] = None,
 ) -> JSONResponse:

@@ -18,71 +18,119 @@ HoldReason = Literal["no_code_read", "no_declaration", "declaration_not_cleared"
 class CodeReadOut(BaseModel):
     """One container code read (see ocr.reader.CodeRead); only "verified" is trusted."""
 
-    code: str
-    status: Literal["verified", "corrected", "check_digit_computed", "failed"]
-    confidence: float
-    owner: str
-    category: str
-    serial: str
-    check_digit: str
-    size_type: str | None
-    layout: str
-    changes: int
+    code: str = Field(description="The ISO 6346 container number read (11 characters).", examples=["CSQU3054383"])
+    status: Literal["verified", "corrected", "check_digit_computed", "failed"] = Field(
+        description="`verified`: read as printed, check digit matches; `corrected`: look-alike characters (O/0, "
+        "I/1, ...) substituted to make the check digit match; `check_digit_computed`: the check digit was not "
+        "read and was computed; `failed`: no valid code."
+    )
+    confidence: float = Field(description="The reader's confidence, 0 to 1.", examples=[0.97])
+    owner: str = Field(description="Owner code and category letter (first 4 characters).", examples=["CSQU"])
+    category: str = Field(description="Equipment category letter: U (freight container), J or Z.", examples=["U"])
+    serial: str = Field(description="The 6-digit serial number.", examples=["305438"])
+    check_digit: str = Field(description="The check digit (read or computed, see `status`).", examples=["3"])
+    size_type: str | None = Field(description="ISO 6346 size-type code when read, e.g. 22G1.", examples=["22G1"])
+    layout: str = Field(
+        description="How the code is painted: `horizontal`, `two_line` or `vertical`.", examples=["horizontal"]
+    )
+    changes: int = Field(
+        description="Characters substituted to make the check digit match (0 when verified).", examples=[0]
+    )
 
 
 class BarcodeOut(BaseModel):
     """A barcode (seal) or QR code (declaration key) read."""
 
-    type: str
-    data: str
+    type: str = Field(description="Symbology as the decoder names it: QRCODE, CODE128, ...", examples=["QRCODE"])
+    data: str = Field(
+        description="The decoded text (a seal number, or a declaration's QR payload).", examples=["CN1234567"]
+    )
 
 
 class ImageReadOut(BaseModel):
     """What was read from one image; a `failed` one was not read (`reason`: `deadline`, the gate event's OCR
     deadline passed first, or `error`, the reader failed) and contributes nothing to the decision."""
 
-    image_sha256: str
-    filename: str
-    container_codes: list[CodeReadOut]
-    barcodes: list[BarcodeOut]
-    seconds: float
-    status: Literal["read", "failed"] = "read"
-    reason: Literal["deadline", "error"] | None = None
+    image_sha256: str = Field(
+        description="SHA-256 (hex) of the image's bytes; names it under `images`.",
+        examples=["9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"],
+    )
+    filename: str = Field(description="The image's file name as uploaded.", examples=["lane1-0831.jpg"])
+    container_codes: list[CodeReadOut] = Field(description="Container codes read, best first.")
+    barcodes: list[BarcodeOut] = Field(description="Barcodes and QR codes read.")
+    seconds: float = Field(description="Seconds the read took.", examples=[0.84])
+    status: Literal["read", "failed"] = Field("read", description="`read`, or `failed` (not read, see `reason`).")
+    reason: Literal["deadline", "error"] | None = Field(
+        None, description="Why a `failed` image was not read: `deadline` (OCR deadline passed) or `error`."
+    )
 
 
 class MatchOut(BaseModel):
     """What the reads were matched to."""
 
-    kind: Literal["exact", "one_substitution", "qr", "none"]
-    declaration_id: str | None
-    declaration_number: str | None
-    container: str | None
+    kind: Literal["exact", "one_substitution", "qr", "none"] = Field(
+        description="How the declaration was found: `exact` container number, `one_substitution` (one character "
+        "differs: an officer must look), the declaration's `qr` code, or `none`."
+    )
+    declaration_id: str | None = Field(
+        description="The declaration matched (UUID); null when none.", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    declaration_number: str | None = Field(description="Its registration number.", examples=["KT-2026-000123"])
+    container: str | None = Field(description="The declared container number matched.", examples=["CSQU3054383"])
 
 
 class GateEventOut(Schema):
     """A gate event: the capture, the reads, the match and the decision."""
 
-    id: str
-    lane: str
-    direction: Literal["in", "out"]
-    camera_id: str
-    taken_at: dt.datetime
-    received_at: dt.datetime
-    plate: str | None
-    decision: Literal["proceed", "hold"]
-    reasons: list[str]
-    container_number: str | None
-    match: MatchOut
-    reads: list[ImageReadOut]
-    evidence: dict[str, Any]
-    images: list[str]
+    id: str = Field(
+        description="Identifier of the gate event (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    lane: str = Field(description="Gate lane, as the gate system names it.", examples=["IN-1"])
+    direction: Literal["in", "out"] = Field(description="`in`: entering the control zone; `out`: leaving it.")
+    camera_id: str = Field(description="The camera that took the images.", examples=["KT-IN-1"])
+    taken_at: dt.datetime = Field(
+        description="When the images were taken (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:05+07:00"]
+    )
+    received_at: dt.datetime = Field(
+        description="When the platform received them (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:06+07:00"]
+    )
+    plate: str | None = Field(description="Plate read by the ANPR camera, if any.", examples=["24C-123.45"])
+    decision: Literal["proceed", "hold"] = Field(
+        description="`proceed`: the barrier may open; `hold`: the truck waits for an officer (see `reasons`)."
+    )
+    reasons: list[str] = Field(
+        description="Why a hold: no_code_read, no_declaration, declaration_not_cleared, code_unverified, "
+        "container_not_on_declaration, seal_mismatch, one_substitution_match.",
+        examples=[["seal_mismatch"]],
+    )
+    container_number: str | None = Field(
+        description="The container number the decision rests on, if any.", examples=["CSQU3054383"]
+    )
+    match: MatchOut = Field(description="The declaration the reads were matched to.")
+    reads: list[ImageReadOut] = Field(description="What was read from each image.")
+    evidence: dict[str, Any] = Field(
+        description="Facts behind the decision, e.g. `qr` (number and body hash read), `declared_seals`, "
+        "`undeclared_seals`, `undeclared_containers`.",
+        examples=[{"declared_seals": ["CN1234567"], "undeclared_seals": ["CN7654321"]}],
+    )
+    images: list[str] = Field(
+        description="Paths to download each image (same key).",
+        examples=[
+            [
+                "/api/v1/gate/events/0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10/images/9f2c5e0b6d1a4b7c8e3f2a1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"
+            ]
+        ],
+    )
 
 
 class GateEventPage(BaseModel):
     """A page of gate events, newest first."""
 
-    items: list[GateEventOut]
-    next_cursor: str | None
+    items: list[GateEventOut] = Field(description="The gate events of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 class TraderGateEventOut(Schema):
@@ -90,12 +138,15 @@ class TraderGateEventOut(Schema):
     decided. Not the camera, the images or their digests, the OCR detail, the evidence, the plate or the gate
     key: those stay with customs (and may concern another organisation's truck)."""
 
-    id: str = Field(description="The gate event (UUID)")
-    declaration_id: str = Field(description="The trader's declaration the event was matched to")
+    id: str = Field(description="The gate event (UUID)", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d11"])
+    declaration_id: str = Field(
+        description="The trader's declaration the event was matched to",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
     declaration_number: str | None = Field(description="Its registration number", examples=["KT-2026-000123"])
     lane: str = Field(description="The gate lane the truck passed", examples=["OUT-1"])
     direction: Literal["in", "out"] = Field(description="`in`: entering the control zone; `out`: leaving it")
-    taken_at: dt.datetime = Field(description="When the camera saw the truck")
+    taken_at: dt.datetime = Field(description="When the camera saw the truck", examples=["2026-11-28T08:30:00+07:00"])
     decision: Literal["proceed", "hold"] = Field(description="Whether the truck may proceed or is held for customs")
     reasons: list[HoldReason] = Field(
         description="Why it is held (empty when it may proceed): no container code read, none on a live "
@@ -120,7 +171,9 @@ class TraderGateEventPage(Schema):
     """A page of a declaration's gate events, newest first; pass `next_cursor` as `cursor` for the next."""
 
     items: list[TraderGateEventOut] = Field(description="The gate events, newest first")
-    next_cursor: str | None = Field(description="Cursor of the next page, null on the last")
+    next_cursor: str | None = Field(
+        description="Cursor of the next page, null on the last", examples=["MjAyNi0xMS0yOA"]
+    )
 
 
 def trader_json(row: GateEvent) -> dict[str, Any]:

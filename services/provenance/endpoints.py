@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import Field
 
 from ledger import bundle as ledger_bundle
 from ledger import storage
@@ -15,7 +16,7 @@ from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
 from services.kernel.errors import AppError, Forbidden, NotFound
-from services.kernel.schemas import Problem, Schema
+from services.kernel.schemas import Schema, problems
 from services.provenance import service
 from services.provenance.service import Provenance
 
@@ -26,15 +27,6 @@ MAX_INDEX = 2**62
 B64_HASH = "base64 of a 32-byte SHA-256"
 # Every /api/ operation documents these (the platform's OpenAPI contract), public ones included.
 DOCUMENTED = (401, 403, 422)
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all served as RFC 9457 problem+json."""
-    schema = Problem.model_json_schema()
-    return {
-        code: {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": schema}}}
-        for code in codes
-    }
 
 
 def text_response(example: str) -> dict[int | str, dict[str, Any]]:
@@ -51,42 +43,76 @@ def get_provenance(request: Request) -> Provenance:
 class Entry(Schema):
     """One ledger entry: its exact leaf bytes (RFC 8785 JSON, base64) and leaf hash, and the event payload."""
 
-    index: int
-    event_id: str
-    subject: str
-    leaf_hash: str
-    leaf: str
-    payload: str | None
+    index: int = Field(description="Position of the entry in the log, from 0.", examples=[41])
+    event_id: str = Field(
+        description="Identifier of the platform event the entry records (UUID).",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
+    subject: str = Field(
+        description="What the event is about: a declaration id, or e.g. `rule-set:2026.1`.",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
+    )
+    leaf_hash: str = Field(
+        description="RFC 9162 leaf hash of `leaf`: SHA-256 of 0x00 and the leaf bytes (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    leaf: str = Field(
+        description="The exact leaf bytes (RFC 8785 canonical JSON of the event's envelope), base64.",
+        examples=["eyJldmVudF9pZCI6Ii4uLiJ9"],
+    )
+    payload: str | None = Field(
+        description="The event payload as RFC 8785 canonical JSON, base64; its SHA-256 is the leaf's "
+        "`payload_sha256`. Null when payloads were not asked for.",
+        examples=["eyJjaGFubmVsIjoieWVsbG93In0="],
+    )
 
 
 class EntryPage(Schema):
     """Entries [start, end) of the log, at most 1000; `next_start` is where the next page begins (null at the end)."""
 
-    tree_size: int
-    start: int
-    end: int
-    entries: list[Entry]
-    next_start: int | None
+    tree_size: int = Field(description="Number of entries in the log now.", examples=[1024])
+    start: int = Field(description="Index of the first entry of this page.", examples=[0])
+    end: int = Field(description="One past the index of the last entry of this page.", examples=[1000])
+    entries: list[Entry] = Field(description="The entries, in log order.")
+    next_start: int | None = Field(description="`start` of the next page; null at the end of the log.", examples=[1000])
 
 
 class InclusionProof(Schema):
     """RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries (hashes in base64)."""
 
-    index: int
-    tree_size: int
-    leaf_hash: str
-    root_hash: str
-    proof: list[str]
+    index: int = Field(description="Index of the entry proven.", examples=[41])
+    tree_size: int = Field(description="Size of the tree the proof is against.", examples=[1024])
+    leaf_hash: str = Field(
+        description="Leaf hash of the entry, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    root_hash: str = Field(
+        description="Root hash of the tree of `tree_size` entries, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    proof: list[str] = Field(
+        description="The audit path: sibling hashes from the leaf up, SHA-256 (base64) each.",
+        examples=[["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="]],
+    )
 
 
 class ConsistencyProof(Schema):
     """RFC 9162 consistency proof between the trees of `first` and `second` entries (hashes in base64)."""
 
-    first: int
-    second: int
-    first_root: str
-    second_root: str
-    proof: list[str]
+    first: int = Field(description="Size of the older tree.", examples=[512])
+    second: int = Field(description="Size of the newer tree.", examples=[1024])
+    first_root: str = Field(
+        description="Root hash of the older tree, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    second_root: str = Field(
+        description="Root hash of the newer tree, SHA-256 (base64).",
+        examples=["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="],
+    )
+    proof: list[str] = Field(
+        description="The consistency proof's hashes (RFC 9162 §2.1.4), SHA-256 (base64) each.",
+        examples=[["nyxeC20aS3yOPyodDJuKf25dTDsqHw6djHtqX049LBs="]],
+    )
 
 
 CHECKPOINT_EXAMPLE = (
@@ -141,22 +167,31 @@ class PublicKey(Schema):
     """One signing key of the log (C2SP vkey) and the checkpoint sizes it signs: [valid_from_size,
     valid_until_size)."""
 
-    vkey: str
-    name: str
-    key_id: str
-    valid_from_size: int
-    valid_until_size: int | None
-    recorded_at: str | None
-    current: bool
+    vkey: str = Field(
+        description="The verifier key in C2SP signed-note form: `<name>+<key id hex>+<base64 of type byte and "
+        "Ed25519 public key>`.",
+        examples=["kimthanh.smartgate/ledger+5c2a9e01+AXEsPFh/2WqGvqbz3Fm0NvJ+NUIvmWf4r8C5ZPk0yvT8"],
+    )
+    name: str = Field(description="The key's name (the log's origin).", examples=["kimthanh.smartgate/ledger"])
+    key_id: str = Field(description="The key's 4-byte id (hex), as in signature lines.", examples=["5c2a9e01"])
+    valid_from_size: int = Field(description="The smallest checkpoint size this key signs.", examples=[0])
+    valid_until_size: int | None = Field(
+        description="The size from which the next key signs (exclusive bound); null for the current key.",
+        examples=[4096],
+    )
+    recorded_at: str | None = Field(
+        description="When the key was recorded (ISO 8601); null if not known.", examples=["2026-11-01T00:00:00+00:00"]
+    )
+    current: bool = Field(description="Whether this key signs new checkpoints.")
 
 
 class PublicKeys(Schema):
     """The log's key history: every key that ever signed its checkpoints, oldest first (`verify-bundle --keys`,
     `ledger verify --keys` read this document)."""
 
-    format: str
-    origin: str
-    keys: list[PublicKey]
+    format: str = Field(description="Version of this document's format.", examples=["smartgate-ledger-keys/v1"])
+    origin: str = Field(description="The log's origin line, as in checkpoints.", examples=["kimthanh.smartgate/ledger"])
+    keys: list[PublicKey] = Field(description="Every key, oldest first.")
 
 
 @router.get(

@@ -33,14 +33,26 @@ CONTEXT: list[Any] = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.j
 OWN_STEPS = {"planting", "fertilising", "spraying"}
 LOT = r"^[!-\"%-/0-9:-?A-Z_a-z]{1,20}$"  # GS1 AI (10): up to 20 characters of the GS1 AI encodable set 82
 
-Gln = Annotated[str, Field(pattern=r"^\d{13}$", description="the site's GLN")]
-Gtin = Annotated[str, Field(pattern=r"^\d{8,14}$", description="the product's GTIN")]
-Sscc = Annotated[str, Field(pattern=r"^\d{18}$", description="the pallet's SSCC")]
-Kg = Annotated[Decimal, Field(gt=0, le=10_000_000, max_digits=12, decimal_places=3)]
+Gln = Annotated[str, Field(pattern=r"^\d{13}$", description="the site's GLN", examples=["8930001000001"])]
+Gtin = Annotated[str, Field(pattern=r"^\d{8,14}$", description="the product's GTIN", examples=["08930001000018"])]
+Sscc = Annotated[str, Field(pattern=r"^\d{18}$", description="the pallet's SSCC", examples=["089300010000000017"])]
+Kg = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        le=10_000_000,
+        max_digits=12,
+        decimal_places=3,
+        description="mass in kilograms, > 0, up to 3 decimals (a JSON number or a decimal string)",
+        examples=["1250.5"],
+    ),
+]
 
 
 class _Entry(InputSchema):
-    at: AwareDatetime = Field(description="when it happened (with its offset, e.g. +07:00)")
+    at: AwareDatetime = Field(
+        description="when it happened (with its offset, e.g. +07:00)", examples=["2026-06-10T06:30:00+07:00"]
+    )
     site_gln: Gln
 
     @field_validator("at")
@@ -52,55 +64,89 @@ class _Entry(InputSchema):
 
 
 class Planting(_Entry):
-    kind: Literal["planting"]
-    crop: str = Field(min_length=1, max_length=60)
-    area_ha: Decimal = Field(gt=0, le=100_000, decimal_places=4)
+    """A crop planted on a growing area (producer)."""
+
+    kind: Literal["planting"] = Field(description="The entry type: `planting`.")
+    crop: str = Field(min_length=1, max_length=60, description="The crop planted.", examples=["lychee"])
+    area_ha: Decimal = Field(
+        gt=0,
+        le=100_000,
+        decimal_places=4,
+        description="Area planted, in hectares (up to 4 decimals).",
+        examples=["2.5"],
+    )
 
 
 class Fertilising(_Entry):
-    kind: Literal["fertilising"]
-    product: str = Field(min_length=1, max_length=120)
+    """A fertiliser applied (producer)."""
+
+    kind: Literal["fertilising"] = Field(description="The entry type: `fertilising`.")
+    product: str = Field(
+        min_length=1, max_length=120, description="The fertiliser's trade name.", examples=["NPK 16-16-8"]
+    )
     quantity_kg: Kg
 
 
 class Spraying(_Entry):
-    kind: Literal["spraying"]
-    product: str = Field(min_length=1, max_length=120)
-    active_ingredient: str = Field(min_length=1, max_length=120)
-    pre_harvest_interval_days: int = Field(ge=0, le=365, description="no harvest before this many days have passed")
+    """A plant protection product sprayed (producer)."""
+
+    kind: Literal["spraying"] = Field(description="The entry type: `spraying`.")
+    product: str = Field(
+        min_length=1, max_length=120, description="The product's trade name.", examples=["Abatimec 3.6EC"]
+    )
+    active_ingredient: str = Field(
+        min_length=1, max_length=120, description="Its active ingredient.", examples=["abamectin"]
+    )
+    pre_harvest_interval_days: int = Field(
+        ge=0, le=365, description="no harvest before this many days have passed", examples=[7]
+    )
 
 
 class Harvest(_Entry):
-    kind: Literal["harvest"]
+    """A lot harvested (producer): the lot (GTIN + lot number) comes into being."""
+
+    kind: Literal["harvest"] = Field(description="The entry type: `harvest`.")
     gtin: Gtin
-    lot: str = Field(pattern=LOT)
+    lot: str = Field(pattern=LOT, description="Lot number (GS1 AI 10, up to 20 characters).", examples=["LC2026A"])
     quantity_kg: Kg
-    area_ha: Decimal = Field(gt=0, le=100_000, decimal_places=4)
+    area_ha: Decimal = Field(
+        gt=0, le=100_000, decimal_places=4, description="Area harvested, in hectares.", examples=["2.5"]
+    )
 
 
 class LotIn(InputSchema):
+    """A quantity of one lot packed."""
+
     gtin: Gtin
-    lot: str = Field(pattern=LOT)
+    lot: str = Field(pattern=LOT, description="Lot number (GS1 AI 10, up to 20 characters).", examples=["LC2026A"])
     quantity_kg: Kg
 
 
 class Packing(_Entry):
-    kind: Literal["packing"]
-    lots: list[LotIn] = Field(min_length=1, max_length=50)
+    """Lots packed onto a pallet (packhouse)."""
+
+    kind: Literal["packing"] = Field(description="The entry type: `packing`.")
+    lots: list[LotIn] = Field(min_length=1, max_length=50, description="The lots packed (1 to 50).")
     sscc: Sscc
 
 
 class Inspection(_Entry):
-    kind: Literal["inspection"]
-    ssccs: list[Sscc] = Field(min_length=1, max_length=200)
-    certificate: str = Field(pattern=r"^[A-Za-z0-9/-]{3,40}$", description="phytosanitary certificate number")
-    conformant: bool = True
+    """Pallets inspected and certified (plant protection inspector)."""
+
+    kind: Literal["inspection"] = Field(description="The entry type: `inspection`.")
+    ssccs: list[Sscc] = Field(min_length=1, max_length=200, description="The pallets inspected (SSCCs, 1 to 200).")
+    certificate: str = Field(
+        pattern=r"^[A-Za-z0-9/-]{3,40}$", description="phytosanitary certificate number", examples=["VN-LC-2026/00123"]
+    )
+    conformant: bool = Field(True, description="Whether the pallets passed the inspection.")
 
 
 class Shipping(_Entry):
-    kind: Literal["shipping"]
-    ssccs: list[Sscc] = Field(min_length=1, max_length=200)
-    destination_gln: Gln | None = None
+    """Pallets shipped (packhouse)."""
+
+    kind: Literal["shipping"] = Field(description="The entry type: `shipping`.")
+    ssccs: list[Sscc] = Field(min_length=1, max_length=200, description="The pallets shipped (SSCCs, 1 to 200).")
+    destination_gln: Gln | None = Field(None, description="GLN of where they go, if known.")
 
 
 DiaryEntry = Annotated[

@@ -29,15 +29,28 @@ CN_REGISTRATION = re.compile(r"[A-Z0-9][A-Z0-9/-]{2,39}")
 class SiteIn(InputSchema):
     """A farm (its growing area) or a packing house."""
 
-    kind: Literal["farm", "packhouse"]
-    name: str = Field(min_length=1, max_length=200)
-    vn_code: str = Field(
-        max_length=40, description="growing-area code (mã số vùng trồng) or packing-house code (mã số cơ sở đóng gói)"
+    kind: Literal["farm", "packhouse"] = Field(description="`farm` (a growing area) or `packhouse`.")
+    name: str = Field(
+        min_length=1, max_length=200, description="The site's name.", examples=["HTX Vải thiều Bắc Hà, vùng trồng 12"]
     )
-    cn_registration: str | None = Field(default=None, max_length=40, description="GACC registration number")
-    province: str | None = Field(default=None, max_length=80)
-    area_ha: Decimal | None = Field(default=None, gt=0, le=100_000, description="farms: the growing area, hectares")
-    crops: list[str] = Field(default=[], max_length=20)
+    vn_code: str = Field(
+        max_length=40,
+        description="growing-area code (mã số vùng trồng) or packing-house code (mã số cơ sở đóng gói): VN- then "
+        "dash-separated groups of letters and digits",
+        examples=["VN-LCOR-0012"],
+    )
+    cn_registration: str | None = Field(
+        default=None, max_length=40, description="GACC registration number", examples=["VNLC-2026-0012"]
+    )
+    province: str | None = Field(
+        default=None, max_length=80, description="The province it is in.", examples=["Lào Cai"]
+    )
+    area_ha: Decimal | None = Field(
+        default=None, gt=0, le=100_000, description="farms: the growing area, hectares", examples=["4.5"]
+    )
+    crops: list[str] = Field(
+        default=[], max_length=20, description="Crops grown or packed (up to 20).", examples=[["lychee"]]
+    )
 
     @field_validator("vn_code")
     @classmethod

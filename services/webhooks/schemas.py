@@ -10,11 +10,30 @@ from pydantic import ConfigDict, Field
 from services.kernel.schemas import InputSchema, Schema
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-Url = Annotated[str, Field(min_length=8, max_length=2048, description="https:// URL that receives POSTs")]
-Description = Annotated[str, Field(max_length=200)]
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2048,
+        description="https:// URL that receives POSTs",
+        examples=["https://erp.example.vn/hooks/smartgate"],
+    ),
+]
+Description = Annotated[
+    str,
+    Field(
+        max_length=200,
+        description="Your label for the endpoint (up to 200 characters)",
+        examples=["ERP: customs status"],
+    ),
+]
 EventTypes = Annotated[
     list[Annotated[str, Field(max_length=64)]],
-    Field(max_length=20, description="Event types to send (empty: every declaration event)"),
+    Field(
+        max_length=20,
+        description="Event types to send (empty: every declaration event)",
+        examples=[["declaration.assessed", "declaration.released"]],
+    ),
 ]
 
 
@@ -41,64 +60,121 @@ class WebhookIn(InputSchema):
 class WebhookPatch(InputSchema):
     """Fields to change; those left out stay as they are."""
 
-    url: Url | None = None
-    event_types: EventTypes | None = None
-    description: Description | None = None
-    active: bool | None = None
+    url: Url | None = Field(None, description="New https:// URL that receives the POSTs.")
+    event_types: EventTypes | None = Field(None, description="New list of event types (empty: every one).")
+    description: Description | None = Field(None, description="New label for the endpoint.")
+    active: bool | None = Field(None, description="false pauses deliveries; true resumes them (also after a 410).")
 
 
 class WebhookOut(Schema):
     """A registered endpoint (its secret is shown only when made or rotated)."""
 
-    id: str
-    url: str
-    description: str
-    event_types: list[str]
-    active: bool
-    disabled_reason: str | None = Field(description="Why the platform switched it off (410 Gone), if it did")
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    id: str = Field(description="Identifier of the endpoint (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"])
+    url: str = Field(
+        description="The https:// URL that receives the POSTs.", examples=["https://erp.example.vn/hooks/smartgate"]
+    )
+    description: str = Field(description="Your label for the endpoint.", examples=["ERP: customs status"])
+    event_types: list[str] = Field(
+        description="Event types sent to it (empty: every declaration event).",
+        examples=[["declaration.assessed", "declaration.released"]],
+    )
+    active: bool = Field(description="Whether deliveries are sent (false: paused by you or switched off on 410).")
+    disabled_reason: str | None = Field(
+        description="Why the platform switched it off (410 Gone), if it did",
+        examples=["the endpoint answered 410 Gone"],
+    )
+    created_at: dt.datetime = Field(
+        description="When it was registered (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    updated_at: dt.datetime = Field(
+        description="When it last changed (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
 
 
 class WebhookWithSecret(WebhookOut):
     """An endpoint with its signing secret: store it now, it is not shown again."""
 
-    secret: str = Field(description="whsec_… secret: verify `webhook-signature` with it (Standard Webhooks)")
+    secret: str = Field(
+        description="whsec_… secret: verify `webhook-signature` with it (Standard Webhooks)",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
     previous_secret_valid_until: dt.datetime | None = Field(
-        description="After a rotation the previous secret also signs until then"
+        description="After a rotation the previous secret also signs until then",
+        examples=["2026-11-29T08:31:12+07:00"],
     )
 
 
 class WebhookList(Schema):
     """The organisation's endpoints."""
 
-    items: list[WebhookOut]
-    event_types: list[str] = Field(description="Every event type an endpoint can receive")
+    items: list[WebhookOut] = Field(description="Your organisation's endpoints.")
+    event_types: list[str] = Field(
+        description="Every event type an endpoint can receive",
+        examples=[["declaration.submitted", "declaration.assessed", "declaration.released"]],
+    )
 
 
 class DeliveryOut(Schema):
     """One event sent (or to be sent) to one endpoint, with its last attempt."""
 
-    id: str = Field(description="Also the `webhook-id` header: the same on every retry, so receivers can dedupe")
-    event_id: str
-    event_type: str
-    status: Literal["pending", "delivered", "failed"]
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    last_attempt_at: dt.datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    last_duration_ms: int | None
-    created_at: dt.datetime
-    delivered_at: dt.datetime | None
-    payload: dict[str, Any] = Field(description="The body sent: type, timestamp and data")
+    id: str = Field(
+        description="Also the `webhook-id` header: the same on every retry, so receivers can dedupe",
+        examples=["0192f0c5-1b2c-7d3e-8f40-5a6b7c8d9e0f"],
+    )
+    event_id: str = Field(
+        description="The platform event delivered (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    event_type: str = Field(description="Its type.", examples=["declaration.released"])
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`pending` (to be sent or retried), `delivered` (a 2xx answer), `failed` (retries exhausted or "
+        "410 Gone)."
+    )
+    attempts: int = Field(description="Attempts made so far.", examples=[1])
+    next_attempt_at: dt.datetime | None = Field(
+        description="When the next attempt is due; null unless pending.", examples=["2026-11-28T08:36:12+07:00"]
+    )
+    last_attempt_at: dt.datetime | None = Field(
+        description="When it was last attempted; null before the first.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    last_status_code: int | None = Field(
+        description="HTTP status your endpoint answered last; null if none.", examples=[200]
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed (timeout, refused, status), if it did.",
+        examples=["timed out after 10 s"],
+    )
+    last_duration_ms: int | None = Field(description="How long the last attempt took, in milliseconds.", examples=[120])
+    created_at: dt.datetime = Field(
+        description="When the delivery was queued (ISO 8601, UTC offset).", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    delivered_at: dt.datetime | None = Field(
+        description="When it was delivered; null until then.", examples=["2026-11-28T08:31:12+07:00"]
+    )
+    payload: dict[str, Any] = Field(
+        description="The body sent: type, timestamp and data",
+        examples=[
+            {
+                "type": "declaration.released",
+                "timestamp": "2026-11-28T01:31:12Z",
+                "data": {
+                    "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",
+                    "number": "KT-2026-000123",
+                    "status": "released",
+                    "links": {"declaration": "/api/v1/declarations/0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"},
+                },
+            }
+        ],
+    )
 
 
 class DeliveryPage(Schema):
     """A page of deliveries, newest first; pass `next_cursor` as `cursor` for the next."""
 
-    items: list[DeliveryOut]
-    next_cursor: str | None
+    items: list[DeliveryOut] = Field(description="The deliveries of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page.",
+        examples=["MjAyNi0xMS0yOFQwMTozMToxMiswMDowMA"],
+    )
 
 
 def endpoint_json(row: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
@@ -169,32 +245,56 @@ class EventData(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    declaration_id: str = Field(description="The declaration's id (UUID)")
-    number: str | None = Field(description="Its customs number once registered (KT-YYYY-NNNNNN), else null",
-                               examples=["KT-2026-000123"])  # fmt: skip
-    status: str | None = Field(None, description="Its status after the event (every type but `assessed`, `paid`, "
-                               "`payment_rejected`)", examples=["awaiting_documents"])  # fmt: skip
-    version: int | None = Field(None, description="The version of the declaration the event concerns", ge=1)
+    declaration_id: str = Field(
+        description="The declaration's id (UUID)", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    number: str | None = Field(
+        description="Its customs number once registered (KT-YYYY-NNNNNN), else null", examples=["KT-2026-000123"]
+    )
+    status: str | None = Field(
+        None,
+        description="Its status after the event (every type but `assessed`, `paid`, `payment_rejected`)",
+        examples=["awaiting_documents"],
+    )
+    version: int | None = Field(
+        None, description="The version of the declaration the event concerns", ge=1, examples=[1]
+    )
     channel: Literal["green", "yellow", "red"] | None = Field(
         None, description="`declaration.assessed` only: the selectivity channel (phân luồng)"
     )
-    duties_total_vnd: int | None = Field(None, description="`declaration.assessed` only: duties and taxes due, VND")
+    duties_total_vnd: int | None = Field(
+        None, description="`declaration.assessed` only: duties and taxes due, VND", examples=[12192000]
+    )
     duties_assessed: bool | None = Field(
         None, description="`declaration.assessed` only: false when no exchange rate or tariff allowed assessing them"
     )
-    payment_id: str | None = Field(None, description="`declaration.payment_rejected` only: the payment refused")
-    amount_vnd: int | None = Field(None, description="`paid`, `payment_rejected`: the payment's amount, VND")
-    paid_vnd: int | None = Field(None, description="`declaration.paid` only: confirmed payments in all, VND")
-    due_vnd: int | None = Field(None, description="`declaration.paid` only: what remains due, VND")
-    reason: str | None = Field(
-        None, description="Officer decisions, cancellations, expiry and refused payments: why, as recorded"
+    payment_id: str | None = Field(
+        None,
+        description="`declaration.payment_rejected` only: the payment refused",
+        examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"],
     )
-    gate_event_id: str | None = Field(None, description="`gate.*` only: the gate event (UUID)")
+    amount_vnd: int | None = Field(
+        None, description="`paid`, `payment_rejected`: the payment's amount, VND", examples=[12192000]
+    )
+    paid_vnd: int | None = Field(
+        None, description="`declaration.paid` only: confirmed payments in all, VND", examples=[12192000]
+    )
+    due_vnd: int | None = Field(None, description="`declaration.paid` only: what remains due, VND", examples=[0])
+    reason: str | None = Field(
+        None,
+        description="Officer decisions, cancellations, expiry and refused payments: why, as recorded",
+        examples=["documents consistent with the goods"],
+    )
+    gate_event_id: str | None = Field(
+        None, description="`gate.*` only: the gate event (UUID)", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d11"]
+    )
     lane: str | None = Field(None, description="`gate.*` only: the gate lane the truck passed", examples=["OUT-1"])
     direction: Literal["in", "out"] | None = Field(
         None, description="`gate.*` only: `in`, entering the control zone; `out`, leaving it"
     )
-    taken_at: dt.datetime | None = Field(None, description="`gate.*` only: when the camera saw the truck")
+    taken_at: dt.datetime | None = Field(
+        None, description="`gate.*` only: when the camera saw the truck", examples=["2026-11-28T08:30:00+07:00"]
+    )
     decision: Literal["proceed", "hold"] | None = Field(
         None, description="`gate.read`, `gate.mismatch`: whether the truck may proceed or is held for customs"
     )
@@ -219,7 +319,7 @@ class EventData(Schema):
         description="`gate.read`, `gate.mismatch`: the container codes the cameras read (each image's best)",
         examples=[["CSQU3054383"]],
     )
-    links: DeclarationLinks
+    links: DeclarationLinks = Field(description="Where to read more in this API.")
 
 
 class EventMessage(Schema):
@@ -229,8 +329,8 @@ class EventMessage(Schema):
     Answer 2xx within 10 s; anything else is retried with backoff, 410 Gone switches the endpoint off."""
 
     type: str = Field(description="The event type", examples=["declaration.documents_requested"])
-    timestamp: dt.datetime = Field(description="When the event happened (UTC)")
-    data: EventData
+    timestamp: dt.datetime = Field(description="When the event happened (UTC)", examples=["2026-11-28T01:31:12Z"])
+    data: EventData = Field(description="What happened to which declaration.")
 
 
 class TestData(Schema):
@@ -238,13 +338,15 @@ class TestData(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    endpoint_id: str
-    message: str = Field(examples=["smartgate webhook test"])
+    endpoint_id: str = Field(
+        description="The endpoint pinged (UUID).", examples=["0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10"]
+    )
+    message: str = Field(description="A fixed text.", examples=["smartgate webhook test"])
 
 
 class TestMessage(Schema):
     """`POST /api/v1/webhooks/{id}/test` sends this (even to an endpoint switched off)."""
 
-    type: Literal["webhook.test"]
-    timestamp: dt.datetime
-    data: TestData
+    type: Literal["webhook.test"] = Field(description="Always `webhook.test`.")
+    timestamp: dt.datetime = Field(description="When the ping was sent (UTC).", examples=["2026-11-28T01:31:12Z"])
+    data: TestData = Field(description="Which endpoint was pinged.")
