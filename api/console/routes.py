@@ -510,8 +510,10 @@ def _history(
         if e.get("decision") == "hold" and match.get("declaration_id") == declaration_id:
             if MISMATCH_REASONS & set(e.get("reasons") or []):
                 actor = f"gate:{e.get('camera_id')}"
-                rows.append({"at": e.get("taken_at", ""), "action": "gate_mismatch", "actor": actor, "gate": e})
-    rows.sort(key=lambda r: _instant(r.get("at")))
+                # In the platform's order (when it received the capture), shown at the camera's time.
+                rows.append({"at": e.get("taken_at", ""), "action": "gate_mismatch", "actor": actor, "gate": e,
+                             "order": e.get("received_at", "")})  # fmt: skip
+    rows.sort(key=lambda r: _instant(r.get("order") or r.get("at")))
     # The channel the declaration has now is the gate's doing if no reassessment (an amendment) came after.
     for row in reversed(rows):
         if row["gate"] is not None:
