@@ -59,7 +59,8 @@ def test_the_declaration_page_shows_the_facts_then_the_decision(console, keys):
     assert order[order.index("decision") + 1 :] == ["history", "ledger"]
     # Duties with what they were computed from: the exchange rate of the registration day and the VAT rate.
     line = console.api(decl["id"])["duties"]["lines"][0]
-    assert line["vat_rate"] is not None and line["vnd_per_unit"] is not None
+    assert line["vat_rate"] is not None
+    assert line["vnd_per_unit"] is not None
     goods = html[html.index('id="goods"') : html.index('id="documents"')]
     assert f"{float(line['vat_rate']):g} %" in goods
     assert "Exchange rate used: 1 USD = ₫" in goods
@@ -115,9 +116,12 @@ def test_the_queue_shows_goods_plate_officer_names_and_documents_just_provided(c
         for n in (first["number"], second["number"])
     }
     one, two = rows[first["number"]].group(0), rows[second["number"]].group(0)
-    assert "Fresh lychees, in cartons" in one and "HS 08109020" in one and "more line" not in one
+    assert "Fresh lychees, in cartons" in one
+    assert "HS 08109020" in one
+    assert "more line" not in one
     assert "24C-123.45" in one
-    assert "documents just provided" in one and "documents just provided" not in two
+    assert "documents just provided" in one
+    assert "documents just provided" not in two
     assert "1 more line" in two
     assert "Nguyễn Thị Lan" in two  # by name, not key id
     assert officer_id in one  # a key without a label stays its id
@@ -175,7 +179,8 @@ def test_cleared_but_unpaid_declarations_are_listed(console):
     )
     assert done.status_code == 200
     after = console.api(cleared["id"])
-    assert after["status"] == "cleared" and after["duties_due_vnd"] > after["paid_vnd"]
+    assert after["status"] == "cleared"
+    assert after["duties_due_vnd"] > after["paid_vnd"]
     page = console.page("/console/unpaid").text
     assert cleared["number"] in page
     assert waiting["number"] not in page
