@@ -192,7 +192,13 @@ def list_declarations(
     ] = None,
     trader: Annotated[
         str | None,
-        Query(min_length=2, max_length=100, description="Part of the consignee's or consignor's name, any case"),
+        Query(
+            min_length=2,
+            max_length=100,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Part of the consignee's or consignor's name, any case",
+            examples=["Lao Cai"],
+        ),
     ] = None,
     unpaid: Annotated[
         bool, Query(description="Only declarations cleared (or released, exited) with less paid than the duties due")

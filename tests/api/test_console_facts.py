@@ -165,8 +165,11 @@ def test_one_box_searches_number_container_plate_and_trader(console):
     # Bad input is a page, never a 500.
     for q in ("'; drop table declarations; --", "%", "x" * 500, "\u202e"):
         assert console.client.get("/console/search", params={"q": q}).status_code == 200
-    bad = console.client.get(f"{BASE}?plate=%3Cscript%3E", headers=console.officer)
-    assert bad.status_code == 422
+    for query in ("plate=%3Cscript%3E", "trader=a%00b", "number=x%20y", "trader=a"):
+        bad = console.client.get(f"{BASE}?{query}", headers=console.officer)
+        assert bad.status_code == 422, query
+        assert bad.headers["content-type"] == "application/problem+json"
+    assert console.client.get("/console/search", params={"q": "ab\x00cd"}).status_code == 200
 
 
 def test_cleared_but_unpaid_declarations_are_listed(console):
