@@ -36,7 +36,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.console import i18n
 from api.console.i18n import N_
-from services.inspection.matching import MISMATCH_REASONS
 from services.kernel import sessions
 from services.kernel.i18n import TAGS
 
@@ -68,6 +67,11 @@ NOTICES = {
 STALE = N_(
     "This declaration changed since you opened it (the trader amended it, or someone acted on it), so your "
     "decision was not recorded. The page now shows it as it is: review it again, then decide."
+)
+# The gate's hold reasons that say something about the declaration, so that the hold raises its risk (the inspection
+# service's MISMATCH_REASONS; the console knows the service by its API only, a test keeps the two equal).
+MISMATCH_REASONS = frozenset(
+    {"declaration_not_cleared", "container_not_on_declaration", "seal_mismatch", "one_substitution_match"}
 )
 SECURITY_HEADERS = {
     # No script, no frames, no third-party anything; forms post only to this origin.

@@ -190,3 +190,10 @@ def test_cleared_but_unpaid_declarations_are_listed(console):
     assert "₫12,192,000" in page  # owed, in VND
     listed = console.client.get(f"{BASE}?unpaid=true", headers=console.officer).json()["items"]
     assert [d["id"] for d in listed] == [cleared["id"]]
+
+
+def test_the_console_knows_the_gates_mismatch_reasons():
+    from api.console.routes import MISMATCH_REASONS
+    from services.inspection import matching
+
+    assert MISMATCH_REASONS == matching.MISMATCH_REASONS
