@@ -128,13 +128,18 @@ def test_the_queue_shows_goods_plate_officer_names_and_documents_just_provided(c
     # The declaration page names its assignee the same way.
     page = console.page(f"/console/declarations/{second['id']}").text
     assert "assigned to Nguyễn Thị Lan" in page
+    history = page[page.index('id="history"') : page.index('id="ledger"')]
+    assert "Trần Văn Minh" in history  # the supervisor who assigned it, by name
+    assert "supervisor:" not in history
     # And the API's list of officers is for customs only.
     assert console.client.get("/api/v1/review/officers", headers=console.trader).status_code == 403
 
 
 def _supervisor(console: Console) -> dict[str, str]:
     with unit_of_work(console.runtime.sessions) as session:
-        _, clear = create_key(session, secret_key=console.runtime.settings.secret_key, role=Role.supervisor)
+        _, clear = create_key(
+            session, secret_key=console.runtime.settings.secret_key, role=Role.supervisor, label="Trần Văn Minh"
+        )
     return {"Authorization": f"Bearer {clear}"}
 
 
