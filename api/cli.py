@@ -413,5 +413,77 @@ def _mount_optional() -> None:
 
 _mount_optional()
 
+
+def _risk_model_commands() -> None:
+    """`smartgate risk model store` and `export-history`: the learned model's steps that need the database (the
+    riskmodel library's own commands never touch it)."""
+    try:
+        from riskmodel.cli import model_app
+    except ImportError:  # pragma: no cover - an install without the risk model library
+        return
+
+    @model_app.command("store")
+    def store(
+        model: Annotated[Path, typer.Option("--model", help="A model written by `smartgate risk model train`")],
+        version: Annotated[str, typer.Option("--version", help="The new model version (immutable)")],
+        value_currency: Annotated[
+            str, typer.Option("--value-currency", help="Currency of the training values (KCS: KRW)")
+        ] = "VND",
+    ) -> None:
+        """Store a model in the configured database as a new, inactive version (as the admin API's upload does);
+        then dry run, shadow and activate it through the API."""
+        import re
+
+        from services.declarations import riskmodels
+        from services.kernel.auth import Principal, Role
+        from services.kernel.database import unit_of_work
+        from services.kernel.errors import AppError
+
+        if not re.fullmatch(r"[0-9A-Za-z.\-_]{1,32}", version):
+            fail("a version is 1-32 letters, digits, dots, dashes or underscores", 2)
+        if not re.fullmatch(r"[A-Z]{3}", value_currency):
+            fail("--value-currency is an ISO 4217 code such as KRW or VND", 2)
+        if not model.is_file():
+            fail(f"{model}: no such file", 2)
+        admin = Principal(key_id="cli", role=Role.admin, organisation_id=None)
+        try:
+            with unit_of_work(_sessions(_settings())) as session:
+                row = riskmodels.upload(session, principal=admin, version=version, data=model.read_bytes(),
+                                        value_currency=value_currency)  # fmt: skip
+                out = {"version": row.version, "sha256": row.sha256, "state": row.state}
+        except AppError as exc:
+            fail(exc.detail, 2)
+        typer.echo(json.dumps(out))
+
+    @model_app.command("export-history")
+    def export_history(
+        out: Annotated[Path, typer.Option("--out", help="Directory to write train.csv and valid.csv to")],
+        valid_share: Annotated[
+            float, typer.Option("--valid-share", min=0.0, max=0.5, help="Latest share of lines kept for valid.csv")
+        ] = 0.2,
+    ) -> None:
+        """Write the platform's decided import declarations (officers' violation flags as labels, values in VND) in
+        the KCS columns, split by time: `smartgate risk model train --dataset kcs --data DIR` trains on them; store
+        the result with --value-currency VND."""
+        from riskmodel import kcs
+        from services.declarations import riskmodels
+        from services.kernel.database import unit_of_work
+
+        if not out.is_dir():
+            fail(f"{out}: no such directory", 2)
+        with unit_of_work(_sessions(_settings())) as session:
+            items, labels = riskmodels.labelled_history(session)
+        if not items:
+            fail("no decided import declarations yet: nothing to learn from", 2)
+        cut = len(items) - int(len(items) * valid_share)
+        kcs.write_csv(out / "train.csv", items[:cut], labels[:cut])
+        if cut < len(items):
+            kcs.write_csv(out / "valid.csv", items[cut:], labels[cut:])
+        typer.echo(json.dumps({"lines": len(items), "violations": sum(labels), "train": cut,
+                               "valid": len(items) - cut}))  # fmt: skip
+
+
+_risk_model_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

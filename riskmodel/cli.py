@@ -104,6 +104,50 @@ def evaluate(
     print(json.dumps(metrics(scorer.score(items), labels)))
 
 
+@model_app.command("simulate")
+def simulate(
+    dataset: str = typer.Option("kcs", "--dataset", help="Dataset adapter: kcs."),
+    data: Path = typer.Option(..., "--data", help="Directory of the dataset (kcs: train.csv, valid.csv)."),
+    budget: float = typer.Option(10.0, "--budget", min=0.1, max=100, help="Inspected share of each week, in %."),
+    warmup: int = typer.Option(8, "--warmup", min=1, help="Weeks inspected by the rules before a model exists."),
+    retrain: int = typer.Option(4, "--retrain", min=1, help="Retrain the model every N weeks."),
+    rules: Path | None = typer.Option(None, "--rules", help="Rule set YAML (default: the shipped default)."),
+    html_out: Path | None = typer.Option(None, "--html", help="Also write an HTML report with plots here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON instead of the table."),
+) -> None:
+    """Replay the data week by week, learning only from inspected outcomes: precision and recall per week for
+    exploitation only, exploration 5/10/20 % and the rules alone."""
+    from riskmodel import kcs
+    from riskmodel import simulate as sim
+    from riskmodel.records import DatasetError
+
+    _dataset(dataset)
+    if rules is not None and not rules.is_file():
+        fail(f"{rules}: no such file")
+    if html_out is not None and not html_out.parent.exists():
+        fail(f"{html_out.parent}: no such directory")
+    try:
+        splits = kcs.read_dir(data)
+    except DatasetError as exc:
+        fail(str(exc))
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError as exc:
+        fail(f"simulating needs the riskml extra (pip install 'smartgate[riskml]'): {exc}", 1)
+    import numpy as np
+
+    items = [it for split in splits.values() for it in split[0]]
+    labels = np.concatenate([split[1] for split in splits.values()])
+    try:
+        text = rules.read_text(encoding="utf-8") if rules is not None else None
+        result = sim.simulate(items, labels, budget=budget, warmup=warmup, retrain=retrain, rules_text=text)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        fail(f"cannot use the rule set: {exc}")
+    if html_out is not None:
+        html_out.write_text(sim.report_html(result), encoding="utf-8")
+    print(json.dumps(result) if as_json else sim.table(result))
+
+
 def main() -> None:
     """Entry point for `python -m riskmodel.cli`."""
     app(prog_name="smartgate risk")

@@ -117,3 +117,18 @@ def read_dir(directory: Path) -> dict[str, tuple[list[Item], np.ndarray]]:
     if (directory / "valid.csv").is_file():
         out["valid"] = read_csv(directory / "valid.csv")
     return out
+
+
+def write_csv(path: Path, items: list[Item], labels: list[int] | np.ndarray) -> None:
+    """Write items and 0/1 labels in the KCS columns, so that `train --dataset kcs` reads them (the platform exports
+    its own inspected history this way). `Critical Fraud` is written as 0."""
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*COLUMNS, "Critical Fraud"])
+        for it, y in zip(items, labels, strict=True):
+            row = [it.id, it.date.isoformat(), it.office, it.process_type, it.import_type, it.import_use,
+                   it.payment_type, it.transport_mode, it.declarant, it.importer, it.seller, it.courier, it.hs6,
+                   it.departure, it.origin, repr(float(it.tax_rate)), it.tax_type, it.origin_indicator,
+                   repr(float(it.net_mass)), repr(float(it.value)), int(y), 0]  # fmt: skip
+            writer.writerow(row)

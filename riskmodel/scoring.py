@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from riskmodel import features
+from riskmodel import explain, features
 from riskmodel.records import Item
 
 METADATA_KEY = "smartgate.riskmodel"
@@ -48,6 +48,19 @@ class Scorer:
         if outputs != ["probability"]:
             raise ModelError(f"a risk model has one output, probability; this one has {outputs}")
         self._output = "probability"
+        trees = self.session.get_modelmeta().custom_metadata_map.get(explain.TREES_KEY)
+        # Models exported before the tree tables were added score as before but cannot explain.
+        self.explainer = explain.Explainer(explain.unpack_tables(trees), len(self.profiles.names)) if trees else None
+
+    def explain(self, items: Sequence[Item], *, top: int = 3) -> list[list[explain.Reason]]:
+        """Per item, the features that raised its score most, in words (empty lists when the model carries no tree
+        tables)."""
+        if self.explainer is None or not items:
+            return [[] for _ in items]
+        x = self.profiles.transform(items)
+        contributions = self.explainer.contributions(x)
+        prior = self.profiles.prior
+        return [explain.reasons(self.profiles.names, x[i], contributions[i], prior, top=top) for i in range(len(x))]
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
         """Fraud probability of each row of an already-encoded float32 feature matrix."""

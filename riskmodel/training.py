@@ -13,7 +13,7 @@ from typing import Literal
 import lightgbm as lgb
 import numpy as np
 
-from riskmodel import features
+from riskmodel import explain, features
 from riskmodel.records import Item
 
 METADATA_KEY = "smartgate.riskmodel"
@@ -148,4 +148,63 @@ def to_onnx(trained: Trained) -> bytes:
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
     entry.value = json.dumps(payload, separators=(",", ":"))
+    entry = model.metadata_props.add()
+    entry.key = explain.TREES_KEY
+    entry.value = explain.pack_tables(tree_tables(trees, margin))
     return bytes(model.SerializeToString())
+
+
+def tree_tables(trees, booster: lgb.Booster) -> dict[str, np.ndarray]:
+    """The ONNX TreeEnsembleRegressor's nodes as flat arrays (what :class:`riskmodel.explain.Explainer` walks), each
+    node with its cover: the training rows LightGBM sent through it, matched by walking both trees together."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in trees.attribute}
+    tree_ids = np.asarray(attrs["nodes_treeids"], dtype=np.int64)
+    node_ids = np.asarray(attrs["nodes_nodeids"], dtype=np.int64)
+    index = {(int(t), int(n)): i for i, (t, n) in enumerate(zip(tree_ids, node_ids, strict=True))}
+    modes = [m.decode() if isinstance(m, bytes) else m for m in attrs["nodes_modes"]]
+    if set(modes) - {"BRANCH_LEQ", "LEAF"}:  # pragma: no cover - a converter change
+        raise RuntimeError(f"unexpected node modes {set(modes)}")
+    n = len(modes)
+    feature = np.where(np.asarray(modes) == "LEAF", -1, np.asarray(attrs["nodes_featureids"], dtype=np.int64))
+    yes = np.array([index.get((int(t), int(c)), -1) for t, c in zip(tree_ids, attrs["nodes_truenodeids"], strict=True)])
+    no = np.array([index.get((int(t), int(c)), -1) for t, c in zip(tree_ids, attrs["nodes_falsenodeids"], strict=True)])
+    yes[feature < 0] = -1
+    no[feature < 0] = -1
+    value = np.zeros(n)
+    for t, node, w in zip(attrs["target_treeids"], attrs["target_nodeids"], attrs["target_weights"], strict=True):
+        value[index[(int(t), int(node))]] += w
+    if "base_values" in attrs and any(attrs["base_values"]):  # pragma: no cover - LightGBM exports none
+        raise RuntimeError("a base value in the exported trees")
+    cover = np.zeros(n)
+    depth = 0
+    roots = []
+    for t, info in enumerate(booster.dump_model()["tree_info"]):
+        root = index[(t, 0)]
+        roots.append(root)
+        stack = [(root, info["tree_structure"], 0)]
+        while stack:
+            node, lgb_node, d = stack.pop()
+            depth = max(depth, d)
+            if "leaf_index" in lgb_node or "split_feature" not in lgb_node:
+                cover[node] = lgb_node.get("leaf_count", 0)
+                if feature[node] >= 0:  # pragma: no cover - a converter change
+                    raise RuntimeError(f"tree {t}: the ONNX and LightGBM trees differ")
+                continue
+            if feature[node] != lgb_node["split_feature"]:  # pragma: no cover - a converter change
+                raise RuntimeError(f"tree {t}: the ONNX and LightGBM trees differ")
+            cover[node] = lgb_node["internal_count"]
+            stack.append((int(yes[node]), lgb_node["left_child"], d + 1))
+            stack.append((int(no[node]), lgb_node["right_child"], d + 1))
+    return {
+        "feature": feature.astype(np.int16),
+        "threshold": np.asarray(attrs["nodes_values"], dtype=np.float32),
+        "yes": yes.astype(np.int32),
+        "no": no.astype(np.int32),
+        "missing_yes": np.asarray(attrs.get("nodes_missing_value_tracks_true", [0] * n), dtype=np.int8),
+        "value": value.astype(np.float64),
+        "cover": cover.astype(np.float32),
+        "roots": np.asarray(roots, dtype=np.int32),
+        "depth": np.asarray(depth, dtype=np.int32),
+    }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), the anvil EVM node and the pinned
-# Solidity compiler (npm), for the tests Chromium (BROWSER=1), and nginx (NGINX=1: the template's test and the
-# gateway benchmark run it as a child process; the system service is never started or enabled).
+# Installs the few system pieces Python packages cannot bring: libzbar0 (pyzbar), curl and jq (the README's
+# walk-through), the anvil EVM node and the pinned Solidity compiler (npm), for the tests Chromium (BROWSER=1), and
+# nginx (NGINX=1: the template's test and the gateway benchmark run it as a child process; the system service is
+# never started or enabled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,14 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then
   echo "system-deps: installing libzbar0 (barcode and QR reading)"
   apt_install libzbar0
 fi
+
+# curl and jq: the README's walk-through (and tests/test_readme.py, which runs it) call the API with them.
+for tool in curl jq; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "system-deps: installing $tool (the README's walk-through)"
+    apt_install "$tool" || echo "system-deps: could not install $tool; the README test will skip (CI requires it)" >&2
+  fi
+done
 
 # anvil, the EVM node the ledger's anchoring tests (and the compose deployment) run against.
 if ! ls .tools/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then

@@ -22,7 +22,13 @@ DaysOpt = typer.Option(30, "--days", "-d", min=1, help="Days simulated per repli
 SeedOpt = typer.Option(None, "--seed", help="Root seed (default: the scenario's `seed`).")
 WorkersOpt = typer.Option(None, "--workers", "-w", min=1, help="Local processes (default: all cores; 1 = inline).")
 ClusterOpt = typer.Option(None, "--cluster", help="Run on an existing Dask cluster: scheduler address tcp://host:port.")
-ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+ProgressOpt = typer.Option(
+    None,
+    "--progress/--no-progress",
+    help="A progress bar on a terminal; elsewhere (a log, CI) a line on stderr every 10 s of a long run, and with "
+    "--progress also every tenth of the replications. --no-progress: nothing.",
+)
+PlotsOpt = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (and put them in report.html).")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -30,12 +36,16 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _progress(enabled: bool | None, label: str) -> tuple[AbstractContextManager[Any], Callable[[int, int], None]]:
-    """A rich progress bar on stderr and the callback that advances it (or nothing)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
+def _progress(
+    enabled: bool | None, label: str, unit: str = "replications"
+) -> tuple[AbstractContextManager[Any], Callable[[int, int], None]]:
+    """A rich progress bar on a terminal's stderr, else progress lines (simulator.progress), or nothing."""
+    if enabled is False:
         return nullcontext(), lambda done, total: None
+    if not sys.stderr.isatty():
+        from simulator.progress import ProgressLines
+
+        return nullcontext(), ProgressLines(label, steps=10 if enabled else None, unit=unit)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -136,6 +146,18 @@ def _row(key: str, v: dict[str, float]) -> str:
 
 
 KpiOpt = typer.Option([], "--kpi", help="Extra KPIs to print (e.g. wait_min.xray); `smartgate sim kpis` lists them.")
+AllOpt = typer.Option(False, "--all", help="Print every KPI after the summary, not only the headline ones.")
+
+
+def _paragraph(text: str) -> None:
+    import textwrap
+
+    typer.echo(textwrap.fill(text, width=110, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _say(sentences: list[str]) -> None:
+    """The summary in words: the findings as one paragraph (the note on intervals comes after the table)."""
+    _paragraph(" ".join(sentences[:-1]))
 
 
 def _print_kpis(summary: dict[str, dict[str, float]], keys: list[str], grows: list[str]) -> None:
@@ -156,8 +178,9 @@ def run(
     event_log_replications: int = typer.Option(
         1, "--event-log-replications", min=0, help="Replications whose per-truck events go to events.parquet."
     ),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
+    plots: bool = PlotsOpt,
     kpi: list[str] = KpiOpt,
+    all_kpis: bool = AllOpt,
     precision: float | None = typer.Option(
         None,
         "--precision",
@@ -177,7 +200,9 @@ def run(
     ),
     progress: bool | None = ProgressOpt,
 ) -> None:
-    """Run replications of a scenario and write summary.json, events.parquet, PNG plots and report.html."""
+    """Run replications of a scenario and write summary.json, events.parquet, PNG plots and report.html; print a
+    summary in words and the headline KPIs."""
+    from simulator.narrative import run_summary
     from simulator.report import write_run
     from simulator.runner import GROWTH, HEADLINE
 
@@ -207,7 +232,7 @@ def run(
         interval=interval,
     )
     try:
-        written = write_run(result, out, plots=plots)
+        written = write_run(result, out, plots=plots, extra=tuple(kpi))
     except OSError as e:
         _fail(f"--out {out}: cannot write the results: {e.strerror or e}", 1)
     typer.echo(
@@ -217,8 +242,11 @@ def run(
         p = result.precision
         state = "met" if p["met"] else f"NOT met at the maximum of {p['max_replications']} replications"
         typer.echo(f"  precision ±{p['relative_half_width']:.1%} of the mean on {', '.join(p['kpis'])}: {state}")
+    sentences = run_summary(result, kpi)
+    _say(sentences)
     keys = [k for k in (*HEADLINE, *((GROWTH,) if result.no_steady_state else ()), *kpi) if k in result.summary]
-    _print_kpis(result.summary, list(dict.fromkeys(keys)), result.no_steady_state)
+    _print_kpis(result.summary, list(result.summary) if all_kpis else list(dict.fromkeys(keys)), result.no_steady_state)
+    _paragraph(sentences[-1])
     typer.echo(f"wrote {written['summary'].parent}/ (summary.json, events.parquet, report.html, plots)")
 
 
@@ -231,13 +259,17 @@ def compare(
     seed: int | None = SeedOpt,
     workers: int | None = WorkersOpt,
     cluster: str | None = ClusterOpt,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write compare.json here."),
-    all_kpis: bool = typer.Option(False, "--all", help="Print every KPI, not only the headline ones."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write compare.json, report.html and plots here."),
+    all_kpis: bool = AllOpt,
     kpi: list[str] = KpiOpt,
+    plots: bool = PlotsOpt,
     progress: bool | None = ProgressOpt,
 ) -> None:
-    """Run A and B on the same seed (common random numbers) and report paired differences B − A with 95 % CIs."""
-    from simulator.runner import GROWTH, HEADLINE
+    """Run A and B on the same seed (common random numbers) and report paired differences B − A with 95 % CIs:
+    a summary in words, the headline KPIs, and with --out compare.json and an HTML report with plots."""
+    from simulator.narrative import compare_summary
+    from simulator.report import write_compare_html
+    from simulator.runner import GROWTH, HEADLINE, relative
     from simulator.runner import compare as paired
 
     raw_a, raw_b = _load(a), _load(b)
@@ -252,8 +284,11 @@ def compare(
     ra = _run(raw_a, f"A {raw_a['name']}", progress=progress, **kw)
     rb = _run(raw_b, f"B {raw_b['name']}", progress=progress, **kw)
     diff = paired(ra, rb)
+    rel = relative(ra, rb)
     grows = sorted(set(ra.no_steady_state) | set(rb.no_steady_state))
     typer.echo(f"B − A: {raw_b['name']} − {raw_a['name']}, seed {root}, {replications} × {days} days, paired")
+    sentences = compare_summary(ra, rb, diff, rel, kpi)
+    _say(sentences)
     head = (*HEADLINE, *((GROWTH,) if grows else ()), *kpi)
     keys = list(diff) if all_kpis else list(dict.fromkeys(k for k in head if k in diff))
     for key in keys:
@@ -263,6 +298,7 @@ def compare(
             f"{_row(key, diff[key])}{mark}   (A {ra.summary[key]['mean']:.2f}, B {rb.summary[key]['mean']:.2f}){note}"
         )
     typer.echo("  * the 95 % interval of the paired difference excludes 0")
+    _paragraph(sentences[-1])
     if out is not None:
         doc = {
             "a": raw_a["name"],
@@ -278,18 +314,31 @@ def compare(
                 "b": [x.stage for x in rb.load.values() if x.unstable],
             },
             "no_steady_state": grows,
+            "relative_change_b_over_a": rel,
+            "interval_method": {"kpis": ra.interval, "difference": "t", "relative_change": "delta-method t"},
+            "summary_text": sentences,
         }
-        _write_json(out / "compare.json", doc)
+        _write_json(out / "compare.json", doc, echo=False)
+        _write_report(lambda: write_compare_html(ra, rb, diff, rel, out, extra=tuple(kpi), plots=plots), out, "compare")
 
 
-def _write_json(path: Path, doc: Any) -> None:
+def _write_json(path: Path, doc: Any, echo: bool = True) -> None:
     from simulator.report import _clean
 
     try:
         path.write_text(json.dumps(_clean(doc), indent=2, ensure_ascii=False), encoding="utf-8")
     except OSError as e:
         _fail(f"cannot write {path}: {e.strerror or e}", 1)
-    typer.echo(f"wrote {path}")
+    if echo:
+        typer.echo(f"wrote {path}")
+
+
+def _write_report(write: Callable[[], Path], out: Path, what: str) -> None:
+    try:
+        write()
+    except OSError as e:
+        _fail(f"--out {out}: cannot write the report: {e.strerror or e}", 1)
+    typer.echo(f"wrote {out}/ ({what}.json, report.html{', plots' if any(out.glob(f'{what}_*.png')) else ''})")
 
 
 @app.command()
@@ -303,15 +352,20 @@ def sweep(
     seed: int | None = SeedOpt,
     workers: int | None = WorkersOpt,
     cluster: str | None = ClusterOpt,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write sweep.json here."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write sweep.json, report.html and plots here."),
     kpi: list[str] = KpiOpt,
+    all_kpis: bool = AllOpt,
+    plots: bool = PlotsOpt,
     progress: bool | None = ProgressOpt,
 ) -> None:
     """Run a grid of variants of a scenario on one seed; each row shows KPIs and the paired change from the first.
 
     Sweeping `stages.S.servers` of a stage with an hourly schedule (`servers_by_hour`) scales the schedule with it,
-    so that the sweep changes capacity; sweep `stages.S.servers_by_hour` to set the schedule yourself."""
-    from simulator.runner import GROWTH, HEADLINE
+    so that the sweep changes capacity; sweep `stages.S.servers_by_hour` to set the schedule yourself.
+    Prints a summary in words, then each headline KPI per variant; --out adds sweep.json and an HTML report."""
+    from simulator.narrative import sweep_summary
+    from simulator.report import write_sweep_html
+    from simulator.runner import GROWTH, HEADLINE, relative
     from simulator.runner import compare as paired
     from simulator.scenario import ScenarioError, apply_sets, parse_scenario, parse_set
 
@@ -339,27 +393,49 @@ def sweep(
         _warn_load(v, label)
     kw = {"seed": root, "replications": replications, "days": days, "workers": workers, "cluster": cluster}
     runs = [(label, _run(v, label, progress=progress, **kw), scaled) for label, v, scaled in variants]
-    doc = []
-    for i, (label, r, scaled) in enumerate(runs):
-        typer.echo(f"{label}")
-        diff = paired(runs[0][1], r) if i else {}
-        head = (*HEADLINE, *((GROWTH,) if r.no_steady_state else ()), *kpi)
-        for key in dict.fromkeys(k for k in head if k in r.summary):
-            extra = f"   Δ vs first {diff[key]['mean']:+.2f} ± {diff[key]['half_width']:.2f}" if i else ""
-            note = "   (no steady state: grows with --days)" if key in r.no_steady_state else ""
-            typer.echo(f"{_row(key, r.summary[key])}{extra}{note}")
-        doc.append(
-            {
-                "variant": label,
-                "scaled": scaled,
-                "unstable_stages": [x.stage for x in r.load.values() if x.unstable],
-                "no_steady_state": r.no_steady_state,
-                "kpis": r.summary,
-                "difference_vs_first": diff,
-            }
-        )
+    labels = [label for label, _, _ in runs]
+    outs = [r for _, r, _ in runs]
+    diffs = [paired(outs[0], r) if i else {} for i, r in enumerate(outs)]
+    rels = [relative(outs[0], r) if i else {} for i, r in enumerate(outs)]
+    typer.echo(f"sweep of {raw['name']}: {len(runs)} variants, seed {root}, {replications} × {days} days each, paired")
+    sentences = sweep_summary(raw["name"], labels, outs, diffs, rels, kpi)
+    _say(sentences)
+    grows = sorted(set().union(*(r.no_steady_state for r in outs)))
+    head = (*HEADLINE, *((GROWTH,) if grows else ()), *kpi)
+    keys = [
+        k for k in (list(outs[0].summary) if all_kpis else dict.fromkeys(head)) if all(k in r.summary for r in outs)
+    ]
+    for key in keys:
+        typer.echo(f"  {key}{'   (no steady state: grows with --days)' if key in grows else ''}")
+        for i, (label, r) in enumerate(zip(labels, outs, strict=True)):
+            d = diffs[i].get(key)
+            extra = (
+                f"   Δ vs first {d['mean']:+.2f} ± {d['half_width']:.2f}{' *' if d.get('significant') else ''}"
+                if d
+                else ""
+            )
+            typer.echo(f"{_row('  ' + label, r.summary[key])}{extra}")
+    typer.echo("  * the 95 % interval of the paired difference excludes 0")
+    _paragraph(sentences[-1])
+    doc = [
+        {
+            "variant": label,
+            "scaled": scaled,
+            "unstable_stages": [x.stage for x in r.load.values() if x.unstable],
+            "no_steady_state": r.no_steady_state,
+            "kpis": r.summary,
+            "difference_vs_first": diffs[i],
+            "relative_change_vs_first": rels[i],
+        }
+        for i, (label, r, scaled) in enumerate(runs)
+    ]
     if out is not None:
-        _write_json(out / "sweep.json", doc)
+        _write_json(out / "sweep.json", doc, echo=False)
+        _write_report(
+            lambda: write_sweep_html(raw["name"], labels, outs, diffs, rels, out, extra=tuple(kpi), plots=plots),
+            out,
+            "sweep",
+        )
 
 
 @app.command()
@@ -520,7 +596,7 @@ def twin(
                             review_minutes=review_minutes)  # fmt: skip
     try:
         trucks_plan = plan(parse_scenario(raw, scenario), trucks=trucks, seed=root)
-        ctx, advance = _progress(progress, f"twin {raw['name']}")
+        ctx, advance = _progress(progress, f"twin {raw['name']}", unit="trucks")
         with ctx:
             result = run(trucks_plan, settings, progress=advance)
     except TwinError as e:

@@ -15,7 +15,14 @@ from simulator.engine import RunResult, simulate
 from simulator.gate import BreakdownDraws, CompiledGate, GateSource, compile_gate
 from simulator.load import StageLoad, affected_kpis, offered_load, yard_note
 from simulator.scenario import parse_scenario
-from simulator.stats import hist_percentile, hourly_interval, needed_replications, paired_differences, summarize
+from simulator.stats import (
+    hist_percentile,
+    hourly_interval,
+    needed_replications,
+    paired_differences,
+    relative_changes,
+    summarize,
+)
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95))
 
@@ -314,6 +321,13 @@ def compare(a: RunOutput, b: RunOutput) -> dict[str, dict[str, float]]:
     if a.seed != b.seed:
         raise ValueError("a paired comparison needs both runs on the same seed")
     return paired_differences([o.kpis for o in a.per_rep], [o.kpis for o in b.per_rep])
+
+
+def relative(a: RunOutput, b: RunOutput) -> dict[str, dict[str, float]]:
+    """B / A − 1 of every non-negative KPI, paired by replication, with its 95 % interval (stats.relative_change)."""
+    if a.seed != b.seed:
+        raise ValueError("a paired comparison needs both runs on the same seed")
+    return relative_changes([o.kpis for o in a.per_rep], [o.kpis for o in b.per_rep], signed=SIGNED)
 
 
 HEADLINE = (

@@ -131,6 +131,47 @@ def paired_differences(
     return out
 
 
+def relative_change(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, level: float = 0.95, non_negative: bool = True
+) -> dict[str, float]:
+    """B / A − 1 of paired replications (the ratio of the two means), with a delta-method t interval.
+
+    The ratio estimator R = mean(B) / mean(A) has the standard error s(B − R·A) / (√n · mean(A)) to first order
+    (the delta method; the residuals B − R·A keep the pairing). NaN when mean(A) <= 0 or fewer than 2 pairs give
+    an interval. With `non_negative` (both quantities >= 0, so B / A >= 0) the lower end is clipped at −100 %.
+    """
+    from scipy.stats import t as student_t
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    n = int(x.size)
+    nan = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": n}
+    if n == 0 or x.mean() <= 0:
+        return nan
+    r = float(y.mean() / x.mean())
+    if n < 2:
+        return {**nan, "mean": r - 1.0}
+    se = float((y - r * x).std(ddof=1) / math.sqrt(n) / x.mean())
+    half = float(student_t.ppf(0.5 + level / 2.0, n - 1)) * se
+    low = r - 1.0 - half
+    if non_negative:
+        low = max(low, -1.0)
+    return {"mean": r - 1.0, "ci_low": low, "ci_high": r - 1.0 + half, "n": n}
+
+
+def relative_changes(
+    a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], signed: Collection[str] = ()
+) -> dict[str, dict[str, float]]:
+    """`relative_change` of every KPI the two lists share (paired by replication); KPIs in `signed` are left out."""
+    keys = sorted(set().union(*a) & set().union(*b)) if a else []
+    return {
+        k: relative_change([r.get(k, math.nan) for r in a], [r.get(k, math.nan) for r in b])
+        for k in keys
+        if k not in signed
+    }
+
+
 def hourly_interval(per_rep: Sequence[np.ndarray], level: float = 0.95) -> dict[str, list]:
     """Element-wise mean and CI half-width of per-replication arrays (e.g. [24, resources])."""
     import warnings

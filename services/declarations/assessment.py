@@ -7,7 +7,7 @@ import functools
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,12 +15,13 @@ from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.declarations import duties, risk, selectivity
+from services.declarations import duties, modelserving, risk, selectivity
 from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import (
     Declaration,
     ExchangeRate,
     RiskAssessment,
+    RiskModelScore,
     RuleSet,
     TariffLine,
     TraderProfile,
@@ -339,6 +340,7 @@ class Assessment:
     record: dict[str, Any]
     salt: str
     commitment: str
+    model_scores: list[dict[str, Any]] = field(default_factory=list)
 
     def apply(self, decl: Declaration) -> None:
         """Set the assessment columns of the declaration."""
@@ -385,6 +387,16 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         else {}
     )
     prior, compliance_class = history(session, decl, spec)
+    models = modelserving.deployed(session)
+    scored = (
+        modelserving.score(models, decl, {"assessed": bill.assessed, "form_e_applied": bill.form_e_applied,
+                                          "lines": [{"value_vnd": x.value_vnd, "import_rate": x.import_rate}
+                                                    for x in bill.lines]}, day,
+                           lambda currency: exchange_rates(session, {currency}, day).get(currency))
+        if models
+        else []
+    )  # fmt: skip
+    active = next((s for s in scored if s.model.mode == "active"), None)
     data = risk.RiskInput(
         declaration_id=decl.id,
         body_sha256=decl.body_sha256,
@@ -395,6 +407,8 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         duties_assessed=bill.assessed,
         line_vnd_per_kg=per_kg,
         bands=bands,
+        model_probability=active.probability if active else None,
+        model_version=active.model.version if active else None,
     )
     result = risk.evaluate(spec, data, draw_key=selectivity.draw_key(session))
     kept = decl.channel
@@ -411,6 +425,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
                                "reason": UNASSESSED_REASON})  # fmt: skip
         result.channel = "yellow"
     now = utcnow()
+    score_rows = _model_scores(spec, decl, result, scored, now)
     observations: list[dict[str, Any]] = [
         {"hs_code": item["hs_code"], "vnd_per_kg": value, "declaration_id": decl.id, "observed_at": now}
         for item, value in zip(items, per_kg, strict=True)
@@ -419,11 +434,40 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     record = selectivity.confidential_record(decl, result, mismatches)
     salt = secrets.token_hex(16)
     return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None, record=record,
-                      salt=salt, commitment=selectivity.commitment_of(record, salt))  # fmt: skip
+                      salt=salt, commitment=selectivity.commitment_of(record, salt),
+                      model_scores=score_rows)  # fmt: skip
+
+
+def _model_scores(
+    spec: risk.RuleSetSpec,
+    decl: Declaration,
+    result: risk.RiskResult,
+    scored: list[modelserving.Scored],
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Put each model's score (and, where an officer will look, its reasons) in the confidential record, and give
+    the rows of risk_model_scores."""
+    rows = []
+    threshold = spec.model.threshold if spec.model else None
+    for s in scored:
+        entry = s.record()
+        selected = s.probability is not None and threshold is not None and s.probability >= threshold
+        if s.probability is not None and (result.channel != "green" or selected):
+            entry["reasons"] = s.reasons()
+        result.models[s.model.mode] = entry
+        if s.probability is not None:
+            rows.append({"declaration_id": decl.id, "declaration_version": decl.version,
+                         "model_version": s.model.version, "mode": s.model.mode, "probability": s.probability,
+                         "selected": selected if s.model.mode == "shadow" else result.model_selected,
+                         "explored": result.explored if s.model.mode == "active" else False,
+                         "rules_channel": result.rules_channel, "channel": result.channel,
+                         "scored_at": now})  # fmt: skip
+    return rows
 
 
 _INSERT_OBSERVATIONS = insert(table_of(UnitValueObservation))
 _INSERT_ASSESSMENT = insert(table_of(RiskAssessment))
+_INSERT_SCORES = insert(table_of(RiskModelScore))
 
 
 def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
@@ -440,6 +484,8 @@ def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
         ensure_profile(session, decl.organisation_id)
     if assessment.observations:
         conn.execute(_INSERT_OBSERVATIONS, assessment.observations)
+    if assessment.model_scores:
+        conn.execute(_INSERT_SCORES, assessment.model_scores)
 
 
 def assess(session: Session, decl: Declaration) -> Assessment:

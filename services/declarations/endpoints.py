@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import repository, service
 from services.declarations.models import Declaration as DeclarationRow
-from services.declarations.models import RiskAssessment
+from services.declarations.models import DeclarationTransition, RiskAssessment
+from services.declarations.payments import PAYABLE_STATUSES
 from services.declarations.schemas import (
     EXAMPLE,
     AssessmentOut,
@@ -71,9 +73,50 @@ def next_step(decl: DeclarationRow) -> str | None:
     return steps.get(decl.status)
 
 
-def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]:
+# What an officer's request asks of the trader, by the status it put the declaration in.
+_REQUESTED = {"awaiting_documents": "provide_documents", "inspection": "present_goods_for_inspection"}
+
+
+def next_steps(decl: DeclarationRow, request: DeclarationTransition | None) -> list[dict[str, Any]]:
+    """What the trader must do next (`NextStep`s): submit a draft; provide the documents or present the goods an
+    officer asked for, with the officer's reason (`request`, the transition that asked); pay the duties still due
+    while payment is accepted (from registration until released). Nothing once cleared and paid."""
+    steps: list[dict[str, Any]] = []
+    if decl.status == "draft":
+        steps.append({"action": "submit", "link": f"/api/v1/declarations/{decl.id}/submit"})
+    action = _REQUESTED.get(decl.status)
+    if action is not None:
+        step: dict[str, Any] = {
+            "action": action,
+            "reason": request.reason if request else None,
+            "since": request.at.isoformat() if request else None,
+        }
+        if action == "provide_documents":
+            step["link"] = f"/api/v1/declarations/{decl.id}/documents"
+        steps.append(step)
+    owed = decl.duties_due_vnd - decl.paid_vnd
+    if owed > 0 and decl.status in PAYABLE_STATUSES and decl.channel is not None:
+        steps.append({"action": "pay_duties", "amount_vnd": owed, "link": f"/api/v1/declarations/{decl.id}/payments"})
+    return steps
+
+
+def views(session: Session, decls: list[DeclarationRow], *, role: Role) -> list[dict[str, Any]]:
+    """`to_json` of a page of declarations, with the officers' requests they wait on read in one query."""
+    requests = repository.requests_awaited(session, decls)
+    return [to_json(d, role=role, requests=requests) for d in decls]
+
+
+def to_json(
+    decl: DeclarationRow, *, role: Role = Role.trader, requests: dict[str, DeclarationTransition] | None = None
+) -> dict[str, Any]:
     """The API view of a stored declaration: `OfficerDeclaration` for customs staff, otherwise
-    `TraderDeclaration`, without the risk assessment or the assigned officer (the body is returned as stored)."""
+    `TraderDeclaration`, without the risk assessment or the assigned officer (the body is returned as stored).
+
+    `requests`: the officers' requests declarations wait on, by declaration id (`views` reads them for a page);
+    left out, this declaration's is read from its session."""
+    if requests is None:
+        session = object_session(decl)
+        requests = repository.requests_awaited(session, [decl]) if session is not None else {}
     customs = role in (Role.officer, Role.supervisor)
     actions = service.officer_actions(decl.status) if customs else service.allowed_actions(decl.status)
     view = {
@@ -96,6 +139,7 @@ def to_json(decl: DeclarationRow, *, role: Role = Role.trader) -> dict[str, Any]
         "duties_due_vnd": decl.duties_due_vnd,
         "paid_vnd": decl.paid_vnd,
         "next_step": next_step(decl),
+        "next_steps": next_steps(decl, requests.get(decl.id)),
     }
     if officer_view(role):
         view |= {"risk": decl.risk, "assigned_officer": decl.assigned_officer}
@@ -240,7 +284,7 @@ def list_declarations(
     rows = rows[:limit]
     return JSONResponse(
         {
-            "items": [to_json(d, role=principal.role) for d in rows],
+            "items": views(session, rows, role=principal.role),
             "next_cursor": repository.encode_cursor(rows[-1]) if more and rows else None,
         }
     )

@@ -34,3 +34,11 @@ VERBS = {
     "inspect": INSPECTION_ORDERED,
     "reject": REJECTED,
 }
+
+# Learned risk models: every change of state, audited (services/declarations/riskmodels.py).
+MODEL_STORED = "risk.model_stored"
+MODEL_SHADOWED = "risk.model_shadowed"
+MODEL_ACTIVATED = "risk.model_activated"
+MODEL_ROLLED_BACK = "risk.model_rolled_back"
+MODEL_EVENTS = {"stored": MODEL_STORED, "shadowed": MODEL_SHADOWED, "activated": MODEL_ACTIVATED,
+                "rolled_back": MODEL_ROLLED_BACK}  # fmt: skip

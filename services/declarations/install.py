@@ -9,6 +9,7 @@ from services.declarations import consumers
 from services.declarations.assessment import install_default_rule_set
 from services.declarations.endpoints import router
 from services.declarations.expiry import ExpiryScheduler
+from services.declarations.model_endpoints import router as model_router
 from services.declarations.payment_endpoints import router as payment_router
 from services.declarations.review_endpoints import risk_router, tariff_router
 from services.declarations.review_endpoints import router as review_router
@@ -20,7 +21,7 @@ from services.kernel.runtime import Runtime
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/declarations, /review (with the console's sessions), /payments, /risk, /tariff and
     /exchange-rates; the `gate.mismatch` and `gate.exited` consumers; one expiry scheduler per deployment."""
-    for r in (router, review_router, session_router, payment_router, risk_router, tariff_router):
+    for r in (router, review_router, session_router, payment_router, model_router, risk_router, tariff_router):
         app.include_router(r)
     bus, sessions = runtime.bus, runtime.sessions
     bus.subscribe("gate.mismatch", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_mismatch),

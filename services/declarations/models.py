@@ -11,9 +11,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -284,3 +286,68 @@ class RiskAssessment(Base):
     salt: Mapped[str] = mapped_column(String(64))
     commitment: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskModel(Base):
+    """A learned fraud model (ONNX, with its risk profiles inside) as a versioned artefact: stored, dry run on the
+    history, then in shadow (scores recorded, no effect) or active (combined with the rules as the active rule set
+    says). At most one model is active and one in shadow (partial unique indexes); `previous_version` is the model
+    that was active before this one, what a rollback returns to."""
+
+    __tablename__ = "risk_models"
+    __table_args__ = (
+        Index("uq_risk_models_active", "state", unique=True, postgresql_where=text("state = 'active'"),
+              sqlite_where=text("state = 'active'")),
+        Index("uq_risk_models_shadow", "state", unique=True, postgresql_where=text("state = 'shadow'"),
+              sqlite_where=text("state = 'shadow'")),
+    )  # fmt: skip
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # The ONNX file itself, in the database: every process that assesses loads it from there (no shared disk).
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The currency the model's training values were in (KCS: KRW); declared values are converted to it.
+    value_currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(12), default="stored")  # stored | shadow | active | retired
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state_changed_by: Mapped[str | None] = mapped_column(String(64))
+    state_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    previous_version: Mapped[str | None] = mapped_column(String(32))
+    dry_run: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RiskModelScore(Base):
+    """A model's score of one assessment of a declaration (active or shadow), with what selectivity did: the
+    record drift and precision are measured from. Confidential like the assessment (never served to traders)."""
+
+    __tablename__ = "risk_model_scores"
+    __table_args__ = (Index("ix_risk_model_scores_model_at", "model_version", "scored_at"),)
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), index=True)
+    declaration_version: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))  # active | shadow
+    probability: Mapped[float] = mapped_column(Float)
+    # The model's threshold was reached (active: it selected; shadow: it would have).
+    selected: Mapped[bool] = mapped_column(Boolean)
+    explored: Mapped[bool] = mapped_column(Boolean, default=False)
+    rules_channel: Mapped[str] = mapped_column(String(8))  # what the rules alone decided
+    channel: Mapped[str] = mapped_column(String(8))  # what selectivity decided
+    scored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskOutcome(Base):
+    """An officer's final decision on a reviewed declaration and whether a violation was found: the labels the
+    model's precision (and a model trained on our own history) rest on."""
+
+    __tablename__ = "risk_outcomes"
+
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(12))  # clear | reject
+    violation: Mapped[bool] = mapped_column(Boolean)
+    after_inspection: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

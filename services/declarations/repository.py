@@ -126,6 +126,8 @@ def replace_lookups(session: Session, decl: Declaration, *, containers: list[str
     add_lookups(session, decl, containers=containers, hs_codes=hs_codes)
 
 
+# Statuses in which an officer's request waits on the trader (documents, a physical inspection).
+AWAITING_TRADER = ("awaiting_documents", "inspection")
 _INSERT_CONTAINERS = insert(table_of(DeclarationContainer))
 _INSERT_HS_CODES = insert(table_of(DeclarationHsCode))
 
@@ -182,6 +184,24 @@ def transitions(session: Session, declaration_id: str) -> list[DeclarationTransi
             .order_by(DeclarationTransition.id)
         )
     )
+
+
+def requests_awaited(session: Session, decls: list[Declaration]) -> dict[str, DeclarationTransition]:
+    """For each declaration waiting on the trader after an officer's decision (documents requested, inspection
+    ordered), the transition that asked: the latest one into its current status. One query for a whole page."""
+    waiting = {d.id: d.status for d in decls if d.status in AWAITING_TRADER}
+    if not waiting:
+        return {}
+    rows = session.scalars(
+        select(DeclarationTransition)
+        .where(
+            DeclarationTransition.declaration_id.in_(list(waiting)),
+            DeclarationTransition.to_status.in_(AWAITING_TRADER),
+        )
+        .order_by(DeclarationTransition.id)
+    )
+    # Oldest first: the last one written for a declaration's current status wins.
+    return {t.declaration_id: t for t in rows if waiting[t.declaration_id] == t.to_status}
 
 
 def versions(session: Session, declaration_id: str) -> list[DeclarationVersion]:

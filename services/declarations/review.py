@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.declarations import routing, service
+from services.declarations import modelserving, routing, service
 from services.declarations.events import ASSIGNED
 from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
 from services.declarations.models import (
@@ -289,7 +289,10 @@ def decide(
         )
     service.transition(session, decl=decl, action=outcome, actor=principal.actor, reason=text or None)
     if outcome in ("clear", "reject"):
-        _compliance_feedback(session, decl, violation=violation or (outcome == "reject" and after_inspection))
+        found = violation or (outcome == "reject" and after_inspection)
+        _compliance_feedback(session, decl, violation=found)
+        # The label the learned model is measured (and can be trained) on.
+        modelserving.record_outcome(session, decl, outcome=outcome, violation=found, after_inspection=after_inspection)
     if outcome == "clear":
         service.settle(session, decl)
     return decl

@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from services.declarations import repository, review, rulesets, service, tariff
 from services.declarations.duties import MAX_VND_PER_UNIT
-from services.declarations.endpoints import PROBLEMS, problems, to_json
+from services.declarations.endpoints import PROBLEMS, problems, to_json, views
 from services.declarations.models import DeclarationDocument, TariffLine
 from services.declarations.schemas import Declaration
 from services.kernel.auth import Role
@@ -196,9 +196,8 @@ def review_queue(
     provided = repository.documents_just_provided(session, [d.id for d in rows])
     return JSONResponse(
         [
-            to_json(d, role=Role.officer)
-            | {"documents_provided_at": provided[d.id].isoformat() if d.id in provided else None}
-            for d in rows
+            view | {"documents_provided_at": provided[d.id].isoformat() if d.id in provided else None}
+            for d, view in zip(rows, views(session, rows, role=Role.officer), strict=True)
         ]
     )
 

@@ -117,6 +117,31 @@ class RandomSelection(BaseModel):
     yellow: float = Field(default=0.0, ge=0, le=1)
 
 
+class ModelCombination(BaseModel):
+    """How the active learned model joins the rules: at probability >= `threshold` it adds `weight` to the score
+    and, with `select`, puts the declaration in at least that channel; at >= `red_at`, red. `exploration` is the
+    share of inspections chosen at random among declarations nothing selected (their outcomes keep the model's
+    learning unbiased), sent to `exploration_channel`. Without an active model none of this applies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(gt=0, lt=1)
+    weight: int = 0
+    select: Literal["yellow", "red"] | None = None
+    red_at: float | None = Field(default=None, gt=0, lt=1)
+    exploration: float = Field(default=0.10, ge=0, le=0.5)
+    exploration_channel: Literal["yellow", "red"] = "yellow"
+    reason: str = "the learned fraud model scores this declaration as likely to hold a violation"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCombination:
+        if self.red_at is not None and self.red_at < self.threshold:
+            raise ValueError("model.red_at must not be below model.threshold")
+        if self.weight == 0 and self.select is None and self.red_at is None:
+            raise ValueError("model: give a weight, select or red_at, or the model never changes a channel")
+        return self
+
+
 class RuleSetSpec(BaseModel):
     """A whole rule set as written in YAML."""
 
@@ -128,6 +153,7 @@ class RuleSetSpec(BaseModel):
     target: dict[Literal["green", "yellow", "red"], float] = Field(default_factory=dict)
     thresholds: Thresholds
     random_selection: RandomSelection = RandomSelection()
+    model: ModelCombination | None = None
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -184,6 +210,10 @@ class RiskInput:
     duties_assessed: bool = True
     line_vnd_per_kg: list[Decimal | None] = field(default_factory=list)
     bands: dict[str, UnitValueBand] = field(default_factory=dict)
+    # The active learned model's fraud probability of the declaration (its riskiest line), and the model's version;
+    # None when no model is active or it could not score this declaration.
+    model_probability: float | None = None
+    model_version: str | None = None
 
 
 @dataclass(slots=True)
@@ -195,23 +225,47 @@ class RiskResult:
     rule_set_version: str
     reasons: list[dict[str, Any]]
     draw: float
+    rules_channel: str = ""  # the channel of the rules alone (before the model and exploration)
+    model_selected: bool = False  # the active model's threshold was reached
+    explored: bool = False  # chosen at random among non-selected declarations (exploration)
+    # The learned models' scores and reasons (active and shadow), added by the service: officers only.
+    models: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form stored with the declaration."""
-        return {
+        out = {
             "channel": self.channel,
             "score": self.score,
             "rule_set_version": self.rule_set_version,
             "reasons": self.reasons,
             "random_draw": round(self.draw, 6),
         }
+        if self.models:
+            out["models"] = self.models
+        return out
 
 
-def draw(spec: RuleSetSpec, declaration_id: str, key: bytes = b"") -> float:
+def draw(spec: RuleSetSpec, declaration_id: str, key: bytes = b"", purpose: str = "") -> float:
     """A uniform number in [0, 1) fixed by (rule set version, seed, declaration id) under the platform's secret
-    draw key: HMAC-SHA256, so amending the body never re-draws and nobody without the key can predict it."""
-    digest = hmac.new(key, f"{spec.version}:{spec.seed}:{declaration_id}".encode(), hashlib.sha256).digest()
+    draw key: HMAC-SHA256, so amending the body never re-draws and nobody without the key can predict it.
+    `purpose` gives an independent draw for another use (exploration) under the same rules."""
+    message = f"{spec.version}:{spec.seed}:{declaration_id}" + (f":{purpose}" if purpose else "")
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def exploration_rate(spec: RuleSetSpec) -> float:
+    """The chance that a declaration nothing selected is explored, so that `model.exploration` of all inspections
+    are exploratory: share / (1 - share) x selected / not selected, with the rule set's target split (without a
+    target, the share itself)."""
+    if spec.model is None or spec.model.exploration <= 0:
+        return 0.0
+    share = spec.model.exploration
+    green = spec.target.get("green")
+    if green is None or not 0 < green < 100:
+        return share
+    selected = 1 - green / 100
+    return min(1.0, share / (1 - share) * selected / (1 - selected))
 
 
 def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: C901 - one branch per rule type, as the rule-set docs list them
@@ -263,7 +317,24 @@ def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> Ri
     the platform's secret; tests of the rules alone may leave it empty)."""
     hits = _hits(spec, data)
     score = sum(h["weight"] for h in hits)
-    channel = "red" if score >= spec.thresholds.red else "yellow" if score >= spec.thresholds.yellow else "green"
+    rules_channel = _channel(spec, score)
+    combination, p = spec.model, data.model_probability
+    selected = combination is not None and p is not None and p >= combination.threshold
+    if selected:
+        assert combination is not None
+        assert p is not None
+        score += combination.weight
+        hits.append({"rule": "model", "weight": combination.weight,
+                     "detail": f"fraud model {data.model_version}: probability {p:.2f} (threshold "
+                               f"{combination.threshold:.2f})", "reason": combination.reason})  # fmt: skip
+    channel = _channel(spec, score)
+    if selected:
+        assert combination is not None
+        assert p is not None
+        if combination.select:
+            channel = higher(channel, combination.select) or channel
+        if combination.red_at is not None and p >= combination.red_at:
+            channel = "red"
     u = draw(spec, data.declaration_id, draw_key)
     rnd = spec.random_selection
     if u < rnd.red:
@@ -275,7 +346,22 @@ def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> Ri
         hits.append({"rule": "random_yellow", "weight": 0, "detail": f"random selection ({rnd.yellow:.1%})",
                      "reason": "minimum random rate"})  # fmt: skip
         channel = "yellow"
-    return RiskResult(channel=channel, score=score, rule_set_version=spec.version, reasons=hits, draw=u)
+    explored = False
+    if combination is not None and p is not None and channel == "green":
+        rate = exploration_rate(spec)
+        if draw(spec, data.declaration_id, draw_key, "explore") < rate:
+            explored = True
+            channel = combination.exploration_channel
+            hits.append({"rule": "exploration", "weight": 0,
+                         "detail": f"chosen at random among non-selected declarations ({rate:.1%})",
+                         "reason": "exploration: outcomes of unselected declarations keep the model "
+                                   "honest"})  # fmt: skip
+    return RiskResult(channel=channel, score=score, rule_set_version=spec.version, reasons=hits, draw=u,
+                      rules_channel=rules_channel, model_selected=selected, explored=explored)  # fmt: skip
+
+
+def _channel(spec: RuleSetSpec, score: int) -> str:
+    return "red" if score >= spec.thresholds.red else "yellow" if score >= spec.thresholds.yellow else "green"
 
 
 def percentile(sorted_values: list[Decimal], q: float) -> Decimal:

@@ -371,6 +371,32 @@ class Transition(Schema):
     at: dt.datetime
 
 
+class NextStep(Schema):
+    """One thing the trader must do before the goods can leave: what, why (the officer's words, when an officer
+    asked), since when, how much (duties) and where to do it in this API."""
+
+    action: Literal["submit", "provide_documents", "present_goods_for_inspection", "pay_duties"] = Field(
+        description="`submit`: lodge the draft; `provide_documents`: upload what the officer asked for; "
+        "`present_goods_for_inspection`: bring the goods to the physical inspection (kiểm tra thực tế) the officer "
+        "ordered; `pay_duties`: pay the duties still due (the goods are released once paid in full)",
+        examples=["provide_documents"],
+    )
+    reason: str | None = Field(
+        None,
+        description="`provide_documents`, `present_goods_for_inspection`: the officer's reason, as recorded",
+        examples=["phytosanitary certificate, please"],
+    )
+    since: dt.datetime | None = Field(None, description="When customs asked (the request's time), if customs asked")
+    amount_vnd: int | None = Field(
+        None, description="`pay_duties` only: duties due less confirmed payments, VND", examples=[1_250_000], ge=1
+    )
+    link: str | None = Field(
+        None,
+        description="The path of this API that does it (`POST`), if there is one",
+        examples=["/api/v1/declarations/0b4c…/documents"],
+    )
+
+
 class TraderDeclaration(Schema):
     """A declaration as its trader sees it: the channel and what to do next, never how it was selected (WCO Risk
     Management Compendium: selectivity criteria are confidential)."""
@@ -397,6 +423,11 @@ class TraderDeclaration(Schema):
     paid_vnd: int
     next_step: str | None = Field(
         description="What the trader is to do next (upload documents, present the goods, pay the duties due...)"
+    )
+    next_steps: list[NextStep] = Field(
+        description="What the trader must do next, in order: documents requested (with the officer's reason), "
+        "inspection ordered, duties due (with the amount); empty when nothing is asked of the trader (under "
+        "review, or cleared and paid)"
     )
 
 

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.inspection import repository, service
-from services.inspection.models import GateEvent
+from services.inspection.models import ExpectedDeclaration, GateEvent
 from services.inspection.reading import OcrPool
-from services.inspection.schemas import GateEventOut, GateEventPage, to_json
+from services.inspection.schemas import GateEventOut, GateEventPage, TraderGateEventPage, to_json, trader_json
 from services.inspection.storage import ImageStore, media_type
 from services.kernel.auth import Principal, Role
 from services.kernel.database import unit_of_work
@@ -27,6 +27,8 @@ from services.kernel.schemas import problems
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 router = APIRouter(prefix="/api/v1/gate/events", tags=["gate"])
+# What a trader reads of the gate: its own declarations' events, in the trader's shape.
+declarations_router = APIRouter(prefix="/api/v1/gate/declarations", tags=["gate"])
 
 # A truck is photographed from a handful of angles (door, both sides, top, plate); more is a misconfigured camera.
 MAX_IMAGES = 6
@@ -36,6 +38,7 @@ STORE_KEY = "inspection.images"
 CurrentGate = Annotated[Principal, require_roles(Role.gate)]
 GateOrOfficer = Annotated[Principal, require_roles(Role.gate, Role.officer, Role.supervisor, Role.admin)]
 CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.supervisor, Role.admin)]
+CurrentTrader = Annotated[Principal, require_roles(Role.trader)]
 
 
 def pool_of(runtime: Runtime) -> OcrPool:
@@ -218,4 +221,35 @@ def get_gate_image(
     # Content-addressed: the bytes behind this URL never change.
     return Response(
         data, media_type=media_type(data), headers={"Cache-Control": "private, max-age=31536000, immutable"}
+    )
+
+
+@declarations_router.get(
+    "/{declaration_id}/events",
+    response_model=TraderGateEventPage,
+    responses=problems(401, 403, 404, 422),
+    summary="Gate events of your declaration (traders)",
+)
+def list_declaration_gate_events(
+    declaration_id: str,
+    session: SessionDep,
+    principal: CurrentTrader,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSONResponse:
+    """Where your truck is: the gate events matched to one of your organisation's declarations, newest first
+    (lane, direction, time, what was read, how it matched, proceed or hold and why, exit). Read-only; another
+    organisation's declaration, or one the gate has not heard of yet, is a 404."""
+    expected = session.get(ExpectedDeclaration, declaration_id) if re.fullmatch(ID_PATTERN, declaration_id) else None
+    if expected is None or principal.organisation_id is None or expected.organisation_id != principal.organisation_id:
+        raise NotFound(f"declaration {declaration_id[:64]} not found")
+    filt = repository.EventFilter(declaration_id=declaration_id)
+    rows = repository.list_page(session, filt, limit=limit, cursor=cursor)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONResponse(
+        {
+            "items": [trader_json(r) for r in rows],
+            "next_cursor": repository.encode_cursor(rows[-1]) if more and rows else None,
+        }
     )

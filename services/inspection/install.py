@@ -28,6 +28,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.extras[endpoints.POOL_KEY] = pool
     runtime.extras[endpoints.STORE_KEY] = ImageStore(runtime.settings.var_dir / "gate-images")
     app.include_router(endpoints.router)
+    app.include_router(endpoints.declarations_router)
     runtime.bus.subscribe(
         "declaration.*",
         idempotent(

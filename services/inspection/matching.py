@@ -64,6 +64,7 @@ class Expected:
     truck_plate: str | None = None
     body_sha256: str | None = None
     updated_order: int = 0  # larger = more recent (event sequence)
+    organisation_id: str | None = None  # the trader's organisation, when the read model knows it
 
     @property
     def container_numbers(self) -> frozenset[str]:

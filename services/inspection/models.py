@@ -53,6 +53,9 @@ class ExpectedDeclaration(Base):
 
     declaration_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     number: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The trader's organisation (declaration events carry it): whose gate events these are, whose webhooks
+    # receive them. NULL for rows written before it was kept, until the declaration's next event.
+    organisation_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(24))
     version: Mapped[int] = mapped_column(Integer)
     # Outbox sequence of the last event applied: orders events of the same body version.

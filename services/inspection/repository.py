@@ -25,15 +25,17 @@ def _expected(row: ExpectedDeclaration) -> Expected:
         truck_plate=row.truck_plate,
         body_sha256=row.body_sha256,
         updated_order=row.event_seq,
+        organisation_id=row.organisation_id,
     )
 
 
-_UPDATED = ("number", "status", "version", "event_seq", "body_sha256", "truck_plate", "containers", "updated_at")
+_UPDATED = ("number", "status", "version", "event_seq", "body_sha256", "truck_plate", "containers", "updated_at",
+            "organisation_id")  # fmt: skip
 _ED = table_of(ExpectedDeclaration)
 _EC = table_of(ExpectedContainer)
 _CURRENT = select(
     _ED.c.declaration_id, _ED.c.version, _ED.c.event_seq, _ED.c.number, _ED.c.body_sha256, _ED.c.truck_plate,
-    _ED.c.containers,
+    _ED.c.containers, _ED.c.organisation_id,
 ).where(_ED.c.declaration_id.in_(bindparam("ids", expanding=True)))  # fmt: skip
 _INSERT_EXPECTED = insert(_ED)
 _UPDATE_EXPECTED = (
@@ -47,9 +49,9 @@ def upsert_expected_many(session: Session, states: dict[str, dict[str, Any]]) ->
     """Apply the latest known state of several declarations to the read model, in a few statements.
 
     Each state holds number, status, version, seq (the outbox sequence of its last event), body_sha256,
-    containers and truck_plate. A row that already reflects a newer event is left alone. `containers` None
-    means the events did not say (written before payloads carried them): the stored list is kept; likewise
-    the plate unless `truck_plate_known`. Returns how many rows changed.
+    containers, truck_plate and organisation_id. A row that already reflects a newer event is left alone.
+    `containers` None means the events did not say (written before payloads carried them): the stored list is
+    kept; likewise the plate unless `truck_plate_known`. Returns how many rows changed.
     """
     if not states:
         return 0
@@ -76,6 +78,7 @@ def upsert_expected_many(session: Session, states: dict[str, dict[str, Any]]) ->
             "truck_plate": state["truck_plate"] if state["truck_plate_known"] else (row.truck_plate if row else None),
             "containers": given if given is not None else (row.containers if row else []),
             "updated_at": now,
+            "organisation_id": state.get("organisation_id") or (row.organisation_id if row else None),
         }
         if row is None:
             inserts.append({"declaration_id": decl_id, **values})

@@ -127,6 +127,8 @@ def _events(row: GateEvent, outcome: Outcome) -> list[dict[str, Any]]:
         "taken_at": row.taken_at.isoformat(),
         "declaration_id": row.declaration_id,
         "declaration_number": row.declaration_number,
+        # Whose webhooks receive it: the matched declaration's trader (null when nothing matched).
+        "organisation_id": outcome.declaration.organisation_id if outcome.declaration else None,
     }
     codes = [{"code": c["code"], "status": c["status"]} for r in row.reads for c in r["container_codes"][:1]]
     subject = row.declaration_id or row.id
@@ -180,6 +182,7 @@ def on_declaration_events(session: Session, events: list[Event]) -> None:
                                                         "truck_plate": None, "truck_plate_known": False})  # fmt: skip
         state.update(status=step.status, version=step.version, seq=event.seq)
         state["number"] = step.number or state["number"]
+        state["organisation_id"] = step.organisation_id
         state["body_sha256"] = step.body_sha256 or state["body_sha256"]
         if "containers" in step.model_fields_set:
             state["containers"] = [

@@ -43,11 +43,19 @@ class Payload(BaseModel):
     TYPES: ClassVar[tuple[str, ...]] = ()
     VERSION: ClassVar[int] = 1
     PRODUCER: ClassVar[str] = ""
-    # Offered to traders' webhooks (and so readable by the declaration's organisation).
+    # Offered to traders' webhooks (and so readable by the declaration's organisation): a `Routed` model, whose
+    # event reaches the webhooks of the organisation it names.
     TRADER_FACING: ClassVar[bool] = False
 
 
-class Owned(Payload):
+class Routed(Payload):
+    """An event that may concern one organisation's declaration: when `organisation_id` is set, it may reach that
+    organisation's webhooks (the webhooks service routes on this base)."""
+
+    organisation_id: str | None = None
+
+
+class Owned(Routed):
     """An event about something of one organisation (a declaration): it may reach that organisation's webhooks."""
 
     organisation_id: str
@@ -172,6 +180,20 @@ class RuleSetActivated(Payload):
     actor: str
 
 
+class RiskModelChanged(Payload):
+    """An admin stored a learned risk model, put it in shadow, activated it, or rolled back to the one before
+    (`version`: the model now in that state; null after a rollback to the rules alone; `previous`: the model
+    active before)."""
+
+    TYPES = ("risk.model_stored", "risk.model_shadowed", "risk.model_activated", "risk.model_rolled_back")
+    PRODUCER = "declarations"
+
+    version: str | None
+    sha256: str | None
+    actor: str
+    previous: str | None = None
+
+
 class CodeRead(BaseModel):
     """A container code as read at the gate and how far it was verified (ISO 6346 check digit)."""
 
@@ -181,7 +203,7 @@ class CodeRead(BaseModel):
     status: str
 
 
-class _GateAbout(Payload):
+class _GateAbout(Routed):
     gate_event_id: str
     lane: str
     direction: str
@@ -189,14 +211,18 @@ class _GateAbout(Payload):
     taken_at: str
     declaration_id: str | None
     declaration_number: str | None
+    # The organisation of the declaration matched (the trader whose webhooks receive the event), null when none
+    # matched or the gate did not know it yet. Added after the first events were written: an older one lacks it.
+    organisation_id: str | None = None
 
 
 class GateRead(_GateAbout):
     """A truck passed a gate camera: what was read, how it matched a declaration, and the decision (images by
-    digest only)."""
+    digest only). Its trader receives the trader-safe part (no camera, images or OCR detail)."""
 
     TYPES = ("gate.read",)
     PRODUCER = "inspection"
+    TRADER_FACING = True
 
     codes: list[CodeRead]
     match: str
@@ -211,6 +237,7 @@ class GateMismatch(_GateAbout):
 
     TYPES = ("gate.mismatch",)
     PRODUCER = "inspection"
+    TRADER_FACING = True
 
     reasons: list[str]
     match: str
@@ -222,6 +249,7 @@ class GateExited(_GateAbout):
 
     TYPES = ("gate.exited",)
     PRODUCER = "inspection"
+    TRADER_FACING = True
 
 
 class EpcisEventCaptured(Payload):
@@ -247,6 +275,7 @@ MODELS: tuple[type[Payload], ...] = (
     DeclarationPaid,
     DeclarationPaymentRejected,
     RuleSetActivated,
+    RiskModelChanged,
     GateRead,
     GateMismatch,
     GateExited,

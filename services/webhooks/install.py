@@ -1,4 +1,5 @@
-"""Plug the webhooks service into a process: its routes, the consumer of declaration events, the dispatcher."""
+"""Plug the webhooks service into a process: its routes, the consumers of declaration and gate events, the
+dispatcher."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from services.webhooks.settings import webhook_settings
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
-    """Routes under /api/v1/webhooks; `declaration.*` events become deliveries; one dispatcher per deployment."""
+    """Routes under /api/v1/webhooks; `declaration.*` and `gate.*` events become deliveries; one dispatcher per
+    deployment."""
     settings = webhook_settings(runtime.settings)
     dispatcher = Dispatcher(runtime.sessions, settings, read_sessions=runtime.read_sessions)
     runtime.extras[endpoints.SETTINGS_KEY] = settings
@@ -23,6 +25,12 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         "declaration.*",
         service.make_consumer(runtime.sessions, dispatcher.notify, read_sessions=runtime.read_sessions),
         name="webhooks.deliveries",
+    )
+    # Its trucks at the gate (`gate.read`, `gate.mismatch`, `gate.exited`), in the trader-safe shape.
+    runtime.bus.subscribe(
+        "gate.*",
+        service.make_consumer(runtime.sessions, dispatcher.notify, read_sessions=runtime.read_sessions),
+        name="webhooks.gate_deliveries",
     )
     # With several server processes, the elected one dispatches (deliveries are claimed without row locks).
     runtime.singletons.append((dispatcher.start, dispatcher.stop))

@@ -29,6 +29,11 @@ WHAT_HAPPENED: dict[str, str] = {
     "declaration.expired": "The declaration expired before it was completed.",
     "declaration.paid": "The treasury confirmed a payment (not when the trader records one).",
     "declaration.payment_rejected": "The treasury found no such money: the payment never counts.",
+    "gate.read": "A gate camera saw the truck carrying the declaration's goods: what was read, how it matched and "
+    "whether the truck may `proceed` or is on `hold` (with `reasons`).",
+    "gate.mismatch": "What the gate read does not match the declaration (`reasons`): the truck is held for customs, "
+    "and the declaration may go to review.",
+    "gate.exited": "The truck carrying the released goods left through the gate.",
 }
 
 

@@ -143,6 +143,11 @@ def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
     }
 
 
+# The gate's hold reasons (the inspection service's fixed set; a test holds the two equal).
+GateReason = Literal["no_code_read", "no_declaration", "declaration_not_cleared", "code_unverified",
+                     "container_not_on_declaration", "seal_mismatch", "one_substitution_match"]  # fmt: skip
+
+
 # What a receiver gets (documented in OpenAPI's `webhooks` section; a test holds `service.event_data` to these).
 class DeclarationLinks(Schema):
     """Where to read more, with the receiver's own API key."""
@@ -150,11 +155,17 @@ class DeclarationLinks(Schema):
     model_config = ConfigDict(extra="forbid")
 
     declaration: str = Field(description="Path of the declaration in this API", examples=["/api/v1/declarations/…"])
+    gate_events: str | None = Field(
+        None,
+        description="`gate.*` only: path of the declaration's gate events (what the trader may read of them)",
+        examples=["/api/v1/gate/declarations/…/events"],
+    )
 
 
 class EventData(Schema):
-    """What a trader learns from one event of its own declaration. Thin on purpose: the declaration is one
-    authenticated GET away; no officer or key ids, nothing of how it was selected (score, rules, random draw)."""
+    """What a trader learns from one event of its own declaration, or of its truck at the gate. Thin on purpose:
+    the declaration is one authenticated GET away; no officer or key ids, nothing of how it was selected (score,
+    rules, random draw); of the gate, no camera, images or OCR detail."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -177,6 +188,36 @@ class EventData(Schema):
     due_vnd: int | None = Field(None, description="`declaration.paid` only: what remains due, VND")
     reason: str | None = Field(
         None, description="Officer decisions, cancellations, expiry and refused payments: why, as recorded"
+    )
+    gate_event_id: str | None = Field(None, description="`gate.*` only: the gate event (UUID)")
+    lane: str | None = Field(None, description="`gate.*` only: the gate lane the truck passed", examples=["OUT-1"])
+    direction: Literal["in", "out"] | None = Field(
+        None, description="`gate.*` only: `in`, entering the control zone; `out`, leaving it"
+    )
+    taken_at: dt.datetime | None = Field(None, description="`gate.*` only: when the camera saw the truck")
+    decision: Literal["proceed", "hold"] | None = Field(
+        None, description="`gate.read`, `gate.mismatch`: whether the truck may proceed or is held for customs"
+    )
+    reasons: list[GateReason] | None = Field(
+        None,
+        description="`gate.read`, `gate.mismatch`: why the truck is held (empty when it may proceed): no container "
+        "code read, none on a live declaration, the declaration not cleared for this direction, a code read "
+        "unverified (ISO 6346 check digit), a container not on the declaration, a seal not declared, a container "
+        "one character off a declared one",
+        examples=[["seal_mismatch"]],
+    )
+    match: Literal["exact", "one_substitution", "qr", "none"] | None = Field(
+        None,
+        description="`gate.read`, `gate.mismatch`: how the read matched the declaration: a declared container "
+        "exactly, one character off a declared container (a misread or a typo: held), or only by the QR code",
+    )
+    container: str | None = Field(
+        None, description="`gate.read` only: the declared container the read matched", examples=["CSQU3054383"]
+    )
+    codes_read: list[str] | None = Field(
+        None,
+        description="`gate.read`, `gate.mismatch`: the container codes the cameras read (each image's best)",
+        examples=[["CSQU3054383"]],
     )
     links: DeclarationLinks
 

@@ -9,7 +9,7 @@ import logging
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -22,13 +22,15 @@ from services.kernel.errors import Conflict, Forbidden, NotFound, Unprocessable
 from services.kernel.outbox import Event
 from services.webhooks import signing
 from services.webhooks.models import WebhookDelivery, WebhookEndpoint
+from services.webhooks.schemas import GateReason
 
 logger = logging.getLogger("smartgate.webhooks")
 
 # The events a trader may receive (officer assignment stays internal): those the event catalogue marks
-# trader-facing, and the ping.
+# trader-facing (its declarations' `declaration.*`, its trucks' `gate.*`), and the ping.
 EVENT_TYPES = catalogue.TRADER_FACING
 TEST_EVENT = "webhook.test"
+GATE_REASONS = frozenset(get_args(GateReason))
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 
@@ -269,12 +271,42 @@ _DECISION_REASON = {
 }
 
 
+def gate_event_data(event: Event) -> dict[str, Any]:
+    """What a trader learns from a `gate.*` event of its declaration: where the truck is (lane, direction, time),
+    what the cameras read, how it matched and the gate's decision with its reasons (the fixed hold reasons).
+    Not the camera, the images or their digests, the OCR detail, nor the gate key: those stay with customs."""
+    p = event.payload
+    decl_id = p.get("declaration_id") or event.subject
+    data: dict[str, Any] = {
+        "declaration_id": decl_id,
+        "number": p.get("declaration_number"),
+        "gate_event_id": p.get("gate_event_id"),
+        "lane": p.get("lane"),
+        "direction": p.get("direction"),
+        "taken_at": p.get("taken_at"),
+    }
+    # The gate's fixed hold reasons only (a reason added later reaches traders once it is documented).
+    reasons = [r for r in p.get("reasons") or [] if r in GATE_REASONS]
+    if event.type == "gate.read":
+        data |= {"decision": p.get("decision"), "reasons": reasons, "match": p.get("match"),
+                 "container": p.get("matched_container")}  # fmt: skip
+    elif event.type == "gate.mismatch":
+        data |= {"decision": "hold", "reasons": reasons, "match": p.get("match")}
+    if event.type in ("gate.read", "gate.mismatch"):
+        data["codes_read"] = [c["code"] for c in p.get("codes") or [] if isinstance(c, dict) and "code" in c]
+    data["links"] = {"declaration": f"/api/v1/declarations/{decl_id}",
+                     "gate_events": f"/api/v1/gate/declarations/{decl_id}/events"}  # fmt: skip
+    return data
+
+
 def event_data(event: Event) -> dict[str, Any]:
     """What a trader learns from an event: the declaration, its new state, and what it needs to act on.
 
     Thin on purpose: the declaration itself is one authenticated GET away (`links.declaration`). No officer ids,
     no internal rule weights.
     """
+    if event.type.startswith("gate."):
+        return gate_event_data(event)
     p = event.payload
     data: dict[str, Any] = {"declaration_id": p.get("declaration_id") or event.subject, "number": p.get("number")}
     for key in ("status", "version"):
@@ -310,11 +342,15 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
 
 
 def _owners(events: list[Event]) -> dict[str, str]:
-    """The organisation each offered event belongs to, by event id (events of other types, or malformed: none)."""
+    """The organisation each offered event belongs to, by event id (events of other types, malformed, or about no
+    organisation's declaration, such as a truck nothing matched: none)."""
     owners: dict[str, str] = {}
     for event in events:
-        if event.type in EVENT_TYPES and (owned := catalogue.read(event, catalogue.Owned)) is not None:
-            owners[event.id] = owned.organisation_id
+        if event.type not in EVENT_TYPES:
+            continue
+        routed = catalogue.read(event, catalogue.Routed)
+        if routed is not None and routed.organisation_id:
+            owners[event.id] = routed.organisation_id
     return owners
 
 

@@ -47,7 +47,9 @@ def served_gateway(served: str, settings: KernelSettings) -> Iterator[str]:
 def operations_of(base: str) -> set[str]:
     # The gateway builds its document from every service's on first request: slow on a loaded machine, not wrong.
     document = httpx.get(f"{base}/openapi.json", timeout=60).json()
-    return {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
+    # Webhooks (what a receiver gets) are shown like operations, under their event type.
+    items = {**document["paths"], **document.get("webhooks", {})}
+    return {f"{method.upper()} {path}" for path, item in items.items() for method in item}
 
 
 # Each operation Swagger UI shows (once per tag it has): "METHOD /path".

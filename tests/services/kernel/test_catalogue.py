@@ -80,7 +80,33 @@ def test_consumers_parse_typed_payloads_and_tolerate_fields_added_later() -> Non
 def test_webhooks_offer_the_trader_facing_types_only() -> None:
     assert set(webhooks.EVENT_TYPES) == {t for t, m in catalogue.CATALOGUE.items() if m.TRADER_FACING}
     assert "declaration.assigned" not in webhooks.EVENT_TYPES  # which officer: customs only
-    assert not [t for t in webhooks.EVENT_TYPES if not t.startswith("declaration.")]
+    # A trader's declarations and its trucks at the gate; nothing else (rule sets, EPCIS captures).
+    assert {t.split(".")[0] for t in webhooks.EVENT_TYPES} == {"declaration", "gate"}
+    assert {"gate.read", "gate.mismatch", "gate.exited"} <= set(webhooks.EVENT_TYPES)
+    # Each names the organisation whose webhooks receive it: the base the webhooks service routes on.
+    for type_ in webhooks.EVENT_TYPES:
+        assert issubclass(catalogue.CATALOGUE[type_], catalogue.Routed), type_
+
+
+def test_gate_events_name_the_trader_when_a_declaration_matched() -> None:
+    gate = {"gate_event_id": "g-1", "lane": "OUT-1", "direction": "out", "camera_id": "KT-OUT-1",
+            "taken_at": "2026-12-03T08:00:00+00:00", "declaration_id": "d-1", "declaration_number": "KT-2026-000001",
+            "organisation_id": "o-1"}  # fmt: skip
+    event = Event(id="e-2", type="gate.exited", subject="d-1", payload=gate,
+                  occurred_at=__import__("datetime").datetime(2026, 12, 3))  # fmt: skip
+    routed = catalogue.read(event, catalogue.Routed)
+    assert routed is not None
+    assert routed.organisation_id == "o-1"
+    assert catalogue.read(event, catalogue.Owned) is None  # a gate event need not concern anyone's declaration
+    # A truck nothing matched, and an event written before gate events named the organisation: no one's.
+    nobody = {**gate, "declaration_id": None, "declaration_number": None, "organisation_id": None}
+    event_row(type="gate.exited", subject="g-1", payload=nobody)
+    older = {k: v for k, v in gate.items() if k != "organisation_id"}
+    routed = catalogue.read(dataclasses.replace(event, payload=older), catalogue.Routed)
+    assert routed is not None
+    assert routed.organisation_id is None
+    with pytest.raises(catalogue.UncataloguedEvent, match="organisation_id"):  # a producer always says
+        event_row(type="gate.exited", subject="d-1", payload=older)
 
 
 def test_docs_events_md_is_generated_from_the_catalogue() -> None:

@@ -343,6 +343,59 @@ def test_an_officer_decision_reaches_the_trader_with_its_reason(hooks: Hooks, re
     assert _verified(receiver, endpoint["secret"])
 
 
+def test_trader_receives_its_trucks_gate_events_and_nothing_of_the_camera(
+    hooks: Hooks, receiver: Receiver, keys: Any
+) -> None:
+    from services.declarations import repository as declarations_repository
+    from services.declarations import service as declarations_service
+    from tests.services.inspection.conftest import FakeReader, door, taken_at
+
+    endpoint = hooks.register(receiver.url, event_types=["gate.read", "gate.mismatch", "gate.exited"])
+    elsewhere = Receiver()  # another organisation's endpoint for every event type
+    try:
+        theirs = hooks.register(elsewhere.url, headers=hooks.other)
+        decl = hooks.file()
+        with unit_of_work(hooks.runtime.sessions) as session:
+            row = declarations_repository.get(session, decl["id"])
+            assert row is not None
+            for action in ("clear", "release"):
+                declarations_service.transition(session, decl=row, action=action, actor="officer:test")
+        hooks.runtime.relay.drain()  # the gate learns the declaration is released
+        camera = keys.make("gate")
+        code = decl["body"]["containers"][0]["number"]
+        pool = hooks.runtime.extras["inspection.ocr"]
+        for read, name in ((code, "ours"), ("MSKU1234565", "a stray truck")):
+            pool.reader = FakeReader(read)
+            resp = hooks.client.post(
+                "/api/v1/gate/events", headers=camera,
+                data={"lane": "OUT-1", "direction": "out", "camera_id": "KT-OUT-1", "taken_at": taken_at()},
+                files=[("image", (f"{name}.png", door(name), "image/png"))],
+            )  # fmt: skip
+            assert resp.status_code == 201, resp.text
+        got = hooks.wait(lambda: len(receiver.requests) >= 2 and receiver.events())
+        messages = _verified(receiver, endpoint["secret"])  # signed, and what the OpenAPI webhooks say
+        assert [m["type"] for m in messages] == ["gate.read", "gate.exited"]  # the stray truck is no one's
+        read = messages[0]["data"]
+        assert read["declaration_id"] == decl["id"]
+        assert (read["lane"], read["direction"], read["decision"], read["reasons"]) == ("OUT-1", "out", "proceed", [])
+        assert (read["match"], read["container"], read["codes_read"]) == ("exact", code, [code])
+        assert read["links"]["gate_events"] == f"/api/v1/gate/declarations/{decl['id']}/events"
+        body = b"".join(r["body"] for r in receiver.requests)
+        assert b"KT-OUT-1" not in body  # no camera,
+        assert resp.json()["reads"][0]["image_sha256"].encode() not in body  # no image digests
+        assert got[1]["data"]["gate_event_id"] == read["gate_event_id"]
+        # Every event was offered once the relay drained (deliveries are written as events arrive): the other
+        # organisation's endpoint has its own declaration events only, none of this truck.
+        from sqlalchemy import select
+
+        with unit_of_work(hooks.runtime.read_sessions) as session:
+            offered = set(session.scalars(select(WebhookDelivery.event_type)
+                                          .where(WebhookDelivery.endpoint_id == theirs["id"])))  # fmt: skip
+        assert not [t for t in offered if t.startswith("gate.")]
+    finally:
+        elsewhere.close()
+
+
 def test_a_rejected_payment_reaches_the_trader_and_a_claim_is_not_paid(
     hooks: Hooks, receiver: Receiver, keys: Any
 ) -> None:
@@ -738,7 +791,10 @@ _FULL = {
     "at": "2026-12-03T08:00:00Z", "containers": [], "truck_plate": None, "channel": "yellow",
     "assessment_sha256": "b" * 64, "duties_total_vnd": 1_250_000, "duties_assessed": True, "payment_id": "p-1",
     "amount_vnd": 1_250_000, "bank_reference_sha256": "c" * 64, "paid_vnd": 1_250_000, "due_vnd": 0,
-    "recorded_by": "treasury",
+    "recorded_by": "treasury", "gate_event_id": "g-1", "lane": "OUT-1", "direction": "out",
+    "camera_id": "KT-OUT-1", "taken_at": "2026-12-03T08:00:00+00:00", "declaration_number": "KT-2026-000001",
+    "codes": [{"code": "CSQU3054383", "status": "verified"}], "match": "exact", "matched_container": "CSQU3054383",
+    "decision": "hold", "reasons": ["seal_mismatch"], "image_sha256s": ["d" * 64],
 }  # fmt: skip
 
 
@@ -755,3 +811,17 @@ def test_what_each_type_sends_is_what_the_openapi_webhooks_say(event_type: str) 
     )
     assert sent.data.declaration_id == "d-1"
     assert "actor" not in sent.data.model_dump()  # no officer or key ids
+    if event_type.startswith("gate."):
+        # Where the truck is, never the camera, the images or their digests (EventData forbids other fields).
+        assert sent.data.lane == "OUT-1"
+        assert sent.data.number == "KT-2026-000001"
+        assert sent.data.links.gate_events == "/api/v1/gate/declarations/d-1/events"
+        assert not {"camera_id", "image_sha256s", "organisation_id"} & set(service.event_data(event))
+
+
+def test_the_gate_hold_reasons_webhooks_document_are_the_gates() -> None:
+    import typing
+
+    from services.inspection.matching import REASONS
+
+    assert typing.get_args(schemas.GateReason) == REASONS
