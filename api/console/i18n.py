@@ -76,6 +76,7 @@ LABELS: dict[str, dict[str, str]] = {
         "exit": N_("exited the gate"),
         "expire": N_("expired"),
         "channel_raised": N_("channel raised"),
+        "gate_mismatch": N_("gate mismatch: risk reassessed"),
     },
     "decision": {"hold": N_("held"), "proceed": N_("proceeded")},
     "direction": {"in": N_("entry"), "out": N_("exit")},
@@ -89,6 +90,12 @@ LABELS: dict[str, dict[str, str]] = {
         "one_substitution_match": N_("matched with one character different"),
     },
     "assigned": {"all": N_("all"), "me": N_("mine"), "unassigned": N_("unassigned")},
+    "matched": {
+        "number": N_("declaration number"),
+        "container": N_("container number"),
+        "plate": N_("truck plate"),
+        "trader": N_("trader's name"),
+    },
 }
 
 

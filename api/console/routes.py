@@ -68,6 +68,11 @@ STALE = N_(
     "This declaration changed since you opened it (the trader amended it, or someone acted on it), so your "
     "decision was not recorded. The page now shows it as it is: review it again, then decide."
 )
+# The gate's hold reasons that say something about the declaration, so that the hold raises its risk (the inspection
+# service's MISMATCH_REASONS; the console knows the service by its API only, a test keeps the two equal).
+MISMATCH_REASONS = frozenset(
+    {"declaration_not_cleared", "container_not_on_declaration", "seal_mismatch", "one_substitution_match"}
+)
 SECURITY_HEADERS = {
     # No script, no frames, no third-party anything; forms post only to this origin.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -301,17 +306,37 @@ async def queue(
         if status in ("submitted", "awaiting_documents", "inspection"):
             params["status"] = status
         params["limit"] = QUEUE_PAGE
-        got = await _api(request, "GET", "/api/v1/review/queue", key=key, params=params)
+        got, names = await asyncio.gather(
+            _api(request, "GET", "/api/v1/review/queue", key=key, params=params), _officers(request, key)
+        )
     except SignedOut:
         return _to_login()
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     lang = i18n.language(request)
-    rows = [{**_summary(d), "waiting": i18n.waiting(lang, d.get("submitted_at"))} for d in got.json()]
+    rows = [{**_summary(d, names), "waiting": i18n.waiting(lang, d.get("submitted_at"))} for d in got.json()]
     return _page(request, "queue.html", rows=rows, filters=params, limit=QUEUE_PAGE)
 
 
-def _summary(decl: dict[str, Any]) -> dict[str, Any]:
+async def _officers(request: Request, key: str) -> dict[str, str]:
+    """Officer and supervisor key ids → their names (the key's label); {} if the API cannot say."""
+    got = await _api(request, "GET", "/api/v1/review/officers", key=key)
+    if got.status_code != 200:
+        return {}
+    return {o["key_id"]: o["label"] for o in got.json() if o.get("label")}
+
+
+def officer_name(key_id: str | None, names: dict[str, str]) -> str:
+    """An officer key id, or an actor `officer:<key id>`, by the officer's name when it has one."""
+    if not key_id:
+        return ""
+    role, _, ident = key_id.rpartition(":")
+    if role and role not in ("officer", "supervisor"):
+        return key_id
+    return names.get(ident, key_id)
+
+
+def _summary(decl: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
     body = decl.get("body") or {}
     trader = body.get("consignee" if decl.get("kind") == "import" else "consignor") or {}
     reasons = (decl.get("risk") or {}).get("reasons") or []
@@ -328,9 +353,20 @@ def _summary(decl: dict[str, Any]) -> dict[str, Any]:
         "kind": decl.get("kind", ""),
         "containers": [c.get("number", "") for c in body.get("containers", [])],
         "submitted_at": submitted,
-        "assigned": decl.get("assigned_officer") or "—",
+        "assigned": officer_name(decl.get("assigned_officer"), names or {}) or "—",
         "duties": decl.get("duties_due_vnd"),
+        "paid": decl.get("paid_vnd"),
+        "goods": _goods(body),
+        "plate": (body.get("transport") or {}).get("truck_plate", ""),
+        "documents_provided_at": decl.get("documents_provided_at"),
     }
+
+
+def _goods(body: dict[str, Any]) -> dict[str, Any]:
+    """The first goods line (description, HS code) and how many lines there are."""
+    items = body.get("items") or [{}]
+    first = items[0] if isinstance(items[0], dict) else {}
+    return {"description": first.get("description", ""), "hs_code": first.get("hs_code", ""), "lines": len(items)}
 
 
 @router.post("/duty")
@@ -346,6 +382,71 @@ async def duty(request: Request, csrf: Annotated[str, Form()] = "", on_duty: Ann
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     return _see_other("/console?done=" + ("on_duty" if on_duty == "true" else "off_duty"))
+
+
+# ---- search and unpaid ---------------------------------------------------------------------------------------------
+
+SEARCH_LIMIT = 50
+NUMBER = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+CONTAINER = re.compile(r"^[A-Za-z0-9 ]{1,13}$")
+PLATE = re.compile(r"^[A-Za-z0-9 .-]{1,20}$")
+
+
+@router.get("/search")
+async def search(request: Request, q: str = "") -> Response:
+    """One box: a declaration number, a container number, a truck plate or part of a trader's name. Each reading
+    that the text can be is asked of the API at once; the declarations found, newest first, say what matched."""
+    q = " ".join(q.split())[:100]
+    try:
+        key = _key(request)
+        asks: dict[str, dict[str, str]] = {}
+        if NUMBER.fullmatch(q):
+            asks["number"] = {"number": q}
+        if CONTAINER.fullmatch(q) and len(q.replace(" ", "")) == 11:
+            asks["container"] = {"container": q}
+        if PLATE.fullmatch(q) and any(ch.isdigit() for ch in q):
+            asks["plate"] = {"plate": q}
+        if len(q) >= 2:
+            asks["trader"] = {"trader": q}
+        got, names = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    _api(request, "GET", "/api/v1/declarations", key=key, params={**p, "limit": SEARCH_LIMIT})
+                    for p in asks.values()
+                )
+            ),
+            _officers(request, key),
+        )
+    except SignedOut:
+        return _to_login()
+    found: dict[str, dict[str, Any]] = {}
+    for field, answer in zip(asks, got, strict=True):
+        if answer.status_code != 200:
+            continue
+        for d in answer.json().get("items", []):
+            row = found.setdefault(d["id"], {**_summary(d, names), "created_at": d.get("created_at", ""), "by": []})
+            row["by"].append(field)
+    rows = sorted(found.values(), key=lambda r: r["created_at"], reverse=True)
+    return _page(request, "search.html", q=q, rows=rows, searched=bool(q), limit=SEARCH_LIMIT)
+
+
+@router.get("/unpaid")
+async def unpaid(request: Request) -> Response:
+    """Declarations customs cleared whose duties are not paid in full, newest first."""
+    try:
+        key = _key(request)
+        got, names = await asyncio.gather(
+            _api(request, "GET", "/api/v1/declarations", key=key, params={"unpaid": "true", "limit": 200}),
+            _officers(request, key),
+        )
+    except SignedOut:
+        return _to_login()
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    rows = [_summary(d, names) for d in got.json().get("items", [])]
+    for row in rows:
+        row["owed"] = max(int(row["duties"] or 0) - int(row["paid"] or 0), 0)
+    return _page(request, "unpaid.html", rows=rows, more=got.json().get("next_cursor") is not None)
 
 
 # ---- one declaration ----------------------------------------------------------------------------------------------
@@ -372,27 +473,81 @@ async def _declaration_page(
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     decl = got.json()
-    history, documents, events, ledger = await asyncio.gather(
+    history, documents, events, ledger, names = await asyncio.gather(
         _api(request, "GET", f"{base}/history", key=key),
         _api(request, "GET", f"{base}/documents", key=key),
         _api(request, "GET", "/api/v1/gate/events", key=key, params={"declaration_id": declaration_id}),
         _ledger_summary(request, key, declaration_id),
+        _officers(request, key),
     )
+    gate_events = events.json().get("items", []) if events.status_code == 200 else []
+    for event in gate_events:
+        event["image_links"] = _image_links(event)
+    transitions = history.json().get("transitions", []) if history.status_code == 200 else []
     return _page(
         request,
         "declaration.html",
         problem["status"] if problem else 200,
         d=decl,
         body=decl.get("body") or {},
-        history=history.json().get("transitions", []) if history.status_code == 200 else [],
+        history=_history(transitions, gate_events, declaration_id, names),
         versions=len(history.json().get("versions", [])) if history.status_code == 200 else 0,
         documents=documents.json() if documents.status_code == 200 else [],
-        gate_events=events.json().get("items", []) if events.status_code == 200 else [],
+        gate_events=gate_events,
+        rates=_exchange_rates(decl.get("duties") or {}),
+        assigned=officer_name(decl.get("assigned_officer"), names),
         ledger=ledger,
         outcomes={a: OUTCOMES[a] for a in decl.get("allowed_actions", []) if a in OUTCOMES},
         problem=problem,
         form=form or {},
     )
+
+
+def _history(
+    transitions: list[dict[str, Any]], gate_events: list[dict[str, Any]], declaration_id: str, names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The declaration's state changes, officers by name, with the gate holds that raised its risk (a mismatch
+    reassesses the declaration, or sends it red, without a state change of its own), in time order."""
+    rows = [{**t, "actor": officer_name(t.get("actor"), names), "gate": None} for t in transitions]
+    for e in gate_events:
+        match = e.get("match") or {}
+        if e.get("decision") == "hold" and match.get("declaration_id") == declaration_id:
+            if MISMATCH_REASONS & set(e.get("reasons") or []):
+                actor = f"gate:{e.get('camera_id')}"
+                # In the platform's order (when it received the capture), shown at the camera's time.
+                rows.append({"at": e.get("taken_at", ""), "action": "gate_mismatch", "actor": actor, "gate": e,
+                             "order": e.get("received_at", "")})  # fmt: skip
+    rows.sort(key=lambda r: _instant(r.get("order") or r.get("at")))
+    # The channel the declaration has now is the gate's doing if no reassessment (an amendment) came after.
+    for row in reversed(rows):
+        if row["gate"] is not None:
+            row["channel_now"] = True
+            break
+        if row.get("action") in ("amend", "submit"):
+            break
+    return rows
+
+
+def _instant(stamp: Any) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _exchange_rates(duties: dict[str, Any]) -> list[dict[str, Any]]:
+    """The exchange rates the duty bill used (one per foreign currency), on its registration day."""
+    seen: dict[str, Any] = {}
+    for line in duties.get("lines") or []:
+        currency = line.get("currency")
+        if currency and currency != "VND" and currency not in seen:
+            seen[currency] = line.get("vnd_per_unit")
+    return [{"currency": c, "vnd": v, "day": duties.get("registration_date")} for c, v in seen.items()]
+
+
+def _image_links(event: dict[str, Any]) -> list[str]:
+    return [f"/console/gate/{event['id']}/images/{link.rsplit('/', 1)[-1]}" for link in event.get("images", [])]
 
 
 async def _ledger_summary(request: Request, key: str, subject: str) -> dict[str, Any]:
@@ -585,9 +740,7 @@ async def gate(request: Request, decision: str = "hold") -> Response:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     events = got.json().get("items", [])
     for event in events:
-        event["image_links"] = [
-            f"/console/gate/{event['id']}/images/{link.rsplit('/', 1)[-1]}" for link in event.get("images", [])
-        ]
+        event["image_links"] = _image_links(event)
     return _page(request, "gate.html", events=events, decision=params.get("decision", ""))
 
 

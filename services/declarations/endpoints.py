@@ -223,6 +223,30 @@ def list_declarations(
     created_to: dt.datetime | None = None,
     hs_prefix: Annotated[str | None, Query(pattern=r"^\d{1,8}$")] = None,
     container: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9 ]{1,13}$")] = None,
+    number: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z0-9-]{1,32}$", description="The declaration number, exactly")
+    ] = None,
+    plate: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9 .-]{1,20}$",
+            description="The truck's plate, compared without case, spaces, dots or dashes",
+            examples=["24C-123.45"],
+        ),
+    ] = None,
+    trader: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Part of the consignee's or consignor's name, any case",
+            examples=["Lao Cai"],
+        ),
+    ] = None,
+    unpaid: Annotated[
+        bool, Query(description="Only declarations cleared (or released, exited) with less paid than the duties due")
+    ] = False,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
@@ -250,6 +274,10 @@ def list_declarations(
         created_to=created_to,
         hs_prefix=hs_prefix,
         container=container.replace(" ", "").upper() if container else None,
+        number=number.upper() if number else None,
+        plate=repository.plate_key(plate) if plate else None,
+        trader=trader.strip() or None if trader else None,
+        unpaid=unpaid,
     )
     rows = repository.list_page(session, filt, limit=limit, cursor=cursor)
     more = len(rows) > limit

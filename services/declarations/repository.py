@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, exists, insert, select, tuple_
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,22 @@ class ListFilter:
     created_to: dt.datetime | None = None
     hs_prefix: str | None = None
     container: str | None = None
+    number: str | None = None
+    plate: str | None = None  # normalised by plate_key()
+    trader: str | None = None  # part of the consignee's or consignor's name, any case
+    unpaid: bool = False  # cleared or released with less paid than due
+
+
+def plate_key(plate: str) -> str:
+    """A truck plate compared without case, spaces, dots or dashes (24C-123.45 = 24c 12345)."""
+    return "".join(ch for ch in plate.upper() if ch not in " .-")
+
+
+def _plate_column() -> Any:
+    text = func.upper(Declaration.body["transport"]["truck_plate"].as_string())
+    for ch in " .-":
+        text = func.replace(text, ch, "")
+    return text
 
 
 def get(session: Session, declaration_id: str, *, organisation_id: str | None = None) -> Declaration | None:
@@ -76,6 +93,24 @@ def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | N
                 DeclarationContainer.declaration_id == Declaration.id,
                 DeclarationContainer.number == filt.container,
             )
+        )
+    if filt.number:
+        stmt = stmt.where(Declaration.number == filt.number)
+    if filt.plate:
+        stmt = stmt.where(_plate_column() == filt.plate)
+    if filt.trader:
+        needle = filt.trader.lower()
+        stmt = stmt.where(
+            or_(
+                *(
+                    func.lower(Declaration.body[party]["name"].as_string()).contains(needle, autoescape=True)
+                    for party in ("consignee", "consignor")
+                )
+            )
+        )
+    if filt.unpaid:
+        stmt = stmt.where(
+            Declaration.status.in_(("cleared", "released", "exited")), Declaration.paid_vnd < Declaration.duties_due_vnd
         )
     if cursor:
         created, decl_id = pagination.decode_cursor(cursor)
@@ -187,3 +222,20 @@ def stale(session: Session, *, statuses: tuple[str, ...], submitted_before: dt.d
             select(Declaration).where(Declaration.status.in_(statuses), Declaration.submitted_at < submitted_before)
         )
     )
+
+
+def documents_just_provided(session: Session, declaration_ids: list[str]) -> dict[str, dt.datetime]:
+    """For each of `declaration_ids` whose latest state change is the trader providing documents: when."""
+    if not declaration_ids:
+        return {}
+    latest = (
+        select(func.max(DeclarationTransition.id))
+        .where(DeclarationTransition.declaration_id.in_(declaration_ids))
+        .group_by(DeclarationTransition.declaration_id)
+    )
+    rows = session.execute(
+        select(DeclarationTransition.declaration_id, DeclarationTransition.at).where(
+            DeclarationTransition.id.in_(latest), DeclarationTransition.action == "provide_documents"
+        )
+    )
+    return {row[0]: row[1] for row in rows}

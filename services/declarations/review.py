@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,6 +54,21 @@ def duty_of(session: Session, *, principal: Principal) -> OfficerDuty:
     principal.require(Role.officer, Role.supervisor)
     duty = session.get(OfficerDuty, principal.key_id)
     return duty or OfficerDuty(officer_key_id=principal.key_id, on_duty=False, assigned_count=0)
+
+
+def officers(session: Session, *, principal: Principal) -> list[dict[str, Any]]:
+    """Every officer and supervisor key with its label and duty status, by label then key id."""
+    principal.require(Role.officer, Role.supervisor, Role.admin)
+    rows = session.execute(
+        select(ApiKey.id, ApiKey.role, ApiKey.label, ApiKey.revoked_at, OfficerDuty.on_duty)
+        .outerjoin(OfficerDuty, OfficerDuty.officer_key_id == ApiKey.id)
+        .where(ApiKey.role.in_(DECIDERS))
+        .order_by(ApiKey.label, ApiKey.id)
+    )
+    return [
+        {"key_id": k, "role": role, "label": label or "", "on_duty": bool(on), "revoked": revoked is not None}
+        for k, role, label, revoked, on in rows
+    ]
 
 
 def queue(

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import Field
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.declarations import review, rulesets, service, tariff
+from services.declarations import repository, review, rulesets, service, tariff
 from services.declarations.duties import MAX_VND_PER_UNIT
 from services.declarations.endpoints import PROBLEMS, problems, to_json, views
 from services.declarations.models import DeclarationDocument, TariffLine
@@ -222,7 +222,34 @@ class RateOut(Schema):
     source: str = Field(description="Where the rate comes from.", examples=["SBV central"])
 
 
-@router.get("/api/v1/review/queue", response_model=list[Declaration], responses=PROBLEMS, summary="Review queue")
+class QueuedDeclaration(Declaration):
+    """A declaration in the review queue: the officer view, and whether the trader just provided documents."""
+
+    documents_provided_at: dt.datetime | None = Field(
+        None,
+        description="When the trader provided the documents an officer asked for, if that is the latest change "
+        "(the declaration is back for review); null otherwise",
+    )
+
+
+class OfficerOut(Schema):
+    """An officer or supervisor key, named as the console shows it."""
+
+    key_id: str = Field(description="The key id assignments and the history name (`officer:<key id>`)")
+    role: Literal["officer", "supervisor"]
+    label: str = Field(description="The name given when the key was created (empty if none)")
+    on_duty: bool
+    revoked: bool
+
+
+@router.get("/api/v1/review/officers", response_model=list[OfficerOut], responses=PROBLEMS, summary="Officers")
+def list_officers(session: SessionDep, principal: CurrentOfficer) -> list[OfficerOut]:
+    """Every officer and supervisor key (revoked ones too, since the history names them), with its label: how
+    the console shows a key id by name."""
+    return [OfficerOut.model_validate(o) for o in review.officers(session, principal=principal)]
+
+
+@router.get("/api/v1/review/queue", response_model=list[QueuedDeclaration], responses=PROBLEMS, summary="Review queue")
 def review_queue(
     session: SessionDep,
     principal: CurrentOfficer,
@@ -233,7 +260,13 @@ def review_queue(
 ) -> JSONResponse:
     """Yellow and red declarations waiting for a decision, oldest first."""
     rows = review.queue(session, principal=principal, channel=channel, status=status, assigned=assigned, limit=limit)
-    return JSONResponse(views(session, rows, role=Role.officer))
+    provided = repository.documents_just_provided(session, [d.id for d in rows])
+    return JSONResponse(
+        [
+            view | {"documents_provided_at": provided[d.id].isoformat() if d.id in provided else None}
+            for d, view in zip(rows, views(session, rows, role=Role.officer), strict=True)
+        ]
+    )
 
 
 @router.get("/api/v1/review/duty", response_model=DutyOut, responses=PROBLEMS, summary="Your duty status")

@@ -114,3 +114,105 @@ def test_officer_switches_language_and_it_is_remembered(served, runtime, keys, d
         finally:
             browser.close()
     client.close()
+
+
+def _top(page: Any, selector: str) -> float:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return float(box["y"])
+
+
+@pytest.mark.xdist_group("browser")
+def test_facts_come_before_the_decision_in_vietnamese(served, runtime, keys, declaration_body):
+    """The default language: found by the truck's plate from the header's search box, the declaration reads
+    channel, goods and duties (rates), documents and gate above the decision form."""
+    sync_playwright = _need_browser()
+    client = httpx.Client(base_url=served)
+    console = Console(client, runtime, keys, declaration_body)
+    decl = console.file()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/console/login")
+            page.fill("#key", clear_key(console.officer))
+            page.get_by_role("button", name="Đăng nhập").click()
+            page.wait_for_url(f"{served}/console")
+            page.fill("#q", "24c 123 45")
+            page.get_by_role("button", name="Tìm kiếm").click()
+            page.wait_for_url("**/console/search?q=*")
+            row = page.locator("table.results tbody tr", has_text=decl["number"])
+            assert "biển số xe" in row.inner_text()  # matched by the truck plate
+            row.locator("a").click()
+            page.wait_for_url(f"{served}/console/declarations/{decl['id']}")
+            assert page.get_attribute("html", "lang") == "vi"
+            tops = [_top(page, f"#{s}") for s in ("channel", "goods", "documents", "gate", "decision", "history")]
+            assert tops == sorted(tops), tops
+            goods = page.locator("#goods").inner_text()
+            assert "Thuế suất thuế GTGT" in goods
+            assert "Tỷ giá áp dụng: 1 USD =" in goods
+            assert page.get_by_role("heading", name="Quyết định").count() == 1
+            page.check("input[name=outcome][value=clear]")
+            page.get_by_role("button", name="Ghi nhận quyết định").click()
+            page.wait_for_url("**?done=clear")
+            assert page.locator(".notice").inner_text() == "Đã thông quan."
+        finally:
+            browser.close()
+    assert console.api(decl["id"])["status"] == "cleared"
+    client.close()
+
+
+@pytest.mark.xdist_group("browser")
+def test_facts_first_queue_page_and_unpaid_list_in_english(served, runtime, keys, declaration_body):
+    """In English: the queue row says goods and plate; the declaration's facts sit above the form, camera images
+    open from it; once cleared, it is on the cleared-but-unpaid list."""
+    sync_playwright = _need_browser()
+    client = httpx.Client(base_url=served)
+    console = Console(client, runtime, keys, declaration_body)
+    decl = console.file()
+    runtime.relay.drain()
+    from tests.services.inspection.conftest import FakeReader, door, taken_at
+
+    runtime.extras["inspection.ocr"].reader = FakeReader(decl["body"]["containers"][0]["number"])
+    posted = client.post(
+        "/api/v1/gate/events",
+        data={"lane": "OUT-1", "direction": "out", "camera_id": "KT-OUT-1", "taken_at": taken_at()},
+        files=[("image", ("door.png", door(decl["body"]["containers"][0]["number"]), "image/png"))],
+        headers=keys.make("gate"),
+    )
+    assert posted.status_code == 201, posted.text
+    runtime.relay.drain()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.context.add_cookies([{"name": LANG_COOKIE, "value": "en", "url": f"{served}/console"}])
+            page.goto(f"{served}/console/login")
+            page.fill("#key", clear_key(console.officer))
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{served}/console")
+            row = page.locator("table.queue tbody tr", has_text=decl["number"])
+            text = row.inner_text()
+            assert "Fresh lychees, in cartons" in text
+            assert "24C-123.45" in text
+            row.locator("a").click()
+            page.wait_for_url(f"{served}/console/declarations/{decl['id']}")
+            tops = [_top(page, f"#{s}") for s in ("channel", "goods", "documents", "gate", "decision", "history")]
+            assert tops == sorted(tops), tops
+            assert "gate mismatch: risk reassessed" in page.locator("#history").inner_text()
+            with page.expect_response("**/images/*") as image:
+                page.locator("#gate a", has_text="camera image 1").click()
+            assert image.value.status == 200
+            assert image.value.headers["content-type"] == "image/png"
+            page.go_back()
+            page.check("input[name=outcome][value=clear]")
+            page.get_by_role("button", name="Record decision").click()
+            page.wait_for_url("**?done=clear")
+            page.get_by_role("link", name="Cleared, not paid").click()
+            page.wait_for_url(f"{served}/console/unpaid")
+            owed = page.locator("table.unpaid tbody tr", has_text=decl["number"])
+            assert owed.count() == 1
+            assert "₫" in owed.inner_text()
+        finally:
+            browser.close()
+    client.close()

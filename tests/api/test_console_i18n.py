@@ -110,6 +110,10 @@ def _pages(walked: dict[str, Any]) -> list[str]:
         f"/console/declarations/{MISSING}",  # the API's 404 problem
         "/console/declarations/not-an-id",  # the console's own 404
         f"/console/declarations/{a}/documents/not-an-id",
+        "/console/search",
+        "/console/search?q=Lao+Cai",  # the trader's name: both declarations
+        "/console/search?q=zzzz",  # nothing found
+        "/console/unpaid",
     ]
 
 
