@@ -229,17 +229,22 @@ class QueuedDeclaration(Declaration):
         None,
         description="When the trader provided the documents an officer asked for, if that is the latest change "
         "(the declaration is back for review); null otherwise",
+        examples=["2026-11-28T09:41:00Z"],
     )
 
 
 class OfficerOut(Schema):
     """An officer or supervisor key, named as the console shows it."""
 
-    key_id: str = Field(description="The key id assignments and the history name (`officer:<key id>`)")
-    role: Literal["officer", "supervisor"]
-    label: str = Field(description="The name given when the key was created (empty if none)")
-    on_duty: bool
-    revoked: bool
+    key_id: str = Field(
+        description="The key id assignments and the history name (`officer:<key id>`)", examples=["a1b2c3d4e5f6"]
+    )
+    role: Literal["officer", "supervisor"] = Field(description="The key's role")
+    label: str = Field(
+        description="The name given when the key was created (empty if none)", examples=["Nguyễn Văn An"]
+    )
+    on_duty: bool = Field(description="Whether the officer is on duty (takes new declarations by rotation)")
+    revoked: bool = Field(description="Whether the key was revoked (kept: the history still names it)")
 
 
 @router.get("/api/v1/review/officers", response_model=list[OfficerOut], responses=PROBLEMS, summary="Officers")
