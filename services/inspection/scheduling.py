@@ -122,21 +122,25 @@ class FairPool:
         return job
 
     def _run(self, job: Job) -> None:
-        """Run one job on a worker thread, then let the next one in."""
+        """Run one job on a worker thread, then let the next one in. The pool counts the job done before its
+        waiter learns the outcome, so a waiter never sees its own finished job still counted as pending."""
+        error: BaseException | None = None
+        result: Any = None
         try:
             result = job.fn()
         except BaseException as exc:  # noqa: BLE001 - delivered to the waiter, which decides
-            job.future.set_exception(exc)
+            error = exc
+        with self._lock:
+            self._busy -= 1
+            left = self._running.get(job.lane, 1) - 1
+            if left:
+                self._running[job.lane] = left
+            else:
+                self._running.pop(job.lane, None)
+                if job.lane not in self._queues:
+                    self._served.pop(job.lane, None)
+            self._dispatch()
+        if error is not None:
+            job.future.set_exception(error)
         else:
             job.future.set_result(result)
-        finally:
-            with self._lock:
-                self._busy -= 1
-                left = self._running.get(job.lane, 1) - 1
-                if left:
-                    self._running[job.lane] = left
-                else:
-                    self._running.pop(job.lane, None)
-                    if job.lane not in self._queues:
-                        self._served.pop(job.lane, None)
-                self._dispatch()
