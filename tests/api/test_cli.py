@@ -229,13 +229,15 @@ def test_serve_with_several_workers_checkpoints_and_anchors_from_one_process(
     base = f"http://127.0.0.1:{port}"
     engine = make_engine(settings.database_url)
     try:
-        deadline = time.monotonic() + 60
+        # Each worker process imports the whole platform: 52 s on 2 cores at load average 14 (CI with other jobs).
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         else:
             pytest.fail("server did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
 
