@@ -48,6 +48,10 @@ base_inputs="debootstrap-minbase-$SUITE-$MIRROR"
 if [ "$(label_of "$BASE")" != "$base_inputs" ]; then
   rootfs=$CACHE/rootfs-$SUITE
   if [ ! -x "$rootfs/usr/bin/apt-get" ]; then
+    if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing debootstrap (Debian package)"  # a fresh machine with an engine but no debootstrap
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+    fi
     command -v debootstrap >/dev/null || { echo "images: install debootstrap (apt-get install debootstrap)" >&2; exit 1; }
     log "debootstrap $SUITE into $rootfs"
     rm -rf "$rootfs"
