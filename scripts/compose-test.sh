@@ -19,6 +19,11 @@ docker info >/dev/null 2>&1 || {
   echo "compose-test: no Docker engine; start one (as root: dockerd --iptables=false --ip-masq=false &)" >&2
   exit 1
 }
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "compose-test: installing docker-compose (Debian package)" >&2  # an engine without the compose client
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
+fi
 if docker compose version >/dev/null 2>&1; then COMPOSE_BIN=(docker compose); else COMPOSE_BIN=(docker-compose); fi
 
 scripts/images.sh
