@@ -215,6 +215,8 @@ class Pair:
             self.procs[name] = subprocess.Popen(
                 args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        # Each process leads its own group (Ctrl-C reaches only us; we stop them): their ids, for whoever must clean up.
+        (self.logs / "pids").write_text("".join(f"{n} {p.pid}\n" for n, p in self.procs.items()))
 
     def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Start each side's witness (of the partner's log) and server; wait until all answer (bounded)."""
