@@ -318,7 +318,8 @@ class DeclarationIn(InputSchema):
     border_gate: Annotated[str, Field(pattern=r"^[A-Z]{3,12}$")] = Field(
         "KIMTHANH",
         description="Border gate the goods cross, as the platform names it (3-12 capital letters); decides the "
-        "registration number's prefix (KIMTHANH: KT).",
+        "registration number's prefix (KIMTHANH: KT, HEKOU: HK). Omitted: this deployment's gate (KIMTHANH on the "
+        "Vietnamese side, HEKOU on the Chinese one).",
         examples=["KIMTHANH"],
     )
     consignor: Party = Field(description="Who sends the goods (the seller or shipper abroad for an import).")

@@ -52,7 +52,7 @@ class KernelSettings(BaseSettings):
     # Which side of the border this deployment is (services/kernel/administration.py): vn-kimthanh or cn-hekou.
     administration: str = "vn-kimthanh"
     # The gate's code; unset, the administration's (KIMTHANH on the Vietnamese side, HEKOU on the Chinese one).
-    gate_code: str = "KIMTHANH"
+    gate_code: str = Field(default="KIMTHANH", pattern=r"^[A-Z]{3,12}$")
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
     bus_url: str = ""
     # Which services this process runs: all of them in the embedded default; one (or a few) per process in the

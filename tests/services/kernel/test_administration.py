@@ -233,3 +233,29 @@ def test_the_console_speaks_the_sides_language_by_default(
             assert '<html lang="en">' in client.get("/console/login").text  # the officer's choice still wins
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(("profile_code", "gate"), [("vn-kimthanh", "KIMTHANH"), ("cn-hekou", "HEKOU")])
+def test_a_declaration_naming_no_gate_crosses_the_sides_own(
+    settings: KernelSettings, declaration_body: dict[str, Any], profile_code: str, gate: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from services.kernel.runtime import Runtime
+    from tests.conftest import Keys
+
+    side = KernelSettings(**{**settings.model_dump(exclude={"gate_code"}), "administration": profile_code})
+    runtime = Runtime.build(side)
+    try:
+        trader = Keys(runtime).make("trader", "Lao Cai Fruit Export JSC")
+        with TestClient(create_app(side, runtime=runtime)) as client:
+            unnamed = {k: v for k, v in declaration_body.items() if k != "border_gate"}
+            filed = client.post("/api/v1/declarations", json=unnamed, headers={**trader, "Idempotency-Key": "a1"})
+            assert filed.status_code == 201, filed.text
+            assert filed.json()["border_gate"] == gate
+            named = {**declaration_body, "border_gate": "LAOCAI"}
+            filed = client.post("/api/v1/declarations", json=named, headers={**trader, "Idempotency-Key": "a2"})
+            assert filed.json()["border_gate"] == "LAOCAI"  # what the trader names stays
+    finally:
+        runtime.close()
