@@ -33,6 +33,7 @@ MST_PUBLISHED = {
     "0101248141": "FPT Corporation",
     "0100233488": "python-stdnum's documented example",
     "0314409058-002": "a branch (13 digits: parent's 10 + 002), python-stdnum's example",
+    "0314409058002": "the same branch written as 13 digits, without the dash",
 }
 # Unified social credit codes as shown on the companies' business licences (国家企业信用信息公示系统).
 USCC_PUBLISHED = {
