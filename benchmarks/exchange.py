@@ -186,7 +186,8 @@ def main() -> None:
             states = {r.state for r in rows}
             latencies = [(r.acknowledged_at - r.created_at).total_seconds() * 1000 for r in rows if r.acknowledged_at]
             token = rows[0].jws
-        assert states == {"acknowledged"} and len(latencies) == n, states
+        assert states == {"acknowledged"}, states
+        assert len(latencies) == n
 
         # Both ledgers: every exchange event appended (the relays and provenance run in the two processes).
         vn.relay.notify()
@@ -222,7 +223,8 @@ def main() -> None:
         with httpx.Client(timeout=10) as client:
             for i in range(min(n, 200)):
                 body = envelope.make(sender="vn-kimthanh", recipient="cn-hekou", type="controlResult",
-                                     correlation_id=f"VN-INBOX-{i}", payload={"note": "direct"}, created_at=utcnow())  # fmt: skip
+                                     correlation_id=f"VN-INBOX-{i}", payload={"note": "direct"},
+                                     created_at=utcnow())  # fmt: skip
                 signed = ex.signer.sign(envelope.canonical(body))
                 t0 = time.perf_counter()
                 answer = client.post(cn_base + "/api/v1/exchange/inbox", content=signed,
