@@ -203,7 +203,7 @@ def main() -> None:
             time.sleep(0.1)
         ledgered = time.perf_counter() - started
 
-        # The same JWS bytes, POSTed bare between the same two processes (one at a time, as the dispatcher).
+        # The same JWS bytes, POSTed bare between the same two processes (one at a time).
         bare: list[float] = []
         with httpx.Client(timeout=10) as client:
             client.post(cn_base + "/bench/bare", content=token, headers={"content-type": "application/jose"})
@@ -254,7 +254,7 @@ def main() -> None:
         print(f"  ratio bare / end to end: {bare_rate / e2e_rate:.1f}x")
         print(
             "  note: end-to-end latency counts from queueing, so it includes the wait behind earlier messages "
-            "of the batch (the dispatcher pushes one at a time); the bare latency is one request's."
+            "of the batch (one message per consignment in flight at a time); the bare latency is one request's."
         )
     finally:
         server.should_exit = True

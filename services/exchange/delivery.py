@@ -8,12 +8,14 @@ an AS4 (eDelivery) adapter would implement the same `send` (docs/exchange.md). O
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import and_, exists, select
@@ -121,20 +123,28 @@ class Dispatcher:
                                      logger=logger, what="exchange dispatch pass")  # fmt: skip
 
     def run_once(self) -> int:
-        """Push what is due (the head of each consignment's queue); returns how many were attempted."""
+        """Push what is due (the head of each consignment's queue: consignments go side by side, each in its own
+        order); returns how many were attempted."""
         with self._lock:
             jobs, partners = self._claim()
+            if not jobs:
+                return 0
             by_partner: dict[str, list[Job]] = {}
             for job in jobs:
                 by_partner.setdefault(job.partner, []).append(job)
-            for code, batch in by_partner.items():
-                down: Sent | None = None
-                for job in batch:
-                    # A partner that cannot be reached is not called again for each message in the same pass.
-                    sent = down or self._send(partners[code], job)
-                    if sent.unreachable:
-                        down = sent
-                    self._record(partners[code], job, sent)
+            results: list[tuple[Job, Sent]] = []
+            with ThreadPoolExecutor(max_workers=self.ex.settings.exchange_concurrency) as pool:
+                for code, batch in by_partner.items():
+                    partner = partners[code]
+                    first = self._send(partner, batch[0])
+                    results.append((batch[0], first))
+                    if first.unreachable:
+                        # A partner that cannot be reached is not called again for each message in the same pass.
+                        results.extend((job, first) for job in batch[1:])
+                        continue
+                    results.extend(zip(batch[1:], pool.map(lambda j, p=partner: self._send(p, j), batch[1:]),
+                                       strict=True))  # fmt: skip
+            self._record(partners, results)
             return len(jobs)
 
     def _send(self, partner: ExchangePartner, job: Job) -> Sent:
@@ -181,48 +191,50 @@ class Dispatcher:
                 partners[partner.code] = partner
         return jobs, partners
 
-    def _record(self, partner: ExchangePartner, job: Job, sent: Sent) -> None:
-        """The attempt's outcome, if the message is still under this pass's lease."""
-        now = utcnow()
-        receipt: dict[str, object] | None = None
-        receipt_token: str | None = None
-        error = sent.error
+    def _receipt(self, partner: ExchangePartner, sent: Sent) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        """(receipt, its JWS, error) from the partner's answer."""
         if sent.status_code == 200:
             try:
-                body = httpx.Response(200, content=sent.body).json()
-                receipt_token = str(body["receipt"])
-                receipt = service.verify_receipt(self.ex, partner, receipt_token)
+                token = str(json.loads(sent.body)["receipt"])
+                return service.verify_receipt(self.ex, partner, token), token, None
             except Exception as exc:  # noqa: BLE001 - whatever the answer, it is not a receipt we can use
-                error = _clean(f"delivered, but the answer holds no valid receipt: {exc}")
-        elif sent.status_code is not None:
-            error = _clean(f"HTTP {sent.status_code}: {sent.body[:KEEP].decode('utf-8', 'replace')}")
+                return None, None, _clean(f"delivered, but the answer holds no valid receipt: {exc}")
+        if sent.status_code is not None:
+            return None, None, _clean(f"HTTP {sent.status_code}: {sent.body[:KEEP].decode('utf-8', 'replace')}")
+        return None, None, sent.error
+
+    def _record(self, partners: dict[str, ExchangePartner], results: list[tuple[Job, Sent]]) -> None:
+        """The attempts' outcomes, in one transaction, for the messages still under this pass's lease."""
+        checked = [(job, sent, *self._receipt(partners[job.partner], sent)) for job, sent in results]
+        now = utcnow()
         with unit_of_work(self.sessions) as session:
-            row = session.get(ExchangeMessage, job.seq)
-            if row is None or row.next_attempt_at != job.lease:
-                return
-            row.attempts += 1
-            row.updated_at = now
-            row.last_error = error
-            code = sent.status_code
-            if code is not None and 200 <= code < 300:
-                row.delivered_at = row.delivered_at or now
-                row.next_attempt_at = None
-                row.state = "delivered"
-                if receipt is not None and receipt_token is not None:
-                    live = session.get(ExchangePartner, partner.code) or partner
-                    if not service.apply_receipt(session, live, receipt, receipt_token):
-                        row.last_error = "the receipt names another message or body"
-            elif code is None or code == 429 or code >= 500 or code == 408:
-                delay = backoff(row.attempts, self.ex.settings.exchange_retry_base_seconds,
-                                self.ex.settings.exchange_retry_cap_seconds)  # fmt: skip
-                if sent.retry_after is not None:
-                    delay = max(delay, min(sent.retry_after, self.ex.settings.exchange_retry_cap_seconds))
-                row.state, row.next_attempt_at = "retrying", now + dt.timedelta(seconds=delay)
-            else:
-                # The partner refused it (signature, schema, recipient...): retrying the same bytes cannot help.
-                row.state, row.next_attempt_at = "failed", None
-                logger.warning("exchange message refused by the partner",
-                               extra={"partner": partner.code, "status": code})  # fmt: skip
+            for job, sent, receipt, receipt_token, error in checked:
+                row = session.get(ExchangeMessage, job.seq)
+                if row is None or row.next_attempt_at != job.lease:
+                    continue
+                row.attempts += 1
+                row.updated_at = now
+                row.last_error = error
+                code = sent.status_code
+                if code is not None and 200 <= code < 300:
+                    row.delivered_at = row.delivered_at or now
+                    row.next_attempt_at = None
+                    row.state = "delivered"
+                    if receipt is not None and receipt_token is not None:
+                        live = session.get(ExchangePartner, job.partner) or partners[job.partner]
+                        if not service.apply_receipt(session, live, receipt, receipt_token):
+                            row.last_error = "the receipt names another message or body"
+                elif code is None or code in (408, 429) or code >= 500:
+                    delay = backoff(row.attempts, self.ex.settings.exchange_retry_base_seconds,
+                                    self.ex.settings.exchange_retry_cap_seconds)  # fmt: skip
+                    if sent.retry_after is not None:
+                        delay = max(delay, min(sent.retry_after, self.ex.settings.exchange_retry_cap_seconds))
+                    row.state, row.next_attempt_at = "retrying", now + dt.timedelta(seconds=delay)
+                else:
+                    # The partner refused it (signature, schema, recipient...): the same bytes cannot succeed.
+                    row.state, row.next_attempt_at = "failed", None
+                    logger.warning("exchange message refused by the partner",
+                                   extra={"partner": job.partner, "status": code})  # fmt: skip
 
     # ---- the thread
 

@@ -28,6 +28,8 @@ class ExchangeSettings(KernelSettings):
     exchange_retry_cap_seconds: float = Field(default=300.0, gt=0)
     exchange_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     exchange_poll_seconds: float = Field(default=1.0, gt=0)
+    # Pushes in flight at once to one partner (each a different consignment: one consignment is always in order).
+    exchange_concurrency: int = Field(default=4, ge=1, le=32)
     # A received message created further in the future than this is refused (the partner's clock is off).
     exchange_clock_skew_seconds: float = Field(default=300.0, ge=0)
     # A received message older than this is refused as a replay (message ids are remembered at least this long).
