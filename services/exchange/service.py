@@ -432,7 +432,12 @@ def _check_for_us(ex: Exchange, message: dict[str, Any], refuse: Callable[[AppEr
         raise refuse(ExchangeRefused(f"the message is for {message['recipient']}, this is {ex.code}",
                                      code="exchange.wrong_recipient"))  # fmt: skip
     now = utcnow()
-    created = envelope.parse_time(message["createdAt"])
+    try:
+        created = envelope.parse_time(message["createdAt"])
+    except ValueError:
+        error = {"pointer": "/createdAt", "code": "schema.format", "detail": "not a date and time"}
+        raise refuse(ExchangeRefused("1 problem(s) in the message", code="exchange.schema_invalid",
+                                     errors=[error])) from None  # fmt: skip
     skew = dt.timedelta(seconds=ex.settings.exchange_clock_skew_seconds)
     if created > now + skew:
         raise refuse(ExchangeRefused(

@@ -187,6 +187,8 @@ FAULTS: dict[str, tuple[Any, int, str]] = {
     "not canonical": (lambda vn, cn: vn.ex.signer.sign(json.dumps(message(vn, cn), indent=1).encode()), 422,
                       "exchange.not_canonical"),
     "not a JWS": (lambda vn, cn: "hello.world", 400, "exchange.malformed"),
+    "impossible date": (lambda vn, cn: sign(vn.ex.signer, message(vn, cn, createdAt="2026-13-45T25:61:00Z")), 422,
+                        "exchange.schema_invalid"),
 }  # fmt: skip
 
 
