@@ -79,7 +79,13 @@ def schema_index(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"schemas": [{"name": n, "url": f"/api/v1/exchange/schemas/{n}.json"} for n in names]})
 
 
-@router.get("/schemas/{file}", responses=problems(404, 422), summary="One message schema")
+@router.get(
+    "/schemas/{file}",
+    response_class=PlainJSON,
+    responses={200: {"description": "A JSON Schema", "content": {"application/schema+json": {"schema": {
+        "type": "object"}}}}, **problems(404, 422)},
+    summary="One message schema",
+)  # fmt: skip
 def schema_file(file: str, runtime: RuntimeDep) -> PlainJSON:
     """A JSON Schema (Draft 2020-12): `envelope.v1.json`, `receipt.v1.json`, `preArrival.v1.json`..."""
     match = SCHEMA_FILE.fullmatch(file)
