@@ -309,3 +309,17 @@ def test_the_partner_pulls_when_pushes_fail_and_its_receipt_acknowledges(pair_fa
                        timeout=5)  # fmt: skip
     assert again.json()["duplicate"] is True
     assert len(vn.events("exchange.receipt_received")) == 1
+
+
+def test_the_same_message_delivered_twice_at_once_takes_effect_once(pair: tuple[Side, Side]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    vn, cn = pair
+    token = sign(vn.ex.signer, message(vn, cn))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: post(cn, token), range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert len({a.json()["receipt"] for a in answers}) == 1  # every sender copy gets the one receipt
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True]
+    assert len(cn.effects) == 1
+    assert len(cn.messages("in")) == 1
