@@ -406,6 +406,7 @@ def _mount_optional() -> None:
         ("simulator.cli", "sim"),
         ("ocr.cli", "ocr"),
         ("services.provenance.cli", "ledger"),
+        ("services.exchange.cli", "exchange"),
         ("ledger.witness_cli", "witness"),
         ("riskmodel.cli", "risk"),
     ):

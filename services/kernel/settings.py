@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
 # The deployable services, in the order a process installs them.
-SERVICES = ("declarations", "provenance", "inspection", "webhooks", "traceability")
+SERVICES = ("declarations", "provenance", "inspection", "webhooks", "traceability", "exchange")
 
 
 class KernelSettings(BaseSettings):
@@ -57,7 +57,7 @@ class KernelSettings(BaseSettings):
     bus_url: str = ""
     # Which services this process runs: all of them in the embedded default; one (or a few) per process in the
     # distributed deployment, behind `smartgate gateway`.
-    services: str = "declarations,provenance,inspection,webhooks,traceability"
+    services: str = "declarations,provenance,inspection,webhooks,traceability,exchange"
     # Whether this process serves the officers' console (the gateway serves it in the distributed deployment).
     console: bool = True
     # How long anything waits for the database (services/kernel/dbtimeouts.py). A request waits at most
