@@ -7,19 +7,17 @@ import hashlib
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
+from services.kernel.administration import administration
 from services.kernel.settings import KernelSettings
 
-DEFAULT_ADMINISTRATION = "vn-kimthanh"
 DEV_KEY_FILE = "exchange-signing-key.dev"
 
 
 class ExchangeSettings(KernelSettings):
     """Kernel settings plus the exchange's key, delivery cadence and trust windows."""
 
-    # Which administration this deployment is (`vn-kimthanh`, `cn-hekou`): the `sender` of what we sign.
-    administration: str = DEFAULT_ADMINISTRATION
     # `KID:BASE64URL(32-byte Ed25519 seed)` (`smartgate exchange keygen`); empty: a development key under var_dir
     # (refused in production).
     exchange_signing_key: SecretStr = SecretStr("")
@@ -40,14 +38,6 @@ class ExchangeSettings(KernelSettings):
     # Whether partners' inboxes may be plain http:// (unset: only in development and test).
     exchange_allow_http: bool | None = None
 
-    @field_validator("administration")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        """An administration code is a short lower-case slug."""
-        if not value or len(value) > 32 or not all(c.isalnum() or c == "-" for c in value) or value != value.lower():
-            raise ValueError("SMARTGATE_ADMINISTRATION must be a lower-case code such as vn-kimthanh")
-        return value
-
     @property
     def http_allowed(self) -> bool:
         """The effective rule for http:// partner inboxes."""
@@ -64,9 +54,9 @@ def exchange_settings(base: KernelSettings) -> ExchangeSettings:
 
 
 def own_code(settings: KernelSettings | None = None) -> str:
-    """Our administration's code: the one place that reads it (the administration profile replaces it at merge)."""
-    value = getattr(settings, "administration", None) if settings is not None else None
-    return str(value or os.environ.get("SMARTGATE_ADMINISTRATION") or DEFAULT_ADMINISTRATION)
+    """Our administration's code (`vn-kimthanh`, `cn-hekou`): the `sender` of what we sign, from the profile
+    (services/kernel/administration.py) of SMARTGATE_ADMINISTRATION."""
+    return administration(settings).code
 
 
 class KeyConfigError(Exception):
