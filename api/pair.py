@@ -69,6 +69,10 @@ class Side:
         return self.var_dir / "witness.key"
 
     @property
+    def exchange_key_file(self) -> Path:
+        return self.var_dir / "exchange.key"
+
+    @property
     def witness_state(self) -> Path:
         return self.var_dir / "witness.sqlite"
 
@@ -108,6 +112,10 @@ def ensure_keys(side: Side) -> None:
         _write_secret(side.ledger_key_file, generate_key_string(side.administration.ledger_origin))
     if not side.witness_key_file.exists():
         _write_secret(side.witness_key_file, Cosigner.generate(side.administration.witness_name).skey())
+    if not side.exchange_key_file.exists():
+        from services.exchange.settings import new_key_string
+
+        _write_secret(side.exchange_key_file, new_key_string(side.administration.code))
 
 
 def side_databases(server_url: str) -> dict[str, str]:
@@ -148,6 +156,7 @@ def side_env(side: Side, partner: Side) -> dict[str, str]:
         # Each checkpoint of this side goes to the witness the other administration runs, which must cosign it.
         "SMARTGATE_LEDGER_WITNESSES": f"{partner.witness_url}|{partner.witness_vkey()}",
         "SMARTGATE_LEDGER_WITNESS_QUORUM": "1",
+        "SMARTGATE_EXCHANGE_SIGNING_KEY": side.exchange_key_file.read_text().strip(),
         "SMARTGATE_LOG_JSON": os.environ.get("SMARTGATE_LOG_JSON", "false"),
         **side.environment,
     }
@@ -169,16 +178,19 @@ def _run(side: Side, env: dict[str, str], *args: str) -> str:
 
 
 def register_partners(sides: dict[str, Side]) -> None:
-    """Register each side as the other's exchange partner.
+    """Register each side as the other's exchange partner: its administration code, its platform's URL (the inbox is
+    `/api/v1/exchange/inbox` there) and its exchange public key, read from its own configuration (no server needed).
+    Registering again replaces the URL and keys, so a second run of the pair is the same."""
+    import json
 
-    TODO(lead, issue 14 merge): helper X1 builds `smartgate exchange partners add …` (and POST
-    /api/v1/exchange/partners). Complete this step with it at merge: on each side, add the other side as a partner
-    with its administration code (`side.administration.code`), inbox URL (`f"{other.url}/api/v1/exchange/inbox"`)
-    and exchange public key (from X1's key file/command), e.g.
-        _run(side, side_env(side, other), "exchange", "partners", "add", other.administration.code, "--url", …)
-    Everything else of the pair (databases, keys, ledgers, cross-witnessing) works without it.
-    """
-    return None
+    for side in sides.values():
+        other = sides["cn" if side.key == "vn" else "vn"]
+        theirs = json.loads(_run(other, side_env(other, side), "exchange", "public-key"))
+        args = ["exchange", "partners", "add", other.administration.code, "--url", other.url]
+        args += ["--name", other.administration.name]
+        for jwk in theirs["keys"]:
+            args += ["--key", json.dumps(jwk)]
+        _run(side, side_env(side, other), *args)
 
 
 class Pair:

@@ -161,6 +161,14 @@ def test_both_sides_run_and_witness_each_other(pair_database: str, tmp_path: Pat
         assert vn.ledger_vkey() != cn.ledger_vkey()
         assert vn.witness_vkey() != cn.witness_vkey()
         assert vn.demo_keys()["trader"] != cn.demo_keys()["trader"]
+
+        # Each side is the other's exchange partner, under the key the other side signs with.
+        for side, other in ((vn, cn), (cn, vn)):
+            admin = {"Authorization": f"Bearer {side.demo_keys()['admin']}"}
+            partners = httpx.get(f"{side.url}/api/v1/exchange/partners", headers=admin, timeout=5).json()["items"]
+            assert [p["code"] for p in partners] == [other.administration.code]
+            theirs = httpx.get(f"{other.url}/api/v1/exchange/public-key", timeout=5).json()["keys"]
+            assert [k["kid"] for k in partners[0]["keys"]] == [k["kid"] for k in theirs]
         if pair_database:
             assert {make_url(s.database_url).database for s in (vn, cn)} == {
                 f"{make_url(pair_database).database}_vn",
