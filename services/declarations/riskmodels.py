@@ -4,6 +4,7 @@ weekly drift report. An admin changes states (each change an audited event); off
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -360,6 +361,45 @@ def drift(session: Session, *, principal: Principal, weeks: int, version: str | 
                                  "psi_reference": "dry run" if not first else "first week",
                                  "weeks": out_weeks})  # fmt: skip
     return report
+
+
+def explained(session: Session, decl: Declaration, risk: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The officer's view of an assessment record: each model score with the features that raised it most, in
+    words. Computed when read, from the declaration's stored body and duty bill (those the score was computed on:
+    the record is the last assessment's) and the model, which is never deleted — not at filing, where most
+    declarations are never read by an officer. The stored record (and its commitment) is left as it was."""
+    entries = (risk or {}).get("models") or {}
+    wanted = {mode: e for mode, e in entries.items() if e.get("probability") is not None and "reasons" not in e}
+    if not wanted or risk is None:
+        return risk
+    out = {**risk, "models": dict(entries)}
+    bill = decl.duties or {}
+    day = assessment.registration_date(decl)
+    body = {**decl.body, "_organisation": decl.organisation_id}
+    for mode, entry in wanted.items():
+        row = session.execute(
+            select(RiskModel.sha256, RiskModel.value_currency).where(RiskModel.version == entry.get("version"))
+        ).first()
+        if row is None:
+            continue
+        sha, currency = row
+        per_unit = (
+            Decimal(1) if currency == "VND" else assessment.exchange_rates(session, {currency}, day).get(currency)
+        )
+        if per_unit is None or per_unit <= 0:
+            continue
+        try:
+            scorer = modelserving.scorer_of(sha, functools.partial(modelserving._data, session, entry["version"]))
+        except Exception:  # noqa: BLE001 - a model that no longer loads leaves the score without reasons
+            continue
+        items = modelserving.items_of(decl.id, body, bill, day, per_unit)
+        line = int(entry.get("line") or 1) - 1
+        if not 0 <= line < len(items):
+            continue
+        deployed = modelserving.Deployed(entry["version"], mode, sha, currency, scorer)
+        scored = modelserving.Scored(deployed, float(entry["probability"]), line=line, items=items)
+        out["models"][mode] = {**entry, "reasons": scored.reasons()}
+    return out
 
 
 def decided_history(session: Session) -> list[Any]:
