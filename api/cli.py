@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -424,9 +424,20 @@ def _risk_model_commands() -> None:
     """`smartgate risk model store` and `export-history`: the learned model's steps that need the database (the
     riskmodel library's own commands never touch it)."""
     try:
+        from riskmodel import cli as risk_cli
         from riskmodel.cli import model_app
     except ImportError:  # pragma: no cover - an install without the risk model library
         return
+
+    def history() -> list[Any]:
+        """`train|evaluate --from-database`: the decided declarations of the configured database."""
+        from services.declarations import riskmodels
+        from services.kernel.database import unit_of_work
+
+        with unit_of_work(_sessions(_settings())) as session:
+            return riskmodels.decided_history(session)
+
+    risk_cli.history_source = history
 
     @model_app.command("store")
     def store(

@@ -61,6 +61,12 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "channel": {"green": N_("green channel"), "yellow": N_("yellow channel"), "red": N_("red channel")},
     "kind": {"import": N_("import"), "export": N_("export")},
+    "model_state": {
+        "stored": N_("stored"),
+        "shadow": N_("in shadow"),
+        "active": N_("active"),
+        "retired": N_("retired"),
+    },
     "action": {
         "create": N_("created"),
         "submit": N_("submitted"),

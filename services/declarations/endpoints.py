@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.declarations import repository, service
+from services.declarations import repository, riskmodels, service
 from services.declarations.models import Declaration as DeclarationRow
 from services.declarations.models import DeclarationTransition, RiskAssessment
 from services.declarations.payments import PAYABLE_STATUSES
@@ -305,7 +305,10 @@ def get_declaration(declaration_id: str, session: SessionDep, principal: Current
     """One declaration with its `ETag` (needed to amend it): the trader view for its trader (channel, duties,
     what to do next), the officer view with the risk assessment for officers and admins."""
     decl = service.get_visible(session, principal=principal, declaration_id=declaration_id)
-    return _respond(decl, role=principal.role)
+    view = to_json(decl, role=principal.role)
+    if "risk" in view:  # customs staff: the learned model's reasons, computed now rather than at filing
+        view["risk"] = riskmodels.explained(session, decl, view["risk"])
+    return JSONResponse(view, headers={"ETag": service.etag(decl)})
 
 
 @router.get("/{declaration_id}/history", response_model=History, responses=PROBLEMS, summary="History")
