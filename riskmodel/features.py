@@ -66,6 +66,42 @@ KEYS: dict[str, Callable[[Item], str]] = {
     "office_hs2": lambda it: f"{it.office}|{it.hs6[:2]}",
     "fta_origin": lambda it: f"{it.fta_claim}|{it.origin}",
 }
+
+
+def key_tuple(it: Item) -> tuple[str, ...]:
+    """Every key of an item, in the order of KEYS, in one call (what scoring at filing uses; a test keeps it equal
+    to KEYS)."""
+    hs6, origin, importer, declarant, office = it.hs6, it.origin, it.importer, it.declarant, it.office
+    hs4, hs2 = hs6[:4], hs6[:2]
+    return (
+        declarant,
+        importer,
+        it.seller,
+        it.courier,
+        hs6,
+        hs4,
+        hs2,
+        origin,
+        it.departure,
+        f"{it.departure}>{origin}>{office}",
+        office,
+        it.tax_type,
+        it.origin_indicator,
+        it.import_type,
+        it.import_use,
+        it.payment_type,
+        it.transport_mode,
+        f"{hs6}|{origin}",
+        f"{hs4}|{origin}",
+        f"{importer}|{hs4}",
+        f"{declarant}|{importer}",
+        f"{declarant}|{hs2}",
+        f"{importer}|{it.seller}",
+        f"{office}|{hs2}",
+        f"{it.fta_claim}|{origin}",
+    )
+
+
 LOOKUP_ONLY = ("declarant", "importer", "seller", "hs6")  # also a label-free frequency feature
 
 BASE = (
@@ -142,6 +178,20 @@ class Profiles:
         self.tables: dict[str, dict[str, list[int]]] = spec["tables"]
         self.bands: dict[str, list[float]] = spec["bands"]
         self.names = feature_names()
+        self._cell_tables: list[dict[str, tuple[float, float]]] | None = None
+
+    def prepare(self) -> Profiles:
+        """Compute, once, each profile's seen keys' two feature values (scoring at filing then does one dictionary
+        look-up per profile). The scorer calls it when it loads a model."""
+        if self._cell_tables is None:
+            prior, m = self.prior, float(self.spec["smoothing"])
+            per_10k = 10_000.0 / self.rows
+            self._cell_tables = [
+                {k: ((pos + m * prior) / (n + m), math.log1p(n * per_10k)) for k, (n, pos) in
+                 self.tables[name].items()}
+                for name in KEYS
+            ]  # fmt: skip
+        return self
 
     @classmethod
     def fit(cls, items: Sequence[Item], labels: np.ndarray, keys: list[list[str]] | None = None) -> Profiles:
@@ -227,17 +277,17 @@ class Profiles:
             float(it.date.weekday()),
         ]
 
+    def row(self, it: Item) -> list[float]:
+        """One item's features, as a list (the single-item path of scoring)."""
+        return self._row(it)
+
     def _row(self, it: Item) -> list[float]:
         row = self._base(it)
-        prior, m = self.prior, float(self.spec["smoothing"])
-        per_10k = 10_000.0 / self.rows
-        for name, key in KEYS.items():
-            cell = self.tables[name].get(key(it))
-            if cell is None:
-                row += (prior, 0.0)
-            else:
-                n, pos = cell
-                row += ((pos + m * prior) / (n + m), math.log1p(n * per_10k))
+        unseen = (self.prior, 0.0)
+        tables = self.prepare()._cell_tables
+        assert tables is not None
+        for key, cells in zip(key_tuple(it), tables, strict=True):
+            row += cells.get(key, unseen)
         return row
 
 

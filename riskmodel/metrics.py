@@ -31,9 +31,15 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
 
 
-def evaluate(scores: np.ndarray, labels: np.ndarray, budgets: tuple[int, ...] = BUDGETS) -> dict:
+def evaluate(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    budgets: tuple[int, ...] = BUDGETS,
+    revenue: np.ndarray | None = None,
+) -> dict:
     """``{"n", "positives", "auc", "precision_at": {"1": ...}, "recall_at": {...}}``, ranking by descending score
-    (ties broken by row order, so the figure is reproducible)."""
+    (ties broken by row order, so the figure is reproducible). With ``revenue`` (what inspecting each row
+    recovers), also ``revenue_at``: the sum recovered by inspecting the top k %, per budget."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     if scores.shape != labels.shape or scores.ndim != 1:
@@ -41,7 +47,8 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, budgets: tuple[int, ...] = 
     n, positives = len(labels), int(labels.sum())
     if not n:
         raise ValueError("nothing to evaluate")
-    ranked = labels[np.argsort(-scores, kind="mergesort")]
+    order = np.argsort(-scores, kind="mergesort")
+    ranked = labels[order]
     hits = np.cumsum(ranked)
     precision, recall = {}, {}
     for b in budgets:
@@ -49,10 +56,20 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, budgets: tuple[int, ...] = 
         precision[str(b)] = round(float(hits[k - 1] / k), 4)
         recall[str(b)] = round(float(hits[k - 1] / positives), 4) if positives else None
     a = auc(scores, labels)
-    return {
+    out = {
         "n": n,
         "positives": positives,
         "auc": None if a is None else round(a, 4),
         "precision_at": precision,
         "recall_at": recall,
     }
+    if revenue is not None:
+        revenue = np.asarray(revenue, dtype=np.float64)
+        if revenue.shape != labels.shape:
+            raise ValueError("revenue and labels must be of the same length")
+        recovered = np.cumsum(revenue[order])
+        amounts = (float(recovered[top_k(n, b) - 1]) for b in budgets)
+        out["revenue_at"] = {
+            str(b): int(v) if v.is_integer() else round(v, 2) for b, v in zip(budgets, amounts, strict=True)
+        }
+    return out

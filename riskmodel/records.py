@@ -37,5 +37,17 @@ class Item:
     process_type: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One decided declaration of the platform's own history: its goods lines as items, the officer's violation
+    flag (0/1) and the additional duties the inspection found (``revenue``, in VND; 0 when none)."""
+
+    id: str
+    date: dt.date
+    items: tuple[Item, ...]
+    label: int
+    revenue: float = 0.0
+
+
 class DatasetError(ValueError):
     """A dataset file that cannot be read as the adapter expects (missing, wrong columns, bad values)."""

@@ -451,6 +451,36 @@ async def unpaid(request: Request) -> Response:
     return _page(request, "unpaid.html", rows=rows, more=got.json().get("next_cursor") is not None)
 
 
+# ---- the learned model's drift ---------------------------------------------------------------------------------------
+
+DRIFT_WEEKS = (4, 12, 26, 52)
+PSI_WARN = 0.25  # the drift report's threshold of a shifted score distribution (services/declarations/riskmodels.py)
+
+
+@router.get("/drift")
+async def drift(request: Request, weeks: int = 12) -> Response:
+    """The learned model's weekly drift report (supervisors and admins): precision of the inspections the model
+    selected beside the rules' own, the exploration hit rate, the score shift (PSI), and the alarms."""
+    weeks = weeks if weeks in DRIFT_WEEKS else 12
+    try:
+        key = _key(request)
+        got = await _api(request, "GET", "/api/v1/risk/models/drift", key=key, params={"weeks": weeks})
+    except SignedOut:
+        return _to_login()
+    if got.status_code == 404:
+        return _not_found(request, N_("the declarations service is not running in this process"))
+    if got.status_code != 200:
+        return _page(request, "error.html", got.status_code, problem=_problem_text(got))
+    report = got.json()
+    models = report.get("models", [])
+    for model in models:
+        for week in model.get("weeks", []):
+            psi = week.get("psi")
+            week["shifted"] = isinstance(psi, (int, float)) and psi > PSI_WARN
+        model["alarms"] = sum(1 for w in model.get("weeks", []) if w.get("alarm") or w["shifted"])
+    return _page(request, "drift.html", models=models, weeks=weeks, choices=DRIFT_WEEKS, psi_warn=PSI_WARN)
+
+
 # ---- one declaration ----------------------------------------------------------------------------------------------
 
 
@@ -816,7 +846,7 @@ async def switch_language(
     """The officer's language (vi, en, zh), kept in a cookie for a year; back to the page the switch was on."""
     if not _same_site(request):
         return _forbidden(request)
-    chosen = i18n.language_of(lang, i18n.DEFAULT)
+    chosen = i18n.language_of(lang, i18n.default_language(request))
     response = _see_other(i18n.safe_next(next))
     settings = request.app.state.runtime.settings
     response.set_cookie(

@@ -76,7 +76,13 @@ REFERENCE_CACHE = _Cache(ttl=30.0)
 
 
 def _db(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+    return _url_of(session.get_bind().engine)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_of(engine: Any) -> str:
+    """An engine's URL as the caches' key (rendering it costs more than a cached look-up)."""
+    return str(engine.url)
 
 
 def tariff_rates(session: Session, hs_codes: set[str]) -> dict[str, duties.Rates]:
@@ -445,15 +451,14 @@ def _model_scores(
     scored: list[modelserving.Scored],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Put each model's score (and, where an officer will look, its reasons) in the confidential record, and give
-    the rows of risk_model_scores."""
+    """Put each model's score in the confidential record, and give the rows of risk_model_scores. The reasons are
+    not computed here but when an officer reads the declaration (riskmodels.explained): most filings are never
+    read by one, and the reasons follow from the stored body and the model."""
     rows = []
     threshold = spec.model.threshold if spec.model else None
     for s in scored:
         entry = s.record()
         selected = s.probability is not None and threshold is not None and s.probability >= threshold
-        if s.probability is not None and (result.channel != "green" or selected):
-            entry["reasons"] = s.reasons()
         result.models[s.model.mode] = entry
         if s.probability is not None:
             rows.append({"declaration_id": decl.id, "declaration_version": decl.version,

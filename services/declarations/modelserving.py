@@ -97,7 +97,12 @@ class Scored:
 
 
 def _db(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+    return _url_of(session.get_bind().engine)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_of(engine: Any) -> str:
+    return str(engine.url)
 
 
 def scorer_of(sha256: str, data: Callable[[], bytes]) -> Scorer:

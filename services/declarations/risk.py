@@ -125,6 +125,9 @@ class ModelCombination(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # false: the active model is scored and recorded, and `threshold` marks what it would select (the drift report
+    # measures it), but it changes no channel and explores nothing, as if it were in shadow.
+    enabled: bool = True
     threshold: float = Field(gt=0, lt=1)
     weight: int = 0
     select: Literal["yellow", "red"] | None = None
@@ -258,7 +261,7 @@ def exploration_rate(spec: RuleSetSpec) -> float:
     """The chance that a declaration nothing selected is explored, so that `model.exploration` of all inspections
     are exploratory: share / (1 - share) x selected / not selected, with the rule set's target split (without a
     target, the share itself)."""
-    if spec.model is None or spec.model.exploration <= 0:
+    if spec.model is None or not spec.model.enabled or spec.model.exploration <= 0:
         return 0.0
     share = spec.model.exploration
     green = spec.target.get("green")
@@ -319,7 +322,8 @@ def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> Ri
     score = sum(h["weight"] for h in hits)
     rules_channel = _channel(spec, score)
     combination, p = spec.model, data.model_probability
-    selected = combination is not None and p is not None and p >= combination.threshold
+    reached = combination is not None and p is not None and p >= combination.threshold
+    selected = reached and combination is not None and combination.enabled
     if selected:
         assert combination is not None
         assert p is not None
@@ -347,7 +351,7 @@ def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> Ri
                      "reason": "minimum random rate"})  # fmt: skip
         channel = "yellow"
     explored = False
-    if combination is not None and p is not None and channel == "green":
+    if combination is not None and combination.enabled and p is not None and channel == "green":
         rate = exploration_rate(spec)
         if draw(spec, data.declaration_id, draw_key, "explore") < rate:
             explored = True
@@ -357,7 +361,7 @@ def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> Ri
                          "reason": "exploration: outcomes of unselected declarations keep the model "
                                    "honest"})  # fmt: skip
     return RiskResult(channel=channel, score=score, rule_set_version=spec.version, reasons=hits, draw=u,
-                      rules_channel=rules_channel, model_selected=selected, explored=explored)  # fmt: skip
+                      rules_channel=rules_channel, model_selected=reached, explored=explored)  # fmt: skip
 
 
 def _channel(spec: RuleSetSpec, score: int) -> str:

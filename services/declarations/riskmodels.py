@@ -4,6 +4,7 @@ weekly drift report. An admin changes states (each change an audited event); off
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -362,24 +363,109 @@ def drift(session: Session, *, principal: Principal, weeks: int, version: str | 
     return report
 
 
-def labelled_history(session: Session) -> tuple[list[Any], list[int]]:
-    """The platform's own labelled history, as the model's items: every goods line of the import declarations an
-    officer decided (clear or reject), labelled with the decision's violation flag (a declaration's flag applies to
-    each of its lines: officers record violations per declaration), values in VND, in order of registration."""
+def explained(session: Session, decl: Declaration, risk: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The officer's view of an assessment record: each model score with the features that raised it most, in
+    words. Computed when read, from the declaration's stored body and duty bill (those the score was computed on:
+    the record is the last assessment's) and the model, which is never deleted — not at filing, where most
+    declarations are never read by an officer. The stored record (and its commitment) is left as it was."""
+    entries = (risk or {}).get("models") or {}
+    wanted = {mode: e for mode, e in entries.items() if e.get("probability") is not None and "reasons" not in e}
+    if not wanted or risk is None:
+        return risk
+    out = {**risk, "models": dict(entries)}
+    bill = decl.duties or {}
+    day = assessment.registration_date(decl)
+    body = {**decl.body, "_organisation": decl.organisation_id}
+    for mode, entry in wanted.items():
+        row = session.execute(
+            select(RiskModel.sha256, RiskModel.value_currency).where(RiskModel.version == entry.get("version"))
+        ).first()
+        if row is None:
+            continue
+        sha, currency = row
+        per_unit = (
+            Decimal(1) if currency == "VND" else assessment.exchange_rates(session, {currency}, day).get(currency)
+        )
+        if per_unit is None or per_unit <= 0:
+            continue
+        try:
+            scorer = modelserving.scorer_of(sha, functools.partial(modelserving._data, session, entry["version"]))
+        except Exception:  # noqa: BLE001 - a model that no longer loads leaves the score without reasons
+            continue
+        items = modelserving.items_of(decl.id, body, bill, day, per_unit)
+        line = int(entry.get("line") or 1) - 1
+        if not 0 <= line < len(items):
+            continue
+        deployed = modelserving.Deployed(entry["version"], mode, sha, currency, scorer)
+        scored = modelserving.Scored(deployed, float(entry["probability"]), line=line, items=items)
+        out["models"][mode] = {**entry, "reasons": scored.reasons()}
+    return out
+
+
+def decided_history(session: Session) -> list[Any]:
+    """The platform's own labelled history, one case per import declaration an officer decided (clear or reject),
+    in order of registration: its goods lines as the model's items (values in VND), the decision's violation flag
+    (officers record violations per declaration) and the additional duties the inspection found.
+
+    The additional duties are what the declaration's bill gained between its first assessed version and the version
+    the officer decided (an undervaluation found at inspection is corrected by an amendment, then cleared); both
+    bills are computed the same way, on the registration day, so only the declared goods differ. A violation that
+    changed no amount (or a rejection: nothing is collected) recovers 0; a compliant declaration recovers 0."""
+    from riskmodel.records import Case
+    from services.declarations import duties
+    from services.declarations.models import DeclarationVersion, RiskAssessment
+
     rows = session.execute(
-        select(Declaration, RiskOutcome.violation)
+        select(Declaration, RiskOutcome.violation, RiskOutcome.outcome)
         .join(RiskOutcome, RiskOutcome.declaration_id == Declaration.id)
         .where(Declaration.kind == "import", Declaration.duties.is_not(None), Declaration.submitted_at.is_not(None))
         .order_by(Declaration.submitted_at, Declaration.id)
     ).all()
-    items: list[Any] = []
-    labels: list[int] = []
-    for decl, violation in rows:
+    ids = [decl.id for decl, _, _ in rows if decl.version > 1]
+    first: dict[str, int] = {}
+    bodies: dict[tuple[str, int], dict[str, Any]] = {}
+    if ids:
+        for decl_id, version in session.execute(
+            select(RiskAssessment.declaration_id, RiskAssessment.version).where(RiskAssessment.declaration_id.in_(ids))
+        ):
+            first[decl_id] = min(first.get(decl_id, version), version)
+        for decl_id, version, body in session.execute(
+            select(DeclarationVersion.declaration_id, DeclarationVersion.version, DeclarationVersion.body).where(
+                DeclarationVersion.declaration_id.in_(ids)
+            )
+        ):
+            bodies[(decl_id, version)] = body
+
+    def total(body: dict[str, Any], day: dt.date) -> int:
+        items = body["items"]
+        bill = duties.assess(body, registration_date=day,
+                             tariff=assessment.tariff_rates(session, {i["hs_code"] for i in items}),
+                             fx=assessment.exchange_rates(session, {i["currency"] for i in items}, day))  # fmt: skip
+        return bill.total_vnd
+
+    cases: list[Any] = []
+    for decl, violation, outcome in rows:
         bill = decl.duties or {}
         if not bill.get("assessed"):
             continue
+        day = assessment.registration_date(decl)
         body = {**decl.body, "_organisation": decl.organisation_id}
-        lines = modelserving.items_of(decl.id, body, bill, assessment.registration_date(decl), Decimal(1))
-        items += lines
-        labels += [int(bool(violation))] * len(lines)
+        items = modelserving.items_of(decl.id, body, bill, day, Decimal(1))
+        recovered = 0
+        earlier = bodies.get((decl.id, first.get(decl.id, decl.version)))
+        if violation and outcome == "clear" and earlier is not None and first.get(decl.id, decl.version) < decl.version:
+            recovered = max(0, total(decl.body, day) - total(earlier, day))
+        cases.append(Case(id=decl.id, date=day, items=tuple(items), label=int(bool(violation)), revenue=recovered))
+    return cases
+
+
+def labelled_history(session: Session) -> tuple[list[Any], list[int]]:
+    """The platform's own labelled history, as the model's items: every goods line of the import declarations an
+    officer decided (clear or reject), labelled with the decision's violation flag (a declaration's flag applies to
+    each of its lines: officers record violations per declaration), values in VND, in order of registration."""
+    items: list[Any] = []
+    labels: list[int] = []
+    for case in decided_history(session):
+        items += case.items
+        labels += [case.label] * len(case.items)
     return items, labels

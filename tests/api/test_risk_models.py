@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from services.declarations.models import RiskModelScore
+from services.declarations.models import RiskAssessment, RiskModelScore
 from services.kernel.database import unit_of_work
 from services.kernel.outbox import OutboxEvent
 from tests.api.test_selectivity import BASE, Gate, gate  # noqa: F401 - the fixture
@@ -110,6 +110,10 @@ def test_upload_shadow_activate_rollback_with_the_rules(gate: Gate, model_file: 
     # Would-be selections are explained to officers in words.
     assert entry["reasons"]
     assert all(r["contribution"] > 0 and r["text"] for r in entry["reasons"])
+    # Computed when an officer reads the declaration, not at filing: the stored (committed) record has none.
+    with unit_of_work(g.runtime.sessions) as session:
+        stored = session.scalars(select(RiskAssessment.record).where(RiskAssessment.declaration_id == shadowed["id"]))
+        assert [r["models"]["shadow"].get("reasons") for r in stored] == [None]
     calm = g.seen(g.file(chinese(g))["id"])["risk"]["models"]["shadow"]
     assert calm["probability"] < 0.5
 

@@ -44,3 +44,14 @@ def test_auc_counts_pairs_and_half_ties() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="same length"):
         evaluate(np.array([0.1, 0.2]), np.array([1]))
+
+
+def test_revenue_at_sums_what_the_top_k_percent_recovers() -> None:
+    scores = np.linspace(1.0, 0.0, 100)  # row 0 ranked first
+    labels = np.zeros(100, dtype=int)
+    revenue = np.zeros(100)
+    labels[[0, 3, 40]] = 1
+    revenue[[0, 3, 40]] = [1000, 250, 7]
+    out = evaluate(scores, labels, revenue=revenue)
+    assert out["revenue_at"] == {"1": 1000, "2": 1000, "5": 1250, "10": 1250}
+    assert "revenue_at" not in evaluate(scores, labels)

@@ -96,3 +96,14 @@ def test_scorer_refuses_what_is_not_a_risk_model(tmp_path: Path, small_model) ->
     with pytest.raises(ModelError, match="not a smartgate risk model"):
         Scorer(bare.SerializeToString())
     assert Scorer(training.to_onnx(small_model)).score([]).shape == (0,)
+
+
+def test_the_filing_path_encodes_items_as_the_batch_path_does(small_model, kcs_data) -> None:
+    """Scoring at filing (a few items: plain Python, one look-up per profile) and in bulk (numpy) give the same
+    matrix, and key_tuple lists the keys of KEYS in order."""
+    items = kcs_data["valid"][0][:400]
+    for it in items[:50]:
+        assert features.key_tuple(it) == tuple(key(it) for key in features.KEYS.values())
+    bulk = small_model.profiles.transform(items)
+    one_by_one = np.vstack([small_model.profiles.transform(items[i : i + 8]) for i in range(0, len(items), 8)])
+    np.testing.assert_array_equal(one_by_one, bulk)

@@ -173,3 +173,22 @@ def test_split_over_10000_declarations_is_within_two_points_of_target():
 def test_bad_rule_sets_are_refused_with_the_path(text, message):
     with pytest.raises(RuleSetError, match=message):
         parse_rule_set(text)
+
+
+def test_the_shipped_model_block_is_disabled_until_an_admin_enables_it():
+    """The default rule set says how a learned model would join the rules, but ships it disabled: an active model's
+    probability changes no channel and explores nothing, while the threshold still marks what it would select."""
+    assert SPEC.model is not None
+    assert SPEC.model.enabled is False
+    assert (SPEC.model.threshold, SPEC.model.weight, SPEC.model.exploration) == (0.5, 40, 0.10)
+    key = b"k" * 32
+    for n in range(300):
+        without = evaluate(SPEC, base(declaration_id=f"d-{n}"), draw_key=key)
+        scored = evaluate(SPEC, base(declaration_id=f"d-{n}", model_probability=0.97, model_version="m"), draw_key=key)
+        assert (scored.channel, scored.score, scored.reasons) == (without.channel, without.score, without.reasons)
+        assert scored.model_selected  # would have selected: the drift report measures it
+        assert not scored.explored
+    enabled = SPEC.model_copy(update={"model": SPEC.model.model_copy(update={"enabled": True})})
+    hit = evaluate(enabled, base(model_probability=0.97, model_version="m"), draw_key=key)
+    assert hit.channel == "yellow"
+    assert "model" in {r["rule"] for r in hit.reasons}
