@@ -1,5 +1,5 @@
 """The console's search box and lists: each list filter against the indexed container look-up measured in the same
-run (plate and trader read the JSON body of every declaration; number and container use an index).
+run (number, container, plate and trader are index look-ups: plate and trader through declaration_search_keys).
 
 Usage: python benchmarks/console_search.py [--declarations 20000] [--queries 50] [--rounds 3] [--no-pg]
 PostgreSQL from SMARTGATE_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres: a database of

@@ -85,7 +85,10 @@ LABELS: dict[str, dict[str, str]] = {
         "expire": N_("expired"),
         "channel_raised": N_("channel raised"),
         "gate_mismatch": N_("gate mismatch: risk reassessed"),
+        "gate_release": N_("gate hold lifted: the truck went on"),
+        "gate_escalate": N_("gate hold escalated: physical inspection"),
     },
+    "resolution": {"release": N_("hold lifted"), "escalate": N_("escalated to physical inspection")},
     "decision": {"hold": N_("held"), "proceed": N_("proceeded")},
     "direction": {"in": N_("entry"), "out": N_("exit")},
     "reason": {
@@ -142,6 +145,7 @@ def here(request: Request) -> str:
     path = request.url.path
     if request.method != "GET":
         path = re.sub(r"/(decide|take)$", "", path) if path.startswith("/console/declarations/") else path
+        path = "/console/gate" if path.startswith("/console/gate/") else path
         if path in ("/console/duty", "/console/logout", "/console/language"):
             path = "/console"
         return safe_next(path)

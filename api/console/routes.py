@@ -63,6 +63,8 @@ NOTICES = {
     "taken": N_("The declaration is yours to decide."),
     "on_duty": N_("You are on duty: new yellow and red declarations come to you in rotation."),
     "off_duty": N_("You are off duty: no new declarations are assigned to you."),
+    "hold_released": N_("Hold lifted: the truck may go on."),
+    "hold_escalated": N_("Hold escalated: the goods go to physical inspection in the red channel."),
 }
 STALE = N_(
     "This declaration changed since you opened it (the trader amended it, or someone acted on it), so your "
@@ -757,13 +759,22 @@ def _download(got: httpx.Response, *, fallback: str, media_type: str | None = No
 
 @router.get("/gate")
 async def gate(request: Request, decision: str = "hold") -> Response:
-    """Trucks the gate held (container or seal not matching a declaration, unreadable code...), newest first."""
+    """Trucks the gate held (container or seal not matching a declaration, unreadable code...), newest first; a hold
+    not yet resolved has the Release and Escalate buttons."""
     try:
-        key = _key(request)
-        params = {"limit": 100, **({"decision": decision} if decision in ("hold", "proceed") else {})}
-        got = await _api(request, "GET", "/api/v1/gate/events", key=key, params=params)
+        return await _gate_page(request, decision)
     except SignedOut:
         return _to_login()
+
+
+async def _gate_page(
+    request: Request, decision: str, *, problem: dict[str, Any] | None = None, form: dict[str, str] | None = None
+) -> Response:
+    key = _key(request)
+    params = {"limit": 100, **({"decision": decision} if decision in ("hold", "proceed") else {})}
+    got, names = await asyncio.gather(
+        _api(request, "GET", "/api/v1/gate/events", key=key, params=params), _officers(request, key)
+    )
     if got.status_code == 404:
         return _not_found(request, N_("the inspection service is not running in this process"))
     if got.status_code != 200:
@@ -771,7 +782,45 @@ async def gate(request: Request, decision: str = "hold") -> Response:
     events = got.json().get("items", [])
     for event in events:
         event["image_links"] = _image_links(event)
-    return _page(request, "gate.html", events=events, decision=params.get("decision", ""))
+        if event.get("resolution"):
+            event["resolution"]["by"] = officer_name(event["resolution"].get("actor"), names)
+    return _page(
+        request,
+        "gate.html",
+        problem["status"] if problem else 200,
+        events=events,
+        decision=params.get("decision", ""),
+        problem=problem,
+        form=form or {},
+    )
+
+
+@router.post("/gate/{event_id}/resolve")
+async def resolve_hold(
+    request: Request,
+    event_id: str,
+    csrf: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Release or escalate a held truck through the API, with the officer's reason; on a refusal (no reason, already
+    resolved, not allowed...) show the holds again with the API's reason."""
+    try:
+        key = _check_csrf(request, csrf)
+        if not ID.fullmatch(event_id):
+            return _not_found(request, N_("no such gate event"))
+        payload = {"action": action, "reason": reason.strip()}
+        got = await _api(request, "POST", f"/api/v1/gate/events/{event_id}/resolution", key=key, json_body=payload)
+        if got.status_code == 201:
+            done = "hold_released" if action == "release" else "hold_escalated"
+            return _see_other(f"/console/gate?done={done}")
+        return await _gate_page(
+            request, "hold", problem=_problem_text(got), form={"event_id": event_id, "reason": reason}
+        )
+    except SignedOut:
+        return _to_login()
+    except PermissionError:
+        return _forbidden(request)
 
 
 @router.get("/gate/{event_id}/images/{sha256}")

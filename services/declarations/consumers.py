@@ -1,4 +1,5 @@
-"""Events of other services that change declarations: gate mismatches (risk hook) and trucks leaving the gate."""
+"""Events of other services that change declarations: gate mismatches (risk hook), officers' resolutions of gate
+holds, and trucks leaving the gate."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from services.declarations import service
+from services.declarations import routing, service
 from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import Declaration
 from services.declarations.schemas import Status
@@ -52,3 +53,31 @@ def on_gate_exit(session: Session, event: Event) -> None:
         logger.warning("exit reported for a declaration that is not released", extra={"declaration_id": decl_id})
         return
     service.transition(session, decl=decl, action="exit", actor=f"gate:{exited.camera_id}", reason="truck exited")
+
+
+def on_gate_hold_resolved(session: Session, event: Event) -> None:
+    """An officer resolved a gate hold of this declaration's truck; recorded in its history either way.
+
+    Released: the declaration goes on as it would have without the hold. The channel the mismatch raised stays
+    (the risk it revealed is still the declaration's), but the hold itself no longer stands in the way: a truck
+    released on the way out with its goods released leaves (the gate's `gate.exited` closes the declaration).
+    Escalated: red channel and physical inspection (kiểm tra thực tế): a declaration still under customs control
+    goes to `inspection` in the review queue (its assignee, or the next officer in rotation; a supervisor decides
+    any), even one already cleared or released; one already in inspection only turns red.
+    """
+    resolved = catalogue.read(event, catalogue.GateHoldResolved)
+    decl = session.get(Declaration, resolved.declaration_id) if resolved and resolved.declaration_id else None
+    if resolved is None or decl is None:
+        return
+    where = f"{resolved.lane}, {'exit' if resolved.direction == 'out' else 'entry'}"
+    if resolved.action == "release":
+        text = f"gate hold released ({where}): {resolved.reason}"
+        service.note(session, decl, action="gate_release", actor=resolved.actor, reason=text)
+        return
+    text = f"gate hold escalated to physical inspection ({where}): {resolved.reason}"
+    decl.channel = "red"
+    if (decl.status, "gate_escalate") in service.TRANSITIONS:
+        routing.enqueue(session, decl)
+        service.transition(session, decl=decl, action="gate_escalate", actor=resolved.actor, reason=text)
+    else:
+        service.note(session, decl, action="gate_escalate", actor=resolved.actor, reason=text)

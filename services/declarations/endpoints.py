@@ -250,7 +250,7 @@ def list_declarations(
             min_length=2,
             max_length=100,
             pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="Part of the consignee's or consignor's name, any case",
+            description="Part of the consignee's or consignor's name, any case; or either's tax id, exactly",
             examples=["Lao Cai"],
         ),
     ] = None,

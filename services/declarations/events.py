@@ -32,6 +32,8 @@ VERBS = {
     "request_documents": DOCUMENTS_REQUESTED,
     "provide_documents": DOCUMENTS_PROVIDED,
     "inspect": INSPECTION_ORDERED,
+    # A gate hold escalated by an officer: physical inspection, as an officer's order would be.
+    "gate_escalate": INSPECTION_ORDERED,
     "reject": REJECTED,
 }
 

@@ -117,6 +117,28 @@ class DeclarationHsCode(Base):
     hs_code: Mapped[str] = mapped_column(String(8), primary_key=True, index=True)
 
 
+class DeclarationSearchKey(Base):
+    """What the officers' search finds a declaration by, kept from its current body (`repository.search_keys`):
+    `plate` (the truck's plate as `plate_key` compares it), `tax_id` (the consignee's and consignor's tax ids) and
+    `trader` (their names, lower case). A search is an index look-up here, never a read of every body."""
+
+    __tablename__ = "declaration_search_keys"
+    __table_args__ = (Index("ix_declaration_search_keys_kind_value", "kind", "value"),)
+
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class TraderName(Base):
+    """Every trader name (lower case) any declaration has carried, once: a search for part of a name reads these few
+    rows, then finds the declarations by the names that match (DeclarationSearchKey)."""
+
+    __tablename__ = "declaration_trader_names"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class DeclarationSequence(Base):
     """The last registration number issued per prefix and year."""
 

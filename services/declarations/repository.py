@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, exists, func, insert, or_, select, tuple_
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, select, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -14,9 +14,11 @@ from services.declarations.models import (
     Declaration,
     DeclarationContainer,
     DeclarationHsCode,
+    DeclarationSearchKey,
     DeclarationSequence,
     DeclarationTransition,
     DeclarationVersion,
+    TraderName,
 )
 from services.kernel import pagination
 from services.kernel.database import table_of
@@ -45,11 +47,37 @@ def plate_key(plate: str) -> str:
     return "".join(ch for ch in plate.upper() if ch not in " .-")
 
 
-def _plate_column() -> Any:
-    text = func.upper(Declaration.body["transport"]["truck_plate"].as_string())
-    for ch in " .-":
-        text = func.replace(text, ch, "")
-    return text
+TRADER_PARTIES = ("consignee", "consignor")
+KEY_LENGTH = 200
+
+
+def trader_key(name: str) -> str:
+    """A trader's name as searched: lower case (Unicode-aware, unlike SQLite's lower()), spaces collapsed."""
+    return " ".join(name.split()).lower()[:KEY_LENGTH]
+
+
+def search_keys(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, value) of everything the search finds a body by: its truck plate, its parties' tax ids and names."""
+    keys: set[tuple[str, str]] = set()
+    plate = (body.get("transport") or {}).get("truck_plate")
+    if isinstance(plate, str) and plate_key(plate):
+        keys.add(("plate", plate_key(plate)[:KEY_LENGTH]))
+    for party in TRADER_PARTIES:
+        data = body.get(party) or {}
+        if isinstance(data.get("name"), str) and trader_key(data["name"]):
+            keys.add(("trader", trader_key(data["name"])))
+        if isinstance(data.get("tax_id"), str) and data["tax_id"].strip():
+            keys.add(("tax_id", data["tax_id"].strip().upper()[:KEY_LENGTH]))
+    return sorted(keys)
+
+
+def _keyed(kind: str, values: Any) -> Any:
+    """The declarations with a search key of `kind` among `values` (a list or a subquery)."""
+    return Declaration.id.in_(
+        select(DeclarationSearchKey.declaration_id).where(
+            DeclarationSearchKey.kind == kind, DeclarationSearchKey.value.in_(values)
+        )
+    )
 
 
 def get(session: Session, declaration_id: str, *, organisation_id: str | None = None) -> Declaration | None:
@@ -88,26 +116,24 @@ def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | N
             )
         )
     if filt.container:
+        # The declarations listing it, from the index (an EXISTS per row would walk every declaration newest first).
         stmt = stmt.where(
-            exists().where(
-                DeclarationContainer.declaration_id == Declaration.id,
-                DeclarationContainer.number == filt.container,
+            Declaration.id.in_(
+                select(DeclarationContainer.declaration_id).where(DeclarationContainer.number == filt.container)
             )
         )
     if filt.number:
         stmt = stmt.where(Declaration.number == filt.number)
     if filt.plate:
-        stmt = stmt.where(_plate_column() == filt.plate)
+        stmt = stmt.where(_keyed("plate", [filt.plate]))
     if filt.trader:
-        needle = filt.trader.lower()
-        stmt = stmt.where(
-            or_(
-                *(
-                    func.lower(Declaration.body[party]["name"].as_string()).contains(needle, autoescape=True)
-                    for party in ("consignee", "consignor")
-                )
-            )
-        )
+        # Part of a name: matched against the few distinct names, then the declarations found by those names (an
+        # index look-up); a tax id, exactly.
+        names = select(TraderName.name).where(TraderName.name.contains(trader_key(filt.trader), autoescape=True))
+        key = DeclarationSearchKey
+        by_name = select(key.declaration_id).where(key.kind == "trader", key.value.in_(names))
+        by_tax_id = select(key.declaration_id).where(key.kind == "tax_id", key.value == filt.trader.strip().upper())
+        stmt = stmt.where(Declaration.id.in_(union_all(by_name, by_tax_id)))
     if filt.unpaid:
         stmt = stmt.where(
             Declaration.status.in_(("cleared", "released", "exited")), Declaration.paid_vnd < Declaration.duties_due_vnd
@@ -120,9 +146,10 @@ def list_page(session: Session, filt: ListFilter, *, limit: int, cursor: str | N
 
 
 def replace_lookups(session: Session, decl: Declaration, *, containers: list[str], hs_codes: list[str]) -> None:
-    """Point the container and HS lookups at the current body."""
+    """Point the container, HS and search lookups at the current body."""
     session.execute(delete(DeclarationContainer).where(DeclarationContainer.declaration_id == decl.id))
     session.execute(delete(DeclarationHsCode).where(DeclarationHsCode.declaration_id == decl.id))
+    session.execute(delete(DeclarationSearchKey).where(DeclarationSearchKey.declaration_id == decl.id))
     add_lookups(session, decl, containers=containers, hs_codes=hs_codes)
 
 
@@ -139,6 +166,30 @@ def add_lookups(session: Session, decl: Declaration, *, containers: list[str], h
         conn.execute(_INSERT_CONTAINERS, [{"declaration_id": decl.id, "number": n} for n in sorted(set(containers))])
     if hs_codes:
         conn.execute(_INSERT_HS_CODES, [{"declaration_id": decl.id, "hs_code": h} for h in sorted(set(hs_codes))])
+    add_search_keys(conn, {decl.id: decl.body})
+
+
+_INSERT_SEARCH_KEYS = insert(table_of(DeclarationSearchKey))
+
+
+def _insert_names(dialect: str) -> Any:
+    insert_stmt = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_stmt(table_of(TraderName)).on_conflict_do_nothing(index_elements=["name"])
+
+
+_INSERT_NAMES = {dialect: _insert_names(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def add_search_keys(conn: Any, bodies: dict[str, dict[str, Any]]) -> None:
+    """Index the search keys of these declarations' bodies (by declaration id); new trader names join the list of
+    names. `conn`: a Connection (the migration that backfills them uses this too)."""
+    rows = [{"declaration_id": i, "kind": k, "value": v} for i, body in bodies.items() for k, v in search_keys(body)]
+    if not rows:
+        return
+    names = sorted({r["value"] for r in rows if r["kind"] == "trader"})
+    if names:
+        conn.execute(_INSERT_NAMES[conn.dialect.name], [{"name": n} for n in names])
+    conn.execute(_INSERT_SEARCH_KEYS, rows)
 
 
 def _next_number_statement(dialect: str):

@@ -42,8 +42,9 @@ def _code_in(allowed_fn: Any, code: str, what: str, example: str | None = None) 
         allowed = allowed_fn() if callable(allowed_fn) else allowed_fn
         if value not in allowed:
             shown = value if len(value) <= 40 else value[:40] + "…"
-            hint = f", e.g. {example}" if example else ""
-            raise PydanticCustomError(code, f"'{shown}' is not a known {what}{hint}")
+            if example:
+                raise PydanticCustomError(code, f"'{shown}' is not a known {what}, e.g. {example}")
+            raise PydanticCustomError(code, f"'{shown}' is not a known {what}")
         return value
 
     return check
@@ -361,7 +362,8 @@ class DeclarationIn(InputSchema):
 def _merge(exc: ValidationError, extra: list[Any]) -> ValidationError:
     errors = [
         {
-            "type": PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")")),
+            # The context travels along: it fills the message in the client's language (kernel/errors.py).
+            "type": PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")"), e.get("ctx")),
             "loc": e["loc"],
             "input": e.get("input"),
         }

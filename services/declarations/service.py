@@ -49,6 +49,13 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.awaiting_documents, "expire"): Status.expired,
     (Status.inspection, "clear"): Status.cleared,
     (Status.inspection, "reject"): Status.rejected,
+    # An officer escalated a gate hold (services/inspection): the goods go to physical inspection, from any state
+    # in which they are still under customs control and not yet inspected, released goods included (the truck is
+    # stopped at the exit; after the inspection an officer clears them again, and paid duties release them).
+    (Status.submitted, "gate_escalate"): Status.inspection,
+    (Status.awaiting_documents, "gate_escalate"): Status.inspection,
+    (Status.cleared, "gate_escalate"): Status.inspection,
+    (Status.released, "gate_escalate"): Status.inspection,
 }
 TRADER_ACTIONS = ("submit", "amend", "cancel", "provide_documents")
 OFFICER_DECISIONS = ("clear", "request_documents", "inspect", "reject")
@@ -430,6 +437,25 @@ def transition(
     session.flush()
     _record(session, decl, action=action, from_status=from_status, actor=actor, reason=reason)
     return decl
+
+
+def note(session: Session, decl: Declaration, *, action: str, actor: str, reason: str | None) -> None:
+    """A history entry without a change of state (no `declaration.<verb>` event: the event that caused it is the
+    record); touching the row changes its ETag, so a decision taken on the page seen before is 412."""
+    decl.updated_at = utcnow()
+    session.add(
+        DeclarationTransition(
+            declaration_id=decl.id,
+            action=action,
+            from_status=decl.status,
+            to_status=decl.status,
+            actor=actor,
+            reason=reason,
+            version=decl.version,
+            at=decl.updated_at,
+        )
+    )
+    session.flush()
 
 
 GREEN_REASON = "green channel: automatic clearance"

@@ -14,7 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from services.inspection import repository, service
 from services.inspection.models import ExpectedDeclaration, GateEvent
 from services.inspection.reading import OcrPool
-from services.inspection.schemas import GateEventOut, GateEventPage, TraderGateEventPage, to_json, trader_json
+from services.inspection.schemas import (
+    GateEventOut,
+    GateEventPage,
+    HoldResolutionIn,
+    TraderGateEventPage,
+    to_json,
+    trader_json,
+)
 from services.inspection.storage import ImageStore, media_type
 from services.kernel.auth import Principal, Role
 from services.kernel.database import unit_of_work
@@ -39,6 +46,8 @@ CurrentGate = Annotated[Principal, require_roles(Role.gate)]
 GateOrOfficer = Annotated[Principal, require_roles(Role.gate, Role.officer, Role.supervisor, Role.admin)]
 CurrentOfficer = Annotated[Principal, require_roles(Role.officer, Role.supervisor, Role.admin)]
 CurrentTrader = Annotated[Principal, require_roles(Role.trader)]
+# Who resolves a hold: customs officers and supervisors (admins run the platform, they decide no customs matter).
+CurrentDecider = Annotated[Principal, require_roles(Role.officer, Role.supervisor)]
 
 
 def pool_of(runtime: Runtime) -> OcrPool:
@@ -190,9 +199,10 @@ def list_gate_events(
     rows = repository.list_page(session, filt, limit=limit, cursor=cursor)
     more = len(rows) > limit
     rows = rows[:limit]
+    resolved = repository.resolutions_of(session, [r.id for r in rows if r.decision == "hold"])
     return JSONResponse(
         {
-            "items": [to_json(r) for r in rows],
+            "items": [to_json(r, resolved.get(r.id)) for r in rows],
             "next_cursor": repository.encode_cursor(rows[-1]) if more and rows else None,
         }
     )
@@ -209,8 +219,33 @@ def _get(session: SessionDep, event_id: str) -> GateEvent:
     "/{event_id}", response_model=GateEventOut, responses=problems(401, 403, 404, 422), summary="Get a gate event"
 )
 def get_gate_event(event_id: str, session: SessionDep, principal: GateOrOfficer) -> JSONResponse:
-    """One gate event with its reads, match, decision and the links to its images."""
-    return JSONResponse(to_json(_get(session, event_id)))
+    """One gate event with its reads, match, decision, a hold's resolution and the links to its images."""
+    row = _get(session, event_id)
+    return JSONResponse(to_json(row, repository.resolutions_of(session, [row.id]).get(row.id)))
+
+
+@router.post(
+    "/{event_id}/resolution",
+    status_code=201,
+    response_model=GateEventOut,
+    responses=problems(401, 403, 404, 409, 422),
+    summary="Release or escalate a gate hold (officers)",
+)
+def resolve_hold(event_id: str, body: HoldResolutionIn, session: SessionDep, principal: CurrentDecider) -> JSONResponse:
+    """Resolve a held truck, with the reason (required): `release` lets it go on as it would have without the hold
+    (on the way out with its declaration's goods released, that is its exit: `gate.exited`; the channel the hold
+    raised stays), `escalate` sends the declaration to physical inspection in the red channel. Published as
+    `gate.hold_released` or `gate.hold_escalated`; the declarations service records it in the declaration's
+    history. A hold is resolved once: a second resolution is 409 `gate.hold_resolved` (the answer carries the
+    first), an event that was not a hold 409 `gate.not_held`. Officers and supervisors."""
+    if not re.fullmatch(ID_PATTERN, event_id):
+        raise NotFound(f"gate event {event_id[:64]} not found")
+    row, resolution = service.resolve_hold(
+        session, principal=principal, event_id=event_id, action=body.action, reason=body.reason
+    )
+    return JSONResponse(
+        to_json(row, resolution), status_code=201, headers={"Location": f"/api/v1/gate/events/{row.id}"}
+    )
 
 
 @router.get(

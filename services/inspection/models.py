@@ -1,11 +1,12 @@
-"""Tables of the inspection service: gate events, and the read model of declarations expected at the gate."""
+"""Tables of the inspection service: gate events, officers' resolutions of holds, and the read model of declarations
+expected at the gate."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -44,6 +45,21 @@ class GateEvent(Base):
     # Facts the decision used (declaration status, seals, QR, plate), so an officer sees why.
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(64))
+
+
+class GateHoldResolution(Base):
+    """An officer's resolution of one held gate event: `release` (the truck goes on) or `escalate` (physical
+    inspection). One per hold: the primary key is the gate event's, so a second resolution is refused by the
+    database itself, whoever races."""
+
+    __tablename__ = "gate_hold_resolutions"
+
+    gate_event_id: Mapped[str] = mapped_column(ForeignKey("gate_events.id"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(8))  # release | escalate
+    reason: Mapped[str] = mapped_column(Text)
+    # Who: `officer:<key id>` (customs sees the officer's name; outside customs, events name the role only).
+    actor: Mapped[str] = mapped_column(String(64))
+    resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ExpectedDeclaration(Base):

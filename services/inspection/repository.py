@@ -9,7 +9,7 @@ from sqlalchemy import Select, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.inspection.matching import Expected, near_patterns, normalise_code
-from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent
+from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent, GateHoldResolution
 from services.kernel import pagination
 from services.kernel.database import table_of, utcnow
 
@@ -184,3 +184,11 @@ def list_page(session: Session, filt: EventFilter, *, limit: int, cursor: str | 
         stmt = stmt.where(or_(GateEvent.received_at < at, (GateEvent.received_at == at) & (GateEvent.id < event_id)))
     stmt = stmt.order_by(GateEvent.received_at.desc(), GateEvent.id.desc()).limit(limit + 1)
     return list(session.scalars(stmt))
+
+
+def resolutions_of(session: Session, event_ids: list[str]) -> dict[str, GateHoldResolution]:
+    """The officers' resolutions of these gate events' holds, by gate event id (one query)."""
+    if not event_ids:
+        return {}
+    rows = session.scalars(select(GateHoldResolution).where(GateHoldResolution.gate_event_id.in_(event_ids)))
+    return {r.gate_event_id: r for r in rows}

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from services.inspection.matching import REASONS
-from services.inspection.models import GateEvent
-from services.kernel.schemas import Schema
+from services.inspection.models import GateEvent, GateHoldResolution
+from services.kernel.schemas import InputSchema, Schema
 
 HoldReason = Literal["no_code_read", "no_declaration", "declaration_not_cleared", "code_unverified",
                      "container_not_on_declaration", "seal_mismatch", "one_substitution_match"]  # fmt: skip
@@ -79,6 +79,45 @@ class MatchOut(BaseModel):
     container: str | None = Field(description="The declared container number matched.", examples=["CSQU3054383"])
 
 
+class HoldResolutionIn(InputSchema):
+    """An officer's resolution of a gate hold."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"action": "escalate", "reason": "Seal CN7654321 is not on the declaration: inspect the goods"}
+            ]
+        }
+    }
+
+    action: Literal["release", "escalate"] = Field(
+        description="`release`: the truck goes on as it would have without the hold (on the way out with the goods "
+        "released, that is its exit); the declaration keeps the channel the hold raised. `escalate`: the goods go "
+        "to physical inspection (kiểm tra thực tế) in the red channel.",
+        examples=["release"],
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="Why, in the officer's words (required): recorded with the hold, in the declaration's history "
+        "and in the ledger.",
+        examples=["Seal CN7654321 checked by hand: the trader's replacement seal, documented in the seal log"],
+    )
+
+
+class HoldResolutionOut(BaseModel):
+    """How an officer resolved a hold (once per hold)."""
+
+    action: Literal["release", "escalate"] = Field(
+        description="`release` (the truck went on) or `escalate` (physical inspection).", examples=["escalate"]
+    )
+    reason: str = Field(description="The officer's reason.", examples=["Seal number does not match the manifest"])
+    actor: str = Field(description="Who resolved it (`officer:<key id>`).", examples=["officer:3f9a1c2b7d4e"])
+    resolved_at: dt.datetime = Field(
+        description="When it was resolved (ISO 8601, UTC offset).", examples=["2026-11-28T01:40:12+00:00"]
+    )
+
+
 class GateEventOut(Schema):
     """A gate event: the capture, the reads, the match and the decision."""
 
@@ -112,6 +151,12 @@ class GateEventOut(Schema):
         description="Facts behind the decision, e.g. `qr` (number and body hash read), `declared_seals`, "
         "`undeclared_seals`, `undeclared_containers`.",
         examples=[{"declared_seals": ["CN1234567"], "undeclared_seals": ["CN7654321"]}],
+    )
+    resolution: HoldResolutionOut | None = Field(
+        None,
+        description="A hold's resolution by an officer (release or escalate); null while the hold waits for one, "
+        "and for a truck that proceeded.",
+        examples=[None],
     )
     images: list[str] = Field(
         description="Paths to download each image (same key).",
@@ -195,8 +240,20 @@ def trader_json(row: GateEvent) -> dict[str, Any]:
     }
 
 
-def to_json(row: GateEvent) -> dict[str, Any]:
-    """The API view of a stored gate event (shape: `GateEventOut`)."""
+def resolution_json(resolution: GateHoldResolution | None) -> dict[str, Any] | None:
+    """The API view of a hold's resolution (shape: `HoldResolutionOut`)."""
+    if resolution is None:
+        return None
+    return {
+        "action": resolution.action,
+        "reason": resolution.reason,
+        "actor": resolution.actor,
+        "resolved_at": resolution.resolved_at.isoformat(),
+    }
+
+
+def to_json(row: GateEvent, resolution: GateHoldResolution | None = None) -> dict[str, Any]:
+    """The API view of a stored gate event (shape: `GateEventOut`) with its hold's resolution, if any."""
     return {
         "id": row.id,
         "lane": row.lane,
@@ -217,5 +274,6 @@ def to_json(row: GateEvent) -> dict[str, Any]:
         # Events stored before reads had a status were all read.
         "reads": [{"status": "read", **r} for r in row.reads],
         "evidence": row.evidence,
+        "resolution": resolution_json(resolution),
         "images": [f"/api/v1/gate/events/{row.id}/images/{sha}" for sha in row.image_sha256s],
     }

@@ -1,4 +1,5 @@
-"""Gate events: store what the cameras saw, decide, and publish `gate.read` / `gate.mismatch` / `gate.exited`."""
+"""Gate events: store what the cameras saw, decide, and publish `gate.read` / `gate.mismatch` / `gate.exited`; an
+officer's resolution of a hold (`gate.hold_released` / `gate.hold_escalated`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.inspection import events, repository
-from services.inspection.matching import DEAD_STATUSES, Outcome, codes_of, decide, normalise_code, split_barcodes
-from services.inspection.models import GateEvent
+from services.inspection import events, repository, schemas
+from services.inspection.matching import (
+    DEAD_STATUSES,
+    EXIT_STATUSES,
+    Outcome,
+    codes_of,
+    decide,
+    normalise_code,
+    split_barcodes,
+)
+from services.inspection.models import ExpectedDeclaration, GateEvent, GateHoldResolution
 from services.inspection.reading import ImageRead
 from services.kernel import catalogue
 from services.kernel.auth import Principal
 from services.kernel.database import utcnow
+from services.kernel.errors import Conflict, NotFound
 from services.kernel.outbox import Event, event_row, record_events
 
 logger = logging.getLogger("smartgate.inspection")
@@ -157,6 +167,89 @@ def _events(row: GateEvent, outcome: Outcome) -> list[dict[str, Any]]:
             )
         )
     if row.direction == "out" and row.decision == "proceed" and row.declaration_id:
+        out.append(event_row(type=events.EXITED, subject=subject, payload=common))
+    return out
+
+
+# Outside customs (events reach the ledger, which traders read) staff are named by role, never by key id.
+STAFF_ROLES = {"officer": "customs officer", "supervisor": "customs supervisor"}
+RESOLUTION_EVENTS = {"release": events.HOLD_RELEASED, "escalate": events.HOLD_ESCALATED}
+
+
+def resolve_hold(
+    session: Session, *, principal: Principal, event_id: str, action: str, reason: str
+) -> tuple[GateEvent, GateHoldResolution]:
+    """Record an officer's resolution of a held gate event, once, with its event.
+
+    `release`: the truck goes on as it would have without the hold; on the way out with its declaration released,
+    that is its exit (`gate.exited` too). `escalate`: the declarations service sends the goods to physical
+    inspection in the red channel. 404 for an unknown event, 409 `gate.not_held` for one that was not held, 409
+    `gate.hold_resolved` for a hold already resolved (the first resolution stands; the answer carries it).
+    """
+    row = session.get(GateEvent, event_id)
+    if row is None:
+        raise NotFound(f"gate event {event_id[:64]} not found")
+    if row.decision != "hold":
+        raise Conflict("this gate event was not a hold: there is nothing to resolve", code="gate.not_held")
+    existing = session.get(GateHoldResolution, row.id)
+    if existing is None:
+        resolution = GateHoldResolution(
+            gate_event_id=row.id, action=action, reason=reason, actor=principal.actor, resolved_at=utcnow()
+        )
+        session.add(resolution)
+        try:
+            # Two officers at once: the primary key lets one in; the other is answered like a late second one.
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:
+            existing = session.get(GateHoldResolution, row.id, populate_existing=True)
+            if existing is None:
+                raise
+        else:
+            record_events(session, _resolution_events(session, row, resolution))
+            return row, resolution
+    raise Conflict(
+        f"this hold was already resolved ({existing.action}) by {existing.actor}; a hold is resolved once",
+        code="gate.hold_resolved",
+        resolution=schemas.resolution_json(existing),
+    )
+
+
+def _resolution_events(session: Session, row: GateEvent, resolution: GateHoldResolution) -> list[dict[str, Any]]:
+    expected = session.get(ExpectedDeclaration, row.declaration_id) if row.declaration_id else None
+    common = {
+        "gate_event_id": row.id,
+        "lane": row.lane,
+        "direction": row.direction,
+        "camera_id": row.camera_id,
+        "taken_at": row.taken_at.isoformat(),
+        "declaration_id": row.declaration_id,
+        "declaration_number": row.declaration_number,
+        "organisation_id": expected.organisation_id if expected else None,
+    }
+    subject = row.declaration_id or row.id
+    role = resolution.actor.partition(":")[0]
+    out = [
+        event_row(
+            type=RESOLUTION_EVENTS[resolution.action],
+            subject=subject,
+            payload={
+                **common,
+                "reasons": row.reasons,
+                "action": resolution.action,
+                "reason": resolution.reason,
+                "actor": STAFF_ROLES.get(role, role),
+                "at": resolution.resolved_at.isoformat(),
+            },
+        )
+    ]
+    # Released on the way out with the goods released: the truck leaves, as it would have without the hold.
+    if (
+        resolution.action == "release"
+        and row.direction == "out"
+        and expected is not None
+        and expected.status in EXIT_STATUSES
+    ):
         out.append(event_row(type=events.EXITED, subject=subject, payload=common))
     return out
 

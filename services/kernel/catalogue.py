@@ -252,6 +252,23 @@ class GateExited(_GateAbout):
     TRADER_FACING = True
 
 
+class GateHoldResolved(_GateAbout):
+    """An officer resolved a gate hold: `gate.hold_released` (the truck goes on as it would have without the hold;
+    the declaration's raised channel stays) or `gate.hold_escalated` (the goods go to physical inspection in the red
+    channel). Staff named by role (`actor`), as in declaration events. Not offered to traders' webhooks: what the
+    trader must know follows on its declaration's own events (`declaration.inspection_ordered` with the reason,
+    `gate.exited`)."""
+
+    TYPES = ("gate.hold_released", "gate.hold_escalated")
+    PRODUCER = "inspection"
+
+    reasons: list[str]
+    action: Literal["release", "escalate"]
+    reason: str
+    actor: str
+    at: str
+
+
 class EpcisEventCaptured(Payload):
     """An EPCIS 2.0 event entered the traceability repository: its CBV 2.0 event hash, which the ledger commits to
     (the event itself stays in the repository; `GET /api/v1/epcis/events/{event_id}`)."""
@@ -305,6 +322,7 @@ MODELS: tuple[type[Payload], ...] = (
     GateRead,
     GateMismatch,
     GateExited,
+    GateHoldResolved,
     EpcisEventCaptured,
     ExchangeMessageLogged,
 )

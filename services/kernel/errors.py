@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.kernel.i18n import N_, SOURCE_LANGUAGE, TAGS, localise_problem, negotiate
+from services.kernel.i18n import N_, SOURCE_LANGUAGE, TAGS, localise_problem, negotiate, problem_catalog
 from services.kernel.responses import JSONResponse
 
 logger = logging.getLogger("smartgate.errors")
@@ -138,11 +138,114 @@ _PYDANTIC_CODES = {
 
 # What a value of these types must look like, said where pydantic's own message does not.
 _FORMAT_HINTS = (
-    ("datetime_", "ISO 8601 with offset, e.g. 2026-11-28T08:30:00+07:00"),
-    ("date_", "ISO 8601 date, e.g. 2026-11-28"),
-    ("time_", "ISO 8601 time, e.g. 08:30:00"),
-    ("decimal_", 'a number, or a string of digits with a decimal point, e.g. "1234.50"'),
+    ("datetime_", N_("ISO 8601 with offset, e.g. 2026-11-28T08:30:00+07:00")),
+    ("date_", N_("ISO 8601 date, e.g. 2026-11-28")),
+    ("time_", N_("ISO 8601 time, e.g. 08:30:00")),
+    ("decimal_", N_('a number, or a string of digits with a decimal point, e.g. "1234.50"')),
 )
+WITH_HINT = N_("%(detail)s; expected %(hint)s")
+INVALID_JSON = N_("invalid JSON at line %(line)s, column %(column)s: %(reason)s")
+
+# pydantic's messages by error type, as msgids of the problems catalog with the error's `ctx` as placeholders: an
+# errors[] item's `detail` in vi and zh (English keeps pydantic's own words; `code` and `pointer` never change).
+PYDANTIC_MESSAGES = {
+    "missing": N_("Field required"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "string_type": N_("Input should be a valid string"),
+    "string_too_short": N_("String should have at least %(min_length)s character(s)"),
+    "string_too_long": N_("String should have at most %(max_length)s character(s)"),
+    "string_pattern_mismatch": N_("String should match pattern '%(pattern)s'"),
+    "string_unicode": N_("Input should be a valid string, unable to parse raw data as a unicode string"),
+    "int_type": N_("Input should be a valid integer"),
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
+    "float_type": N_("Input should be a valid number"),
+    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
+    "finite_number": N_("Input should be a finite number"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "literal_error": N_("Input should be %(expected)s"),
+    "enum": N_("Input should be %(expected)s"),
+    "greater_than": N_("Input should be greater than %(gt)s"),
+    "greater_than_equal": N_("Input should be greater than or equal to %(ge)s"),
+    "less_than": N_("Input should be less than %(lt)s"),
+    "less_than_equal": N_("Input should be less than or equal to %(le)s"),
+    "multiple_of": N_("Input should be a multiple of %(multiple_of)s"),
+    "too_short": N_(
+        "%(field_type)s should have at least %(min_length)s item(s) after validation, not %(actual_length)s"
+    ),
+    "too_long": N_("%(field_type)s should have at most %(max_length)s item(s) after validation, not %(actual_length)s"),
+    "datetime_type": N_("Input should be a valid datetime"),
+    "datetime_parsing": N_("Input should be a valid datetime, %(error)s"),
+    "datetime_from_date_parsing": N_("Input should be a valid datetime or date, %(error)s"),
+    "date_type": N_("Input should be a valid date"),
+    "date_parsing": N_("Input should be a valid date in the format YYYY-MM-DD, %(error)s"),
+    "date_from_datetime_parsing": N_("Input should be a valid date or datetime, %(error)s"),
+    "time_parsing": N_("Input should be in a valid time format, %(error)s"),
+    "timezone_aware": N_("Input should have timezone info"),
+    "decimal_type": N_("Decimal input should be an integer, float, string or Decimal object"),
+    "decimal_parsing": N_("Input should be a valid decimal"),
+    "decimal_max_digits": N_("Decimal input should have no more than %(max_digits)s digit(s) in total"),
+    "decimal_max_places": N_("Decimal input should have no more than %(decimal_places)s decimal place(s)"),
+    "decimal_whole_digits": N_(
+        "Decimal input should have no more than %(whole_digits)s digit(s) before the decimal point"
+    ),
+    "model_attributes_type": N_("Input should be a valid dictionary or object to extract fields from"),
+    "dict_type": N_("Input should be a valid dictionary"),
+    "model_type": N_("Input should be a valid dictionary or instance of %(class_name)s"),
+    "list_type": N_("Input should be a valid list"),
+    "uuid_parsing": N_("Input should be a valid UUID, %(error)s"),
+    "json_invalid": N_("Invalid JSON: %(error)s"),
+}
+
+
+# What pydantic's date and time parser says went wrong (the `error` in its message), for the usual mistakes.
+PARSER_ERRORS = frozenset(
+    {
+        N_("input is too short"),
+        N_("input is too long"),
+        N_("invalid character in year"),
+        N_("invalid character in month"),
+        N_("invalid character in day"),
+        N_("invalid character in hour"),
+        N_("invalid character in minute"),
+        N_("invalid date separator, expected `-`"),
+        N_("invalid datetime separator, expected `T`, `t`, `_` or space"),
+        N_("invalid time separator, expected `:`"),
+        N_("month value is outside expected range of 1-12"),
+        N_("day value is outside expected range"),
+        N_("hour value is outside expected range of 0-23"),
+        N_("minute value is outside expected range of 0-59"),
+        N_("timezone offset must be less than 24 hours"),
+        N_("unexpected extra characters at the end of the input"),
+    }
+)
+
+
+def _localised(language: str, msgid: str, values: dict[str, Any], english: str) -> str:
+    """`msgid % values` in `language`; `english` when the catalog has no translation or the values do not fit."""
+    if language == SOURCE_LANGUAGE:
+        return english
+    translated = problem_catalog(language).gettext(msgid)
+    if translated == msgid:
+        return english
+    try:
+        return translated % values
+    except (KeyError, ValueError, TypeError):
+        return english
+
+
+def _error_detail(err: dict[str, Any], kind: str, language: str) -> str:
+    """An error's message in `language`: a pydantic type's by its msgid and `ctx`; our own (PydanticCustomError)
+    through the catalog like any problem text; pydantic's English otherwise."""
+    english = str(err.get("msg", "invalid"))
+    msgid = PYDANTIC_MESSAGES.get(kind)
+    if msgid is None:
+        return problem_catalog(language).localise(english) if language != SOURCE_LANGUAGE else english
+    ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items()}
+    if ctx.get("error") in PARSER_ERRORS:
+        ctx["error"] = _localised(language, ctx["error"], {}, ctx["error"])
+    return _localised(language, msgid, ctx, english)
 
 
 def _json_position(body: Any, offset: int) -> tuple[int, int]:
@@ -153,26 +256,29 @@ def _json_position(body: Any, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def validation_errors(errors: list[Any], body: Any = None) -> list[dict[str, Any]]:
-    """Pydantic errors as `{pointer, code, detail}` items with stable codes. A body that is not JSON is one error
-    for the whole body (pointer "") with the line and column where parsing stopped (`body`: the raw request body)."""
+def validation_errors(errors: list[Any], body: Any = None, language: str = SOURCE_LANGUAGE) -> list[dict[str, Any]]:
+    """Pydantic errors as `{pointer, code, detail}` items with stable codes, `detail` in `language` (vi, en,
+    zh_Hans). A body that is not JSON is one error for the whole body (pointer "") with the line and column where
+    parsing stopped (`body`: the raw request body)."""
     out: list[dict[str, Any]] = []
     for err in errors:
         kind = str(err.get("type", "invalid"))
         code = _PYDANTIC_CODES.get(kind, kind)
         where = err.get("loc", ())
         section = where[0] if where else "body"
-        detail = str(err.get("msg", "invalid"))
         if kind == "json_invalid" and len(where) == 2 and isinstance(where[1], int) and body is not None:
             # pydantic reports a character offset as the location ("/18" as a pointer): say it as an editor would.
             line, column = _json_position(body, where[1])
-            reason = str((err.get("ctx") or {}).get("error") or detail)
-            out.append({"pointer": "", "code": code, "detail": f"invalid JSON at line {line}, column {column}: "
-                        f"{reason}", "line": line, "column": column})  # fmt: skip
+            reason = str((err.get("ctx") or {}).get("error") or err.get("msg", "invalid"))
+            english = INVALID_JSON % {"line": line, "column": column, "reason": reason}
+            detail = _localised(language, INVALID_JSON, {"line": line, "column": column, "reason": reason}, english)
+            out.append({"pointer": "", "code": code, "detail": detail, "line": line, "column": column})
             continue
+        detail = _error_detail(err, kind, language)
         hint = next((h for prefix, h in _FORMAT_HINTS if kind.startswith(prefix)), None)
         if hint is not None:
-            detail = f"{detail}; expected {hint}"
+            shown = _localised(language, hint, {}, hint)
+            detail = _localised(language, WITH_HINT, {"detail": detail, "hint": shown}, f"{detail}; expected {hint}")
         item: dict[str, Any] = {"pointer": pointer(where), "code": code, "detail": detail}
         if section != "body":
             item["in"] = section
@@ -198,14 +304,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()), exc.body)
+        language = problem_language(request.headers)
+        errors = validation_errors(list(exc.errors()), exc.body, language)
         return problem(
             422,
             "Validation failed",
             f"{len(errors)} problem(s) in the request",
             type_slug="validation",
             instance=request.url.path,
-            language=problem_language(request.headers),
+            language=language,
             errors=errors,
         )
 

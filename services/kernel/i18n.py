@@ -173,13 +173,22 @@ def problem_catalog(language: str) -> Catalog:
 
 
 def localise_problem(body: dict[str, Any], language: str) -> dict[str, Any]:
-    """A problem+json body with `title` and `detail` in `language` (the other members, `code` first, unchanged)."""
+    """A problem+json body with `title`, `detail` and each `errors[]` item's `detail` in `language` (the other
+    members, `code` and `pointer` first, unchanged)."""
     if language == SOURCE_LANGUAGE:
         return body
     texts = problem_catalog(language)
     for member in ("title", "detail"):
         if isinstance(body.get(member), str):
             body[member] = texts.localise(body[member])
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        body["errors"] = [
+            {**item, "detail": texts.localise(item["detail"])}
+            if isinstance(item, dict) and isinstance(item.get("detail"), str)
+            else item
+            for item in errors
+        ]
     return body
 
 
@@ -279,6 +288,8 @@ def problem_texts(source: str) -> Iterator[tuple[int, str]]:
             callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
             if callee in classes or callee in _TEXT_CALLS:
                 args: Iterable[ast.expr] = node.args
+            elif callee == "PydanticCustomError":
+                args = node.args[1:2]  # (code, message): the message is a text of errors[] items
             elif callee == "__init__" and _in_problem_class(tree, node, classes):
                 args = node.args[:1]
             else:

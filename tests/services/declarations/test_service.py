@@ -143,6 +143,7 @@ EVENT_VERBS = {
     "request_documents": "documents_requested",
     "provide_documents": "documents_provided",
     "inspect": "inspection_ordered",
+    "gate_escalate": "inspection_ordered",
     "reject": "rejected",
 }
 
