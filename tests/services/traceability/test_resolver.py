@@ -287,3 +287,31 @@ def test_smartgate_trace_bundle_then_ledger_verify_bundle(client: Any, keys: Any
         assert refused.exit_code == code, refused.output
         assert refused.stderr.startswith(f"smartgate: error: {says}")
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_migration_indexes_the_classes_of_events_stored_before_it(tmp_path: Any) -> None:
+    """Events captured before revision tb001 have no class rows; the migration adds them (SQLite: a data step)."""
+    from sqlalchemy import create_engine, text
+
+    from services.kernel.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, revision="t0001")
+    body = {"type": "ObjectEvent", "quantityList": [{"epcClass": f"urn:epc:class:lgtin:8930001.000001.{LOT}"}]}
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO epcis_events (id, event_id, event_hash, event_type, event_time, record_time, "
+                    "recorded_by, ledger_event_id, body) VALUES ('e1', 'x', 'h', 'ObjectEvent', "
+                    "'2026-06-10 00:00:00', '2026-06-10 00:00:00', 'producer:k', 'l1', :body)"
+                ),
+                {"body": json.dumps(body)},
+            )
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT event_pk, epc, role FROM epcis_event_epcs")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [("e1", f"https://id.gs1.org/01/{GTIN}/10/{LOT}", "class")]
