@@ -274,7 +274,13 @@ async def resolve(request: Request, key: trace.Key) -> Response:
     ]
     facts["checkpoint"] = checkpoint
     facts["verified"] = bool(rows) and all(r["status"] == "verified" for r in results.values())
-    headers = {"Vary": "Accept, Accept-Language", "Cache-Control": "no-cache", "Link": f'<{key.uri}>; rel="owl:sameAs"'}
+    headers = {
+        "Vary": "Accept, Accept-Language",
+        "Cache-Control": "no-cache",
+        "Link": f'<{key.uri}>; rel="owl:sameAs"',
+        # Public data, readable by any site's script (GS1 Digital Link resolvers answer CORS with *).
+        "Access-Control-Allow-Origin": "*",
+    }
     if form != "html":
         facts["ledger_bundles"] = answer["bundles"]
         body = {"@context": CONTEXT, **facts} if form == "ld" else facts

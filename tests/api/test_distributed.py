@@ -95,6 +95,28 @@ def test_the_cli_refuses_bad_routes_and_unknown_services_in_one_line(tmp_path: P
     assert len(typo.stderr.strip().splitlines()) == 1
 
 
+def test_the_gateway_forwards_the_digital_link_paths_to_traceability() -> None:
+    """/00/… and /01/… (the buyer's trace, at the root) go to the traceability service, like /api/v1/epcis."""
+    from fastapi.testclient import TestClient
+
+    from api.gateway import create_gateway
+    from services.kernel.settings import KernelSettings
+
+    assert service_for("/00/089300010000000179", {"traceability": "http://t"}) == "traceability"
+    assert service_for("/01/08930001000018/10/LC2026A", {"traceability": "http://t"}) == "traceability"
+    assert service_for("/010/x", {"traceability": "http://t"}) is None
+    settings = KernelSettings(environment="test", secret_key=secrets.token_urlsafe(40))
+    dead = f"http://127.0.0.1:{_free_port()}"
+    with TestClient(create_gateway(settings, parse_routes([f"traceability={dead}"]))) as gw:
+        for path in ("/00/089300010000000179", "/01/08930001000018/10/LC2026A", "/01/08930001000018"):
+            got = gw.get(path, headers={"Accept": "text/html"})
+            assert got.status_code == 503, path
+            assert got.headers["content-type"] == "application/problem+json"
+            assert "traceability" in got.json()["detail"]
+        assert gw.get("/00/%2e%2e/x").status_code == 400
+        assert gw.post("/00/089300010000000179").status_code == 405
+
+
 def test_the_gateway_alone_bounds_bodies_refuses_ambiguous_paths_and_reports_a_dead_service() -> None:
     from fastapi.testclient import TestClient
 

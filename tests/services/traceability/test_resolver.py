@@ -87,6 +87,7 @@ def test_a_pallet_resolves_to_its_verified_trace_as_json_and_as_a_page(client: A
     assert got.status_code == 200
     assert got.headers["content-type"].startswith("application/json")
     assert "Accept" in got.headers["vary"]
+    assert got.headers["access-control-allow-origin"] == "*"
     trace = got.json()
     assert trace["id"] == f"https://id.gs1.org/00/{SSCC}"
     assert [(f["gln"], f["growing_area_code"], f["cn_registration"]) for f in trace["farms"]] == [
@@ -315,3 +316,53 @@ def test_the_migration_indexes_the_classes_of_events_stored_before_it(tmp_path: 
     finally:
         engine.dispose()
     assert [tuple(r) for r in rows] == [("e1", f"https://id.gs1.org/01/{GTIN}/10/{LOT}", "class")]
+
+
+def test_a_changed_event_is_shown_as_not_verified(client: Any, keys: Any, runtime: Any) -> None:
+    """The repository's tables are not append-only: an operator who edits a stored event (more kilograms) gets a
+    page that says the record does NOT verify, not a page that vouches for it."""
+    from sqlalchemy import select
+
+    from services.kernel.database import unit_of_work
+    from services.traceability.models import EpcisEvent
+
+    seed(client, keys)
+    assert wait_for(lambda: _all_verified(client), 60)
+    with unit_of_work(runtime.sessions) as session:
+        harvest = session.scalars(select(EpcisEvent).where(EpcisEvent.biz_step == "commissioning")).one()
+        body = copy.deepcopy(harvest.body)
+        body["quantityList"][0]["quantity"] = 9999
+        harvest.body = body
+        digest = harvest.event_hash
+    trace = client.get(f"/00/{SSCC}", headers=JSON).json()
+    assert trace["verified"] is False
+    failed = [e for e in trace["events"] if e["verification"]["status"] != "verified"]
+    assert [(e["event_hash"], e["verification"]["status"]) for e in failed] == [(digest, "failed")]
+    assert "no longer hashes" in failed[0]["verification"]["reason"]
+    page = client.get(f"/00/{SSCC}", headers=HTML).text
+    assert 'data-status="failed"' in page
+    assert "KHÔNG khớp với sổ cái" in page
+    assert 'id="summary" data-status="partial"' in page
+
+
+def test_without_the_ledger_the_trace_is_a_503_not_an_unverified_page(
+    client: Any, keys: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A traceability process without the provenance service: no ledger URL, or one that does not answer."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from benchmarks._harness import free_port
+
+    seed(client, keys)
+    alone = settings.model_copy(update={"services": "traceability"})
+    for url, code in ((None, "trace.no_ledger"), (f"http://127.0.0.1:{free_port()}", "trace.ledger_unavailable")):
+        if url:
+            monkeypatch.setenv("SMARTGATE_TRACE_LEDGER_URL", url)
+        app = create_app(alone)
+        with TestClient(app) as own:
+            for headers in (JSON, HTML):
+                got = own.get(f"/00/{SSCC}", headers=headers)
+                assert got.status_code == 503, got.text
+                assert got.json()["code"] == code
+        app.state.runtime.close()
