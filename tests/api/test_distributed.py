@@ -168,6 +168,8 @@ def deployment(_templates: dict[str, str], tmp_path: Path) -> Iterator[Deploymen
         )
         ports = {s: _free_port() for s in SERVICES}
         gateway_port = _free_port()
+        # The traceability process fetches the buyer's proofs from the provenance process (as compose sets it).
+        env["SMARTGATE_TRACE_LEDGER_URL"] = f"http://127.0.0.1:{ports['provenance']}"
         try:
             for service, port in ports.items():
                 processes.start(service, [SMARTGATE, "serve", "--port", str(port), "--services", service,
@@ -293,3 +295,39 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
             assert api.get(f"/api/v1/declarations/{decl['id']}", headers=trader).status_code == 200  # others go on
     finally:
         receiver.close()
+
+
+def test_a_buyer_resolves_a_pallet_through_the_gateway_with_proofs_from_the_provenance_process(
+    deployment: Deployment,
+) -> None:
+    """/00/{sscc} through the gateway to the traceability process, which fetches the bundles from the provenance
+    process over HTTP (SMARTGATE_TRACE_LEDGER_URL): the whole trace verified, as JSON and as the page."""
+    from services.kernel.auth import Role, create_key, get_or_create_organisation
+    from services.kernel.database import make_sessionmaker, unit_of_work
+    from tests.services.traceability.test_resolver import SSCC, seed
+
+    class Keys:
+        def make(self, role: str, org: str | None = None) -> dict[str, str]:
+            engine = create_engine(deployment.db_url)
+            try:
+                with unit_of_work(make_sessionmaker(engine)) as session:
+                    organisation = get_or_create_organisation(session, name=org) if org else None
+                    _, clear = create_key(session, secret_key=deployment.secret, role=Role(role),
+                                          organisation=organisation)  # fmt: skip
+            finally:
+                engine.dispose()
+            return {"Authorization": f"Bearer {clear}"}
+
+    with httpx.Client(base_url=deployment.url, timeout=30) as api:
+        seed(api, Keys())
+
+        def verified() -> Any:
+            got = api.get(f"/00/{SSCC}", headers={"Accept": "application/json"})
+            return got if got.status_code == 200 and got.json()["verified"] else None
+
+        trace = until(verified).json()
+        assert len(trace["events"]) == 8
+        assert trace["checkpoint"]["key"] == api.get("/api/v1/ledger/public-key").text.strip()
+        page = api.get(f"/00/{SSCC}", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "đã xác minh với sổ cái" in page.text
