@@ -123,6 +123,50 @@ def build_bundle(
     return bundle
 
 
+def build_bundles(
+    engine: Engine, subjects: Sequence[str], signer: Signer, *, size: int, cosignature_lines: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Bundles of several subjects against the checkpoint at `size`, payloads included, from four queries in all
+    (checkpoint, entries, proofs, anchors) rather than four per subject; and the subjects with no entry in it."""
+    with engine.connect() as conn:
+        chosen = storage.get_checkpoint(conn, size)
+        if chosen is None:
+            raise LookupError(f"no checkpoint of size {size}")
+        cp_size, note = chosen
+        wanted = list(dict.fromkeys(subjects))
+        rows = storage.subjects_entries(conn, wanted, below=cp_size)
+        indices = [row.index for subject in wanted for row in rows.get(subject, [])]
+        proofs = dict(zip(indices, reader.inclusion_proofs(conn, indices, cp_size), strict=True))
+        receipts = [reader.receipt_from_row(r).to_json() for r in storage.anchors_for(conn, cp_size)]
+    origin = note.split(b"\n", 1)[0].decode()
+    checkpoint = add_cosignatures(note, cosignature_lines).decode()
+    bundles, missing = [], []
+    for subject in wanted:
+        if subject not in rows:
+            missing.append(subject)
+            continue
+        bundle: dict[str, Any] = {
+            "format": FORMAT,
+            "subject": subject,
+            "origin": origin,
+            "public_key": signer.verifier.vkey,
+            "checkpoint": checkpoint,
+            "anchors": receipts,
+            "entries": [
+                {
+                    "index": row.index,
+                    "leaf": _b64(row.leaf),
+                    "payload": _b64(row.payload),
+                    "inclusion_proof": [_b64(h) for h in proofs[row.index]],
+                }
+                for row in rows[subject]
+            ],
+        }
+        bundle["signature"] = _b64(signer.verifier.key_id + signer.sign(_signed_message(bundle)))
+        bundles.append(bundle)
+    return bundles, missing
+
+
 def dumps(bundle: dict[str, Any]) -> bytes:
     """Serialise a bundle for a file (pretty JSON; verification does not depend on the layout)."""
     return json.dumps(bundle, indent=2, ensure_ascii=False).encode() + b"\n"

@@ -343,12 +343,7 @@ def build_public_bundles(prov: Provenance, subjects: list[str]) -> dict[str, Any
             return {"tree_size": 0, "bundles": [], "pending": sorted(set(subjects))}
         size = latest[0]
         lines = cosignature_lines(conn, size)
-    bundles, pending = [], []
-    for subject in dict.fromkeys(subjects):
-        try:
-            bundles.append(
-                ledger_bundle.build_bundle(prov.read_engine, subject, prov.signer, size=size, cosignature_lines=lines)
-            )
-        except LookupError:
-            pending.append(subject)
+    bundles, pending = ledger_bundle.build_bundles(
+        prov.read_engine, subjects, prov.signer, size=size, cosignature_lines=lines
+    )
     return {"tree_size": size, "bundles": bundles, "pending": pending}

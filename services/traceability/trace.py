@@ -192,7 +192,13 @@ class Trace:
             return out
         pallets, lots = self.pallets_and_lots()
         lot_uris = [identifiers.normalise(f"{ID_GS1}/01/{g}/10/{n}") for g, n in lots]
-        lot_events = self._keep(_events_naming(self.session, lot_uris, ("class",)))
+        # A lot's packings onto other pallets are not this pallet's story: only its harvests and the packings
+        # whose output is one of the trace's pallets.
+        lot_events = self._keep(
+            r
+            for r in _events_naming(self.session, lot_uris, ("class",))
+            if r.event_type != "TransformationEvent" or set(_outputs(r)) & set(pallets)
+        )
         pallet_events = self._keep(_events_naming(self.session, pallets, ("direct", "other")))
         if not lot_events and not pallet_events:
             raise NotTraced(self.key.uri)
@@ -232,7 +238,9 @@ class Trace:
                     "event_hash": _ref(last_harvest),
                 }
             )
-            out["diary"].extend(self._diary(gln, last_harvest))
+            harvested = [r.event_time for r in harvests if (_gln(r.body.get("bizLocation")) or _gln(
+                r.body.get("readPoint"))) == gln]  # fmt: skip
+            out["diary"].extend(self._diary(gln, last_harvest, harvested))
 
         out["packing"] = []
         for row in pallet_events:
@@ -303,7 +311,7 @@ class Trace:
                         )
         return out
 
-    def _diary(self, gln: str, harvest: EpcisEvent) -> list[dict[str, Any]]:
+    def _diary(self, gln: str, harvest: EpcisEvent, harvested: list[dt.datetime]) -> list[dict[str, Any]]:
         """The farm's diary up to the harvest, from the last planting before it: planting, fertilising, spraying
         (each spraying with the day the pre-harvest interval ends, and whether the harvest respected it)."""
         farm = f"{ID_GS1}/414/{gln}"
@@ -344,7 +352,8 @@ class Trace:
                     entry.update(
                         pre_harvest_interval_days=days,
                         harvest_allowed_from=iso(safe),
-                        interval_respected=harvest.event_time >= safe,
+                        # every harvest of the trace after the spraying waited for the interval
+                        interval_respected=all(at >= safe for at in harvested if at >= row.event_time),
                     )
             entries.append(entry)
         return entries

@@ -211,6 +211,12 @@ def test_the_trace_bundle_verifies_offline_and_fails_when_tampered(client: Any, 
     bundle = build_trace_bundle(runtime.sessions, prov, SSCC)
     assert bundle["format"] == ledger_bundle.TRACE_FORMAT
     report = ledger_bundle.verify_trace_bundle(bundle, event_hash=hashing.event_hash)
+    # The batch builder (four queries in all) writes exactly what the one-subject builder writes, signature too.
+    for item in bundle["events"]:
+        alone = ledger_bundle.build_bundle(
+            prov.read_engine, item["bundle"]["subject"], prov.signer, size=report.tree_size
+        )
+        assert item["bundle"] == alone
     assert report.key == f"https://id.gs1.org/00/{SSCC}"
     assert len(report.events) == 8
     assert report.hashes_recomputed
@@ -366,3 +372,45 @@ def test_without_the_ledger_the_trace_is_a_503_not_an_unverified_page(
                 assert got.status_code == 503, got.text
                 assert got.json()["code"] == code
         app.state.runtime.close()
+
+
+def test_a_harvest_inside_the_pre_harvest_interval_and_a_lot_on_two_pallets(client: Any, keys: Any) -> None:
+    made = seed(client, keys)
+    other = "089300010000000186"
+    again = {"kind": "packing", "at": "2026-06-11T11:00:00+07:00", "site_gln": HOUSE, "sscc": other,
+             "lots": [{"gtin": GTIN, "lot": LOT, "quantity_kg": "200"}]}  # fmt: skip
+    assert client.post("/api/v1/epcis/diary", json=again, headers=made["house"]).status_code == 201
+    # A second farm's lot, harvested 9 days after a spraying whose interval is 30 days.
+    farm2 = keys.make("producer", org="HTX Mường Khương")
+    site = {"kind": "farm", "name": "Vùng trồng 7", "vn_code": "VN-LCOR-0007"}
+    assert client.put("/api/v1/epcis/sites/8930001000032", json=site, headers=farm2).status_code == 201
+    for entry in (
+        {"kind": "spraying", "at": "2026-06-01T07:00:00+07:00", "product": "Confidor 100SL",
+         "active_ingredient": "imidacloprid", "pre_harvest_interval_days": 30},
+        {"kind": "harvest", "at": "2026-06-10T07:00:00+07:00", "gtin": GTIN, "lot": "MK2026B", "quantity_kg": "800",
+         "area_ha": "1.5"},
+    ):  # fmt: skip
+        got = client.post("/api/v1/epcis/diary", json={**entry, "site_gln": "8930001000032"}, headers=farm2)
+        assert got.status_code == 201, got.text
+    assert wait_for(lambda: _all_verified(client), 60)
+
+    first = client.get(f"/00/{SSCC}", headers=JSON).json()
+    assert len(first["events"]) == 8  # the lot's packing onto the other pallet is that pallet's story
+    second = client.get(f"/00/{other}", headers=JSON).json()
+    assert [p["ssccs"] for p in second["packing"]] == [[other]]
+    assert [f["gln"] for f in second["farms"]] == [FARM]
+    lot = client.get(f"/01/{GTIN}/10/{LOT}", headers=JSON).json()
+    assert sorted(s for p in lot["packing"] for s in p["ssccs"]) == sorted([SSCC, other])
+
+    def early() -> bool:
+        got = client.get(f"/01/{GTIN}/10/MK2026B", headers=JSON)
+        return got.status_code == 200 and got.json()["verified"]
+
+    assert wait_for(early, 60)
+    sprayed = client.get(f"/01/{GTIN}/10/MK2026B", headers=JSON).json()["diary"]
+    assert [(d["step"], d["interval_respected"], d["harvest_allowed_from"]) for d in sprayed] == [
+        ("spraying", False, "2026-07-01T00:00:00.000Z")
+    ]
+    assert "KHÔNG được tuân thủ" in client.get(f"/01/{GTIN}/10/MK2026B", headers=HTML).text
+    product = client.get(f"/01/{GTIN}", headers=JSON).json()
+    assert {x["lot"] for x in product["lots"]} == {LOT, "MK2026B"}
