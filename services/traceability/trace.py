@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -73,8 +74,6 @@ def _gln(location: Any) -> str | None:
 def _lot_of(epc_class: str) -> tuple[str, str] | None:
     parts = identifiers.normalise(epc_class).removeprefix(ID_GS1).split("/")
     if len(parts) == 5 and parts[1] == "01" and parts[3] == "10":
-        from urllib.parse import unquote
-
         return parts[2], unquote(parts[4])
     return None
 
@@ -173,7 +172,7 @@ class Trace:
                             "gtin": found[0],
                             "lot": found[1],
                             "harvested_at": row.body["eventTime"],
-                            "path": f"/01/{found[0]}/10/{found[1]}",
+                            "path": f"/01/{found[0]}/10/{quote(found[1], safe='')}",
                             "event_hash": _ref(row),
                         }
                     )
