@@ -42,6 +42,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),
     "traceability": ("/api/v1/epcis", "/00", "/01"),
+    "exchange": ("/api/v1/exchange",),
 }  # fmt: skip
 # GS1 Digital Link paths at the root (the buyer's trace: /00/{sscc}, /01/{gtin}[/10/{lot}]): public, read-only.
 ROOT_PATHS = ("/00", "/01")
