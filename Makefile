@@ -71,9 +71,13 @@ messages: setup
 		-o services/kernel/locale/problems.pot services api
 	$(BIN)/pybabel extract -F api/console/locale/babel.cfg --no-location --sort-output --omit-header \
 		-o api/console/locale/console.pot api/console
+	$(BIN)/pybabel extract -F services/traceability/locale/babel.cfg --no-location --sort-output --omit-header \
+		-o services/traceability/locale/trace.pot services/traceability
 	$(BIN)/pybabel update -D problems -i services/kernel/locale/problems.pot -d services/kernel/locale \
 		--no-fuzzy-matching --ignore-obsolete -w 120
 	$(BIN)/pybabel update -D console -i api/console/locale/console.pot -d api/console/locale \
+		--no-fuzzy-matching --ignore-obsolete -w 120
+	$(BIN)/pybabel update -D trace -i services/traceability/locale/trace.pot -d services/traceability/locale \
 		--no-fuzzy-matching --ignore-obsolete -w 120
 
 format: setup

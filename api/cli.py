@@ -409,6 +409,7 @@ def _mount_optional() -> None:
         ("services.exchange.cli", "exchange"),
         ("ledger.witness_cli", "witness"),
         ("riskmodel.cli", "risk"),
+        ("api.trace", "trace"),
     ):
         try:
             sub = __import__(module, fromlist=["app"]).app
@@ -418,6 +419,12 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+try:
+    from api.trace import register_event_hashers
+
+    register_event_hashers()  # `ledger verify-bundle` recomputes the CBV 2.0 hashes of a trace bundle's events
+except ImportError:  # pragma: no cover - an install without the traceability service
+    pass
 
 
 def _risk_model_commands() -> None:

@@ -41,9 +41,11 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "provenance": ("/api/v1/ledger",),
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),
-    "traceability": ("/api/v1/epcis",),
+    "traceability": ("/api/v1/epcis", "/00", "/01"),
     "exchange": ("/api/v1/exchange",),
 }  # fmt: skip
+# GS1 Digital Link paths at the root (the buyer's trace: /00/{sscc}, /01/{gtin}[/10/{lot}]): public, read-only.
+ROOT_PATHS = ("/00", "/01")
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "host", "content-length", "x-request-id", "forwarded",
@@ -229,4 +231,6 @@ def create_gateway(settings: KernelSettings, routes: dict[str, str], *, timeout:
             raise
         return response
 
+    for root in ROOT_PATHS:  # the same forwarding, for the resolver's paths outside /api
+        app.add_api_route(root + "/{rest:path}", forward, methods=["GET", "HEAD"], include_in_schema=False)
     return app

@@ -67,6 +67,10 @@ DESCRIPTIONS: dict[str, str] = {
     "epcis-query": "An EPCIS query parameter is unknown or malformed (a time that is not ISO 8601, a page token "
     "that was not issued here). See docs/traceability.md for the parameters.",
     "insufficient-storage": "The platform's file storage is full; the upload was not stored. Retry later.",
+    "gs1-identifier": "The GS1 Digital Link path names no valid GS1 key: an SSCC has 18 digits, a GTIN 8, 12, 13 or "
+    "14, a lot 1 to 20 characters of the GS1 set, and the check digit must be right. Read the code again.",
+    "not-acceptable": "The resolver answers `text/html` (the trace page), `application/json` or "
+    "`application/ld+json` (the trace); the `Accept` header named none of them.",
     "exchange-unauthenticated": "The partner administration's message is not signed by a key registered for it "
     "(`exchange.unknown_key`), its signature does not verify (forged or changed on the way: "
     "`exchange.signature_invalid`), or its sender is not the key's owner. Refused and recorded; nothing of it was "

@@ -46,9 +46,9 @@ def render(values: Mapping[str, str], template: str | None = None) -> str:
 def template_prefixes(text: str) -> dict[str, set[str]]:
     """{upstream service: the path prefixes its regex locations route} of a rendered or raw template."""
     routes: dict[str, set[str]] = {}
-    pattern = re.compile(r"location ~ \^/api/v1/\(([^)]*)\)\(/\|\$\) \{\s*proxy_pass http://smartgate_(\w+);")
-    for names, service in pattern.findall(text):
-        routes.setdefault(service, set()).update(f"/api/v1/{n}" for n in names.split("|"))
+    pattern = re.compile(r"location ~ \^/(api/v1/)?\(([^)]*)\)\(/\|\$\) \{\s*proxy_pass http://smartgate_(\w+);")
+    for base, names, service in pattern.findall(text):
+        routes.setdefault(service, set()).update(f"/{base}{n}" for n in names.split("|"))
     return routes
 
 

@@ -123,6 +123,50 @@ def build_bundle(
     return bundle
 
 
+def build_bundles(
+    engine: Engine, subjects: Sequence[str], signer: Signer, *, size: int, cosignature_lines: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Bundles of several subjects against the checkpoint at `size`, payloads included, from four queries in all
+    (checkpoint, entries, proofs, anchors) rather than four per subject; and the subjects with no entry in it."""
+    with engine.connect() as conn:
+        chosen = storage.get_checkpoint(conn, size)
+        if chosen is None:
+            raise LookupError(f"no checkpoint of size {size}")
+        cp_size, note = chosen
+        wanted = list(dict.fromkeys(subjects))
+        rows = storage.subjects_entries(conn, wanted, below=cp_size)
+        indices = [row.index for subject in wanted for row in rows.get(subject, [])]
+        proofs = dict(zip(indices, reader.inclusion_proofs(conn, indices, cp_size), strict=True))
+        receipts = [reader.receipt_from_row(r).to_json() for r in storage.anchors_for(conn, cp_size)]
+    origin = note.split(b"\n", 1)[0].decode()
+    checkpoint = add_cosignatures(note, cosignature_lines).decode()
+    bundles, missing = [], []
+    for subject in wanted:
+        if subject not in rows:
+            missing.append(subject)
+            continue
+        bundle: dict[str, Any] = {
+            "format": FORMAT,
+            "subject": subject,
+            "origin": origin,
+            "public_key": signer.verifier.vkey,
+            "checkpoint": checkpoint,
+            "anchors": receipts,
+            "entries": [
+                {
+                    "index": row.index,
+                    "leaf": _b64(row.leaf),
+                    "payload": _b64(row.payload),
+                    "inclusion_proof": [_b64(h) for h in proofs[row.index]],
+                }
+                for row in rows[subject]
+            ],
+        }
+        bundle["signature"] = _b64(signer.verifier.key_id + signer.sign(_signed_message(bundle)))
+        bundles.append(bundle)
+    return bundles, missing
+
+
 def dumps(bundle: dict[str, Any]) -> bytes:
     """Serialise a bundle for a file (pretty JSON; verification does not depend on the layout)."""
     return json.dumps(bundle, indent=2, ensure_ascii=False).encode() + b"\n"
@@ -353,3 +397,136 @@ def check_anchors(w3: Web3, receipts: list[AnchorReceipt], size: int) -> list[An
             found=first.found,
         )
     return checks
+
+
+# --- Trace bundles: the events of one pallet's (or lot's) trace, each with its subject bundle, one checkpoint -----
+
+TRACE_FORMAT = "smartgate-trace-bundle/v1"
+TRACE_SIGNATURE_CONTEXT = b"smartgate trace bundle signature v1\n"
+_TRACE_FIELDS = {"format", "key", "public_key", "events", "signature"}
+_TRACE_EVENT_FIELDS = {"event", "event_hash", "bundle"}
+
+
+def _trace_message(trace: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in trace.items() if k != "signature"}
+    return TRACE_SIGNATURE_CONTEXT + rfc8785.dumps(unsigned)
+
+
+def build_trace_bundle(
+    key: str, events: Sequence[tuple[dict[str, Any], str, dict[str, Any]]], signer: Signer
+) -> dict[str, Any]:
+    """A trace bundle: for each (EPCIS event, its CBV 2.0 event hash, its subject bundle), all subject bundles
+    against one checkpoint; signed by the log key over the whole (so no event can be dropped or added unnoticed)."""
+    trace: dict[str, Any] = {
+        "format": TRACE_FORMAT,
+        "key": key,
+        "public_key": signer.verifier.vkey,
+        "events": [{"event": event, "event_hash": digest, "bundle": bundle} for event, digest, bundle in events],
+    }
+    trace["signature"] = _b64(signer.verifier.key_id + signer.sign(_trace_message(trace)))
+    return trace
+
+
+@dataclass
+class TraceReport:
+    """What a verified trace bundle proves: each event's hash is in the log at `tree_size` (entry index each)."""
+
+    key: str
+    events: list[tuple[str, int]]  # (event hash, ledger index)
+    hashes_recomputed: bool  # each event hash was recomputed from the event itself
+    checkpoint: BundleReport  # the report of the first event's bundle: checkpoint, key, witnesses, anchors
+
+    @property
+    def tree_size(self) -> int:
+        return self.checkpoint.tree_size
+
+
+def verify_trace_bundle(  # noqa: C901 - the checks read best in order
+    data: bytes | dict[str, Any],
+    *,
+    trusted_key: Verifier | None = None,
+    keys: KeyHistory | None = None,
+    w3: Web3 | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    quorum: int = 0,
+    event_hash: Callable[[dict[str, Any]], str] | None = None,
+) -> TraceReport:
+    """Verify a trace bundle offline: its signature by the log key, every subject bundle (as `verify_bundle`, with
+    the same pins, witnesses and chain) against one and the same checkpoint, each logged payload naming the event's
+    hash and eventID, and, with `event_hash` (the CBV 2.0 algorithm, which this library does not carry), each hash
+    recomputed from the event. Raise a VerificationError if anything fails."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            trace = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BundleError(f"trace bundle is not JSON: {exc}") from exc
+    else:
+        trace = data
+    if not isinstance(trace, dict) or set(trace) != _TRACE_FIELDS:
+        found = sorted(trace) if isinstance(trace, dict) else type(trace).__name__
+        raise BundleError("trace bundle has the wrong fields", expected=sorted(_TRACE_FIELDS), found=found)
+    if trace["format"] != TRACE_FORMAT:
+        raise BundleError("unknown trace bundle format", expected=TRACE_FORMAT, found=trace["format"])
+    if not isinstance(trace["key"], str) or not isinstance(trace["public_key"], str):
+        raise BundleError("trace bundle key and public_key must be strings")
+    key = Verifier.from_vkey(trace["public_key"])
+    sig = _unb64(trace["signature"], "signature")
+    if sig[:4] != key.key_id or not key.verify(_trace_message(trace), sig[4:]):
+        raise BundleError("trace bundle signature is invalid: the bundle was edited or signed by another key")
+    items = trace["events"]
+    if not isinstance(items, list) or not items:
+        raise BundleError("trace bundle has no events")
+    first: BundleReport | None = None
+    proven: list[tuple[str, int]] = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != _TRACE_EVENT_FIELDS or not isinstance(item["event"], dict):
+            raise BundleError("trace event has the wrong fields", index=position, expected=sorted(_TRACE_EVENT_FIELDS))
+        inner = item["bundle"]
+        if not isinstance(inner, dict) or inner.get("public_key") != trace["public_key"]:
+            raise BundleError("trace event's bundle is signed by another key", index=position)
+        report = verify_bundle(inner, trusted_key=trusted_key, keys=keys, w3=w3, witnesses=witnesses, quorum=quorum)
+        if first is None:
+            first = report
+        elif (report.tree_size, report.root_hash) != (first.tree_size, first.root_hash):
+            raise BundleError(
+                "trace events are proven against different checkpoints",
+                index=position,
+                expected=first.tree_size,
+                found=report.tree_size,
+            )
+        payload = inner["entries"][-1]["payload"]
+        if payload is None:
+            raise BundleError("trace event's ledger payload is missing", index=position)
+        try:
+            logged = json.loads(_unb64(payload, "payload", position))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError("trace event's ledger payload is not JSON", index=position) from exc
+        if not isinstance(logged, dict) or logged.get("event_hash") != item["event_hash"]:
+            raise BundleError(
+                "the log names another event hash",
+                index=position,
+                expected=item["event_hash"],
+                found=logged.get("event_hash") if isinstance(logged, dict) else None,
+            )
+        if item["event"].get("eventID") is not None and logged.get("event_id") != item["event"]["eventID"]:
+            raise BundleError(
+                "the log names another eventID",
+                index=position,
+                expected=item["event"]["eventID"],
+                found=logged.get("event_id"),
+            )
+        if event_hash is not None:
+            try:
+                recomputed = event_hash(item["event"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BundleError(f"the event cannot be hashed: {exc}", index=position) from exc
+            if recomputed != item["event_hash"]:
+                raise PayloadHashMismatch(
+                    "the event does not hash to its logged hash",
+                    index=position,
+                    expected=item["event_hash"],
+                    found=recomputed,
+                )
+        proven.append((item["event_hash"], report.entries[-1]))
+    assert first is not None
+    return TraceReport(key=trace["key"], events=proven, hashes_recomputed=event_hash is not None, checkpoint=first)

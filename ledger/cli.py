@@ -3,16 +3,23 @@ tiles, create a signing key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
+    from ledger.bundle import BundleReport, TraceReport
     from ledger.keyring import KeyHistory
 
 app = typer.Typer(help="Verifiable ledger: offline bundle verification and key tools.", no_args_is_help=True)
+
+# How to recompute an event's hash from the event, by the `?ver=` of its hash (`ni:///sha-256;…?ver=CBV2.0`): the
+# CBV 2.0 algorithm lives with the traceability service, which this library does not import; the `smartgate` CLI
+# registers it, so `verify-bundle` on a trace bundle recomputes every event hash where it can.
+EVENT_HASHERS: dict[str, Callable[[dict[str, Any]], str]] = {}
 
 
 def _fail(message: str) -> None:
@@ -48,15 +55,16 @@ def verify_bundle_cmd(
         typer.Option("--quorum", min=1, help="valid cosignatures required from the --witness keys (default: all)"),
     ] = None,
 ) -> None:
-    """Verify a provenance bundle offline (no database); with --rpc, also check its anchors on chain."""
+    """Verify a provenance bundle, or a trace bundle (`smartgate trace bundle`), offline (no database); with --rpc,
+    also check its anchors on chain."""
     from ledger.anchor import connect
-    from ledger.bundle import verify_bundle
     from ledger.checkpoint import Verifier
     from ledger.keyring import KeyHistory
     from ledger.verify import VerificationError
     from ledger.witness import CosignatureVerifier
 
     witnesses = witness or []
+    trace = False
     if quorum is not None and not witnesses:
         _fail("--quorum needs at least one --witness key")
         return
@@ -73,11 +81,19 @@ def verify_bundle_cmd(
         cosigners = [CosignatureVerifier.from_vkey(vkey) for vkey in witnesses]
         need = len({c.vkey for c in cosigners}) if quorum is None else quorum
         w3 = connect(rpc) if rpc else None
-        report = verify_bundle(data, keys=history, w3=w3, witnesses=cosigners, quorum=need)
+        trace = _trace_format(data)
+        report, traced = _verify(data, trace, keys=history, w3=w3, witnesses=cosigners, quorum=need)
     except VerificationError as exc:
-        _fail(f"bundle does NOT verify: {exc}")
+        _fail(f"{'trace ' if trace else ''}bundle does NOT verify: {exc}")
         return
-    typer.echo(f"OK: subject {report.subject!r}: {len(report.entries)} entries {report.entries}")
+    if traced is not None:
+        typer.echo(f"OK: trace of {traced.key}: {len(traced.events)} events, each in the log at the same checkpoint")
+        for digest, index in traced.events:
+            typer.echo(f"  event:      {digest} entry {index}")
+        recomputed = "recomputed from each event (CBV 2.0)" if traced.hashes_recomputed else "NOT recomputed"
+        typer.echo(f"  hashes:     {recomputed}")
+    else:
+        typer.echo(f"OK: subject {report.subject!r}: {len(report.entries)} entries {report.entries}")
     typer.echo(f"  checkpoint: {report.origin} size {report.tree_size} root {report.root_hash.hex()}")
     pin = (
         ("pinned with --keys" if keys is not None else "pinned with --key")
@@ -119,6 +135,29 @@ def verify_bundle_cmd(
     if rpc and report.anchors_checked_on_chain == 0:
         why = "the bundle has no anchor" if not report.anchors else "none of its anchors is on the --rpc chain"
         typer.echo(f"  WARNING:    no anchor was checked on chain ({why}): only the log's signature vouches for it")
+
+
+def _verify(data: bytes, trace: bool, **pins: Any) -> tuple[BundleReport, TraceReport | None]:
+    """Verify a subject bundle, or a trace bundle (then also report the trace)."""
+    from ledger.bundle import verify_bundle, verify_trace_bundle
+
+    if not trace:
+        return verify_bundle(data, **pins), None
+    traced = verify_trace_bundle(data, event_hash=EVENT_HASHERS.get("CBV2.0"), **pins)
+    return traced.checkpoint, traced
+
+
+def _trace_format(data: bytes) -> bool:
+    """Whether the file is a trace bundle (any other content is verified, and reported, as a subject bundle)."""
+    import json
+
+    from ledger.bundle import TRACE_FORMAT
+
+    try:
+        parsed = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("format") == TRACE_FORMAT
 
 
 def read_key_history(path: Path) -> KeyHistory:

@@ -349,6 +349,18 @@ def subject_entries(conn: Connection, subject: str, *, below: int | None = None)
     return [_entry(r) for r in conn.execute(query.order_by(entries.c.idx))]
 
 
+def subjects_entries(conn: Connection, subjects: list[str], *, below: int) -> dict[str, list[EntryRow]]:
+    """Several subjects' entries with index < `below`, each subject's in log order, in one query."""
+    found: dict[str, list[EntryRow]] = {}
+    if not subjects:
+        return found
+    query = select(entries).where(entries.c.subject.in_(subjects), entries.c.idx < below).order_by(entries.c.idx)
+    for row in conn.execute(query):
+        entry = _entry(row)
+        found.setdefault(entry.subject, []).append(entry)
+    return found
+
+
 def iter_entries(conn: Connection, *, chunk: int = 10_000) -> Iterator[EntryRow]:
     """Yield every entry in index order, reading in keyset-paginated chunks."""
     after = -1

@@ -30,6 +30,8 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 routes=()
 port=$((PORT + 1))
+# The traceability process fetches the ledger's public bundles (the buyer's trace page) from the provenance one.
+export SMARTGATE_TRACE_LEDGER_URL="http://127.0.0.1:$((PORT + 2))"
 for service in declarations provenance inspection webhooks traceability exchange; do
   $BIN/smartgate serve --port "$port" --services "$service" --no-console >"$SMARTGATE_VAR_DIR/logs/$service.log" 2>&1 &
   pids+=($!)

@@ -19,6 +19,7 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)[sdr]")
 DOMAINS: dict[str, dict[str, Any]] = {
     "problems": {"locale": ROOT / "services/kernel/locale", "sources": [ROOT / "services", ROOT / "api"]},
     "console": {"locale": ROOT / "api/console/locale", "sources": [ROOT / "api/console"]},
+    "trace": {"locale": ROOT / "services/traceability/locale", "sources": [ROOT / "services/traceability"]},
 }
 
 

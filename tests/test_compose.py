@@ -16,6 +16,7 @@ from api.gateway import parse_routes
 from services.exchange.settings import ExchangeSettings
 from services.kernel.settings import SERVICES, KernelSettings
 from services.provenance.settings import ProvenanceSettings
+from services.traceability.settings import TraceabilitySettings
 from services.webhooks.settings import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def test_every_service_runs_in_its_own_container_behind_the_gateway() -> None:
 
 def test_every_variable_is_a_setting_and_secrets_are_required() -> None:
     fields = {f"SMARTGATE_{f.upper()}" for cls in (KernelSettings, ProvenanceSettings, WebhookSettings,
-                                                                ExchangeSettings)
+                                                    TraceabilitySettings, ExchangeSettings)
               for f in cls.model_fields}  # fmt: skip
     text = (ROOT / "compose.yaml").read_text()
     used = set(re.findall(r"\b(SMARTGATE_[A-Z_]+):", text))

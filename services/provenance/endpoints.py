@@ -15,7 +15,8 @@ from ledger.witness import add_cosignatures
 from services.kernel import confidential
 from services.kernel.auth import Role
 from services.kernel.deps import CurrentOfficer, CurrentPrincipal, SessionDep
-from services.kernel.errors import AppError, Forbidden, NotFound
+from services.kernel.errors import AppError, Forbidden, NotFound, Unprocessable
+from services.kernel.responses import JSONResponse
 from services.kernel.schemas import Schema, problems
 from services.provenance import service
 from services.provenance.service import Provenance
@@ -301,6 +302,38 @@ def subject_bundle(
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="bundle-{filename}.json"'},
     )
+
+
+@router.get(
+    "/public-bundles",
+    summary="Bundles of public subjects (EPCIS events) against one checkpoint (public)",
+    responses={
+        200: {
+            "description": "`tree_size` (the checkpoint), `bundles` (one `smartgate-ledger-bundle/v1` per subject "
+            "inside it) and `pending` (subjects not yet in a checkpoint)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problems(*DOCUMENTED, 404),
+    },
+)
+def public_bundles(
+    request: Request,
+    subject: Annotated[
+        list[str],
+        Query(description="an `epcis:{id}` subject (repeat for several, at most 200)"),
+    ],
+) -> JSONResponse:
+    """The provenance bundles of supply-chain events (subjects `epcis:…`), all proven against the latest
+    checkpoint, for the buyer's trace page and `smartgate trace bundle`. Any other subject is a 404: declarations
+    and gate events are not public."""
+    if len(subject) > service.MAX_PUBLIC_SUBJECTS:
+        raise Unprocessable(
+            f"at most {service.MAX_PUBLIC_SUBJECTS} subjects per request", code="ledger.too_many_subjects"
+        )
+    for one in subject:
+        if not service.public_subject(one):
+            raise NotFound(f"no public bundle for {one[:200]!r}", code="ledger.no_subject")
+    return JSONResponse(service.build_public_bundles(get_provenance(request), subject))
 
 
 # --- The whole log as C2SP tlog-tiles (https://c2sp.org/tlog-tiles): public, static-style and cacheable ---------

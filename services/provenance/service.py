@@ -320,3 +320,30 @@ def cosignature_lines(conn: Connection, size: int) -> list[str]:
     table = table_of(WitnessCosignature)
     rows = conn.execute(select(table.c.line).where(table.c.checkpoint_size == size).order_by(table.c.witness))
     return [row[0] for row in rows]
+
+
+# Subjects whose bundles anyone may read: the traceability service's EPCIS events (`epcis:{id}`), whose ledger
+# payload is the event's CBV 2.0 hash, type, time, bizStep and capturer id: public supply-chain facts, the same the
+# buyer's trace page shows (docs/traceability.md, "The buyer's view"). Declarations and gate events stay private.
+PUBLIC_SUBJECT_PREFIXES = ("epcis:",)
+MAX_PUBLIC_SUBJECTS = 200
+
+
+def public_subject(subject: str) -> bool:
+    """Whether anyone may read the bundle of `subject`."""
+    return subject.startswith(PUBLIC_SUBJECT_PREFIXES) and "\x00" not in subject and len(subject) <= 200
+
+
+def build_public_bundles(prov: Provenance, subjects: list[str]) -> dict[str, Any]:
+    """Bundles of public subjects against ONE checkpoint (the latest), so a trace of many events is proven against
+    one signed tree head; subjects with no entry inside it yet are listed as `pending`."""
+    with prov.read_engine.connect() as conn:
+        latest = storage.get_checkpoint(conn)
+        if latest is None:
+            return {"tree_size": 0, "bundles": [], "pending": sorted(set(subjects))}
+        size = latest[0]
+        lines = cosignature_lines(conn, size)
+    bundles, pending = ledger_bundle.build_bundles(
+        prov.read_engine, subjects, prov.signer, size=size, cosignature_lines=lines
+    )
+    return {"tree_size": size, "bundles": bundles, "pending": pending}

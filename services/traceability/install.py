@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kernel.runtime import Runtime
-from services.traceability import endpoints
+from services.traceability import endpoints, resolver
 from services.traceability.settings import traceability_settings
 
 
@@ -14,3 +14,4 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.extras[endpoints.SETTINGS_KEY] = traceability_settings(runtime.settings)
     app.include_router(endpoints.router)
     app.include_router(endpoints.session_router)
+    app.include_router(resolver.router)  # GS1 Digital Link at the root: /00/{sscc}, /01/{gtin}[/10/{lot}]

@@ -67,6 +67,12 @@ def _epcs(event: dict[str, Any]) -> list[tuple[str, str]]:
             found.add((identifiers.normalise(epc), role))
     if event.get("parentID"):
         found.add((identifiers.normalise(event["parentID"]), "other"))
+    # Classes (a lot: GTIN + lot number) of the quantity lists: how a lot's harvest and packing are found. Neither
+    # MATCH_epc nor MATCH_anyEPC reads this role (EPCIS has MATCH_epcClass for it, not served yet).
+    for name in ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"):
+        for item in event.get(name) or []:
+            if isinstance(item, dict) and isinstance(item.get("epcClass"), str):
+                found.add((identifiers.normalise(item["epcClass"]), "class"))
     return sorted(found)
 
 

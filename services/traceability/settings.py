@@ -15,6 +15,9 @@ class TraceabilitySettings(KernelSettings):
     # Events per page of a query, unless `perPage` asks for fewer or more (up to the maximum).
     epcis_page_size: int = Field(default=30, ge=1)
     epcis_max_page_size: int = Field(default=1000, ge=1)
+    # Where the buyer's trace page fetches the ledger's public bundles when this process does not run the provenance
+    # service (the distributed deployment): the provenance service's or the gateway's base URL.
+    trace_ledger_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
 def traceability_settings(base: KernelSettings) -> TraceabilitySettings:

@@ -108,6 +108,9 @@ def test_security_is_declared_on_exactly_the_operations_that_answer_401_without_
             assert {"401", "403", "429"} <= operation["responses"].keys(), (method, path)
     assert mismatched == []
     assert sorted(public) == [
+        "GET /00/{sscc}",  # the buyer's GS1 Digital Link resolver (docs/traceability.md)
+        "GET /01/{gtin}",
+        "GET /01/{gtin}/10/{lot}",
         "GET /api/v1/exchange/public-key",
         "GET /api/v1/exchange/schemas",
         "GET /api/v1/exchange/schemas/{file}",
@@ -116,6 +119,7 @@ def test_security_is_declared_on_exactly_the_operations_that_answer_401_without_
         "GET /api/v1/ledger/log/tile/{tile_path}",
         "GET /api/v1/ledger/proofs/consistency",
         "GET /api/v1/ledger/proofs/inclusion",
+        "GET /api/v1/ledger/public-bundles",
         "GET /api/v1/ledger/public-key",
         "GET /api/v1/ledger/public-keys",
         "GET /healthz",
@@ -216,7 +220,8 @@ def test_the_gateway_serves_the_docs_offline_with_security_and_tags(gateway: Tes
     merged = gateway.get("/openapi.json").json()
     embedded = httpx.get(f"{served}/openapi.json").json()
     assert merged["components"]["securitySchemes"] == embedded["components"]["securitySchemes"]
-    api_paths = {p: item for p, item in embedded["paths"].items() if p.startswith("/api/")}
+    # The services' paths: under /api, and the Digital Link resolver's at the root (the gateway routes both).
+    api_paths = {p: item for p, item in embedded["paths"].items() if p.startswith(("/api/", "/00/", "/01/"))}
     assert merged["paths"] == api_paths  # security and required headers included, operation by operation
     assert [t["name"] for t in merged["tags"]] == [t["name"] for t in embedded["tags"] if t["name"] != "health"]
     assert all(t["description"] for t in merged["tags"])

@@ -54,7 +54,7 @@ def test_the_gateway_routes_every_path_to_the_service_that_serves_it(tmp_path: P
         settings = KernelSettings(environment="test", secret_key=secrets.token_urlsafe(40), services=name,
                                   database_url=f"sqlite:///{tmp_path / 'x.db'}", var_dir=tmp_path / name)  # fmt: skip
         app = create_app(settings)
-        paths = [path for path in app.openapi()["paths"] if path.startswith("/api/")]
+        paths = [path for path in app.openapi()["paths"] if path.startswith(("/api/", "/00/", "/01/"))]
         assert paths, name
         for path in paths:
             concrete = path.replace("{", "x").replace("}", "")
@@ -93,6 +93,28 @@ def test_the_cli_refuses_bad_routes_and_unknown_services_in_one_line(tmp_path: P
     assert typo.returncode == 2
     assert "unknown service(s) declaration" in typo.stderr
     assert len(typo.stderr.strip().splitlines()) == 1
+
+
+def test_the_gateway_forwards_the_digital_link_paths_to_traceability() -> None:
+    """/00/… and /01/… (the buyer's trace, at the root) go to the traceability service, like /api/v1/epcis."""
+    from fastapi.testclient import TestClient
+
+    from api.gateway import create_gateway
+    from services.kernel.settings import KernelSettings
+
+    assert service_for("/00/089300010000000179", {"traceability": "http://t"}) == "traceability"
+    assert service_for("/01/08930001000018/10/LC2026A", {"traceability": "http://t"}) == "traceability"
+    assert service_for("/010/x", {"traceability": "http://t"}) is None
+    settings = KernelSettings(environment="test", secret_key=secrets.token_urlsafe(40))
+    dead = f"http://127.0.0.1:{_free_port()}"
+    with TestClient(create_gateway(settings, parse_routes([f"traceability={dead}"]))) as gw:
+        for path in ("/00/089300010000000179", "/01/08930001000018/10/LC2026A", "/01/08930001000018"):
+            got = gw.get(path, headers={"Accept": "text/html"})
+            assert got.status_code == 503, path
+            assert got.headers["content-type"] == "application/problem+json"
+            assert "traceability" in got.json()["detail"]
+        assert gw.get("/00/%2e%2e/x").status_code == 400
+        assert gw.post("/00/089300010000000179").status_code == 405
 
 
 def test_the_gateway_alone_bounds_bodies_refuses_ambiguous_paths_and_reports_a_dead_service() -> None:
@@ -146,6 +168,8 @@ def deployment(_templates: dict[str, str], tmp_path: Path) -> Iterator[Deploymen
         )
         ports = {s: _free_port() for s in SERVICES}
         gateway_port = _free_port()
+        # The traceability process fetches the buyer's proofs from the provenance process (as compose sets it).
+        env["SMARTGATE_TRACE_LEDGER_URL"] = f"http://127.0.0.1:{ports['provenance']}"
         try:
             for service, port in ports.items():
                 processes.start(service, [SMARTGATE, "serve", "--port", str(port), "--services", service,
@@ -271,3 +295,39 @@ def test_a_declaration_crosses_every_service_through_the_gateway_and_the_bus(dep
             assert api.get(f"/api/v1/declarations/{decl['id']}", headers=trader).status_code == 200  # others go on
     finally:
         receiver.close()
+
+
+def test_a_buyer_resolves_a_pallet_through_the_gateway_with_proofs_from_the_provenance_process(
+    deployment: Deployment,
+) -> None:
+    """/00/{sscc} through the gateway to the traceability process, which fetches the bundles from the provenance
+    process over HTTP (SMARTGATE_TRACE_LEDGER_URL): the whole trace verified, as JSON and as the page."""
+    from services.kernel.auth import Role, create_key, get_or_create_organisation
+    from services.kernel.database import make_sessionmaker, unit_of_work
+    from tests.services.traceability.test_resolver import SSCC, seed
+
+    class Keys:
+        def make(self, role: str, org: str | None = None) -> dict[str, str]:
+            engine = create_engine(deployment.db_url)
+            try:
+                with unit_of_work(make_sessionmaker(engine)) as session:
+                    organisation = get_or_create_organisation(session, name=org) if org else None
+                    _, clear = create_key(session, secret_key=deployment.secret, role=Role(role),
+                                          organisation=organisation)  # fmt: skip
+            finally:
+                engine.dispose()
+            return {"Authorization": f"Bearer {clear}"}
+
+    with httpx.Client(base_url=deployment.url, timeout=30) as api:
+        seed(api, Keys())
+
+        def verified() -> Any:
+            got = api.get(f"/00/{SSCC}", headers={"Accept": "application/json"})
+            return got if got.status_code == 200 and got.json()["verified"] else None
+
+        trace = until(verified).json()
+        assert len(trace["events"]) == 8
+        assert trace["checkpoint"]["key"] == api.get("/api/v1/ledger/public-key").text.strip()
+        page = api.get(f"/00/{SSCC}", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "đã xác minh với sổ cái" in page.text
