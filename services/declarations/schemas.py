@@ -339,7 +339,17 @@ class DeclarationIn(InputSchema):
         examples=["12000"],
     )
     preferential_origin: PreferentialOrigin | None = Field(
-        None, description="The ACFTA Form E certificate of origin, when a preferential duty rate is claimed."
+        None,
+        description="The ACFTA Form E certificate of origin: on an import, claims the preferential duty rate (verified "
+        "against the certificates the exporting administration sent); on an export, the Form E issued for the "
+        "goods, sent to the importing side with the pre-arrival notice.",
+    )
+    partner_reference: Annotated[str, Field(min_length=3, max_length=35, pattern=r"^[A-Za-z0-9/\-.]+$")] | None = Field(
+        None,
+        description="Import only: the consignment's reference on the exporting side (its export declaration "
+        "number, or the UCR), up to 35 characters (WCO DM UCR, ID 016); links this declaration to the partner "
+        "administration's pre-arrival notice, certificates and crossings for the mirror checks.",
+        examples=["HK-2026-000042"],
     )
 
     @model_validator(mode="wrap")
