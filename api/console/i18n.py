@@ -59,6 +59,8 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "channel": {"green": N_("green channel"), "yellow": N_("yellow channel"), "red": N_("red channel")},
     "kind": {"import": N_("import"), "export": N_("export")},
+    "mirror": {"quantity": N_("quantity"), "gross_mass_kg": N_("gross mass (kg)"), "origin": N_("origin")},
+    "origin_check": {"verified": N_("verified"), "not_found": N_("not found"), "mismatch": N_("mismatch")},
     "action": {
         "create": N_("created"),
         "submit": N_("submitted"),
