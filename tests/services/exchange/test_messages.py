@@ -138,3 +138,37 @@ def test_received_messages_are_published_with_their_content(side) -> None:
     assert event.payload["sender"] == PARTNER
     assert event.payload["correlation_id"] == "HK-2026-000042"
     assert event.payload["payload"]["declaration"]["id"] == "HK-2026-000042"
+
+
+def test_an_inspection_outcome_is_shared_as_control_result(side, import_body) -> None:
+    decl = side.file(import_body)
+    officer = side.officers[0]
+
+    def decide(outcome: str, **extra: object) -> None:
+        etag = side.client.get(f"/api/v1/declarations/{decl['id']}", headers=officer).headers["ETag"]
+        resp = side.client.post(f"/api/v1/declarations/{decl['id']}/decisions", headers={**officer, "If-Match": etag},
+                                json={"outcome": outcome, "reason": "seals and cartons checked", **extra})  # fmt: skip
+        assert resp.status_code == 200, resp.text
+
+    decide("inspect")
+    decide("clear", violation=False)
+    inspections = [m for m in side.sent("controlResult") if m.payload["outcomeCode"] != "mirrorDiscrepancy"]
+    [message] = inspections
+    assert message.correlation_id == "HK-2026-000042"
+    assert message.payload["outcomeCode"] == "compliant"
+    assert message.payload["decidedBy"] == "customs officer"
+    assert message.payload["findings"][0]["code"] == "inspection"
+    assert "inspection result: compliant" in message.payload["findings"][0]["detail"]
+
+
+def test_an_amended_export_sends_its_new_version(side, export_body) -> None:
+    decl = side.file(export_body)
+    export_body["items"][0]["gross_mass_kg"] = "13100"
+    export_body["total_gross_mass_kg"] = "13100"
+    etag = side.client.get(f"/api/v1/declarations/{decl['id']}", headers=side.trader).headers["ETag"]
+    resp = side.client.post(f"/api/v1/declarations/{decl['id']}/amend", json=export_body,
+                           headers={**side.trader, "If-Match": etag})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    first, second = side.sent("preArrival")
+    assert (first.payload["declaration"]["version"], second.payload["declaration"]["version"]) == (1, 2)
+    assert second.payload["goodsShipment"]["totalGrossMassMeasure"]["value"] == "13100"
