@@ -153,7 +153,8 @@ def step_events(decl: Declaration, action: str, to_status: str, *, now: dt.datet
     """The exchange events a lifecycle step adds to its `declaration.<verb>` event."""
     if decl.kind == "export" and decl.number and action in ("submit", "amend") and to_status != Status.draft:
         return [export_notice(decl, now)]
-    if action == "exit":
+    if action == "exit" and correlation_of(decl):
+        # Only a consignment the partner can name has a journey across both gates.
         return [crossed(decl, now)]
     return []
 
