@@ -296,13 +296,16 @@ EXAMPLE: dict[str, Any] = {
     "total_gross_mass_kg": "13000",
     "total_net_mass_kg": "12000",
     "preferential_origin": {"form_e_number": "E263600001234567", "issued_on": "2026-11-20"},
+    "partner_reference": None,
 }
+# What the API documents (every field filled: OpenAPI drops nulls): the import names the exporting side's declaration.
+DOCUMENTED_EXAMPLE: dict[str, Any] = {**EXAMPLE, "partner_reference": "HK-2026-000042"}
 
 
 class DeclarationIn(InputSchema):
     """A declaration as a trader files or amends it (the full body every time)."""
 
-    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [DOCUMENTED_EXAMPLE]}}
 
     kind: Kind = Field(description="`import` into Viet Nam or `export` from it; decides which procedure codes apply.")
     procedure_code: Annotated[
