@@ -413,7 +413,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         model_probability=active.probability if active else None,
         model_version=active.model.version if active else None,
         partner_view=partner.view,
-        fx=exchange_rates(session, partner.currencies, day) if partner.view is not None else {},
+        fx=exchange_rates(session, partner.currencies | {i["currency"] for i in items}, day) if partner.view else {},
         origin_check=partner.origin_check,
         partner_findings=partner.findings,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from decimal import Decimal
 
 from tests.services.exchange.conftest import certificate, pre_arrival
 
@@ -139,3 +140,17 @@ def test_partner_side_by_side_for_officers(side, import_body) -> None:
     quantity = next(f for f in row["fields"] if f["name"] == "quantity")
     assert quantity["differs"] is False
     assert side.client.get(f"/api/v1/review/declarations/{decl['id']}/partner", headers=side.trader).status_code == 403
+
+
+def test_values_in_different_currencies_are_compared_in_vnd(side, import_body) -> None:
+    from services.declarations.tariff import DEMO_RATES
+
+    # The partner declared the same value in CNY: converted at our rates, within 5 %; ten times it is not.
+    same = (Decimal("9600.00") * DEMO_RATES["USD"] / DEMO_RATES["CNY"]).quantize(Decimal("0.01"))
+    side.receive("preArrival", pre_arrival(value=str(same), currency="CNY"), "HK-2026-000042")
+    assert "mirror_discrepancy" not in hits(side.file(import_body))
+    side.receive("preArrival", pre_arrival("HK-2026-000043", value=str(same * 10), currency="CNY"), "HK-2026-000043")
+    body = copy.deepcopy(import_body)
+    body["partner_reference"] = "HK-2026-000043"
+    [finding] = hits(side.file(body))["mirror_discrepancy"]["evidence"]
+    assert finding["code"] == "value"
