@@ -240,6 +240,8 @@ def partner_data(session: Session, decl: Declaration, day: dt.date, *, verify_fo
 
 def record_claims(session: Session, decl: Declaration, origin_check: dict[str, Any] | None) -> None:
     """Keep the quantity a verified claim takes from its certificate (replacing the declaration's earlier claim)."""
+    if origin_check is None and decl.version == 1:
+        return  # nothing claimed, nothing to replace: filings without a Form E pay no statement here
     session.execute(delete(OriginClaim).where(OriginClaim.declaration_id == decl.id))
     if origin_check is None or origin_check.get("status") != mirror.VERIFIED:
         return
