@@ -9,12 +9,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export SMARTGATE_VAR_DIR ?= var
 
-.PHONY: help setup lock system-deps run run-distributed test lint format bench loadtest sim migrate clean images \
+.PHONY: help setup lock system-deps run run-distributed run-pair test lint format bench loadtest sim migrate clean images \
 	compose-test messages
 
 help:
 	@echo "make run       set up, migrate, seed demo keys and start the platform on http://$(HOST):$(PORT) (docs at /docs)"
 	@echo "make run-distributed  one process per service + the gateway, on local PostgreSQL and NATS (see docs/deployment.md)"
+	@echo "make run-pair  both sides (Kim Thành vn-kimthanh on :8000, Hekou cn-hekou on :8001), each witnessing the other's ledger"
 	@echo "make test      set up, lint, and run the whole test suite (PostgreSQL too when SMARTGATE_TEST_DATABASE_URL is set)"
 	@echo "make lint      ruff format --check, ruff check, mypy, and the import contracts (lint-imports)"
 	@echo "make bench     run the benchmarks under benchmarks/"
@@ -53,6 +54,9 @@ run: setup
 
 run-distributed: setup
 	scripts/run-distributed.sh
+
+run-pair: setup
+	scripts/run-pair.sh
 
 lint: setup
 	$(BIN)/ruff format --check .

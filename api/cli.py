@@ -253,6 +253,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id printed a
 @demo_app.command("seed")
 def demo_seed() -> None:
     """Create the demo organisations and a key per role (development only); print the keys."""
+    from services.kernel.administration import administration
     from services.kernel.auth import ApiKey, Role, create_key, get_or_create_organisation, hash_key
     from services.kernel.database import unit_of_work
 
@@ -262,9 +263,13 @@ def demo_seed() -> None:
     keys_file = settings.var_dir / "demo-keys.json"
     saved: dict[str, str] = json.loads(keys_file.read_text()) if keys_file.exists() else {}
     with unit_of_work(_sessions(settings)) as session:
+        vietnamese = ("Lao Cai Fruit Export JSC", "0100233488")
+        chinese = ("Hekou Border Trading Co.", "91110000600037341L")
+        # The demo trader is a trader of the own side (services/kernel/administration.py); trader_b is across.
+        own, other = (chinese, vietnamese) if administration(settings).country == "CN" else (vietnamese, chinese)
         orgs = {
-            "trader": get_or_create_organisation(session, name="Lao Cai Fruit Export JSC", tax_id="0100233488"),
-            "trader_b": get_or_create_organisation(session, name="Hekou Border Trading Co.", tax_id=None),
+            "trader": get_or_create_organisation(session, name=own[0], tax_id=own[1]),
+            "trader_b": get_or_create_organisation(session, name=other[0], tax_id=None),
         }
         for name, role in (
             ("trader", Role.trader),
@@ -401,6 +406,7 @@ def _mount_optional() -> None:
         ("simulator.cli", "sim"),
         ("ocr.cli", "ocr"),
         ("services.provenance.cli", "ledger"),
+        ("services.exchange.cli", "exchange"),
         ("ledger.witness_cli", "witness"),
         ("riskmodel.cli", "risk"),
     ):

@@ -103,6 +103,12 @@ TAGS: list[dict[str, str]] = [
         "inspectors), query them as JSON-LD; every event's CBV 2.0 hash is appended to the ledger.",
     },
     {
+        "name": "exchange",
+        "description": "The exchange with the partner administration across the border (Hà Khẩu ↔ Kim Thành): "
+        "signed messages (JWS over RFC 8785) pushed to its inbox with receipts, their delivery states, the partners "
+        "and their keys, the message schemas (docs/exchange.md).",
+    },
+    {
         "name": "health",
         "description": "Probes for orchestrators and monitoring: liveness and readiness (database reachable). Public.",
     },

@@ -42,6 +42,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "inspection": ("/api/v1/gate",),
     "webhooks": ("/api/v1/webhooks",),
     "traceability": ("/api/v1/epcis",),
+    "exchange": ("/api/v1/exchange",),
 }  # fmt: skip
 # Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and those the gateway sets itself.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

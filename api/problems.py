@@ -67,6 +67,17 @@ DESCRIPTIONS: dict[str, str] = {
     "epcis-query": "An EPCIS query parameter is unknown or malformed (a time that is not ISO 8601, a page token "
     "that was not issued here). See docs/traceability.md for the parameters.",
     "insufficient-storage": "The platform's file storage is full; the upload was not stored. Retry later.",
+    "exchange-unauthenticated": "The partner administration's message is not signed by a key registered for it "
+    "(`exchange.unknown_key`), its signature does not verify (forged or changed on the way: "
+    "`exchange.signature_invalid`), or its sender is not the key's owner. Refused and recorded; nothing of it was "
+    "stored. See docs/exchange.md.",
+    "exchange-refused": "A verified message this side does not take: not addressed to us, created too far in the "
+    "future (clock skew), not in RFC 8785 form, or not valid against its JSON Schema (`errors[]` points into the "
+    "message). Refused and recorded; nothing of it was stored.",
+    "exchange-replay": "The message id was received before with another body, or the message is older than the "
+    "replay window. Refused and recorded. A message sent again unchanged is not a replay: it gets its receipt again.",
+    "exchange-rate-limited": "The partner sends more messages per minute than agreed. Wait `Retry-After` seconds; "
+    "the messages are not lost on the sending side (they stay queued).",
 }
 
 # Problems written without a class (`problem(...)` in handlers); their status and title as they answer.

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
 VARIABLES = ("SMARTGATE_LISTEN", "SMARTGATE_GATEWAY", "SMARTGATE_DECLARATIONS", "SMARTGATE_PROVENANCE",
              "SMARTGATE_INSPECTION", "SMARTGATE_WEBHOOKS",
-             "SMARTGATE_TRACEABILITY")  # fmt: skip
+             "SMARTGATE_TRACEABILITY", "SMARTGATE_EXCHANGE")  # fmt: skip
 
 
 # nginx creates its temp folders at start, at the absolute paths Debian compiled in unless the config moves them.

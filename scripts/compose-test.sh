@@ -36,12 +36,14 @@ envfile=$STATE/$PROJECT.env
 port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 signing_key=$(docker run --rm --network none smartgate:local smartgate ledger keygen compose-test.smartgate |
   grep -o 'PRIVATE+KEY+[^ ]*')
+exchange_key=$(docker run --rm --network none smartgate:local smartgate exchange keygen --code vn-kimthanh | tail -n 1)
 umask 077
 cat >"$envfile" <<EOF
 SMARTGATE_SECRET_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))')
 POSTGRES_PASSWORD=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')
 SMARTGATE_APP_DATABASE_PASSWORD=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')
 SMARTGATE_LEDGER_SIGNING_KEY=$signing_key
+SMARTGATE_EXCHANGE_SIGNING_KEY=$exchange_key
 SMARTGATE_CHAIN_RPC_URL=
 SMARTGATE_CHAIN_PRIVATE_KEY=
 SMARTGATE_PORT=127.0.0.1:$port

@@ -30,7 +30,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 routes=()
 port=$((PORT + 1))
-for service in declarations provenance inspection webhooks traceability; do
+for service in declarations provenance inspection webhooks traceability exchange; do
   $BIN/smartgate serve --port "$port" --services "$service" --no-console >"$SMARTGATE_VAR_DIR/logs/$service.log" 2>&1 &
   pids+=($!)
   routes+=(--route "$service=http://127.0.0.1:$port")

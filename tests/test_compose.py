@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from api.gateway import parse_routes
+from services.exchange.settings import ExchangeSettings
 from services.kernel.settings import SERVICES, KernelSettings
 from services.provenance.settings import ProvenanceSettings
 from services.webhooks.settings import WebhookSettings
@@ -47,7 +48,8 @@ def test_every_service_runs_in_its_own_container_behind_the_gateway() -> None:
 
 
 def test_every_variable_is_a_setting_and_secrets_are_required() -> None:
-    fields = {f"SMARTGATE_{f.upper()}" for cls in (KernelSettings, ProvenanceSettings, WebhookSettings)
+    fields = {f"SMARTGATE_{f.upper()}" for cls in (KernelSettings, ProvenanceSettings, WebhookSettings,
+                                                                ExchangeSettings)
               for f in cls.model_fields}  # fmt: skip
     text = (ROOT / "compose.yaml").read_text()
     used = set(re.findall(r"\b(SMARTGATE_[A-Z_]+):", text))
@@ -56,7 +58,7 @@ def test_every_variable_is_a_setting_and_secrets_are_required() -> None:
     images = {f"SMARTGATE_{name}IMAGE" for name in ("", "BASE_", "POSTGRES_", "NATS_", "ANVIL_")}
     assert used <= fields | {"SMARTGATE_PORT"} | images, used - fields
     for secret in ("SMARTGATE_SECRET_KEY", "POSTGRES_PASSWORD", "SMARTGATE_LEDGER_SIGNING_KEY",
-                   "SMARTGATE_APP_DATABASE_PASSWORD"):  # fmt: skip
+                   "SMARTGATE_APP_DATABASE_PASSWORD", "SMARTGATE_EXCHANGE_SIGNING_KEY"):  # fmt: skip
         assert re.search(rf"\$\{{{secret}:\?", text), f"{secret} must be required, not defaulted"
     example = (ROOT / "deploy" / "example.env").read_text()
     assert {line.split("=")[0] for line in example.splitlines() if "=" in line and not line.startswith("#")} >= {

@@ -21,12 +21,14 @@ from babel.numbers import format_currency, format_decimal
 from fastapi import Request
 from jinja2 import pass_context
 
+from services.kernel.administration import administration
 from services.kernel.i18n import LANGUAGES, N_, TAGS, Catalog, catalog, language_of
 
 __all__ = ["N_", "language_of"]
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "console"
+# The console's language when neither the officer nor the administration profile says (default_language).
 DEFAULT = "vi"
 COOKIE = "smartgate_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -101,9 +103,17 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+def default_language(request: Request) -> str:
+    """The language of an officer who chose none: the administration's (Vietnamese at Kim Thành, Simplified Chinese
+    at Hekou; services/kernel/administration.py)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    settings = getattr(runtime, "settings", None)
+    return administration(settings).default_locale if settings is not None else DEFAULT
+
+
 def language(request: Request) -> str:
-    """The officer's language: the cookie's choice, else Vietnamese."""
-    return language_of(request.cookies.get(COOKIE), DEFAULT)
+    """The officer's language: the cookie's choice, else the administration's default."""
+    return language_of(request.cookies.get(COOKIE), default_language(request))
 
 
 def texts(lang: str) -> Catalog:

@@ -770,7 +770,7 @@ async def switch_language(
     """The officer's language (vi, en, zh), kept in a cookie for a year; back to the page the switch was on."""
     if not _same_site(request):
         return _forbidden(request)
-    chosen = i18n.language_of(lang, i18n.DEFAULT)
+    chosen = i18n.language_of(lang, i18n.default_language(request))
     response = _see_other(i18n.safe_next(next))
     settings = request.app.state.runtime.settings
     response.set_cookie(

@@ -6,9 +6,9 @@ import re
 from functools import lru_cache
 
 from stdnum import iso6346
-from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, ValidationError
-from stdnum.vn import mst
+
+from services.kernel.administration import check_mst, check_uscc
 
 # Incoterms 2020 (ICC).
 INCOTERMS_2020 = frozenset({"EXW", "FCA", "CPT", "CIP", "DAP", "DPU", "DDP", "FAS", "FOB", "CFR", "CIF"})
@@ -70,27 +70,7 @@ def check_container_number(value: str) -> str | None:
     return None
 
 
-def check_vn_tax_id(value: str) -> str | None:
-    """None if `value` is a valid Vietnamese MST (10 digits, or 10-3 for a branch), else an error code."""
-    if not re.fullmatch(r"\d{10}(-\d{3})?", value):
-        return "vn_mst.format"
-    try:
-        mst.validate(value)
-    except InvalidChecksum:
-        return "vn_mst.check_digit"
-    except ValidationError:
-        return "vn_mst.format"
-    return None
-
-
-def check_cn_tax_id(value: str) -> str | None:
-    """None if `value` is a valid unified social credit code (GB 32100-2015), else an error code."""
-    if not re.fullmatch(r"[0-9A-HJ-NPQRTUWXY]{18}", value):
-        return "cn_uscc.format"
-    try:
-        uscc.validate(value)
-    except InvalidChecksum:
-        return "cn_uscc.check_character"
-    except ValidationError:
-        return "cn_uscc.format"
-    return None
+# The national trader id checks live with the administration profiles (a party of either country is checked by its
+# own country's scheme, whichever side files).
+check_vn_tax_id = check_mst
+check_cn_tax_id = check_uscc

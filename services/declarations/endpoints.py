@@ -31,7 +31,7 @@ from services.declarations.schemas import (
 )
 from services.kernel.auth import Role
 from services.kernel.database import read_first
-from services.kernel.deps import CurrentOfficer, CurrentPrincipal, CurrentTrader, SessionDep
+from services.kernel.deps import CurrentOfficer, CurrentPrincipal, CurrentTrader, RuntimeDep, SessionDep
 from services.kernel.errors import PreconditionFailed, Unprocessable
 from services.kernel.idempotency import (
     IdempotencyRecord,
@@ -162,6 +162,7 @@ def _respond(decl: DeclarationRow, status_code: int = 200, *, role: Role = Role.
 def create_declaration(
     session: SessionDep,
     principal: CurrentTrader,
+    runtime: RuntimeDep,
     body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": DOCUMENTED_EXAMPLE}})],
     idempotency_key: Annotated[str | None, Header(description="Unique per intended declaration")] = None,
     submit: Annotated[bool, Query(description="Submit at once instead of keeping a draft")] = False,
@@ -170,6 +171,7 @@ def create_declaration(
     the same key and body returns the first response; the same key with another body is 422."""
     key = validate_key(idempotency_key)
     scope = principal.organisation_id or principal.key_id
+    body = _at_own_gate(body, runtime.settings.gate_code)
     document = service.document_of(body)
     fingerprint = request_fingerprint("POST", f"declarations?submit={submit}", document[1].encode())
     # Reads and the assessment first; on SQLite the writer lock is then held only by the inserts. A repeated
@@ -194,6 +196,14 @@ def create_declaration(
     # Committed here, in this thread, rather than in another hop to the thread pool.
     session.commit()
     return JSONResponse(content, status_code=201, headers={"ETag": service.etag(decl), "Location": location})
+
+
+def _at_own_gate(body: DeclarationIn, gate_code: str) -> DeclarationIn:
+    """A body that names no border gate crosses this deployment's (SMARTGATE_GATE_CODE, else the administration's:
+    KIMTHANH on the Vietnamese side, HEKOU on the Chinese one)."""
+    if "border_gate" in body.model_fields_set or body.border_gate == gate_code:
+        return body
+    return body.model_copy(update={"border_gate": gate_code})
 
 
 def _replay(record: IdempotencyRecord) -> JSONResponse:
@@ -354,12 +364,14 @@ def amend_declaration(
     declaration_id: str,
     session: SessionDep,
     principal: CurrentTrader,
+    runtime: RuntimeDep,
     body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": DOCUMENTED_EXAMPLE}})],
     if_match: Annotated[str | None, Header(description="The ETag you last read")] = None,
 ) -> JSONResponse:
     """Replace the body with a new version (the old one is kept). `If-Match` is required; a stale one is 412.
     A registered declaration is assessed again: its channel may rise, never fall, and one under review (or
     awaiting documents, or cleared but not released) goes back to review."""
+    body = _at_own_gate(body, runtime.settings.gate_code)
     try:
         decl = service.amend(session, principal=principal, declaration_id=declaration_id, body=body, if_match=if_match)
     except StaleDataError as exc:

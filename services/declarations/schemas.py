@@ -148,7 +148,8 @@ class Party(InputSchema):
     country: Country = Field(description="Country of the party's address: ISO 3166-1 alpha-2 code, e.g. CN, VN.")
     tax_id: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
         default=None,
-        description="Vietnamese MST (10 digits or 10-3) or Chinese unified social credit code (18 characters); "
+        description="Vietnamese MST (10 digits; a branch 13: 10-3 or 13 digits) or Chinese unified social credit code "
+        "(18 characters); "
         "required for VN and CN parties",
         examples=["0100233488", "91110000600037341L"],
     )
@@ -321,7 +322,8 @@ class DeclarationIn(InputSchema):
     border_gate: Annotated[str, Field(pattern=r"^[A-Z]{3,12}$")] = Field(
         "KIMTHANH",
         description="Border gate the goods cross, as the platform names it (3-12 capital letters); decides the "
-        "registration number's prefix (KIMTHANH: KT).",
+        "registration number's prefix (KIMTHANH: KT, HEKOU: HK). Omitted: this deployment's gate (KIMTHANH on the "
+        "Vietnamese side, HEKOU on the Chinese one).",
         examples=["KIMTHANH"],
     )
     consignor: Party = Field(description="Who sends the goods (the seller or shipper abroad for an import).")

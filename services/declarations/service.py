@@ -58,7 +58,7 @@ OFFICER_DECISIONS = ("clear", "request_documents", "inspect", "reject")
 EXPIRABLE = (Status.submitted.value, Status.awaiting_documents.value, Status.cleared.value)
 
 # Registration-number prefixes by border gate (VNACCS numbers are per customs branch).
-GATE_PREFIXES = {"KIMTHANH": "KT"}
+GATE_PREFIXES = {"KIMTHANH": "KT", "HEKOU": "HK"}
 
 
 def allowed_actions(status: str, *, trader_only: bool = True) -> list[str]:

@@ -1,9 +1,14 @@
-"""The registry of exchanged message types: what each type is, how it is made from our events and what it does
-when received (the contract between the transport and the message types, issue 14)."""
+"""What the exchange carries: the message types and the shapes a type's code receives and returns.
+
+The types themselves live in `services.exchange.messages` (`MESSAGE_TYPES`); this module defines the contract
+between them and the transport (docs/exchange.md), and loads them when that package is present.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +17,15 @@ from sqlalchemy.orm import Session
 
 from services.kernel.outbox import Event
 
-Warning = dict[str, str]  # {"code", "detail"}: the receipt says acceptedWithWarnings
+logger = logging.getLogger("smartgate.exchange")
+
+# A warning an inbound handler returns: {"code", "detail"} → the receipt says "acceptedWithWarnings".
+Warning = dict[str, str]
 
 
 @dataclass(frozen=True)
 class Outbound:
-    """A message to send, made from one of our events (the transport adds the envelope)."""
+    """A message to send, made from one of our domain events (`recipient` None: every active partner)."""
 
     type: str
     correlation_id: str
@@ -27,7 +35,7 @@ class Outbound:
 
 @dataclass(frozen=True)
 class Inbound:
-    """A received message, verified and valid against its schema."""
+    """A received message, verified (signature, sender, recipient, time) and valid against its schema."""
 
     message_id: str
     sender: str
@@ -39,7 +47,7 @@ class Inbound:
 
 @dataclass(frozen=True)
 class MessageType:
-    """One message type: its name, version, payload schema, and its outbound and inbound functions."""
+    """One kind of message: its payload schema, how our events become it, what receiving it does."""
 
     name: str
     version: int
@@ -49,10 +57,29 @@ class MessageType:
 
 
 class Rejected(Exception):
-    """A received message refused by its type (receipt `rejected`, nothing stored)."""
+    """Raised by an inbound handler: the message is refused (receipt "rejected" with this reason), nothing stored."""
 
     def __init__(self, code: str, detail: str, pointer: str | None = None) -> None:
-        super().__init__(f"{code}: {detail}")
+        super().__init__(detail)
         self.code = code
         self.detail = detail
         self.pointer = pointer
+
+    def reason(self) -> dict[str, str]:
+        """The receipt's reason."""
+        out = {"code": self.code, "detail": self.detail}
+        if self.pointer is not None:
+            out["pointer"] = self.pointer
+        return out
+
+
+def load_message_types() -> dict[str, MessageType]:
+    """`services.exchange.messages.MESSAGE_TYPES` when that package is installed, else none."""
+    try:
+        module = importlib.import_module("services.exchange.messages")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("services.exchange.messages"):
+            return {}
+        raise
+    types: dict[str, MessageType] = dict(getattr(module, "MESSAGE_TYPES", {}))
+    return types

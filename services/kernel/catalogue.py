@@ -399,6 +399,32 @@ class ExchangeReceived(Payload):
     payload: dict[str, Any]
 
 
+class ExchangeMessageLogged(Payload):
+    """A message or a receipt crossed the border (services/exchange, docs/exchange.md): sent by us or received from
+    the partner administration. Hashes only: the ledgers of both sides commit to the same JWS bytes, whose content
+    stays in the exchange service."""
+
+    TYPES = (
+        "exchange.message_sent",
+        "exchange.message_received",
+        "exchange.receipt_sent",
+        "exchange.receipt_received",
+    )
+    PRODUCER = "exchange"
+
+    message_id: str
+    # preArrival, originCertificate, crossing, controlResult, receipt
+    message_type: str
+    sender: str
+    recipient: str
+    correlation_id: str
+    # sha256:<hex> of the compact JWS bytes.
+    jws_sha256: str
+    # For receipts: the message acknowledged and what the receiver did with it.
+    ref_message_id: str | None = None
+    status: str | None = None
+
+
 MODELS: tuple[type[Payload], ...] = (
     DeclarationStep,
     DeclarationAssessed,
@@ -416,6 +442,7 @@ MODELS: tuple[type[Payload], ...] = (
     DeclarationControlResult,
     OriginCertificateIssued,
     ExchangeReceived,
+    ExchangeMessageLogged,
 )
 CATALOGUE: dict[str, type[Payload]] = {t: m for m in MODELS for t in m.TYPES}
 TRADER_FACING: tuple[str, ...] = tuple(t for t, m in CATALOGUE.items() if m.TRADER_FACING)

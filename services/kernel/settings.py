@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "development-secret-change-me"
 # The deployable services, in the order a process installs them.
-SERVICES = ("declarations", "provenance", "inspection", "webhooks", "traceability")
+SERVICES = ("declarations", "provenance", "inspection", "webhooks", "traceability", "exchange")
 
 
 class KernelSettings(BaseSettings):
@@ -49,12 +49,15 @@ class KernelSettings(BaseSettings):
     # above 1, one of them, elected by a PostgreSQL advisory lock, runs the checkpointer and the expiry passes.
     workers: int = Field(default=1, ge=1)
     declaration_expiry_days: int = 15
-    gate_code: str = "KIMTHANH"
+    # Which side of the border this deployment is (services/kernel/administration.py): vn-kimthanh or cn-hekou.
+    administration: str = "vn-kimthanh"
+    # The gate's code; unset, the administration's (KIMTHANH on the Vietnamese side, HEKOU on the Chinese one).
+    gate_code: str = Field(default="KIMTHANH", pattern=r"^[A-Z]{3,12}$")
     # Empty: the in-process bus of the embedded default. nats://host:4222: NATS JetStream (distributed deployment).
     bus_url: str = ""
     # Which services this process runs: all of them in the embedded default; one (or a few) per process in the
     # distributed deployment, behind `smartgate gateway`.
-    services: str = "declarations,provenance,inspection,webhooks,traceability"
+    services: str = "declarations,provenance,inspection,webhooks,traceability,exchange"
     # Whether this process serves the officers' console (the gateway serves it in the distributed deployment).
     console: bool = True
     # How long anything waits for the database (services/kernel/dbtimeouts.py). A request waits at most
@@ -80,6 +83,24 @@ class KernelSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
         return value
+
+    @field_validator("administration")
+    @classmethod
+    def _known_administration(cls, value: str) -> str:
+        """Only a profile that exists: a typo must not start the wrong side of the border."""
+        from services.kernel.administration import profile
+
+        profile(value)
+        return value
+
+    @model_validator(mode="after")
+    def _administration_defaults(self) -> KernelSettings:
+        """What the profile sets, unless the environment says otherwise."""
+        from services.kernel.administration import profile
+
+        if "gate_code" not in self.model_fields_set:
+            self.gate_code = profile(self.administration).gate_code
+        return self
 
     @property
     def service_names(self) -> set[str]:

@@ -10,7 +10,8 @@ from services.kernel.settings import KernelSettings
 class ProvenanceSettings(KernelSettings):
     """Kernel settings plus the ledger's (`SMARTGATE_LEDGER_*`) and the anchor chain's (`SMARTGATE_CHAIN_*`)."""
 
-    # The first line of every checkpoint: the log's identity. Changing it starts a different log.
+    # The first line of every checkpoint: the log's identity. Changing it starts a different log. Unset: the
+    # administration's (kimthanh.smartgate/ledger on the Vietnamese side, hekou.smartgate/ledger on the Chinese one).
     ledger_origin: str = "kimthanh.smartgate/ledger"
     # `PRIVATE+KEY+name+keyid+base64` (`smartgate ledger keygen NAME`); empty means a development key under var_dir,
     # which is refused outside development.
@@ -57,6 +58,15 @@ class ProvenanceSettings(KernelSettings):
         except (ValueError, CheckpointError) as exc:
             raise ValueError(f"SMARTGATE_LEDGER_WITNESSES: {exc}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _origin_of_administration(self) -> ProvenanceSettings:
+        """The profile's origin unless SMARTGATE_LEDGER_ORIGIN says otherwise."""
+        from services.kernel.administration import profile
+
+        if "ledger_origin" not in self.model_fields_set:
+            self.ledger_origin = profile(self.administration).ledger_origin
+        return self
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> ProvenanceSettings:

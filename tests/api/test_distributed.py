@@ -86,7 +86,7 @@ def test_the_cli_refuses_bad_routes_and_unknown_services_in_one_line(tmp_path: P
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "smartgate: error: route 'billing=http://x': unknown service 'billing'; known: "
-        "declarations, provenance, inspection, webhooks, traceability"
+        "declarations, provenance, inspection, webhooks, traceability, exchange"
     ]
     typo = subprocess.run([SMARTGATE, "serve", "--services", "declaration"], env=env, capture_output=True, text=True,
                           timeout=60)  # fmt: skip

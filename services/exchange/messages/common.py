@@ -1,29 +1,25 @@
-"""What the message types share: their schemas, our administration's code, the received-event helper."""
+"""What the message types share: their schemas, the received-event helper, WCO DM shapes; our administration's
+code is `services.exchange.settings.own_code` (re-exported here)."""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from services.exchange.registry import Inbound
+from services.exchange.settings import own_code
 from services.kernel.database import utcnow
 from services.kernel.outbox import record_event
 
+__all__ = ["own_code"]
+
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-DEFAULT_ADMINISTRATION = "vn-kimthanh"
 # UNTDID 1001 document name code of a certificate of origin (WCO DM AdditionalDocument.TypeCode).
 CERTIFICATE_OF_ORIGIN = "861"
-
-
-def own_code() -> str:
-    """Our administration's code (the administration profile, services/kernel/administration.py, replaces this
-    at merge: `administration(runtime.settings).code`)."""
-    return os.environ.get("SMARTGATE_ADMINISTRATION") or DEFAULT_ADMINISTRATION
 
 
 @functools.cache

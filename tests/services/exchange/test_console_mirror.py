@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from api.console.i18n import COOKIE as LANG_COOKIE
-from tests.services.exchange.conftest import certificate, pre_arrival
+from tests.services.exchange.sides import certificate, pre_arrival
 
 
 def _sign_in(side, lang: str) -> None:

@@ -7,7 +7,7 @@ import copy
 import datetime as dt
 from decimal import Decimal
 
-from tests.services.exchange.conftest import certificate, pre_arrival
+from tests.services.exchange.sides import certificate, pre_arrival
 
 
 def hits(decl) -> dict[str, dict]:

@@ -9,7 +9,7 @@ import pytest
 from services.exchange.messages import MESSAGE_TYPES
 from services.exchange.registry import Rejected
 from services.kernel.database import utcnow
-from tests.services.exchange.conftest import PARTNER, certificate, pre_arrival, validate
+from tests.services.exchange.sides import PARTNER, certificate, pre_arrival, validate
 
 
 def test_every_type_has_a_draft_2020_12_schema_and_both_directions() -> None:

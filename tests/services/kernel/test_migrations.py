@@ -8,6 +8,7 @@ from sqlalchemy import MetaData, create_engine
 
 import ledger.storage
 import services.declarations.models
+import services.exchange.models
 import services.inspection.models
 import services.kernel.auth
 import services.kernel.idempotency

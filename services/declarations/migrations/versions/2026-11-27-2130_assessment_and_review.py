@@ -25,6 +25,16 @@ SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 SEED = Path(__file__).resolve().parents[2] / "data" / "tariff_seed.csv"
 
 
+def _seed_file() -> Path:
+    """The national tariff of the side being migrated (SMARTGATE_ADMINISTRATION; the Vietnamese seed by default)."""
+    import os
+
+    from services.kernel.administration import DEFAULT, profile
+
+    code = os.environ.get("SMARTGATE_ADMINISTRATION") or DEFAULT
+    return SEED if code == DEFAULT else profile(code).tariff_file
+
+
 def upgrade() -> None:
     with op.batch_alter_table("declarations") as batch:
         batch.add_column(sa.Column("channel", sa.String(8), nullable=True))
@@ -130,13 +140,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_unit_value_observations"),
     )
     op.create_index("ix_unit_value_observations_hs_at", "unit_value_observations", ["hs_code", "observed_at"])
-    if SEED.exists():
-        op.bulk_insert(tariff, list(_seed_rows()))
+    seed = _seed_file()
+    if seed.exists():
+        op.bulk_insert(tariff, list(_seed_rows(seed)))
 
 
-def _seed_rows():
+def _seed_rows(seed: Path):
     """The seed tariff as it stood when this migration was written (later changes come as new migrations)."""
-    with SEED.open(newline="", encoding="utf-8") as fh:
+    with seed.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             yield {
                 "hs_code": row["hs_code"].strip(),
