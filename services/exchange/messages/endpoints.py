@@ -40,7 +40,7 @@ def issue_certificate(body: CertificateIn, session: SessionDep, principal: Curre
 @router.get(
     "/{number}",
     response_model=CertificateList,
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422),
     summary="A Form E certificate, as issued and/or received",
 )
 def get_certificate(number: str, session: SessionDep, principal: CurrentPrincipal) -> JSONResponse:

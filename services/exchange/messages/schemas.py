@@ -57,8 +57,24 @@ class CertificateLine(InputSchema):
     )
 
 
+CERTIFICATE_EXAMPLE: dict[str, Any] = {
+    "number": "E263600001234567",
+    "issuing_authority": "Regional Import-Export Management Office, Lao Cai (MOIT)",
+    "exporter": {"name": "Lao Cai Fruit Export JSC", "address": "So 1 Duong Hoang Lien, Lao Cai, Viet Nam",
+                 "country": "VN", "tax_id": "0100233488"},
+    "importer": {"name": "Yunnan Hekou Fruit Trading Co., Ltd.", "address": "No. 8 Binlang Road, Hekou, Yunnan, China",
+                 "country": "CN", "tax_id": "91110000600037341L"},
+    "lines": [{"hs_code": "08109020", "description": "Fresh lychees, in cartons", "quantity": "12000", "unit": "KGM",
+               "gross_mass_kg": "13000", "origin_criterion": "WO"}],
+    "issue_date": "2026-11-20",
+    "valid_until": "2027-11-20",
+}  # fmt: skip
+
+
 class CertificateIn(InputSchema):
     """An ACFTA Form E certificate of origin as the issuing authority issues it."""
+
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [CERTIFICATE_EXAMPLE]}}
 
     number: Annotated[str, Field(pattern=r"^[A-Z0-9/\-]{5,32}$")] = Field(
         description="Reference number of the certificate (capital letters, digits, `/` and `-`), issued once.",
@@ -84,6 +100,8 @@ class CertificateIn(InputSchema):
     def _dates(self) -> CertificateIn:
         if self.issue_date > dt.date.today() + dt.timedelta(days=1):
             raise PydanticCustomError("form_e.future_date", "a Form E cannot be issued in the future")
+        if self.issue_date < dt.date(2000, 1, 1):
+            raise PydanticCustomError("form_e.past_date", "a Form E issued before 2000 is not a current certificate")
         latest = self.issue_date + dt.timedelta(days=FORM_E_VALIDITY_DAYS)
         if self.valid_until is None:
             self.valid_until = latest
