@@ -28,7 +28,7 @@ BLOCK = re.compile(r"^<!-- walkthrough -->\n```sh\n(.*?)^```$", re.MULTILINE | r
 # What the README promises the walk-through prints, each run (compact JSON as its jq -c lines print it). Each is
 # also checked to be in the README itself (spaces aside), so that the text and the test cannot drift apart.
 PROMISED = [
-    '"duties_due_vnd": 12192000',
+    '"duties_due_vnd": 89001600',
     '"awaiting_documents"',
     '{"decision":"proceed","reasons":[],"match":"exact","code":{"code":"CSQU3054383","status":"verified"}}',
     '{"decision":"hold","reasons":["declaration_not_cleared"]}',
@@ -40,7 +40,7 @@ PROMISED = [
 EXPECTED = [
     '"status": "submitted"',
     '"status":"claimed","declaration_status":"cleared"',
-    '{"status":"confirmed","declaration_status":"released","paid_vnd":12192000,"duties_due_vnd":12192000}',
+    '{"status":"confirmed","declaration_status":"released","paid_vnd":89001600,"duties_due_vnd":89001600}',
     '{"status":"draft","version":2}',
     '{"pointer":"/containers/0/number","code":"iso6346.check_digit"}',
     '{"pointer":"/consignee/tax_id","code":"vn_mst.check_digit"}',

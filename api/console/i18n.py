@@ -67,6 +67,8 @@ LABELS: dict[str, dict[str, str]] = {
         "active": N_("active"),
         "retired": N_("retired"),
     },
+    "mirror": {"quantity": N_("quantity"), "gross_mass_kg": N_("gross mass (kg)"), "origin": N_("origin")},
+    "origin_check": {"verified": N_("verified"), "not_found": N_("not found"), "mismatch": N_("mismatch")},
     "action": {
         "create": N_("created"),
         "submit": N_("submitted"),

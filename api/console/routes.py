@@ -505,12 +505,13 @@ async def _declaration_page(
     if got.status_code != 200:
         return _page(request, "error.html", got.status_code, problem=_problem_text(got))
     decl = got.json()
-    history, documents, events, ledger, names = await asyncio.gather(
+    history, documents, events, ledger, names, partner = await asyncio.gather(
         _api(request, "GET", f"{base}/history", key=key),
         _api(request, "GET", f"{base}/documents", key=key),
         _api(request, "GET", "/api/v1/gate/events", key=key, params={"declaration_id": declaration_id}),
         _ledger_summary(request, key, declaration_id),
         _officers(request, key),
+        _api(request, "GET", f"/api/v1/review/declarations/{declaration_id}/partner", key=key),
     )
     gate_events = events.json().get("items", []) if events.status_code == 200 else []
     for event in gate_events:
@@ -530,6 +531,8 @@ async def _declaration_page(
         assigned=officer_name(decl.get("assigned_officer"), names),
         ledger=ledger,
         outcomes={a: OUTCOMES[a] for a in decl.get("allowed_actions", []) if a in OUTCOMES},
+        # Our lines beside the partner administration's (issue 14): absent when that service is not reachable.
+        partner=partner.json() if partner.status_code == 200 else None,
         problem=problem,
         form=form or {},
     )

@@ -15,7 +15,7 @@ from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.declarations import duties, modelserving, risk, selectivity
+from services.declarations import crossborder, duties, modelserving, risk, selectivity
 from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import (
     Declaration,
@@ -347,6 +347,7 @@ class Assessment:
     salt: str
     commitment: str
     model_scores: list[dict[str, Any]] = field(default_factory=list)
+    origin_check: dict[str, Any] | None = None
 
     def apply(self, decl: Declaration) -> None:
         """Set the assessment columns of the declaration."""
@@ -363,18 +364,20 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     Raises CustomsValueTooLarge (422) when the customs value reaches duties.MAX_CUSTOMS_VALUE_VND."""
     day = registration_date(decl)
     items = decl.body["items"]
+    spec = spec_of(active_rule_set(session))
+    partner = crossborder.partner_data(session, decl, day, verify_form_e=spec.form_e == "verify")
     bill = duties.assess(
         decl.body,
         registration_date=day,
         tariff=tariff_rates(session, {i["hs_code"] for i in items}),
         fx=exchange_rates(session, {i["currency"] for i in items}, day),
+        origin_check=partner.origin_check,
     )
     lines = duties.too_large_lines(bill)
     if lines is not None:
         # Refused before anything is written: the amounts would leave RFC 8785's exact range in the ledger.
         raise CustomsValueTooLarge(total_vnd=sum(x.value_vnd for x in bill.lines),
                                    limit_vnd=duties.MAX_CUSTOMS_VALUE_VND, lines=lines)  # fmt: skip
-    spec = spec_of(active_rule_set(session))
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
     per_kg: list[Decimal | None] = []
     for item, line in zip(items, bill.lines, strict=True):
@@ -415,6 +418,10 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         bands=bands,
         model_probability=active.probability if active else None,
         model_version=active.model.version if active else None,
+        partner_view=partner.view,
+        fx=exchange_rates(session, partner.currencies | {i["currency"] for i in items}, day) if partner.view else {},
+        origin_check=partner.origin_check,
+        partner_findings=partner.findings,
     )
     result = risk.evaluate(spec, data, draw_key=selectivity.draw_key(session))
     kept = decl.channel
@@ -441,7 +448,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     salt = secrets.token_hex(16)
     return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None, record=record,
                       salt=salt, commitment=selectivity.commitment_of(record, salt),
-                      model_scores=score_rows)  # fmt: skip
+                      model_scores=score_rows, origin_check=partner.origin_check)  # fmt: skip
 
 
 def _model_scores(
@@ -491,6 +498,7 @@ def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
         conn.execute(_INSERT_OBSERVATIONS, assessment.observations)
     if assessment.model_scores:
         conn.execute(_INSERT_SCORES, assessment.model_scores)
+    crossborder.record_claims(session, decl, assessment.origin_check)
 
 
 def assess(session: Session, decl: Declaration) -> Assessment:

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from services.declarations import routing, service
+from services.declarations import crossborder, routing, service
 from services.declarations.exceptions import CustomsValueTooLarge
 from services.declarations.models import Declaration
 from services.declarations.schemas import Status
@@ -81,3 +81,41 @@ def on_gate_hold_resolved(session: Session, event: Event) -> None:
         service.transition(session, decl=decl, action="gate_escalate", actor=resolved.actor, reason=text)
     else:
         service.note(session, decl, action="gate_escalate", actor=resolved.actor, reason=text)
+
+
+# The partner administration's data, as the exchange service publishes it (issue 14): kept in our read models, and
+# the declarations it concerns assessed again (services/declarations/crossborder.py).
+
+
+def on_pre_arrival_received(session: Session, event: Event) -> None:
+    """The exporting side's pre-arrival notice of a consignment."""
+    crossborder.on_pre_arrival(session, event, service.reassess)
+
+
+def on_origin_certificate_received(session: Session, event: Event) -> None:
+    """A Form E the exporting side issued."""
+    crossborder.on_origin_certificate(session, event, service.reassess)
+
+
+def on_crossing_received(session: Session, event: Event) -> None:
+    """The partner's exit or entry of a consignment."""
+    crossborder.on_crossing(session, event)
+
+
+def on_control_result_received(session: Session, event: Event) -> None:
+    """The partner's control result (inspection outcome, mirror findings)."""
+    crossborder.on_control_result(session, event, service.reassess)
+
+
+def on_crossed(session: Session, event: Event) -> None:
+    """Our own truck's exit or entry: the other half of the consignment's journey."""
+    crossborder.on_own_crossing(session, event)
+
+
+EXCHANGE_CONSUMERS = {
+    "exchange.pre_arrival_received": on_pre_arrival_received,
+    "exchange.origin_certificate_received": on_origin_certificate_received,
+    "exchange.crossing_received": on_crossing_received,
+    "exchange.control_result_received": on_control_result_received,
+    "declaration.crossed": on_crossed,
+}

@@ -64,6 +64,9 @@ class DutyBill:
     vat_vnd: int
     export_duty_vnd: int
     total_vnd: int
+    # The Form E verification the preference rests on (None: no claim, or a rule set that trusts the declaration);
+    # bills stored before it existed lack the key.
+    origin_check: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form stored with the declaration and returned by the API."""
@@ -103,10 +106,18 @@ def assess(
     registration_date: dt.date,
     tariff: dict[str, Rates],
     fx: dict[str, Decimal],
+    origin_check: dict[str, Any] | None = None,
 ) -> DutyBill:
-    """Compute the duty bill of a declaration body (the stored JSON form)."""
+    """Compute the duty bill of a declaration body (the stored JSON form).
+
+    With `origin_check` (the verification of the Form E claim against the certificates the exporting
+    administration sent, services/declarations/mirror.py), the ACFTA rate applies only when it is `verified`;
+    without it, a declared Form E within its dates is trusted (rule sets with `form_e: declared`)."""
     importing = body["kind"] == "import"
-    form_e = importing and form_e_valid(body, registration_date)
+    if origin_check is not None:
+        form_e = importing and origin_check.get("status") == "verified"
+    else:
+        form_e = importing and form_e_valid(body, registration_date)
     lines: list[LineDuty] = []
     for i, item in enumerate(body["items"]):
         problems: list[str] = []
@@ -162,4 +173,5 @@ def assess(
         vat_vnd=sum(x.vat_vnd for x in lines),
         export_duty_vnd=sum(x.export_duty_vnd for x in lines),
         total_vnd=sum(x.total_vnd for x in lines),
+        origin_check=origin_check,
     )

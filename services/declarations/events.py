@@ -44,3 +44,8 @@ MODEL_ACTIVATED = "risk.model_activated"
 MODEL_ROLLED_BACK = "risk.model_rolled_back"
 MODEL_EVENTS = {"stored": MODEL_STORED, "shadowed": MODEL_SHADOWED, "activated": MODEL_ACTIVATED,
                 "rolled_back": MODEL_ROLLED_BACK}  # fmt: skip
+
+# Cross-border exchange (issue 14; services/declarations/crossborder.py): customs-to-customs, never to webhooks.
+EXPORT_NOTICE = "declaration.export_notice"
+CROSSED = "declaration.crossed"
+CONTROL_RESULT = "declaration.control_result"

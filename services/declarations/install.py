@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from services.declarations import consumers
 from services.declarations.assessment import install_default_rule_set
+from services.declarations.crossborder_endpoints import router as crossborder_router
 from services.declarations.endpoints import router
 from services.declarations.expiry import ExpiryScheduler
 from services.declarations.model_endpoints import router as model_router
@@ -21,8 +22,17 @@ from services.kernel.runtime import Runtime
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/declarations, /review (with the console's sessions), /payments, /risk, /tariff and
     /exchange-rates; the `gate.mismatch`, `gate.hold_released`, `gate.hold_escalated` and `gate.exited`
-    consumers; one expiry scheduler per deployment."""
-    for r in (router, review_router, session_router, payment_router, model_router, risk_router, tariff_router):
+    consumers, the partner administration's data (`exchange.*_received`); one expiry scheduler per deployment."""
+    for r in (
+        router,
+        review_router,
+        session_router,
+        payment_router,
+        model_router,
+        risk_router,
+        tariff_router,
+        crossborder_router,
+    ):
         app.include_router(r)
     bus, sessions = runtime.bus, runtime.sessions
     bus.subscribe("gate.mismatch", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_mismatch),
@@ -32,6 +42,9 @@ def install(app: FastAPI, runtime: Runtime) -> None:
                       name=f"declarations.{resolved.replace('.', '_')}")  # fmt: skip
     bus.subscribe("gate.exited", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_exit),
                   name="declarations.gate_exit")  # fmt: skip
+    for type_, handler in consumers.EXCHANGE_CONSUMERS.items():
+        bus.subscribe(type_, idempotent(sessions, consumers.CONSUMER, handler),
+                      name=f"declarations.{type_.partition('.')[2]}")  # fmt: skip
     scheduler = ExpiryScheduler(runtime)
     app.state.expiry = scheduler
     runtime.on_start.append(lambda: install_default_rule_set(sessions))

@@ -64,6 +64,10 @@ class Declaration(Base):
     paid_vnd: Mapped[int] = mapped_column(BigInteger, default=0)
     assigned_officer: Mapped[str | None] = mapped_column(String(16), index=True)
     queued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Cross-border exchange (issue 14): the exporting side's reference the importer names, and the Form E claimed,
+    # copied from the body so that what the partner sends finds its declarations.
+    partner_reference: Mapped[str | None] = mapped_column(String(35), index=True)
+    origin_certificate: Mapped[str | None] = mapped_column(String(32), index=True)
 
     __mapper_args__ = {"version_id_col": row_version}
 
@@ -373,3 +377,71 @@ class RiskOutcome(Base):
     violation: Mapped[bool] = mapped_column(Boolean)
     after_inspection: Mapped[bool] = mapped_column(Boolean)
     decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PartnerConsignment(Base):
+    """The partner administration's view of a consignment (its pre-arrival notice), keyed by the correlation id:
+    the exporting side's declaration number. Kept as received; the newest notice replaces an older one."""
+
+    __tablename__ = "partner_consignments"
+
+    correlation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(36))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PartnerCertificate(Base):
+    """An ACFTA Form E the exporting administration issued and sent: what import claims are verified against."""
+
+    __tablename__ = "partner_origin_certificates"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(36))
+    certificate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OriginClaim(Base):
+    """Quantity of a Form E line that a declaration's verified claim uses (what remains for the next claims)."""
+
+    __tablename__ = "origin_claims"
+
+    declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), primary_key=True)
+    hs6: Mapped[str] = mapped_column(String(6), primary_key=True)
+    certificate_number: Mapped[str] = mapped_column(String(32), index=True)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(19, 3))
+    unit: Mapped[str] = mapped_column(String(3))
+
+
+class ConsignmentCrossing(Base):
+    """One side's crossing of a consignment: our gate's exit or entry, or the partner's as it reported it. An exit
+    on one side and the entry on the other close the journey (cross-border time, WCO Time Release Study)."""
+
+    __tablename__ = "consignment_crossings"
+
+    correlation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)  # ours | partner
+    direction: Mapped[str] = mapped_column(String(5))  # exit | entry
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    gate: Mapped[str | None] = mapped_column(String(32))
+    truck_plate: Mapped[str | None] = mapped_column(String(16))
+    declaration_id: Mapped[str | None] = mapped_column(String(36))
+    message_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class PartnerControl(Base):
+    """A control result the partner administration shared (inspection outcome, mirror findings)."""
+
+    __tablename__ = "partner_control_results"
+
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    correlation_id: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

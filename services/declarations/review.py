@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.declarations import modelserving, routing, service
+from services.declarations import crossborder, modelserving, routing, service
 from services.declarations.events import ASSIGNED
 from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
 from services.declarations.models import (
@@ -25,7 +25,7 @@ from services.kernel.blobs import write_once
 from services.kernel.database import utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired, Unprocessable
 from services.kernel.filenames import display_name
-from services.kernel.outbox import record_event
+from services.kernel.outbox import record_event, record_events
 
 # Who decides: the declaration's assignee (an officer) or any supervisor. Admins run the platform; they read the
 # queue but never decide (nor assign) customs matters.
@@ -293,6 +293,11 @@ def decide(
         _compliance_feedback(session, decl, violation=found)
         # The label the learned model is measured (and can be trained) on.
         modelserving.record_outcome(session, decl, outcome=outcome, violation=found, after_inspection=after_inspection)
+        if after_inspection and crossborder.correlation_of(decl):
+            # One physical inspection can serve both sides: its outcome goes to the partner (controlResult).
+            record_events(session, [crossborder.control_result(
+                decl, outcome="violation" if found else "compliant",
+                findings=[{"code": "inspection", "detail": text}], actor=principal.actor, now=utcnow())])  # fmt: skip
     if outcome == "clear":
         service.settle(session, decl)
     return decl

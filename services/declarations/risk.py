@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.declarations import mirror
 from services.kernel.nesting import MAX_DEPTH, yaml_depth_exceeds
 
 DEFAULT_RULE_SET = Path(__file__).resolve().parent / "rules" / "default.yaml"
@@ -81,6 +82,25 @@ class UnassessedDuties(_Rule):
     type: Literal["unassessed_duties"]
 
 
+class MirrorDiscrepancy(_Rule):
+    """Fires when our declaration and the partner administration's data on the same consignment differ beyond the
+    tolerances (percent of the larger figure, per HS6 subheading): HS6 (when `same_hs6`), quantity, gross mass,
+    value (in VND at our rates) and origin; or when the partner reported such a discrepancy to us."""
+
+    type: Literal["mirror_discrepancy"]
+    mass_tolerance_percent: Decimal = Field(Decimal(2), ge=0, le=100)
+    value_tolerance_percent: Decimal = Field(Decimal(5), ge=0, le=100)
+    quantity_tolerance_percent: Decimal = Field(Decimal(0), ge=0, le=100)
+    same_hs6: bool = True
+
+
+class OriginUnverified(_Rule):
+    """Fires when a Form E claim is not verified against the certificates the exporting administration sent
+    (not found, or goods, quantity or validity mismatch), or when the partner reported so for our export."""
+
+    type: Literal["origin_unverified"]
+
+
 Rule = Annotated[
     HsWatchlist
     | UnitValueAnomaly
@@ -88,7 +108,9 @@ Rule = Annotated[
     | NewTrader
     | ComplianceClass
     | GateMismatch
-    | UnassessedDuties,
+    | UnassessedDuties
+    | MirrorDiscrepancy
+    | OriginUnverified,
     Field(discriminator="type"),
 ]
 
@@ -157,6 +179,10 @@ class RuleSetSpec(BaseModel):
     thresholds: Thresholds
     random_selection: RandomSelection = RandomSelection()
     model: ModelCombination | None = None
+    # ACFTA Form E: `verify` grants the preferential rate only to a claim verified against the certificates the
+    # exporting administration sent (issue 14); `declared` trusts the declared certificate's dates (rule sets
+    # written before the exchange, so their assessments do not change).
+    form_e: Literal["verify", "declared"] = "declared"
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -217,6 +243,13 @@ class RiskInput:
     # None when no model is active or it could not score this declaration.
     model_probability: float | None = None
     model_version: str | None = None
+    # Cross-border exchange (issue 14): the partner's pre-arrival notice of the consignment as our lines' mirror
+    # (None: the partner sent none), the Form E verification (None: no claim, or not verified under this rule
+    # set), and the findings the partner reported about our declaration (control results).
+    partner_view: dict[str, Any] | None = None
+    fx: dict[str, Decimal] = field(default_factory=dict)
+    origin_check: dict[str, Any] | None = None
+    partner_findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -293,7 +326,8 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: 
             if odd:
                 detail = "; ".join(odd)
         elif isinstance(rule, FormENonChineseOrigin):
-            if data.body.get("preferential_origin"):
+            # An import's claim (an export names the Form E it was issued; its origin is ours).
+            if data.body.get("preferential_origin") and data.body.get("kind", "import") == "import":
                 others = sorted({i["origin"] for i in items if i["origin"] != "CN"})
                 if others:
                     detail = f"Form E claimed, origin {', '.join(others)}"
@@ -310,9 +344,44 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: 
         elif isinstance(rule, UnassessedDuties):
             if not data.duties_assessed:
                 detail = "duties could not be assessed"
+        elif isinstance(rule, MirrorDiscrepancy):
+            evidence = mirror_findings(rule, data)
+            if evidence:
+                detail = "; ".join(f"HS {f['hs6']} {f['code']}: ours {f['ours']}, partner {f['theirs']}"
+                                   if f.get("hs6") else f["detail"] for f in evidence)  # fmt: skip
+                hits.append({"rule": rule.id, "weight": weight, "detail": detail, "reason": rule.reason,
+                             "evidence": evidence})  # fmt: skip
+                continue
+        elif isinstance(rule, OriginUnverified):
+            check = data.origin_check
+            reported = [f for f in data.partner_findings if f.get("code") == "origin_unverified"]
+            if check is not None and check.get("status") != "verified":
+                detail = f"Form E {check.get('certificate')} {check.get('status')}: " + "; ".join(check["reasons"])
+                hits.append({"rule": rule.id, "weight": weight, "detail": detail, "reason": rule.reason,
+                             "evidence": check})  # fmt: skip
+                continue
+            if reported:
+                detail = "reported by the partner: " + "; ".join(f["detail"] for f in reported)
         if detail is not None:
             hits.append({"rule": rule.id, "weight": weight, "detail": detail, "reason": rule.reason})
     return hits
+
+
+def mirror_findings(rule: MirrorDiscrepancy, data: RiskInput) -> list[dict[str, Any]]:
+    """The discrepancies between our lines and the partner's view under the rule's tolerances, and those the
+    partner reported about our declaration."""
+    found: list[dict[str, Any]] = []
+    if data.partner_view is not None:
+        tol = mirror.Tolerances(
+            mass_percent=rule.mass_tolerance_percent,
+            value_percent=rule.value_tolerance_percent,
+            quantity_percent=rule.quantity_tolerance_percent,
+            same_hs6=rule.same_hs6,
+        )
+        ours = mirror.our_groups(data.body, data.fx)
+        found += mirror.compare(ours, mirror.partner_groups(data.partner_view, data.fx), tol)
+    found += [dict(f, reported_by="partner") for f in data.partner_findings if f.get("code") == "mirror_discrepancy"]
+    return found
 
 
 def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> RiskResult:

@@ -298,13 +298,16 @@ EXAMPLE: dict[str, Any] = {
     "total_gross_mass_kg": "13000",
     "total_net_mass_kg": "12000",
     "preferential_origin": {"form_e_number": "E263600001234567", "issued_on": "2026-11-20"},
+    "partner_reference": None,
 }
+# What the API documents (every field filled: OpenAPI drops nulls): the import names the exporting side's declaration.
+DOCUMENTED_EXAMPLE: dict[str, Any] = {**EXAMPLE, "partner_reference": "HK-2026-000042"}
 
 
 class DeclarationIn(InputSchema):
     """A declaration as a trader files or amends it (the full body every time)."""
 
-    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [DOCUMENTED_EXAMPLE]}}
 
     kind: Kind = Field(description="`import` into Viet Nam or `export` from it; decides which procedure codes apply.")
     procedure_code: Annotated[
@@ -342,7 +345,17 @@ class DeclarationIn(InputSchema):
         examples=["12000"],
     )
     preferential_origin: PreferentialOrigin | None = Field(
-        None, description="The ACFTA Form E certificate of origin, when a preferential duty rate is claimed."
+        None,
+        description="The ACFTA Form E certificate of origin: on an import, claims the preferential duty rate (verified "
+        "against the certificates the exporting administration sent); on an export, the Form E issued for the "
+        "goods, sent to the importing side with the pre-arrival notice.",
+    )
+    partner_reference: Annotated[str, Field(min_length=3, max_length=35, pattern=r"^[A-Za-z0-9/\-.]+$")] | None = Field(
+        None,
+        description="Import only: the consignment's reference on the exporting side (its export declaration "
+        "number, or the UCR), up to 35 characters (WCO DM UCR, ID 016); links this declaration to the partner "
+        "administration's pre-arrival notice, certificates and crossings for the mirror checks.",
+        examples=["HK-2026-000042"],
     )
 
     @model_validator(mode="wrap")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +11,9 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from services.declarations import assessment, repository, routing
+from services.declarations import assessment, crossborder, repository, routing
 from services.declarations.events import ASSESSED, VERBS
-from services.declarations.exceptions import DeclarationNotFound, IllegalTransition
+from services.declarations.exceptions import CustomsValueTooLarge, DeclarationNotFound, IllegalTransition
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
 from services.declarations.selectivity import public_actor
@@ -20,6 +21,8 @@ from services.kernel.auth import Principal, Role
 from services.kernel.database import new_id, table_of, utcnow
 from services.kernel.errors import Forbidden, PreconditionFailed, PreconditionRequired
 from services.kernel.outbox import canonical_sha256, event_row, record_events
+
+logger = logging.getLogger("smartgate.declarations.service")
 
 # (state, action) -> next state. Actions a trader may take, and those the platform takes.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -103,7 +106,8 @@ def _record_many(
     now = utcnow()
     rows = [_step_rows(decl, action, from_status, to_status, actor=actor, reason=reason, now=now)
             for action, from_status, to_status in steps]  # fmt: skip
-    _write(session, [t for t, _ in rows], [e for _, e in rows])
+    extra = [e for action, _, to_status in steps for e in crossborder.step_events(decl, action, to_status, now=now)]
+    _write(session, [t for t, _ in rows], [e for _, e in rows] + extra)
 
 
 _INSERT_TRANSITIONS = insert(table_of(DeclarationTransition))
@@ -237,6 +241,7 @@ def prepare(
         duties_due_vnd=0,
         paid_vnd=0,
     )
+    crossborder.copy_references(decl)
     filing = Filing(decl, submit, [c.number for c in body.containers], [i.hs_code for i in body.items])
     if submit:
         decl.status = _check(decl, "submit")
@@ -285,10 +290,13 @@ def store(session: Session, filing: Filing) -> Declaration:
     if filing.assessment is not None:
         assessment.record(session, decl, filing.assessment)
     repository.add_lookups(session, decl, containers=filing.containers, hs_codes=filing.hs_codes)
-    _write(session, [t for t, _ in rows if t], [e for _, e in rows])
+    extra = crossborder.step_events(decl, "submit", decl.status, now=now) if filing.submit else []
+    _write(session, [t for t, _ in rows if t], [e for _, e in rows] + extra)
     # Inserted above: attach the object without another INSERT.
     make_transient_to_detached(decl)
     session.add(decl)
+    if filing.submit:
+        crossborder.share_findings(session, decl)
     return decl
 
 
@@ -390,6 +398,7 @@ def amend(
     decl.body_sha256 = canonical_sha256(document)
     decl.kind = body.kind.value
     decl.border_gate = body.border_gate
+    crossborder.copy_references(decl)
     decl.updated_at = utcnow()
     session.add(
         DeclarationVersion(
@@ -465,6 +474,7 @@ def assess_and_route(session: Session, decl: Declaration) -> None:
     """Assess a registered declaration; green clears automatically, yellow and red join the review queue."""
     done = assessment.assess(session, decl)
     record_events(session, [_assessed_event(decl, done)])
+    crossborder.share_findings(session, decl)
     if done.result.channel == "green":
         transition(session, decl=decl, action="clear", actor="system:risk", reason=GREEN_REASON)
         settle(session, decl)
@@ -508,3 +518,20 @@ def expire_stale(session: Session, *, now: dt.datetime, days: int) -> list[str]:
         )
         expired.append(decl.id)
     return expired
+
+
+def reassess(session: Session, decl: Declaration, *, route: bool = True, share: bool = True) -> None:
+    """Assess a declaration again because another service's data changed what its rules see (a gate mismatch, the
+    partner administration's data): a submitted one is routed again; one already in review keeps its place and
+    its channel can only rise. A customs value that became too large (a re-posted rate) sends it to review."""
+    try:
+        if route:
+            assess_and_route(session, decl)
+            return
+        done = assessment.assess(session, decl)
+        record_events(session, [_assessed_event(decl, done)])
+        if share:
+            crossborder.share_findings(session, decl)
+    except CustomsValueTooLarge:
+        logger.warning("reassessment refused: customs value too large", extra={"declaration_id": decl.id})
+        decl.channel = "red"

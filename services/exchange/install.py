@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from services.exchange import endpoints, service
 from services.exchange.delivery import Dispatcher
 from services.exchange.jws import Signer
+from services.exchange.messages.endpoints import router as messages_router
+from services.exchange.messages.events import ORIGIN_CERTIFICATE_ISSUED
 from services.exchange.registry import MessageType, load_message_types
 from services.exchange.settings import exchange_settings, signing_key
 from services.kernel.bus import idempotent
@@ -36,6 +38,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.extras[endpoints.EXCHANGE_KEY] = ex
     runtime.extras[endpoints.DISPATCHER_KEY] = dispatcher
     app.include_router(endpoints.router)
+    # The Form E issuer's endpoint (services/exchange/messages): certificates issued here become originCertificate.
+    app.include_router(messages_router)
     if any(t.outbound is not None for t in types.values()):
         handler = idempotent(runtime.sessions, CONSUMER, service.handle_event(ex))
 
@@ -50,6 +54,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         consume.handle_batch = consume_batch  # type: ignore[attr-defined]
         runtime.bus.subscribe("declaration.*", consume, name="exchange.declarations")
         runtime.bus.subscribe("gate.*", consume, name="exchange.gate")
+        runtime.bus.subscribe(ORIGIN_CERTIFICATE_ISSUED, consume, name="exchange.origin_certificates")
     # Queued messages wake the dispatcher through the relay too (the consumer's transaction is the one that queues).
     runtime.singletons.append((dispatcher.start, dispatcher.stop))
     runtime.on_stop.append(dispatcher.close)

@@ -39,6 +39,9 @@ class Role(enum.StrEnum):
     producer = "producer"
     packhouse = "packhouse"
     inspector = "inspector"
+    # The authority that issues ACFTA Form E certificates of origin on the exporting side (in Viet Nam the Ministry
+    # of Industry and Trade's regional offices): issues them through /api/v1/exchange/origin-certificates.
+    origin_issuer = "origin_issuer"
 
 
 # Roles whose keys belong to an organisation (a trading firm, a cooperative, a packing house).

@@ -285,6 +285,137 @@ class EpcisEventCaptured(Payload):
     actor: str
 
 
+class PartyRef(BaseModel):
+    """A consignor, consignee, exporter or importer as a declaration or certificate names it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    address: str
+    country: str
+    tax_id: str | None = None
+
+
+class GoodsLine(BaseModel):
+    """One goods line as exchanged with the partner administration (decimals as strings, never floats)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    hs_code: str
+    description: str
+    origin: str
+    quantity: str
+    unit: str
+    gross_mass_kg: str
+    net_mass_kg: str
+    customs_value: str
+    currency: str
+
+
+class DeclarationExportNotice(Payload):
+    """An export declaration was registered (or amended after registration): everything the partner
+    administration's pre-arrival notice needs (issue 14). Customs-to-customs, never offered to webhooks."""
+
+    TYPES = ("declaration.export_notice",)
+    PRODUCER = "declarations"
+
+    declaration_id: str
+    number: str
+    version: int
+    procedure_code: str
+    border_gate: str
+    consignor: PartyRef
+    consignee: PartyRef
+    items: list[GoodsLine]
+    total_gross_mass_kg: str
+    containers: list[ContainerRef]
+    truck_plate: str
+    trailer_plate: str | None
+    expected_crossing: str
+    origin_certificate: str | None
+    at: str
+
+
+class DeclarationCrossed(Payload):
+    """The truck of a declaration left our gate: `exit` from the country for an export, `entry` for an import;
+    `consignment_reference` is the exporting side's declaration number (ours for an export, the partner's
+    reference the importer named for an import; null when none)."""
+
+    TYPES = ("declaration.crossed",)
+    PRODUCER = "declarations"
+
+    declaration_id: str
+    number: str | None
+    kind: str
+    consignment_reference: str | None
+    direction: Literal["exit", "entry"]
+    border_gate: str
+    truck_plate: str | None
+    containers: list[ContainerRef]
+    at: str
+
+
+class ControlFinding(BaseModel):
+    """One finding of a control: a rule (mirror discrepancy, unverified origin, inspection) with its evidence."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    detail: str
+    line: int | None = None
+    ours: str | None = None
+    theirs: str | None = None
+
+
+class DeclarationControlResult(Payload):
+    """What customs found about a consignment, to share with the partner administration: an officer's decision
+    after a physical inspection, or the mirror check of our declaration against the partner's data."""
+
+    TYPES = ("declaration.control_result",)
+    PRODUCER = "declarations"
+
+    declaration_id: str
+    number: str | None
+    kind: str
+    consignment_reference: str | None
+    outcome: str
+    findings: list[ControlFinding]
+    decided_by: str
+    at: str
+
+
+class OriginCertificateIssued(Payload):
+    """An ACFTA Form E was issued on our (exporting) side: the certificate as sent to the importing side."""
+
+    TYPES = ("exchange.origin_certificate_issued",)
+    PRODUCER = "exchange"
+
+    number: str
+    recipient: str | None
+    certificate: dict[str, Any]
+    actor: str
+
+
+class ExchangeReceived(Payload):
+    """A message of the partner administration was received, verified and stored: its content, for the services
+    that keep their own view of it (declarations: the partner's consignments, certificates, crossings, controls)."""
+
+    TYPES = (
+        "exchange.pre_arrival_received",
+        "exchange.origin_certificate_received",
+        "exchange.crossing_received",
+        "exchange.control_result_received",
+    )
+    PRODUCER = "exchange"
+
+    message_id: str
+    sender: str
+    correlation_id: str
+    created_at: str
+    received_at: str
+    payload: dict[str, Any]
+
+
 class ExchangeMessageLogged(Payload):
     """A message or a receipt crossed the border (services/exchange, docs/exchange.md): sent by us or received from
     the partner administration. Hashes only: the ledgers of both sides commit to the same JWS bytes, whose content
@@ -324,6 +455,11 @@ MODELS: tuple[type[Payload], ...] = (
     GateExited,
     GateHoldResolved,
     EpcisEventCaptured,
+    DeclarationExportNotice,
+    DeclarationCrossed,
+    DeclarationControlResult,
+    OriginCertificateIssued,
+    ExchangeReceived,
     ExchangeMessageLogged,
 )
 CATALOGUE: dict[str, type[Payload]] = {t: m for m in MODELS for t in m.TYPES}
@@ -411,7 +547,7 @@ def markdown() -> str:
         hook = "yes" if model.TRADER_FACING else "no"
         link = f"[{model.__name__}](#{model.__name__.lower()})"
         out.append(f"| `{type_}` | {model.VERSION} | {model.PRODUCER} | {hook} | {link} |")
-    documented: tuple[type[BaseModel], ...] = (*MODELS, ContainerRef, CodeRead)
+    documented: tuple[type[BaseModel], ...] = (*MODELS, ContainerRef, CodeRead, PartyRef, GoodsLine, ControlFinding)
     for shape in documented:
         out += ["", f"## {shape.__name__}", "", " ".join((shape.__doc__ or "").split()), ""]
         if issubclass(shape, Payload):

@@ -157,7 +157,9 @@ def test_officer_works_the_queue_and_decides(console):
     html = page.text
     assert "fresh_fruit_phyto" in html
     assert "few prior declarations" in html
-    assert "₫12,192,000" in html  # VAT on the lychees: the duties due, in VND (English: ₫ first, no decimals)
+    assert (
+        "₫89,001,600" in html
+    )  # MFN duty and VAT on the lychees (Form E unverified): the duties due, in VND (English: ₫ first, no decimals)
     assert "CSQU3054383" in html
     assert "Fresh lychees" in html
     assert "24C-123.45" in html

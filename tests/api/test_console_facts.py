@@ -54,7 +54,7 @@ def test_the_declaration_page_shows_the_facts_then_the_decision(console, keys):
     html = console.page(f"/console/declarations/{decl['id']}").text
     order = _sections(html)
     assert order[: order.index("decision") + 1] == [
-        "channel", "goods", "documents", "gate", "parties", "containers", "decision",
+        "channel", "goods", "partner", "documents", "gate", "parties", "containers", "decision",
     ]  # fmt: skip
     assert order[order.index("decision") + 1 :] == ["history", "ledger"]
     # Duties with what they were computed from: the exchange rate of the registration day and the VAT rate.
@@ -192,7 +192,7 @@ def test_cleared_but_unpaid_declarations_are_listed(console):
     page = console.page("/console/unpaid").text
     assert cleared["number"] in page
     assert waiting["number"] not in page
-    assert "₫12,192,000" in page  # owed, in VND
+    assert "₫89,001,600" in page  # owed, in VND
     listed = console.client.get(f"{BASE}?unpaid=true", headers=console.officer).json()["items"]
     assert [d["id"] for d in listed] == [cleared["id"]]
 

@@ -151,7 +151,7 @@ def test_money_dates_and_terms_per_language(console: Console, walked: Any) -> No
     path = f"/console/declarations/{decl['id']}"
     _use(console, "vi")
     vi = console.page(path).text
-    assert "12.192.000\xa0₫" in vi  # VAT on the lychees: VND without decimals, Vietnamese separators
+    assert "89.001.600\xa0₫" in vi  # duties on the lychees: VND without decimals, Vietnamese separators
     assert "Thuế GTGT" in vi
     assert "Mã HS" in vi
     assert "luồng" in vi
@@ -159,12 +159,12 @@ def test_money_dates_and_terms_per_language(console: Console, walked: Any) -> No
     assert "giờ Hà Nội" in vi
     _use(console, "zh")
     zh = console.page(path).text
-    assert "₫12,192,000" in zh
+    assert "₫89,001,600" in zh
     assert "增值税" in zh
     assert "通道" in zh
     _use(console, "en")
     en = console.page(path).text
-    assert "₫12,192,000" in en
+    assert "₫89,001,600" in en
     # The submission time in Hanoi time (UTC+7, whatever the server's zone), written the language's way.
     at = dt.datetime.fromisoformat(decl["submitted_at"].replace("Z", "+00:00")).astimezone(
         dt.timezone(dt.timedelta(hours=7))

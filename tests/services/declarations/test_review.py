@@ -81,12 +81,15 @@ def queued(gate, declaration_body) -> dict[str, Any]:
 
 def test_new_trader_fruit_import_is_yellow_with_duties_and_reasons(gate, declaration_body):
     decl = queued(gate, declaration_body)
-    assert decl["risk"]["rule_set_version"] == "2026.12.2"
+    assert decl["risk"]["rule_set_version"] == "2026.12.3"
     assert {r["rule"] for r in decl["risk"]["reasons"]} >= {"fresh_fruit_phyto", "new_trader"}
     assert all({"rule", "weight", "detail"} <= r.keys() for r in decl["risk"]["reasons"])
     line = decl["duties"]["lines"][0]
-    assert (line["import_basis"], line["value_vnd"], line["vat_vnd"]) == ("ACFTA", 243_840_000, 12_192_000)
-    assert decl["duties_due_vnd"] == 12_192_000
+    # The Form E claim is not verified (no certificate received from the exporting side): MFN 30 %, not ACFTA.
+    assert decl["duties"]["origin_check"]["status"] == "not_found"
+    assert "origin_unverified" in {r["rule"] for r in decl["risk"]["reasons"]}
+    assert (line["import_basis"], line["value_vnd"], line["import_duty_vnd"]) == ("MFN", 243_840_000, 73_152_000)
+    assert decl["duties_due_vnd"] == 73_152_000 + 15_849_600
     assert decl["assigned_officer"] is not None
 
 

@@ -215,3 +215,7 @@ def pair(pair_factory: Any) -> tuple[Side, Side]:
     """The Vietnamese side (sends) and the Chinese side (receives), both up."""
     vn, cn = pair_factory()
     return vn, cn
+
+
+# The message types' fixtures (one side of the border, an import's and an export's body): sides.py.
+from tests.services.exchange.sides import export_body, import_body, side_fixture  # noqa: E402, F401

@@ -9,6 +9,7 @@ import pytest
 
 from services.declarations import events as declaration_events
 from services.exchange import events as exchange_events
+from services.exchange.messages import events as message_events
 from services.inspection import events as gate_events
 from services.kernel import catalogue
 from services.kernel.outbox import Event, event_row
@@ -29,7 +30,7 @@ def constants(module: object) -> set[str]:
 
 def test_every_type_the_services_name_has_a_model_and_no_model_is_orphaned() -> None:
     named = constants(declaration_events) | constants(gate_events) | constants(epcis_events)
-    named |= constants(exchange_events)
+    named |= constants(exchange_events) | constants(message_events)
     named |= {"risk.rule_set_activated"}
     assert named == set(catalogue.CATALOGUE)
 

@@ -1,7 +1,7 @@
 """declarations: search keys (truck plate, traders' names and tax ids) in an indexed side table, backfilled
 
 Revision ID: d0008_search_keys
-Revises: d0007
+Revises: d0008
 Create Date: 2026-12-03 19:10
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d0008_search_keys"
-down_revision = "d0007"
+down_revision = "d0008"
 branch_labels = None
 depends_on = None
 
