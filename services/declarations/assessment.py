@@ -37,6 +37,17 @@ _spec_cache: dict[str, risk.RuleSetSpec] = {}
 _spec_lock = threading.Lock()
 
 
+TRACE_PENDING_REASON = "goods lines name pallets or lots: not cleared before the trace check has answered"
+
+
+def trace_pending(decl: Declaration) -> bool:
+    """Whether the declaration names pallets or lots and the trace check of its current version has not answered."""
+    if not any(item.get("trace") for item in decl.body.get("items", [])):
+        return False
+    trace = (decl.risk or {}).get("trace") or {}
+    return bool(trace.get("version") != decl.version)
+
+
 def registration_date(decl: Declaration) -> dt.date:
     """The Hanoi calendar day the declaration was registered (the exchange rate of that day applies)."""
     return (decl.submitted_at or utcnow()).astimezone(VN_TZ).date()
@@ -376,6 +387,8 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
                                    limit_vnd=duties.MAX_CUSTOMS_VALUE_VND, lines=lines)  # fmt: skip
     spec = spec_of(active_rule_set(session))
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
+    trace = (decl.risk or {}).get("trace")
+    trace_now = trace if trace and trace.get("version") == decl.version else None
     per_kg: list[Decimal | None] = []
     for item, line in zip(items, bill.lines, strict=True):
         net = Decimal(item["net_mass_kg"])
@@ -410,6 +423,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         prior_declarations=prior,
         compliance_class=compliance_class or "B",
         gate_mismatches=mismatches,
+        trace_failures=list(trace_now["failures"]) if trace_now else [],
         duties_assessed=bill.assessed,
         line_vnd_per_kg=per_kg,
         bands=bands,
@@ -430,6 +444,11 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
                                "detail": "; ".join(p for line in bill.lines for p in line.problems),
                                "reason": UNASSESSED_REASON})  # fmt: skip
         result.channel = "yellow"
+    if result.channel == "green" and trace_pending(decl):
+        # Green waits for the trace check: `trace.checked` re-assesses it (service.assess_and_route keeps it).
+        result.reasons.append({"rule": "trace_pending", "weight": 0,
+                               "detail": f"waiting for the trace check of version {decl.version}",
+                               "reason": TRACE_PENDING_REASON})  # fmt: skip
     now = utcnow()
     score_rows = _model_scores(spec, decl, result, scored, now)
     observations: list[dict[str, Any]] = [
@@ -438,6 +457,8 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         if value is not None
     ]
     record = selectivity.confidential_record(decl, result, mismatches)
+    if trace:
+        record["trace"] = trace  # the latest trace check (of this version or an earlier one), kept for officers
     salt = secrets.token_hex(16)
     return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None, record=record,
                       salt=salt, commitment=selectivity.commitment_of(record, salt),

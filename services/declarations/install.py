@@ -20,12 +20,15 @@ from services.kernel.runtime import Runtime
 
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/declarations, /review (with the console's sessions), /payments, /risk, /tariff and
-    /exchange-rates; the `gate.mismatch` and `gate.exited` consumers; one expiry scheduler per deployment."""
+    /exchange-rates; the `gate.mismatch`, `trace.checked` and `gate.exited` consumers; one expiry scheduler per
+    deployment."""
     for r in (router, review_router, session_router, payment_router, model_router, risk_router, tariff_router):
         app.include_router(r)
     bus, sessions = runtime.bus, runtime.sessions
     bus.subscribe("gate.mismatch", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_mismatch),
                   name="declarations.gate_mismatch")  # fmt: skip
+    bus.subscribe("trace.checked", idempotent(sessions, consumers.CONSUMER, consumers.on_trace_checked),
+                  name="declarations.trace_checked")  # fmt: skip
     bus.subscribe("gate.exited", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_exit),
                   name="declarations.gate_exit")  # fmt: skip
     scheduler = ExpiryScheduler(runtime)

@@ -75,6 +75,16 @@ class GateMismatch(_Rule):
     type: Literal["gate_mismatch"]
 
 
+class TraceCheck(_Rule):
+    """Fires once per failed trace-check rule (`trace_quantity`, `trace_mass_balance`, `trace_pre_harvest`,
+    `trace_registration`, `trace_unknown`) that the traceability service reported for the declaration's current
+    version; each hit is named after the failed rule and carries its evidence. `weights` overrides `weight` per
+    failed rule."""
+
+    type: Literal["trace_check"]
+    weights: dict[Annotated[str, Field(pattern=r"^trace_[a-z_]{1,40}$")], int] = Field(default_factory=dict)
+
+
 class UnassessedDuties(_Rule):
     """Fires when duties could not be assessed (HS code not in the tariff, no exchange rate)."""
 
@@ -88,6 +98,7 @@ Rule = Annotated[
     | NewTrader
     | ComplianceClass
     | GateMismatch
+    | TraceCheck
     | UnassessedDuties,
     Field(discriminator="type"),
 ]
@@ -210,6 +221,8 @@ class RiskInput:
     prior_declarations: int
     compliance_class: str
     gate_mismatches: int = 0
+    # Failed trace-check rules of the current version (`trace.checked`): {code, line, detail, evidence}.
+    trace_failures: list[dict[str, Any]] = field(default_factory=list)
     duties_assessed: bool = True
     line_vnd_per_kg: list[Decimal | None] = field(default_factory=list)
     bands: dict[str, UnitValueBand] = field(default_factory=dict)
@@ -307,12 +320,33 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: 
         elif isinstance(rule, GateMismatch):
             if data.gate_mismatches:
                 detail = f"{data.gate_mismatches} gate mismatch(es)"
+        elif isinstance(rule, TraceCheck):
+            hits.extend(_trace_hits(rule, data.trace_failures))
         elif isinstance(rule, UnassessedDuties):
             if not data.duties_assessed:
                 detail = "duties could not be assessed"
         if detail is not None:
             hits.append({"rule": rule.id, "weight": weight, "detail": detail, "reason": rule.reason})
     return hits
+
+
+def _trace_hits(rule: TraceCheck, failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One hit per failed trace rule, named after it, with every line's detail and evidence."""
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for failure in failures:
+        by_code.setdefault(str(failure.get("code", "trace_unknown")), []).append(failure)
+    return [
+        {
+            "rule": code,
+            "weight": rule.weights.get(code, rule.weight),
+            "detail": "; ".join(
+                (f"line {f['line']}: " if f.get("line") else "") + str(f.get("detail", "")) for f in found
+            ),
+            "reason": rule.reason,
+            "evidence": [f.get("evidence") or {} for f in found],
+        }
+        for code, found in sorted(by_code.items())
+    ]
 
 
 def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> RiskResult:
