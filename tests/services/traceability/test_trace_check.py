@@ -5,6 +5,7 @@ evidence; earlier declarations use up what they declared; cancelling releases it
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ class World:
                     "lots": [{"gtin": GTIN, "lot": lot, "quantity_kg": kg} for lot, kg in lots.items()]},
                    site=HOUSE)  # fmt: skip
 
-    def body(self, base: dict[str, Any], kg: str, *, ssccs: list[str] = (), lots: list[str] = (),
+    def body(self, base: dict[str, Any], kg: str, *, ssccs: Sequence[str] = (), lots: Sequence[str] = (),
              to: str = "CN", hs: str = "08109020") -> dict[str, Any]:  # fmt: skip
         body = copy.deepcopy(base)
         body.update(kind="export", procedure_code="B11")
@@ -243,3 +244,15 @@ def test_goods_trace_references_are_validated(client: Any, keys: Any, declaratio
         made = client.post("/api/v1/declarations", json=body, headers={**trader, "Idempotency-Key": f"bad-{n}"})
         assert made.status_code == 422, (trace, made.text)
         assert "application/problem+json" in made.headers["content-type"]
+
+
+def test_an_anomaly_flag_reaches_officers_and_never_blocks(world: World, declaration_body: dict) -> None:
+    world.harvest("LC2026A", "1000", at="2026-06-10T06:30:00+07:00")
+    world.pack(P1, {"LC2026A": "900"}, at="2026-06-08T09:00:00+07:00")  # packed two days before its harvest
+    decl = world.file(world.body(declaration_body, "800", ssccs=[P1]))
+    assert _hits(decl) == {}  # no rule fails: the totals balance
+    assert decl["status"] in CLEARED  # a flag alone changes no channel
+    [flag] = decl["risk"]["trace"]["flags"]
+    assert flag["code"] == "packhouse_output_exceeds_inputs"
+    assert f"packing house {HOUSE} had packed 900 kg" in flag["detail"]
+    assert flag["evidence"]["harvested_kg"] == 0
