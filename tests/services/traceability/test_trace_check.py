@@ -256,3 +256,28 @@ def test_an_anomaly_flag_reaches_officers_and_never_blocks(world: World, declara
     assert flag["code"] == "packhouse_output_exceeds_inputs"
     assert f"packing house {HOUSE} had packed 900 kg" in flag["detail"]
     assert flag["evidence"]["harvested_kg"] == 0
+
+
+def test_officers_see_the_hits_evidence_and_flags_in_the_console(world: World, declaration_body: dict) -> None:
+    from api.console.i18n import COOKIE
+
+    world.diary({"kind": "spraying", "at": "2026-06-01T07:00:00+07:00", "product": "Abatimec 3.6EC",
+                 "active_ingredient": "abamectin", "pre_harvest_interval_days": 14})  # fmt: skip
+    world.harvest("LC2026A", "1000")
+    world.pack(P1, {"LC2026A": "900"}, at="2026-06-08T09:00:00+07:00")  # before the harvest: a flag
+    decl = world.file(world.body(declaration_body, "800", ssccs=[P1]))
+    client = world.client
+    client.cookies.set(COOKIE, "en")
+    key = world.officer["Authorization"].removeprefix("Bearer ")
+    assert client.post("/console/login", data={"key": key}, follow_redirects=False).status_code == 303
+    page = client.get(f"/console/declarations/{decl['id']}")
+    assert page.status_code == 200
+    html = page.text
+    assert "Trace check" in html
+    assert "trace_pre_harvest" in html
+    assert "harvested 9.0 days after spraying Abatimec 3.6EC" in html
+    assert "pre_harvest_interval_days: 14" in html  # the evidence
+    assert "packhouse_output_exceeds_inputs" in html
+    assert "a flag never changes the channel" in html
+    client.cookies.set(COOKIE, "vi")
+    assert "Kiểm tra truy xuất nguồn gốc" in client.get(f"/console/declarations/{decl['id']}").text
