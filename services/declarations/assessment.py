@@ -48,6 +48,12 @@ def trace_pending(decl: Declaration) -> bool:
     return bool(trace.get("version") != decl.version)
 
 
+def trace_failures(decl: Declaration) -> list[dict[str, Any]]:
+    """The failed trace rules of the declaration's current version (none before the check has answered)."""
+    trace = (decl.risk or {}).get("trace") or {}
+    return list(trace.get("failures") or []) if trace.get("version") == decl.version else []
+
+
 def registration_date(decl: Declaration) -> dt.date:
     """The Hanoi calendar day the declaration was registered (the exchange rate of that day applies)."""
     return (decl.submitted_at or utcnow()).astimezone(VN_TZ).date()
@@ -388,7 +394,6 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
     spec = spec_of(active_rule_set(session))
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
     trace = (decl.risk or {}).get("trace")
-    trace_now = trace if trace and trace.get("version") == decl.version else None
     per_kg: list[Decimal | None] = []
     for item, line in zip(items, bill.lines, strict=True):
         net = Decimal(item["net_mass_kg"])
@@ -423,7 +428,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         prior_declarations=prior,
         compliance_class=compliance_class or "B",
         gate_mismatches=mismatches,
-        trace_failures=list(trace_now["failures"]) if trace_now else [],
+        trace_failures=trace_failures(decl),
         duties_assessed=bill.assessed,
         line_vnd_per_kg=per_kg,
         bands=bands,

@@ -281,3 +281,27 @@ def test_officers_see_the_hits_evidence_and_flags_in_the_console(world: World, d
     assert "a flag never changes the channel" in html
     client.cookies.set(COOKIE, "vi")
     assert "Kiểm tra truy xuất nguồn gốc" in client.get(f"/console/declarations/{decl['id']}").text
+
+
+def test_an_amendment_is_checked_again_and_the_old_answer_no_longer_counts(
+    world: World, declaration_body: dict
+) -> None:
+    world.harvest("LC2026A", "1000")
+    world.pack(P1, {"LC2026A": "900"})
+    decl = world.file(world.body(declaration_body, "950", ssccs=[P1]))
+    assert "trace_quantity" in _hits(decl)
+    etag = world.client.get(f"/api/v1/declarations/{decl['id']}", headers=world.trader).headers["ETag"]
+    amended = world.client.post(f"/api/v1/declarations/{decl['id']}/amend",
+                                json=world.body(declaration_body, "850", ssccs=[P1]),
+                                headers={**world.trader, "If-Match": etag})  # fmt: skip
+    assert amended.status_code == 200, amended.text
+
+    def checked_again() -> bool:
+        world.runtime.relay.drain()
+        return world.view(decl["id"])["risk"]["trace"]["version"] == 2
+
+    assert wait_for(checked_again)
+    after = world.view(decl["id"])
+    assert after["risk"]["trace"]["failures"] == []
+    assert _hits(after) == {}  # the first version's shortfall no longer counts
+    assert after["channel"] == "yellow"  # but an amendment never lowers the channel
