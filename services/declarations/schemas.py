@@ -360,6 +360,8 @@ EXAMPLE: dict[str, Any] = {
             "customs_value": "9600.00",
             "currency": "USD",
             "incoterms": "DAP",
+            # An import line names no Vietnamese pallets; an export line may (see GoodsItem.trace's example).
+            "trace": None,
         }
     ],
     "total_gross_mass_kg": "13000",
@@ -368,10 +370,33 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
+# The Kim Thành gate's typical export: a Lào Cai cooperative's lychees to Hekou, the goods line naming the pallets
+# and lot of the traceability repository it carries (checked on submission: docs/traceability.md).
+EXPORT_EXAMPLE: dict[str, Any] = {
+    **EXAMPLE,
+    "procedure_code": "B11",
+    "kind": "export",
+    "consignor": {
+        "name": "Hop tac xa Nong nghiep Bac Ha",
+        "address": "Thon Na Hoi, Bac Ha, Lao Cai, Viet Nam",
+        "country": "VN",
+        "tax_id": "0100233488",
+    },
+    "consignee": EXAMPLE["consignor"],
+    "items": [
+        {
+            **EXAMPLE["items"][0],
+            "origin": "VN",
+            "trace": {"gtin": "08930001000018", "ssccs": ["089300010000000179"], "lots": ["LC2026A"]},
+        }
+    ],
+}
+
+
 class DeclarationIn(InputSchema):
     """A declaration as a trader files or amends it (the full body every time)."""
 
-    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXPORT_EXAMPLE]}}
 
     kind: Kind = Field(description="`import` into Viet Nam or `export` from it; decides which procedure codes apply.")
     procedure_code: Annotated[
