@@ -101,6 +101,8 @@ LABELS: dict[str, dict[str, str]] = {
         "container_not_on_declaration": N_("container not on the declaration"),
         "seal_mismatch": N_("seal does not match"),
         "one_substitution_match": N_("matched with one character different"),
+        "pallet_not_on_declaration": N_("pallet belongs to another declaration"),
+        "pallet_unknown": N_("pallet not on any declaration"),
     },
     "assigned": {"all": N_("all"), "me": N_("mine"), "unassigned": N_("unassigned")},
     "matched": {

@@ -73,7 +73,14 @@ STALE = N_(
 # The gate's hold reasons that say something about the declaration, so that the hold raises its risk (the inspection
 # service's MISMATCH_REASONS; the console knows the service by its API only, a test keeps the two equal).
 MISMATCH_REASONS = frozenset(
-    {"declaration_not_cleared", "container_not_on_declaration", "seal_mismatch", "one_substitution_match"}
+    {
+        "declaration_not_cleared",
+        "container_not_on_declaration",
+        "seal_mismatch",
+        "one_substitution_match",
+        "pallet_not_on_declaration",
+        "pallet_unknown",
+    }
 )
 SECURITY_HEADERS = {
     # No script, no frames, no third-party anything; forms post only to this origin.

@@ -37,6 +37,23 @@ _spec_cache: dict[str, risk.RuleSetSpec] = {}
 _spec_lock = threading.Lock()
 
 
+TRACE_PENDING_REASON = "goods lines name pallets or lots: not cleared before the trace check has answered"
+
+
+def trace_pending(decl: Declaration) -> bool:
+    """Whether the declaration names pallets or lots and the trace check of its current version has not answered."""
+    if not any(item.get("trace") for item in decl.body.get("items", [])):
+        return False
+    trace = (decl.risk or {}).get("trace") or {}
+    return bool(trace.get("version") != decl.version)
+
+
+def trace_failures(decl: Declaration) -> list[dict[str, Any]]:
+    """The failed trace rules of the declaration's current version (none before the check has answered)."""
+    trace = (decl.risk or {}).get("trace") or {}
+    return list(trace.get("failures") or []) if trace.get("version") == decl.version else []
+
+
 def registration_date(decl: Declaration) -> dt.date:
     """The Hanoi calendar day the declaration was registered (the exchange rate of that day applies)."""
     return (decl.submitted_at or utcnow()).astimezone(VN_TZ).date()
@@ -379,6 +396,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         raise CustomsValueTooLarge(total_vnd=sum(x.value_vnd for x in bill.lines),
                                    limit_vnd=duties.MAX_CUSTOMS_VALUE_VND, lines=lines)  # fmt: skip
     mismatches = int((decl.risk or {}).get("gate_mismatches", 0))
+    trace = (decl.risk or {}).get("trace")
     per_kg: list[Decimal | None] = []
     for item, line in zip(items, bill.lines, strict=True):
         net = Decimal(item["net_mass_kg"])
@@ -413,6 +431,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         prior_declarations=prior,
         compliance_class=compliance_class or "B",
         gate_mismatches=mismatches,
+        trace_failures=trace_failures(decl),
         duties_assessed=bill.assessed,
         line_vnd_per_kg=per_kg,
         bands=bands,
@@ -437,6 +456,11 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
                                "detail": "; ".join(p for line in bill.lines for p in line.problems),
                                "reason": UNASSESSED_REASON})  # fmt: skip
         result.channel = "yellow"
+    if result.channel == "green" and trace_pending(decl):
+        # Green waits for the trace check: `trace.checked` re-assesses it (service.assess_and_route keeps it).
+        result.reasons.append({"rule": "trace_pending", "weight": 0,
+                               "detail": f"waiting for the trace check of version {decl.version}",
+                               "reason": TRACE_PENDING_REASON})  # fmt: skip
     now = utcnow()
     score_rows = _model_scores(spec, decl, result, scored, now)
     observations: list[dict[str, Any]] = [
@@ -445,6 +469,8 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         if value is not None
     ]
     record = selectivity.confidential_record(decl, result, mismatches)
+    if trace:
+        record["trace"] = trace  # the latest trace check (of this version or an earlier one), kept for officers
     salt = secrets.token_hex(16)
     return Assessment(bill, result, mismatches, observations, new_profile=compliance_class is None, record=record,
                       salt=salt, commitment=selectivity.commitment_of(record, salt),

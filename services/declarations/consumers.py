@@ -42,6 +42,40 @@ def on_gate_mismatch(session: Session, event: Event) -> None:
         decl.channel = "red"
 
 
+def on_trace_checked(session: Session, event: Event) -> None:
+    """The traceability service answered the trace check: kept with the risk record (officers see the failures,
+    the anomaly flags and their evidence); failures of the current version are risk hits (`trace_*`), so a
+    declaration still under review is re-assessed, one waiting for the check is cleared or queued. An answer for
+    an older version is kept for officers only."""
+    checked = catalogue.read(event, catalogue.TraceChecked)
+    decl = session.get(Declaration, checked.declaration_id) if checked else None
+    if checked is None or decl is None:
+        return
+    previous = (decl.risk or {}).get("trace") or {}
+    if int(previous.get("version", 0)) > checked.version:
+        return  # a late answer about an older version: the newer one stands
+    risk = dict(decl.risk or {})
+    risk["trace"] = {
+        "version": checked.version,
+        "failures": [f.model_dump() for f in checked.failures],
+        "flags": [f.model_dump() for f in checked.flags],
+        "pallets": list(checked.pallets),
+        "checked_at": checked.checked_at,
+        "event_id": event.id,
+    }
+    decl.risk = risk
+    if checked.version != decl.version:
+        return
+    if decl.status == Status.submitted:
+        try:
+            service.assess_and_route(session, decl)
+        except CustomsValueTooLarge:
+            logger.warning("reassessment refused: customs value too large", extra={"declaration_id": decl.id})
+            decl.channel = "red"
+    elif checked.failures and decl.status in (Status.awaiting_documents, Status.inspection):
+        decl.channel = "red"
+
+
 def on_gate_exit(session: Session, event: Event) -> None:
     """The truck carrying a released declaration's goods left through the gate."""
     exited = catalogue.read(event, catalogue.GateExited)

@@ -16,6 +16,7 @@ from services.declarations.models import DeclarationTransition, RiskAssessment
 from services.declarations.payments import PAYABLE_STATUSES
 from services.declarations.schemas import (
     DOCUMENTED_EXAMPLE,
+    EXPORT_EXAMPLE,
     AssessmentOut,
     CancelIn,
     DeclarationIn,
@@ -163,7 +164,15 @@ def create_declaration(
     session: SessionDep,
     principal: CurrentTrader,
     runtime: RuntimeDep,
-    body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": DOCUMENTED_EXAMPLE}})],
+    body: Annotated[
+        DeclarationIn,
+        Body(
+            openapi_examples={
+                "lychee-export": {"value": EXPORT_EXAMPLE},
+                "lychee-import": {"value": DOCUMENTED_EXAMPLE},
+            }
+        ),
+    ],
     idempotency_key: Annotated[str | None, Header(description="Unique per intended declaration")] = None,
     submit: Annotated[bool, Query(description="Submit at once instead of keeping a draft")] = False,
 ) -> JSONResponse:
@@ -368,7 +377,15 @@ def amend_declaration(
     session: SessionDep,
     principal: CurrentTrader,
     runtime: RuntimeDep,
-    body: Annotated[DeclarationIn, Body(openapi_examples={"lychee-import": {"value": DOCUMENTED_EXAMPLE}})],
+    body: Annotated[
+        DeclarationIn,
+        Body(
+            openapi_examples={
+                "lychee-export": {"value": EXPORT_EXAMPLE},
+                "lychee-import": {"value": DOCUMENTED_EXAMPLE},
+            }
+        ),
+    ],
     if_match: Annotated[str | None, Header(description="The ETag you last read")] = None,
 ) -> JSONResponse:
     """Replace the body with a new version (the old one is kept). `If-Match` is required; a stale one is 412.

@@ -18,6 +18,7 @@ REJECTED = "declaration.rejected"
 PAID = "declaration.paid"
 PAYMENT_REJECTED = "declaration.payment_rejected"
 ASSIGNED = "declaration.assigned"
+TRACE_REQUESTED = "declaration.trace_requested"
 
 # The verb of each action, for naming its event.
 VERBS = {

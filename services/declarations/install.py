@@ -21,8 +21,9 @@ from services.kernel.runtime import Runtime
 
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Routes under /api/v1/declarations, /review (with the console's sessions), /payments, /risk, /tariff and
-    /exchange-rates; the `gate.mismatch`, `gate.hold_released`, `gate.hold_escalated` and `gate.exited`
-    consumers, the partner administration's data (`exchange.*_received`); one expiry scheduler per deployment."""
+    /exchange-rates; the `gate.mismatch`, `gate.hold_released`, `gate.hold_escalated`, `trace.checked` and
+    `gate.exited` consumers, the partner administration's data (`exchange.*_received`); one expiry scheduler per
+    deployment."""
     for r in (
         router,
         review_router,
@@ -40,6 +41,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     for resolved in ("gate.hold_released", "gate.hold_escalated"):
         bus.subscribe(resolved, idempotent(sessions, consumers.CONSUMER, consumers.on_gate_hold_resolved),
                       name=f"declarations.{resolved.replace('.', '_')}")  # fmt: skip
+    bus.subscribe("trace.checked", idempotent(sessions, consumers.CONSUMER, consumers.on_trace_checked),
+                  name="declarations.trace_checked")  # fmt: skip
     bus.subscribe("gate.exited", idempotent(sessions, consumers.CONSUMER, consumers.on_gate_exit),
                   name="declarations.gate_exit")  # fmt: skip
     for type_, handler in consumers.EXCHANGE_CONSUMERS.items():

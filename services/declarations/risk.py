@@ -76,6 +76,16 @@ class GateMismatch(_Rule):
     type: Literal["gate_mismatch"]
 
 
+class TraceCheck(_Rule):
+    """Fires once per failed trace-check rule (`trace_quantity`, `trace_mass_balance`, `trace_pre_harvest`,
+    `trace_registration`, `trace_unknown`) that the traceability service reported for the declaration's current
+    version; each hit is named after the failed rule and carries its evidence. `weights` overrides `weight` per
+    failed rule."""
+
+    type: Literal["trace_check"]
+    weights: dict[Annotated[str, Field(pattern=r"^trace_[a-z_]{1,40}$")], int] = Field(default_factory=dict)
+
+
 class UnassessedDuties(_Rule):
     """Fires when duties could not be assessed (HS code not in the tariff, no exchange rate)."""
 
@@ -108,6 +118,7 @@ Rule = Annotated[
     | NewTrader
     | ComplianceClass
     | GateMismatch
+    | TraceCheck
     | UnassessedDuties
     | MirrorDiscrepancy
     | OriginUnverified,
@@ -236,6 +247,8 @@ class RiskInput:
     prior_declarations: int
     compliance_class: str
     gate_mismatches: int = 0
+    # Failed trace-check rules of the current version (`trace.checked`): {code, line, detail, evidence}.
+    trace_failures: list[dict[str, Any]] = field(default_factory=list)
     duties_assessed: bool = True
     line_vnd_per_kg: list[Decimal | None] = field(default_factory=list)
     bands: dict[str, UnitValueBand] = field(default_factory=dict)
@@ -341,6 +354,8 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: 
         elif isinstance(rule, GateMismatch):
             if data.gate_mismatches:
                 detail = f"{data.gate_mismatches} gate mismatch(es)"
+        elif isinstance(rule, TraceCheck):
+            hits.extend(_trace_hits(rule, data.trace_failures))
         elif isinstance(rule, UnassessedDuties):
             if not data.duties_assessed:
                 detail = "duties could not be assessed"
@@ -382,6 +397,25 @@ def mirror_findings(rule: MirrorDiscrepancy, data: RiskInput) -> list[dict[str, 
         found += mirror.compare(ours, mirror.partner_groups(data.partner_view, data.fx), tol)
     found += [dict(f, reported_by="partner") for f in data.partner_findings if f.get("code") == "mirror_discrepancy"]
     return found
+
+
+def _trace_hits(rule: TraceCheck, failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One hit per failed trace rule, named after it, with every line's detail and evidence."""
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for failure in failures:
+        by_code.setdefault(str(failure.get("code", "trace_unknown")), []).append(failure)
+    return [
+        {
+            "rule": code,
+            "weight": rule.weights.get(code, rule.weight),
+            "detail": "; ".join(
+                (f"line {f['line']}: " if f.get("line") else "") + str(f.get("detail", "")) for f in found
+            ),
+            "reason": rule.reason,
+            "evidence": [f.get("evidence") or {} for f in found],
+        }
+        for code, found in sorted(by_code.items())
+    ]
 
 
 def evaluate(spec: RuleSetSpec, data: RiskInput, *, draw_key: bytes = b"") -> RiskResult:

@@ -108,6 +108,7 @@ def dry_run(session: Session, *, principal: Principal, version: str, limit: int)
             prior_declarations=assessment.prior_declarations(session, decl),
             compliance_class=assessment.trader_profile(session, decl.organisation_id).compliance_class,
             gate_mismatches=int((decl.risk or {}).get("gate_mismatches", 0)),
+            trace_failures=assessment.trace_failures(decl),
             duties_assessed=bool(bill.get("assessed", True)),
             line_vnd_per_kg=per_kg,
             bands=bands,

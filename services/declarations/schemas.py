@@ -7,6 +7,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, cast
 
+from biip import ParseError
+from biip.gtin import Gtin
+from biip.sscc import Sscc
 from pydantic import AfterValidator, Field, ValidationError, ValidatorFunctionWrapHandler, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -58,6 +61,21 @@ def _container(value: str) -> str:
     if error:
         raise PydanticCustomError(error, "container number must be 3 letters, U/J/Z, 6 digits and a check digit")
     return compact
+
+
+def _gs1_key(kind: Any, what: str, digits: str) -> Any:
+    """A GS1 key checked by biip (format and check digit), as it normalises it (GTIN-14, 18-digit SSCC)."""
+
+    def check(value: str) -> str:
+        if not value.isdigit():
+            raise PydanticCustomError("gs1.format", f"{what} must be {digits} digits")
+        try:
+            parsed = kind.parse(value)
+        except ParseError as exc:
+            raise PydanticCustomError("gs1.check_digit", f"not a valid {what}: {exc}") from None
+        return str(parsed.as_gtin_14() if what == "GTIN" else parsed.value)
+
+    return check
 
 
 def _hs_code(value: str) -> str:
@@ -201,6 +219,49 @@ class Container(InputSchema):
     )
 
 
+GtinCode = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": "^[0-9]{8,14}$", "examples": ["08930001000018"]}),
+    AfterValidator(_gs1_key(Gtin, "GTIN", "8, 12, 13 or 14")),
+]
+SsccCode = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": "^[0-9]{18}$", "examples": ["089300010000000017"]}),
+    AfterValidator(_gs1_key(Sscc, "SSCC", "18")),
+]
+LotNumber = Annotated[str, Field(pattern=r"^[!-\"%-/0-9:-?A-Z_a-z]{1,20}$")]
+
+
+class GoodsTrace(InputSchema):
+    """Where a goods line's produce comes from: the pallets (SSCC) and lots (GTIN + lot) of the traceability
+    repository that carry it. On submission a trace check verifies them (docs/traceability.md)."""
+
+    gtin: GtinCode = Field(
+        description="GTIN of the product the line declares (the GTIN its lots were harvested under), with a valid "
+        "GS1 check digit; stored as GTIN-14.",
+    )
+    ssccs: list[SsccCode] = Field(
+        default_factory=list,
+        max_length=200,
+        description="SSCCs of the pallets that carry the line (18 digits, valid check digit), up to 200; the gate "
+        "matches the pallets' QR codes against them.",
+        examples=[["089300010000000017"]],
+    )
+    lots: list[LotNumber] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Lot numbers (GS1 AI 10, up to 20 characters) of `gtin` that the line draws on, up to 200; "
+        "every pallet carrying them counts.",
+        examples=[["LC2026A"]],
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> GoodsTrace:
+        if not self.ssccs and not self.lots:
+            raise PydanticCustomError("trace.empty", "name at least one pallet (ssccs) or lot (lots)")
+        return self
+
+
 class GoodsItem(InputSchema):
     """One goods line (GovernmentAgencyGoodsItem)."""
 
@@ -240,6 +301,13 @@ class GoodsItem(InputSchema):
     incoterms: Incoterm = Field(
         description="Delivery term of the sale: Incoterms 2020 rule (EXW, FCA, CPT, CIP, DAP, DPU, DDP, FAS, FOB, "
         "CFR, CIF); tells which freight and insurance the customs value includes."
+    )
+    trace: GoodsTrace | None = Field(
+        None,
+        description="Optional: the pallets and lots of the traceability repository that carry this line (farm "
+        "produce for export). When given, the declaration is checked against the farm diaries and packing records "
+        "on submission and is not cleared before that check has answered.",
+        examples=[{"gtin": "08930001000018", "ssccs": ["089300010000000017"], "lots": ["LC2026A"]}],
     )
 
 
@@ -293,6 +361,8 @@ EXAMPLE: dict[str, Any] = {
             "customs_value": "9600.00",
             "currency": "USD",
             "incoterms": "DAP",
+            # An import line names no Vietnamese pallets; an export line may (see GoodsItem.trace's example).
+            "trace": None,
         }
     ],
     "total_gross_mass_kg": "13000",
@@ -304,10 +374,33 @@ EXAMPLE: dict[str, Any] = {
 DOCUMENTED_EXAMPLE: dict[str, Any] = {**EXAMPLE, "partner_reference": "HK-2026-000042"}
 
 
+# The Kim Thành gate's typical export: a Lào Cai cooperative's lychees to Hekou, the goods line naming the pallets
+# and lot of the traceability repository it carries (checked on submission: docs/traceability.md).
+EXPORT_EXAMPLE: dict[str, Any] = {
+    **EXAMPLE,
+    "procedure_code": "B11",
+    "kind": "export",
+    "consignor": {
+        "name": "Hop tac xa Nong nghiep Bac Ha",
+        "address": "Thon Na Hoi, Bac Ha, Lao Cai, Viet Nam",
+        "country": "VN",
+        "tax_id": "0100233488",
+    },
+    "consignee": EXAMPLE["consignor"],
+    "items": [
+        {
+            **EXAMPLE["items"][0],
+            "origin": "VN",
+            "trace": {"gtin": "08930001000018", "ssccs": ["089300010000000179"], "lots": ["LC2026A"]},
+        }
+    ],
+}
+
+
 class DeclarationIn(InputSchema):
     """A declaration as a trader files or amends it (the full body every time)."""
 
-    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [DOCUMENTED_EXAMPLE]}}
+    model_config = InputSchema.model_config | {"json_schema_extra": {"examples": [EXPORT_EXAMPLE, DOCUMENTED_EXAMPLE]}}
 
     kind: Kind = Field(description="`import` into Viet Nam or `export` from it; decides which procedure codes apply.")
     procedure_code: Annotated[
@@ -620,8 +713,10 @@ class OfficerDeclaration(TraderDeclaration):
     officer it is assigned to."""
 
     risk: dict[str, Any] | None = Field(
-        description="rule_set_version, score, reasons (each rule hit with its weight), random_draw, and the "
-        "commitment the ledger's `declaration.assessed` event carries",
+        description="rule_set_version, score, reasons (each rule hit with its weight; trace-check hits `trace_*` "
+        "with their evidence), random_draw, the commitment the ledger's `declaration.assessed` event carries, and "
+        "`trace` when goods lines name pallets or lots: the latest trace check (version, failures, anomaly flags "
+        "with their explanation, pallets)",
         examples=[
             {
                 "declaration_id": "0192f0c4-7d55-7a3e-9c1b-3b8f4e2a9d10",

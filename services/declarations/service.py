@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from services.declarations import assessment, crossborder, repository, routing
-from services.declarations.events import ASSESSED, VERBS
+from services.declarations.events import ASSESSED, TRACE_REQUESTED, VERBS
 from services.declarations.exceptions import CustomsValueTooLarge, DeclarationNotFound, IllegalTransition
 from services.declarations.models import Declaration, DeclarationTransition, DeclarationVersion
 from services.declarations.schemas import DeclarationIn, Status
@@ -85,7 +85,12 @@ def etag(decl: Declaration) -> str:
 
 
 def _body_document(body: DeclarationIn) -> dict[str, Any]:
-    return body.model_dump(mode="json")
+    document = body.model_dump(mode="json")
+    for item in document["items"]:
+        if item.get("trace") is None:
+            # Lines without trace references keep the document (and its hash) as it was before the field existed.
+            item.pop("trace", None)
+    return document
 
 
 def _record(
@@ -193,7 +198,7 @@ def _require_trader_of(principal: Principal) -> str:
 
 def document_of(body: DeclarationIn) -> tuple[dict[str, Any], str]:
     """The stored JSON form of a body and the SHA-256 of its canonical JSON."""
-    document = body.model_dump(mode="json")
+    document = _body_document(body)
     # The schema has no float fields and no free-form keys (a test checks it): the fast canonical form applies.
     return document, canonical_sha256(document, plain=True)
 
@@ -270,7 +275,9 @@ def store(session: Session, filing: Filing) -> Declaration:
         rows.append(_step_rows(decl, "submit", Status.draft.value, decl.status, actor=actor, reason=None, now=now))
         result = filing.assessment.result
         rows.append(({}, _assessed_event(decl, filing.assessment)))
-        if result.channel == "green":
+        if result.channel == "green" and assessment.trace_pending(decl):
+            pass  # not cleared before `trace.checked` (consumers.on_trace_checked) re-assesses it
+        elif result.channel == "green":
             decl.status = _check(decl, "clear", trader_only=False)
             rows.append(_step_rows(decl, "clear", Status.submitted.value, decl.status, actor="system:risk",
                                    reason=GREEN_REASON, now=now))  # fmt: skip
@@ -292,6 +299,8 @@ def store(session: Session, filing: Filing) -> Declaration:
     repository.add_lookups(session, decl, containers=filing.containers, hs_codes=filing.hs_codes)
     extra = crossborder.step_events(decl, "submit", decl.status, now=now) if filing.submit else []
     _write(session, [t for t, _ in rows if t], [e for _, e in rows] + extra)
+    if filing.submit:
+        _request_trace_check(session, decl)
     # Inserted above: attach the object without another INSERT.
     make_transient_to_detached(decl)
     session.add(decl)
@@ -364,6 +373,24 @@ def _submit(session: Session, decl: Declaration, *, actor: str) -> None:
     _register(session, decl, now=utcnow())
     session.flush()
     _record(session, decl, action="submit", from_status=from_status, actor=actor, reason=None)
+    _request_trace_check(session, decl)
+
+
+def _request_trace_check(session: Session, decl: Declaration) -> None:
+    """Ask the traceability service to check the pallets and lots the goods lines name (`trace.checked` answers,
+    consumers.on_trace_checked); nothing when no line names any."""
+    lines = [
+        {"line": n, "hs_code": item["hs_code"], "net_mass_kg": str(item["net_mass_kg"]), **item["trace"]}
+        for n, item in enumerate(decl.body.get("items", []), start=1)
+        if item.get("trace")
+    ]
+    if not lines:
+        return
+    consignee = decl.body.get("consignee") or {}
+    record_events(session, [event_row(type=TRACE_REQUESTED, subject=decl.id, payload={
+        "declaration_id": decl.id, "number": decl.number, "version": decl.version, "kind": decl.kind,
+        "destination": consignee.get("country") if decl.kind == "export" else None, "lines": lines,
+    })])  # fmt: skip
 
 
 def submit(session: Session, *, principal: Principal, declaration_id: str) -> Declaration:
@@ -418,6 +445,8 @@ def amend(
     # The UPDATE carries "WHERE row_version = <read value>": of two racing amends, one finds no row.
     session.flush()
     _record(session, decl, action="amend", from_status=from_status, actor=principal.actor, reason=None)
+    if decl.number is not None:
+        _request_trace_check(session, decl)
     if decl.status == Status.submitted:
         # Registered: assessed again (VNACCS IDA01 before clearance, AMA after it).
         assess_and_route(session, decl)
@@ -475,7 +504,10 @@ def assess_and_route(session: Session, decl: Declaration) -> None:
     done = assessment.assess(session, decl)
     record_events(session, [_assessed_event(decl, done)])
     crossborder.share_findings(session, decl)
-    if done.result.channel == "green":
+    if done.result.channel == "green" and assessment.trace_pending(decl):
+        # Named pallets or lots: green is not cleared before `trace.checked` (consumers) re-assesses it.
+        session.flush()
+    elif done.result.channel == "green":
         transition(session, decl=decl, action="clear", actor="system:risk", reason=GREEN_REASON)
         settle(session, decl)
     else:

@@ -13,7 +13,7 @@ from services.kernel.runtime import Runtime
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
-    """Routes under /api/v1/gate, the `declaration.*` consumer, and the OCR worker threads."""
+    """Routes under /api/v1/gate, the `declaration.*` and `trace.checked` consumers, and the OCR worker threads."""
     ocr = inspection_settings(runtime.settings)
     pool = OcrPool(
         workers=ocr.ocr_workers,
@@ -38,6 +38,11 @@ def install(app: FastAPI, runtime: Runtime) -> None:
             handle_many=service.on_declaration_events,
         ),
         name="inspection.expected_declarations",
+    )
+    runtime.bus.subscribe(
+        "trace.checked",
+        idempotent(runtime.sessions, service.CONSUMER, service.on_trace_checked),
+        name="inspection.expected_pallets",
     )
     if runtime.settings.environment != "test":
         # Load the models at start, in a worker, so the first truck is not the one that waits for them.

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from biip.checksums import gs1_standard_check_digit
+
 from ocr.iso6346 import differs_by_one_substitution
 
 Decision = Literal["proceed", "hold"]
@@ -22,6 +24,8 @@ CODE_UNVERIFIED = "code_unverified"
 CONTAINER_NOT_ON_DECLARATION = "container_not_on_declaration"
 SEAL_MISMATCH = "seal_mismatch"
 ONE_SUBSTITUTION_MATCH = "one_substitution_match"
+PALLET_NOT_ON_DECLARATION = "pallet_not_on_declaration"
+PALLET_UNKNOWN = "pallet_unknown"
 REASONS = (
     NO_CODE_READ,
     NO_DECLARATION,
@@ -30,10 +34,19 @@ REASONS = (
     CONTAINER_NOT_ON_DECLARATION,
     SEAL_MISMATCH,
     ONE_SUBSTITUTION_MATCH,
+    PALLET_NOT_ON_DECLARATION,
+    PALLET_UNKNOWN,
 )
 # Reasons that say something about the declaration (not only about the camera): they raise its risk.
 MISMATCH_REASONS = frozenset(
-    {DECLARATION_NOT_CLEARED, CONTAINER_NOT_ON_DECLARATION, SEAL_MISMATCH, ONE_SUBSTITUTION_MATCH}
+    {
+        DECLARATION_NOT_CLEARED,
+        CONTAINER_NOT_ON_DECLARATION,
+        SEAL_MISMATCH,
+        ONE_SUBSTITUTION_MATCH,
+        PALLET_NOT_ON_DECLARATION,
+        PALLET_UNKNOWN,
+    }
 )
 
 # Declarations that no longer describe goods on the move are never matched (UCC: an invalidated declaration
@@ -50,6 +63,8 @@ _STATUS_RANK = {"released": 0, "cleared": 1, "inspection": 2, "awaiting_document
 _STATUS_ORDER = {"verified": 0, "corrected": 1, "check_digit_computed": 2, "failed": 3}
 
 QR_PREFIX = "SGDECL:"
+# A pallet's QR code: its GS1 Digital Link URI, on id.gs1.org or any resolver (`https://…/00/{sscc}`).
+_PALLET_RE = re.compile(r"^https?://[^/?#\s]+(?:/[^?#\s]*)?/00/(?P<sscc>\d{18})(?:[/?#]\S*)?$")
 _QR_RE = re.compile(r"^SGDECL:(?P<number>[A-Z0-9][A-Z0-9-]{2,31})(?:;sha256=(?P<sha>[0-9a-f]{64}))?$")
 
 
@@ -138,6 +153,25 @@ def parse_qr(data: str) -> QrKey | None:
     return QrKey(m.group("number"), m.group("sha"))
 
 
+def parse_pallet(data: str) -> str | None:
+    """The SSCC of a pallet's GS1 Digital Link QR payload (check digit verified), or None for any other QR."""
+    m = _PALLET_RE.match(data.strip())
+    if m is None:
+        return None
+    sscc = m.group("sscc")
+    return sscc if str(gs1_standard_check_digit(sscc[:-1])) == sscc[-1] else None
+
+
+def pallets_of(barcodes: list[dict[str, str]]) -> list[str]:
+    """The pallets (SSCCs) whose Digital Link QR codes were read, once each, in reading order."""
+    out: list[str] = []
+    for b in barcodes:
+        sscc = parse_pallet(b["data"]) if b["type"] == "QRCODE" else None
+        if sscc is not None and sscc not in out:
+            out.append(sscc)
+    return out
+
+
 def split_barcodes(barcodes: list[dict[str, str]]) -> tuple[list[str], list[QrKey]]:
     """Seal numbers (1-D barcodes) and declaration keys (QR codes) among the symbols read."""
     seals: list[str] = []
@@ -197,13 +231,16 @@ def decide(  # noqa: C901 - the gate's decision table, readable as one table
     near: dict[str, list[Expected]],
     by_number: dict[str, Expected],
     plate: str | None = None,
+    pallet_owners: dict[str, frozenset[str]] | None = None,
 ) -> Outcome:
     """Decide proceed or hold for one gate event.
 
     `reads` are the per-image OCR results (`GateRead.to_dict()` form); `exact[code]` the live declarations that
     declare `code`; `near[code]` those declaring a container one substitution away from `code`; `by_number` the
-    declarations named by QR codes. Proceed only on a verified code read that is exactly on a declaration whose
-    status lets the truck through this way, with no seal read that was not declared and nothing contradicting.
+    declarations named by QR codes; `pallet_owners[sscc]` the declarations that draw on each pallet whose QR code
+    was read (a pallet none draws on is unknown, one only others draw on is foreign: both hold). Proceed only on
+    a verified code read that is exactly on a declaration whose status lets the truck through this way, with no
+    seal read that was not declared, no unknown or foreign pallet, and nothing contradicting.
     """
     codes = codes_of(reads)
     seals_read, qr_keys = split_barcodes([b for r in reads for b in r.get("barcodes", [])])
@@ -277,6 +314,18 @@ def decide(  # noqa: C901 - the gate's decision table, readable as one table
     if qr is not None and qr.body_sha256 is not None and decl.body_sha256 is not None:
         # Informational: a stale printout (the declaration was amended since) is for the officer to see.
         evidence["qr"]["body_current"] = qr.body_sha256 == decl.body_sha256
+    pallets = pallets_of([b for r in reads for b in r.get("barcodes", [])])
+    if pallets:
+        owners = pallet_owners or {}
+        unknown = [p for p in pallets if not owners.get(p)]
+        foreign = [p for p in pallets if owners.get(p) and decl.declaration_id not in owners[p]]
+        evidence["pallets_read"] = pallets
+        if unknown:
+            reasons.append(PALLET_UNKNOWN)
+            evidence["unknown_pallets"] = unknown
+        if foreign:
+            reasons.append(PALLET_NOT_ON_DECLARATION)
+            evidence["foreign_pallets"] = foreign
     read_plate, declared_plate = normalise_plate(plate), normalise_plate(decl.truck_plate)
     if read_plate and declared_plate:
         evidence["plate_matches"] = read_plate == declared_plate

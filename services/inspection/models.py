@@ -89,3 +89,13 @@ class ExpectedContainer(Base):
 
     number: Mapped[str] = mapped_column(String(11), primary_key=True)
     declaration_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ExpectedPallet(Base):
+    """Read model index: which declaration draws on which pallet (SSCC), from the traceability service's
+    `trace.checked` (the pallets a declaration's goods lines name, and those carrying the lots they name)."""
+
+    __tablename__ = "gate_expected_pallets"
+
+    sscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    declaration_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)

@@ -9,7 +9,13 @@ from sqlalchemy import Select, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.inspection.matching import Expected, near_patterns, normalise_code
-from services.inspection.models import ExpectedContainer, ExpectedDeclaration, GateEvent, GateHoldResolution
+from services.inspection.models import (
+    ExpectedContainer,
+    ExpectedDeclaration,
+    ExpectedPallet,
+    GateEvent,
+    GateHoldResolution,
+)
 from services.kernel import pagination
 from services.kernel.database import table_of, utcnow
 
@@ -141,6 +147,32 @@ def expected_by_number(session: Session, numbers: list[str]) -> dict[str, Expect
         return {}
     rows = session.scalars(select(ExpectedDeclaration).where(ExpectedDeclaration.number.in_(numbers)))
     return {r.number: _expected(r) for r in rows if r.number}
+
+
+def replace_pallets(session: Session, declaration_id: str, ssccs: list[str]) -> None:
+    """The pallets a declaration draws on, as its latest trace check says."""
+    session.execute(delete(ExpectedPallet).where(ExpectedPallet.declaration_id == declaration_id))
+    if ssccs:
+        session.execute(insert(ExpectedPallet), [{"sscc": s, "declaration_id": declaration_id} for s in set(ssccs)])
+
+
+def expected_version(session: Session, declaration_id: str) -> int | None:
+    """The declaration's version as the read model knows it (None: not known yet)."""
+    return session.scalar(
+        select(ExpectedDeclaration.version).where(ExpectedDeclaration.declaration_id == declaration_id)
+    )
+
+
+def pallet_owners(session: Session, ssccs: list[str]) -> dict[str, frozenset[str]]:
+    """For each pallet read, the declarations that draw on it."""
+    if not ssccs:
+        return {}
+    found: dict[str, set[str]] = {}
+    for sscc, decl_id in session.execute(
+        select(ExpectedPallet.sscc, ExpectedPallet.declaration_id).where(ExpectedPallet.sscc.in_(ssccs))
+    ):
+        found.setdefault(sscc, set()).add(decl_id)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def by_fingerprint(session: Session, fingerprint: str) -> GateEvent | None:

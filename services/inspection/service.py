@@ -20,6 +20,7 @@ from services.inspection.matching import (
     codes_of,
     decide,
     normalise_code,
+    pallets_of,
     split_barcodes,
 )
 from services.inspection.models import ExpectedDeclaration, GateEvent, GateHoldResolution
@@ -62,7 +63,9 @@ def evaluate(session: Session, *, direction: str, reads: list[dict[str, Any]], p
     # A near match is looked for only when nothing matched exactly (it is never preferred to an exact one).
     near = repository.expected_near(session, codes) if codes and not live else {}
     by_number = repository.expected_by_number(session, [k.number for k in qr_keys])
-    return decide(direction=direction, reads=reads, exact=exact, near=near, by_number=by_number, plate=plate)
+    owners = repository.pallet_owners(session, pallets_of([b for r in reads for b in r.get("barcodes", [])]))
+    return decide(direction=direction, reads=reads, exact=exact, near=near, by_number=by_number, plate=plate,
+                  pallet_owners=owners)  # fmt: skip
 
 
 def record(
@@ -285,3 +288,15 @@ def on_declaration_events(session: Session, events: list[Event]) -> None:
             state["truck_plate"] = step.truck_plate
             state["truck_plate_known"] = True
     repository.upsert_expected_many(session, folded)
+
+
+def on_trace_checked(session: Session, event: Event) -> None:
+    """Keep which pallets each declaration draws on (consumer of `trace.checked`); a late answer about an older
+    version of the declaration than the read model knows is ignored."""
+    checked = catalogue.read(event, catalogue.TraceChecked)
+    if checked is None:
+        return
+    known = repository.expected_version(session, checked.declaration_id)
+    if known is not None and checked.version < known:
+        return
+    repository.replace_pallets(session, checked.declaration_id, list(checked.pallets))

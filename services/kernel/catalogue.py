@@ -442,6 +442,64 @@ class ExchangeMessageLogged(Payload):
     status: str | None = None
 
 
+class TraceLine(BaseModel):
+    """A goods line's references to the traceability repository, with what it declares."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line: int
+    hs_code: str
+    net_mass_kg: str
+    gtin: str
+    ssccs: list[str] = []
+    lots: list[str] = []
+
+
+class DeclarationTraceRequested(Payload):
+    """A registered declaration (or its amendment) names pallets and lots of the traceability repository: the
+    traceability service checks them and answers with `trace.checked`. Not sent to webhooks."""
+
+    TYPES = ("declaration.trace_requested",)
+    PRODUCER = "declarations"
+
+    declaration_id: str
+    number: str | None
+    version: int
+    kind: str
+    # Country of the consignee (where export goods go): fresh fruit for CN needs registered sites.
+    destination: str | None
+    lines: list[TraceLine]
+
+
+class TraceFinding(BaseModel):
+    """One failed trace-check rule (`trace_*`, a risk hit) or one anomaly flag (advisory), explained in words, with
+    the facts it rests on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    line: int | None
+    detail: str
+    evidence: dict[str, Any] = {}
+
+
+class TraceChecked(Payload):
+    """The traceability service checked a declaration's pallets and lots against the farm diaries and packing
+    records: the failed rules (risk hits), the anomaly flags (never blocking) and the pallets the declaration
+    draws on (the gate matches pallet QR codes against them). Customs only: its ledger subject is
+    `trace-check:{declaration_id}`, never the declaration's."""
+
+    TYPES = ("trace.checked",)
+    PRODUCER = "traceability"
+
+    declaration_id: str
+    version: int
+    failures: list[TraceFinding]
+    flags: list[TraceFinding]
+    pallets: list[str]
+    checked_at: str
+
+
 MODELS: tuple[type[Payload], ...] = (
     DeclarationStep,
     DeclarationAssessed,
@@ -461,6 +519,8 @@ MODELS: tuple[type[Payload], ...] = (
     OriginCertificateIssued,
     ExchangeReceived,
     ExchangeMessageLogged,
+    DeclarationTraceRequested,
+    TraceChecked,
 )
 CATALOGUE: dict[str, type[Payload]] = {t: m for m in MODELS for t in m.TYPES}
 TRADER_FACING: tuple[str, ...] = tuple(t for t, m in CATALOGUE.items() if m.TRADER_FACING)
@@ -547,7 +607,16 @@ def markdown() -> str:
         hook = "yes" if model.TRADER_FACING else "no"
         link = f"[{model.__name__}](#{model.__name__.lower()})"
         out.append(f"| `{type_}` | {model.VERSION} | {model.PRODUCER} | {hook} | {link} |")
-    documented: tuple[type[BaseModel], ...] = (*MODELS, ContainerRef, CodeRead, PartyRef, GoodsLine, ControlFinding)
+    documented: tuple[type[BaseModel], ...] = (
+        *MODELS,
+        ContainerRef,
+        CodeRead,
+        PartyRef,
+        GoodsLine,
+        ControlFinding,
+        TraceLine,
+        TraceFinding,
+    )
     for shape in documented:
         out += ["", f"## {shape.__name__}", "", " ".join((shape.__doc__ or "").split()), ""]
         if issubclass(shape, Payload):

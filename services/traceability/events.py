@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 EVENT_CAPTURED = "epcis.event_captured"
+TRACE_CHECKED = "trace.checked"

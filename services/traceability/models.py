@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kernel.database import Base, UTCDateTime, new_id, utcnow
@@ -71,7 +72,7 @@ class EpcisEventEpc(Base):
     role: Mapped[str] = mapped_column(String(8), primary_key=True)
 
 
-__all__ = ["EpcisCapture", "EpcisEvent", "EpcisEventEpc"]
+__all__ = ["EpcisCapture", "EpcisEvent", "EpcisEventEpc", "EpcisSite", "TraceClaim"]
 
 
 class EpcisSite(Base):
@@ -93,3 +94,22 @@ class EpcisSite(Base):
     crops: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TraceClaim(Base):
+    """How much of one packed lot on one pallet a declaration's goods line draws on (mass balance across
+    declarations: what earlier declarations used is no longer available). Replaced at each trace check of the
+    declaration; removed when it is cancelled, rejected or expires."""
+
+    __tablename__ = "trace_claims"
+    __table_args__ = (Index("ix_trace_claims_unit", "sscc", "gtin", "lot"),)
+
+    declaration_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    gtin: Mapped[str] = mapped_column(String(14), primary_key=True)
+    lot: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kg: Mapped[Decimal] = mapped_column(Numeric(16, 3))
+    number: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -221,7 +221,8 @@ def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
 
 # The gate's hold reasons (the inspection service's fixed set; a test holds the two equal).
 GateReason = Literal["no_code_read", "no_declaration", "declaration_not_cleared", "code_unverified",
-                     "container_not_on_declaration", "seal_mismatch", "one_substitution_match"]  # fmt: skip
+                     "container_not_on_declaration", "seal_mismatch", "one_substitution_match",
+                     "pallet_not_on_declaration", "pallet_unknown"]  # fmt: skip
 
 
 # What a receiver gets (documented in OpenAPI's `webhooks` section; a test holds `service.event_data` to these).

@@ -81,7 +81,7 @@ def queued(gate, declaration_body) -> dict[str, Any]:
 
 def test_new_trader_fruit_import_is_yellow_with_duties_and_reasons(gate, declaration_body):
     decl = queued(gate, declaration_body)
-    assert decl["risk"]["rule_set_version"] == "2026.12.3"
+    assert decl["risk"]["rule_set_version"] == "2026.12.5"
     assert {r["rule"] for r in decl["risk"]["reasons"]} >= {"fresh_fruit_phyto", "new_trader"}
     assert all({"rule", "weight", "detail"} <= r.keys() for r in decl["risk"]["reasons"])
     line = decl["duties"]["lines"][0]
