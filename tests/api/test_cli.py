@@ -277,7 +277,12 @@ def test_serve_with_several_workers_checkpoints_and_anchors_from_one_process(
         leading = [line for line in lines if line["message"] == "this process now runs the background work"]
         # Each service's background work is led once (possibly by different processes); the checkpointer by the
         # process that signed.
-        assert sorted(line["worker"].split("@")[0] for line in leading) == ["declarations", "provenance", "webhooks"]
+        assert sorted(line["worker"].split("@")[0] for line in leading) == [
+            "declarations",
+            "exchange",
+            "provenance",
+            "webhooks",
+        ]
         assert [line["pid"] for line in leading if line["worker"].startswith("provenance@")] == list(signed_by)
     finally:
         server.terminate()
