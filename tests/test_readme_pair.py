@@ -37,6 +37,7 @@ PROMISED = [
     '"direction":"received","partner":"vn-kimthanh"',
     '"state":"accepted","receiptStatus":"accepted"',
     '"origin_check":"verified"',
+    '"duty":["ACFTA"]',
     '{"code":"gross_mass","ours":"14300","theirs":"13000"}',
     '{"code":"mirror_discrepancy","ours":"13000","theirs":"14300"}',
     '{"decision":"proceed","reasons":[]}',
