@@ -279,6 +279,7 @@ def demo_seed() -> None:
             ("treasury", Role.treasury),
             ("gate", Role.gate),
             ("admin", Role.admin),
+            ("issuer", Role.origin_issuer),  # issues Form E certificates (POST /api/v1/exchange/origin-certificates)
         ):
             clear = saved.get(name)
             if clear:

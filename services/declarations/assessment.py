@@ -27,6 +27,7 @@ from services.declarations.models import (
     TraderProfile,
     UnitValueObservation,
 )
+from services.kernel.administration import administration
 from services.kernel.database import UTCDateTime, table_of, utcnow
 from services.kernel.outbox import canonical_sha256
 
@@ -389,6 +390,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         tariff=tariff_rates(session, {i["hs_code"] for i in items}),
         fx=exchange_rates(session, {i["currency"] for i in items}, day),
         origin_check=partner.origin_check,
+        form_e_origin=_form_e_origin(),
     )
     lines = duties.too_large_lines(bill)
     if lines is not None:
@@ -441,6 +443,7 @@ def evaluate(session: Session, decl: Declaration) -> Assessment:
         fx=exchange_rates(session, partner.currencies | {i["currency"] for i in items}, day) if partner.view else {},
         origin_check=partner.origin_check,
         partner_findings=partner.findings,
+        form_e_origin=_form_e_origin(),
     )
     result = risk.evaluate(spec, data, draw_key=selectivity.draw_key(session))
     kept = decl.channel
@@ -525,6 +528,11 @@ def record(session: Session, decl: Declaration, assessment: Assessment) -> None:
     if assessment.model_scores:
         conn.execute(_INSERT_SCORES, assessment.model_scores)
     crossborder.record_claims(session, decl, assessment.origin_check)
+
+
+def _form_e_origin() -> str:
+    """The origin a Form E received here certifies: the partner administration's country (the exporting side)."""
+    return administration().partner.country
 
 
 def assess(session: Session, decl: Declaration) -> Assessment:

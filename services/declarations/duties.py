@@ -107,12 +107,16 @@ def assess(
     tariff: dict[str, Rates],
     fx: dict[str, Decimal],
     origin_check: dict[str, Any] | None = None,
+    form_e_origin: str = "CN",
 ) -> DutyBill:
     """Compute the duty bill of a declaration body (the stored JSON form).
 
     With `origin_check` (the verification of the Form E claim against the certificates the exporting
     administration sent, services/declarations/mirror.py), the ACFTA rate applies only when it is `verified`;
-    without it, a declared Form E within its dates is trusted (rule sets with `form_e: declared`)."""
+    without it, a declared Form E within its dates is trusted (rule sets with `form_e: declared`).
+
+    `form_e_origin`: the country whose goods a Form E received here certifies, the exporting partner's (CN at Kim
+    Thành, VN at Hekou); ACFTA applies to the lines of that origin."""
     importing = body["kind"] == "import"
     if origin_check is not None:
         form_e = importing and origin_check.get("status") == "verified"
@@ -133,7 +137,7 @@ def assess(
         import_duty = vat = export_duty = 0
         if rates is not None and rate_fx is not None:
             if importing:
-                if form_e and item["origin"] == "CN" and rates.acfta is not None:
+                if form_e and item["origin"] == form_e_origin and rates.acfta is not None:
                     basis, rate = "ACFTA", rates.acfta
                 else:
                     basis, rate = "MFN", rates.mfn

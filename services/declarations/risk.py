@@ -263,6 +263,9 @@ class RiskInput:
     fx: dict[str, Decimal] = field(default_factory=dict)
     origin_check: dict[str, Any] | None = None
     partner_findings: list[dict[str, Any]] = field(default_factory=list)
+    # The country whose goods a Form E received here certifies: the exporting partner's (CN at Kim Thành, VN at
+    # Hekou), for `form_e_non_chinese_origin` (named from Kim Thành's side).
+    form_e_origin: str = "CN"
 
 
 @dataclass(slots=True)
@@ -341,7 +344,7 @@ def _hits(spec: RuleSetSpec, data: RiskInput) -> list[dict[str, Any]]:  # noqa: 
         elif isinstance(rule, FormENonChineseOrigin):
             # An import's claim (an export names the Form E it was issued; its origin is ours).
             if data.body.get("preferential_origin") and data.body.get("kind", "import") == "import":
-                others = sorted({i["origin"] for i in items if i["origin"] != "CN"})
+                others = sorted({i["origin"] for i in items if i["origin"] != data.form_e_origin})
                 if others:
                     detail = f"Form E claimed, origin {', '.join(others)}"
         elif isinstance(rule, NewTrader):

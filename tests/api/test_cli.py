@@ -107,7 +107,15 @@ def test_demo_seed_prints_a_key_per_role(runner: CliRunner, api: Api, monkeypatc
     assert result.exit_code == 0, result.output
     env_file = Path(os.environ["SMARTGATE_VAR_DIR"]) / "demo.env"
     keys = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
-    assert {"TRADER_KEY", "OFFICER_KEY", "SUPERVISOR_KEY", "TREASURY_KEY", "GATE_KEY", "ADMIN_KEY"} <= set(keys)
+    assert {
+        "TRADER_KEY",
+        "OFFICER_KEY",
+        "SUPERVISOR_KEY",
+        "TREASURY_KEY",
+        "GATE_KEY",
+        "ADMIN_KEY",
+        "ISSUER_KEY",
+    } <= set(keys)
     for name, path in (("SUPERVISOR_KEY", "/api/v1/review/queue"), ("TREASURY_KEY", "/api/v1/payments")):
         assert api.client.get(path, headers={"Authorization": f"Bearer {keys[name]}"}).status_code == 200, name
 

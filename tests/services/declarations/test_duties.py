@@ -52,6 +52,16 @@ def test_mfn_applies_to_non_chinese_line_even_with_form_e():
     assert (line.import_basis, line.import_duty_vnd, line.vat_vnd) == ("MFN", 762_000, 165_100)
 
 
+def test_at_hekou_a_form_e_certifies_vietnamese_origin():
+    """The importing side is China: a Form E received there certifies goods of Vietnamese origin (the partner's)."""
+    vietnamese = [{"hs_code": "08109020", "origin": "VN", "customs_value": "9600.00", "currency": "USD"}]
+    line = assess(body(items=vietnamese), registration_date=DAY, tariff=TARIFF, fx=FX, form_e_origin="VN").lines[0]
+    assert (line.import_basis, line.import_duty_vnd) == ("ACFTA", 0)
+    # Chinese goods imported into China under a Form E get no preference.
+    line = assess(body(), registration_date=DAY, tariff=TARIFF, fx=FX, form_e_origin="VN").lines[0]
+    assert line.import_basis == "MFN"
+
+
 def test_expired_or_future_form_e_is_not_applied():
     assert not form_e_valid(body(form_e="2025-11-27"), DAY)  # 366 days old
     assert form_e_valid(body(form_e="2025-11-28"), DAY)  # exactly 12 months

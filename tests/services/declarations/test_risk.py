@@ -119,6 +119,14 @@ def test_each_rule_fires_and_stays_quiet(rule, fires, quiet):
     assert rule not in rules_hit(base(**quiet))
 
 
+def test_at_hekou_a_form_e_claim_is_checked_against_vietnamese_origin():
+    form_e = {"form_e_number": "E1"}
+    vietnamese = {"kind": "import", "preferential_origin": form_e, "items": [{"hs_code": "08109020", "origin": "VN"}]}
+    chinese = {"kind": "import", "preferential_origin": form_e, "items": [{"hs_code": "08109020", "origin": "CN"}]}
+    assert "form_e_non_chinese_origin" not in rules_hit(base(body=vietnamese, form_e_origin="VN"))
+    assert "form_e_non_chinese_origin" in rules_hit(base(body=chinese, form_e_origin="VN"))
+
+
 def test_unit_value_band_needs_enough_history():
     thin = {"84314990": UnitValueBand(Decimal(10_000), Decimal(50_000), 19)}
     assert "unit_value_anomaly" not in rules_hit(base(line_vnd_per_kg=[Decimal(1)], bands=thin))
