@@ -270,6 +270,10 @@ def demo_seed() -> None:
         orgs = {
             "trader": get_or_create_organisation(session, name=own[0], tax_id=own[1]),
             "trader_b": get_or_create_organisation(session, name=other[0], tax_id=None),
+            # Traceability (issue 15): a farm cooperative and a packing house keep their diaries; plant protection
+            # inspects (the README's lychee pallet walk-through).
+            "producer": get_or_create_organisation(session, name="HTX Vải thiều Bắc Hà", tax_id=None),
+            "packhouse": get_or_create_organisation(session, name="Đóng gói Lào Cai", tax_id=None),
         }
         for name, role in (
             ("trader", Role.trader),
@@ -280,6 +284,9 @@ def demo_seed() -> None:
             ("gate", Role.gate),
             ("admin", Role.admin),
             ("issuer", Role.origin_issuer),  # issues Form E certificates (POST /api/v1/exchange/origin-certificates)
+            ("producer", Role.producer),
+            ("packhouse", Role.packhouse),
+            ("inspector", Role.inspector),
         ):
             clear = saved.get(name)
             if clear:

@@ -18,6 +18,10 @@ class TraceabilitySettings(KernelSettings):
     # Where the buyer's trace page fetches the ledger's public bundles when this process does not run the provenance
     # service (the distributed deployment): the provenance service's or the gateway's base URL.
     trace_ledger_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # The border gate's GLN: readPoint and bizLocation of the events this service records when a traced declaration
+    # is released and its truck exits (`crossing.py`). The platform's own until GS1 Viet Nam (or China, on the Hekou
+    # side) allocates the gate one; a deployment sets `SMARTGATE_TRACE_GATE_GLN`.
+    trace_gate_gln: str = Field(default="8930001000995", pattern=r"^\d{13}$")
 
 
 def traceability_settings(base: KernelSettings) -> TraceabilitySettings:

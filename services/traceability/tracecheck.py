@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from services.kernel import catalogue
 from services.kernel.database import utcnow
 from services.kernel.outbox import Event, event_row, record_events
-from services.traceability import anomaly, events, identifiers
+from services.traceability import anomaly, crossing, events, identifiers
 from services.traceability.diary import NAMESPACE
 from services.traceability.models import EpcisEvent, EpcisSite, TraceClaim
 
@@ -435,9 +435,10 @@ def _packhouses(data: TraceData, units: set[Unit]) -> list[str]:
     return sorted(out)
 
 
-def on_declaration_event(session: Session, event: Event) -> None:
+def on_declaration_event(session: Session, event: Event, *, gate_gln: str | None = None) -> None:
     """`declaration.trace_requested`: check and answer; a cancelled, rejected or expired declaration releases
-    what it drew on."""
+    what it drew on; a released or exited one that drew on pallets is recorded for them (`crossing.py`, at the
+    gate's GLN)."""
     if event.type == "declaration.trace_requested":
         request = catalogue.read(event, catalogue.DeclarationTraceRequested)
         if request is None:
@@ -450,3 +451,5 @@ def on_declaration_event(session: Session, event: Event) -> None:
     step = catalogue.read(event, catalogue.DeclarationStep)
     if step is not None and step.status in RELEASING:
         session.execute(delete(TraceClaim).where(TraceClaim.declaration_id == step.declaration_id))
+    elif step is not None and gate_gln is not None:
+        crossing.on_step(session, step, gate_gln)

@@ -116,6 +116,7 @@ def test_demo_seed_prints_a_key_per_role(runner: CliRunner, api: Api, monkeypatc
         "ADMIN_KEY",
         "ISSUER_KEY",
     } <= set(keys)
+    assert {"PRODUCER_KEY", "PACKHOUSE_KEY", "INSPECTOR_KEY"} <= set(keys)  # the lychee pallet's walk-through
     for name, path in (("SUPERVISOR_KEY", "/api/v1/review/queue"), ("TREASURY_KEY", "/api/v1/payments")):
         assert api.client.get(path, headers={"Authorization": f"Bearer {keys[name]}"}).status_code == 200, name
 
